@@ -1,0 +1,208 @@
+//! The config file as operators write it. Every struct denies unknown keys so a typo is an error,
+//! not a silently ignored setting. Values that need parsing (durations, addresses, weights) stay as
+//! written here; [`super::model`] validates them and reports every problem at once.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Proxy process settings.
+    #[serde(default)]
+    pub server: ServerSection,
+    /// The admin listener: health, metrics and the JSON API.
+    #[serde(default)]
+    pub admin: AdminSection,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogSection,
+    /// Named upstream pools, referenced by routes.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, UpstreamSection>,
+    /// Routes, each splitting its traffic between a legacy and a new pool.
+    #[serde(default)]
+    pub routes: Vec<RouteSection>,
+}
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Proxy listeners (`host:port`). Changing them needs a restart.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    /// Worker threads for the proxy; default: the number of cores.
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// How long SIGTERM waits for in-flight requests before exiting.
+    #[serde(default = "default_grace_period")]
+    pub grace_period: String,
+    /// Unix socket used to hand listeners to a new binary on upgrade (SIGQUIT + `--upgrade`).
+    #[serde(default = "default_upgrade_sock")]
+    pub upgrade_sock: String,
+}
+
+fn default_listen() -> Vec<String> {
+    vec!["0.0.0.0:8080".to_string()]
+}
+fn default_grace_period() -> String {
+    "10s".to_string()
+}
+fn default_upgrade_sock() -> String {
+    "/tmp/strangler_upgrade.sock".to_string()
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: default_listen(),
+            threads: None,
+            grace_period: default_grace_period(),
+            upgrade_sock: default_upgrade_sock(),
+        }
+    }
+}
+
+/// `[admin]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// Address of the admin listener.
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    /// Bearer token for mutations; `STRANGLER_ADMIN_TOKEN` overrides. Mandatory off loopback.
+    #[serde(default)]
+    pub token: String,
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:9090".to_string()
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection { listen: default_admin_listen(), token: String::new() }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// Filter directive (`info`, `debug`, `strangler=debug,pingora=warn`); `RUST_LOG` overrides.
+    #[serde(default = "default_level")]
+    pub level: String,
+    /// `text` or `json`.
+    #[serde(default = "default_format")]
+    pub format: String,
+    /// One line per request.
+    #[serde(default = "default_true")]
+    pub access_log: bool,
+}
+
+fn default_level() -> String {
+    "info".to_string()
+}
+fn default_format() -> String {
+    "text".to_string()
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection { level: default_level(), format: default_format(), access_log: true }
+    }
+}
+
+/// `[upstreams.NAME]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSection {
+    /// `host:port` addresses, used round robin.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// HTTPS to the upstream.
+    #[serde(default)]
+    pub tls: bool,
+    /// TLS server name; default: the host part of the first address.
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// Replace the client's Host header with this value.
+    #[serde(default)]
+    pub host_header: Option<String>,
+    /// Time allowed to establish a connection.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: String,
+    /// Time allowed between reads from the upstream.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout: String,
+}
+
+fn default_connect_timeout() -> String {
+    "1s".to_string()
+}
+fn default_read_timeout() -> String {
+    "30s".to_string()
+}
+
+/// `[[routes]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    /// Unique name, `[a-z0-9-]+`.
+    pub name: String,
+    /// Hosts this route answers for (`api.example.com`, `*.example.com`); absent = any host.
+    #[serde(default)]
+    pub hosts: Option<Vec<String>>,
+    /// Path prefix; the longest match wins. `/` is a catch-all.
+    #[serde(default = "default_prefix")]
+    pub path_prefix: String,
+    /// Upstream pool of the legacy service.
+    pub legacy: String,
+    /// Upstream pool of the new service.
+    pub new: String,
+    /// Percent of requests served by `new`, 0..=100 in steps of 0.01.
+    #[serde(default)]
+    pub weight: f64,
+    /// `{ cookie = "sid" }`, `{ header = "x-user-id" }` or `"client_ip"`; absent = random.
+    #[serde(default)]
+    pub sticky: Option<toml::Value>,
+    /// Let a request header force a side.
+    #[serde(default, rename = "override")]
+    pub override_: Option<OverrideSection>,
+    /// Add `x-strangler-side` to responses.
+    #[serde(default)]
+    pub expose_side: bool,
+    /// Shadow traffic (not supported yet: rejected with a clear message).
+    #[serde(default)]
+    pub shadow: Option<toml::Value>,
+    /// Response comparison (not supported yet).
+    #[serde(default)]
+    pub compare: Option<toml::Value>,
+    /// Progressive rollout (not supported yet).
+    #[serde(default)]
+    pub rollout: Option<toml::Value>,
+    /// Retry failed requests to new on legacy (not supported yet).
+    #[serde(default)]
+    pub failover: Option<toml::Value>,
+}
+
+fn default_prefix() -> String {
+    "/".to_string()
+}
+
+/// `override = { header = "...", token = "..." }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideSection {
+    /// Request header that names the side: `legacy`, `new`, or `new;token=...`.
+    pub header: String,
+    /// When set, the header must carry `;token=THIS` to be honoured.
+    #[serde(default)]
+    pub token: Option<String>,
+}

@@ -1,0 +1,581 @@
+//! The validated configuration the proxy runs on. Built only through [`Config::from_file`], which
+//! checks everything and collects every problem, so a `Config` value is always usable as a whole.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+
+use super::file::{FileConfig, RouteSection, UpstreamSection};
+use super::units::parse_duration;
+use super::Problem;
+
+/// Weights are kept in hundredths of a percent: 0..=10000.
+pub const WEIGHT_SCALE: u32 = 10_000;
+
+/// Environment variable that overrides `admin.token`.
+pub const TOKEN_ENV: &str = "STRANGLER_ADMIN_TOKEN";
+
+/// Which service answers a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Legacy,
+    New,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Legacy => "legacy",
+            Side::New => "new",
+        }
+    }
+}
+
+/// A complete, validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The file this came from; runtime weight changes are written back to it.
+    pub path: PathBuf,
+    pub server: ServerSettings,
+    pub admin: AdminSettings,
+    pub log: LogSettings,
+    pub upstreams: BTreeMap<String, Arc<Upstream>>,
+    /// In file order.
+    pub routes: Vec<Arc<Route>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    pub listen: Vec<SocketAddr>,
+    pub threads: usize,
+    pub grace_period: Duration,
+    pub upgrade_sock: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub listen: SocketAddr,
+    /// `None` when no token is configured (only allowed on loopback).
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: LogFormat,
+    pub access_log: bool,
+}
+
+/// A named pool of upstream addresses.
+#[derive(Debug)]
+pub struct Upstream {
+    pub name: String,
+    pub addrs: Vec<SocketAddr>,
+    pub tls: bool,
+    pub sni: String,
+    pub host_header: Option<HeaderValue>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    next: AtomicUsize,
+}
+
+impl Upstream {
+    /// Where this request starts in the pool: round robin across requests.
+    pub fn start_index(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The address for attempt `attempt` of a request that started at `start`: each retry after
+    /// a failed connect moves to the next address of the same pool.
+    pub fn addr(&self, start: usize, attempt: usize) -> SocketAddr {
+        self.addrs[start.wrapping_add(attempt) % self.addrs.len()]
+    }
+}
+
+/// How a request's sticky key is found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sticky {
+    Cookie(String),
+    Header(HeaderName),
+    ClientIp,
+}
+
+impl Sticky {
+    pub fn describe(&self) -> String {
+        match self {
+            Sticky::Cookie(c) => format!("cookie:{c}"),
+            Sticky::Header(h) => format!("header:{h}"),
+            Sticky::ClientIp => "client_ip".to_string(),
+        }
+    }
+}
+
+/// A request header that forces a side, for QA.
+#[derive(Debug, Clone)]
+pub struct Override {
+    pub header: HeaderName,
+    pub token: Option<String>,
+}
+
+/// A host pattern of a route.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HostPattern {
+    /// `api.example.com`
+    Exact(String),
+    /// `*.example.com`, stored as `.example.com`
+    Suffix(String),
+}
+
+impl HostPattern {
+    /// `host` must already be lowercase and without a port.
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            HostPattern::Exact(h) => h == host,
+            HostPattern::Suffix(s) => host.len() > s.len() && host.ends_with(s.as_str()),
+        }
+    }
+
+    /// Higher is more specific: exact names beat wildcards, longer wildcards beat shorter ones.
+    pub fn specificity(&self) -> usize {
+        match self {
+            HostPattern::Exact(_) => usize::MAX,
+            HostPattern::Suffix(s) => s.len(),
+        }
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostPattern::Exact(e) => f.write_str(e),
+            HostPattern::Suffix(s) => write!(f, "*{s}"),
+        }
+    }
+}
+
+/// One route: which requests it takes and how it splits them.
+#[derive(Debug)]
+pub struct Route {
+    pub name: String,
+    /// Empty = any host.
+    pub hosts: Vec<HostPattern>,
+    pub path_prefix: String,
+    pub legacy: Arc<Upstream>,
+    pub new: Arc<Upstream>,
+    /// Share of requests served by `new`, in hundredths of a percent (0..=10000).
+    pub weight: u32,
+    pub sticky: Option<Sticky>,
+    pub override_: Option<Override>,
+    pub expose_side: bool,
+}
+
+impl Route {
+    pub fn upstream(&self, side: Side) -> &Arc<Upstream> {
+        match side {
+            Side::Legacy => &self.legacy,
+            Side::New => &self.new,
+        }
+    }
+
+    pub fn weight_percent(&self) -> f64 {
+        f64::from(self.weight) / 100.0
+    }
+}
+
+// === validation ===
+
+/// Collects problems while validating, so `check` can show all of them at once.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, value: impl std::fmt::Display, message: impl Into<String>) {
+        self.0.push(Problem::new(key, Some(value.to_string()), message));
+    }
+
+    fn duration(&mut self, key: &str, value: &str) -> Duration {
+        match parse_duration(value) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                self.add(key, quote(value), "must be greater than zero, e.g. \"1s\"");
+                Duration::from_secs(1)
+            }
+            Err(msg) => {
+                self.add(key, quote(value), msg);
+                Duration::from_secs(1)
+            }
+        }
+    }
+}
+
+fn quote(s: &str) -> String {
+    format!("{s:?}")
+}
+
+impl Config {
+    /// Validate a parsed file into a model, or return every problem found.
+    pub fn from_file(file: FileConfig, path: &Path) -> Result<Config, Vec<Problem>> {
+        let mut p = Problems::default();
+
+        let server = {
+            let s = &file.server;
+            if s.listen.is_empty() {
+                p.0.push(Problem::new("server.listen", Some("[]".into()), "needs at least one address, e.g. [\"0.0.0.0:8080\"]"));
+            }
+            let listen = s
+                .listen
+                .iter()
+                .enumerate()
+                .filter_map(|(i, a)| parse_listen(&mut p, &format!("server.listen[{i}]"), a))
+                .collect();
+            let threads = match s.threads {
+                Some(0) => {
+                    p.add("server.threads", 0, "must be at least 1 (or removed to use one thread per core)");
+                    1
+                }
+                Some(n) => n,
+                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            };
+            if s.upgrade_sock.is_empty() {
+                p.add("server.upgrade_sock", "\"\"", "must be a path for a unix socket, e.g. \"/tmp/strangler_upgrade.sock\"");
+            }
+            ServerSettings {
+                listen,
+                threads,
+                grace_period: p.duration("server.grace_period", &s.grace_period),
+                upgrade_sock: s.upgrade_sock.clone(),
+            }
+        };
+
+        let admin = {
+            let a = &file.admin;
+            let listen = parse_listen(&mut p, "admin.listen", &a.listen);
+            let token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()).or_else(|| Some(a.token.clone()).filter(|t| !t.is_empty()));
+            if let Some(addr) = listen {
+                if !addr.ip().is_loopback() && token.is_none() {
+                    p.add(
+                        "admin.token",
+                        "\"\"",
+                        format!("a token is required when admin.listen ({addr}) is not a loopback address: set admin.token or {TOKEN_ENV}, or listen on 127.0.0.1"),
+                    );
+                }
+            }
+            AdminSettings { listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))), token }
+        };
+
+        let log = {
+            let l = &file.log;
+            if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&l.level) {
+                p.add("log.level", quote(&l.level), format!("not a valid log filter ({e}); use error, warn, info, debug, trace or directives like \"strangler=debug,pingora=warn\""));
+            }
+            let format = match l.format.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    p.add("log.format", quote(other), "must be \"text\" or \"json\"");
+                    LogFormat::Text
+                }
+            };
+            LogSettings { level: l.level.clone(), format, access_log: l.access_log }
+        };
+
+        let upstreams: BTreeMap<String, Arc<Upstream>> = file
+            .upstreams
+            .iter()
+            .filter_map(|(name, u)| build_upstream(&mut p, name, u).map(|u| (name.clone(), Arc::new(u))))
+            .collect();
+
+        let mut routes = Vec::with_capacity(file.routes.len());
+        let mut names = HashSet::new();
+        let mut claimed: HashMap<(Option<HostPattern>, String), String> = HashMap::new();
+        for (i, r) in file.routes.iter().enumerate() {
+            let key = format!("routes[{i}]");
+            if !names.insert(r.name.clone()) {
+                p.add(format!("{key}.name"), quote(&r.name), "is used by an earlier route; route names must be unique");
+            }
+            if let Some(route) = build_route(&mut p, &key, r, &file.upstreams, &upstreams) {
+                // Two routes claiming the same host + prefix would make the match order-dependent.
+                let hosts: Vec<Option<HostPattern>> =
+                    if route.hosts.is_empty() { vec![None] } else { route.hosts.iter().cloned().map(Some).collect() };
+                for h in hosts {
+                    let claim = (h.clone(), route.path_prefix.clone());
+                    if let Some(other) = claimed.get(&claim) {
+                        let host = h.map_or("any host".to_string(), |h| format!("host {h}"));
+                        p.add(
+                            format!("{key}.path_prefix"),
+                            quote(&route.path_prefix),
+                            format!("route {other:?} already serves {host} with this prefix; give one of them another prefix or hosts"),
+                        );
+                    } else {
+                        claimed.insert(claim, route.name.clone());
+                    }
+                }
+                routes.push(Arc::new(route));
+            }
+        }
+
+        if p.0.is_empty() {
+            Ok(Config { path: path.to_path_buf(), server, admin, log, upstreams, routes })
+        } else {
+            Err(p.0)
+        }
+    }
+
+    pub fn route(&self, name: &str) -> Option<&Arc<Route>> {
+        self.routes.iter().find(|r| r.name == name)
+    }
+}
+
+fn parse_listen(p: &mut Problems, key: &str, value: &str) -> Option<SocketAddr> {
+    match value.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            p.add(key, quote(value), "must be an IP address and port, e.g. \"0.0.0.0:8080\" or \"[::1]:8080\"");
+            None
+        }
+    }
+}
+
+fn valid_name(name: &str, extra: &[char]) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || extra.contains(&c))
+}
+
+fn build_upstream(p: &mut Problems, name: &str, u: &UpstreamSection) -> Option<Upstream> {
+    let key = format!("upstreams.{name}");
+    let before = p.0.len();
+    if !valid_name(name, &['_', '.']) {
+        p.add(&key, quote(name), "upstream names use lowercase letters, digits, '-', '_' and '.'");
+    }
+    if u.addresses.is_empty() {
+        p.add(format!("{key}.addresses"), "[]", "needs at least one \"host:port\" address");
+    }
+    let mut addrs = Vec::new();
+    let mut first_host = None;
+    for (i, a) in u.addresses.iter().enumerate() {
+        let akey = format!("{key}.addresses[{i}]");
+        let Some((host, port)) = a.rsplit_once(':') else {
+            p.add(akey, quote(a), "must be \"host:port\", e.g. \"127.0.0.1:3000\"");
+            continue;
+        };
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            p.add(akey, quote(a), "the port must be a number from 1 to 65535");
+            continue;
+        }
+        // Names are resolved once per load (and again on every reload), never per request.
+        match a.to_socket_addrs() {
+            Ok(resolved) => {
+                let before = addrs.len();
+                addrs.extend(resolved);
+                if addrs.len() == before {
+                    p.add(akey, quote(a), "resolves to no address");
+                }
+            }
+            Err(e) => p.add(akey, quote(a), format!("cannot be resolved ({e}); use an IP address or a resolvable host name")),
+        }
+        if first_host.is_none() {
+            first_host = Some(host.trim_start_matches('[').trim_end_matches(']').to_string());
+        }
+    }
+    let host_header = match &u.host_header {
+        Some(h) => match HeaderValue::from_str(h) {
+            Ok(v) if !h.is_empty() => Some(v),
+            _ => {
+                p.add(format!("{key}.host_header"), quote(h), "must be a non-empty host name such as \"orders.internal\"");
+                None
+            }
+        },
+        None => None,
+    };
+    let connect_timeout = p.duration(&format!("{key}.connect_timeout"), &u.connect_timeout);
+    let read_timeout = p.duration(&format!("{key}.read_timeout"), &u.read_timeout);
+    if p.0.len() > before {
+        return None;
+    }
+    Some(Upstream {
+        name: name.to_string(),
+        addrs,
+        tls: u.tls,
+        sni: u.sni.clone().or(first_host).unwrap_or_default(),
+        host_header,
+        connect_timeout,
+        read_timeout,
+        next: AtomicUsize::new(0),
+    })
+}
+
+fn build_route(
+    p: &mut Problems,
+    key: &str,
+    r: &RouteSection,
+    declared: &BTreeMap<String, UpstreamSection>,
+    upstreams: &BTreeMap<String, Arc<Upstream>>,
+) -> Option<Route> {
+    let before = p.0.len();
+    if !valid_name(&r.name, &[]) {
+        p.add(format!("{key}.name"), quote(&r.name), "route names use only lowercase letters, digits and '-' ([a-z0-9-]+)");
+    }
+
+    let hosts = match &r.hosts {
+        None => Vec::new(),
+        Some(list) if list.is_empty() => {
+            p.add(format!("{key}.hosts"), "[]", "list at least one host, or remove the key to match any host");
+            Vec::new()
+        }
+        Some(list) => list.iter().enumerate().filter_map(|(i, h)| parse_host(p, &format!("{key}.hosts[{i}]"), h)).collect(),
+    };
+
+    if !r.path_prefix.starts_with('/') {
+        p.add(format!("{key}.path_prefix"), quote(&r.path_prefix), "must start with '/', e.g. \"/orders\" (\"/\" matches everything)");
+    }
+
+    let mut pool = |field: &str, name: &str| -> Option<Arc<Upstream>> {
+        if let Some(u) = upstreams.get(name) {
+            return Some(u.clone());
+        }
+        if !declared.contains_key(name) {
+            let known: Vec<&str> = declared.keys().map(String::as_str).collect();
+            p.add(
+                format!("{key}.{field}"),
+                quote(name),
+                format!("no such upstream; declare [upstreams.{name}] or use one of: {}", if known.is_empty() { "(none declared)".to_string() } else { known.join(", ") }),
+            );
+        }
+        // Declared but invalid: its own problems are already reported.
+        None
+    };
+    let legacy = pool("legacy", &r.legacy);
+    let new = pool("new", &r.new);
+
+    let weight = parse_weight(p, &format!("{key}.weight"), r.weight);
+    let sticky = r.sticky.as_ref().and_then(|v| parse_sticky(p, &format!("{key}.sticky"), v));
+    let override_ = r.override_.as_ref().and_then(|o| {
+        let okey = format!("{key}.override");
+        let header = match HeaderName::from_bytes(o.header.as_bytes()) {
+            Ok(h) => Some(h),
+            Err(_) => {
+                p.add(format!("{okey}.header"), quote(&o.header), "must be a valid header name such as \"x-strangler-target\"");
+                None
+            }
+        };
+        if o.token.as_deref() == Some("") {
+            p.add(format!("{okey}.token"), "\"\"", "must not be empty; remove it to accept the header without a token");
+        }
+        header.map(|header| Override { header, token: o.token.clone() })
+    });
+
+    for (field, present, issue) in [
+        ("shadow", r.shadow.is_some(), "shadow traffic"),
+        ("compare", r.compare.is_some(), "response comparison"),
+        ("rollout", r.rollout.is_some(), "progressive rollout"),
+        ("failover", r.failover.is_some(), "failover"),
+    ] {
+        if present {
+            p.0.push(Problem::new(
+                format!("{key}.{field}"),
+                None,
+                format!("{issue} is not supported yet by this version of strangler; remove the [{key}.{field}] settings"),
+            ));
+        }
+    }
+
+    if p.0.len() > before {
+        return None;
+    }
+    Some(Route {
+        name: r.name.clone(),
+        hosts,
+        path_prefix: r.path_prefix.clone(),
+        legacy: legacy?,
+        new: new?,
+        weight,
+        sticky,
+        override_,
+        expose_side: r.expose_side,
+    })
+}
+
+/// A weight in percent -> hundredths of a percent. Rejects anything that would be rounded.
+pub fn parse_weight_percent(w: f64) -> Result<u32, String> {
+    if !w.is_finite() || !(0.0..=100.0).contains(&w) {
+        return Err("must be a percentage from 0 to 100".to_string());
+    }
+    let scaled = w * 100.0;
+    let rounded = scaled.round();
+    if (scaled - rounded).abs() > 1e-6 {
+        return Err("has more than two decimals; weights go in steps of 0.01 (e.g. 12.5 or 0.25)".to_string());
+    }
+    Ok(rounded as u32)
+}
+
+fn parse_weight(p: &mut Problems, key: &str, w: f64) -> u32 {
+    parse_weight_percent(w).unwrap_or_else(|msg| {
+        p.add(key, w, msg);
+        0
+    })
+}
+
+fn parse_host(p: &mut Problems, key: &str, h: &str) -> Option<HostPattern> {
+    let lower = h.to_ascii_lowercase();
+    let (pattern, name) = match lower.strip_prefix("*.") {
+        Some(rest) => (HostPattern::Suffix(format!(".{rest}")), rest),
+        None => (HostPattern::Exact(lower.clone()), lower.as_str()),
+    };
+    let ok = !name.is_empty()
+        && name.split('.').all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    if ok {
+        Some(pattern)
+    } else {
+        p.add(key, quote(h), "must be a host name such as \"api.example.com\" or a wildcard such as \"*.example.com\" (no port, no path)");
+        None
+    }
+}
+
+fn parse_sticky(p: &mut Problems, key: &str, v: &toml::Value) -> Option<Sticky> {
+    const HINT: &str = "must be { cookie = \"NAME\" }, { header = \"NAME\" } or \"client_ip\"";
+    match v {
+        toml::Value::String(s) if s == "client_ip" => Some(Sticky::ClientIp),
+        toml::Value::Table(t) if t.len() == 1 => {
+            let (kind, name) = t.iter().next()?;
+            let Some(name) = name.as_str().filter(|n| !n.is_empty()) else {
+                p.add(format!("{key}.{kind}"), name, "must be a non-empty string");
+                return None;
+            };
+            match kind.as_str() {
+                "cookie" if name.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b)) => {
+                    Some(Sticky::Cookie(name.to_string()))
+                }
+                "cookie" => {
+                    p.add(format!("{key}.cookie"), quote(name), "is not a valid cookie name");
+                    None
+                }
+                "header" => match HeaderName::from_bytes(name.as_bytes()) {
+                    Ok(h) => Some(Sticky::Header(h)),
+                    Err(_) => {
+                        p.add(format!("{key}.header"), quote(name), "is not a valid header name");
+                        None
+                    }
+                },
+                _ => {
+                    p.add(key, v, HINT);
+                    None
+                }
+            }
+        }
+        _ => {
+            p.add(key, v, HINT);
+            None
+        }
+    }
+}

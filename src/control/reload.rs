@@ -1,0 +1,194 @@
+//! Hot reload. Triggers: a change in the config file's directory (so editors' atomic renames and
+//! Kubernetes ConfigMap symlink swaps are seen), SIGHUP, and the admin API. Bursts of file events
+//! are debounced. Each reload parses and validates a complete new config and swaps it in with one
+//! store; an invalid file is logged and counted and the running config keeps serving.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use notify::{EventKind, RecursiveMode, Watcher};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::config::{self, ConfigError};
+use crate::metrics::METRICS;
+use crate::snapshot::Shared;
+
+/// Quiet time after the last file event before reloading.
+const DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// What asked for a reload; shown in logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    FileChange,
+    Signal,
+    Api,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::FileChange => "file change",
+            Trigger::Signal => "SIGHUP",
+            Trigger::Api => "admin API",
+        }
+    }
+}
+
+/// Result of a reload that did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Applied,
+    /// A file event, but the file's bytes are those already seen.
+    Unchanged,
+}
+
+pub struct Reloader {
+    path: PathBuf,
+    shared: Arc<Shared>,
+    /// Bytes of the file as last read, so file events that change nothing are ignored.
+    last_seen: Mutex<Option<Vec<u8>>>,
+}
+
+impl Reloader {
+    pub fn new(path: PathBuf, shared: Arc<Shared>) -> Self {
+        let last_seen = std::fs::read(&path).ok();
+        Reloader { path, shared, last_seen: Mutex::new(last_seen) }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Read, validate and apply the config file. Never leaves a partial config in place.
+    pub fn reload(&self, trigger: Trigger) -> Result<Outcome, ConfigError> {
+        let bytes = std::fs::read(&self.path);
+        if let Ok(b) = &bytes {
+            let mut last = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+            if trigger == Trigger::FileChange && last.as_deref() == Some(b.as_slice()) {
+                return Ok(Outcome::Unchanged);
+            }
+            *last = Some(b.clone());
+        }
+        let result = bytes
+            .map_err(|e| ConfigError {
+                file: self.path.clone(),
+                problems: vec![config::Problem::new("", None, format!("cannot read the file: {e}"))],
+            })
+            .and_then(|b| config::load_str(&String::from_utf8_lossy(&b), &self.path));
+        match result {
+            Ok(new) => {
+                let old = self.shared.replace(new);
+                let cur = self.shared.load();
+                warn_restart_needed(&old.config, &cur.config);
+                METRICS.config_reloads.with_label_values(&["ok"]).inc();
+                let weights: Vec<String> =
+                    cur.config.routes.iter().map(|r| format!("{}={}%", r.name, r.weight_percent())).collect();
+                tracing::info!(trigger = trigger.as_str(), routes = %weights.join(" "), "config reloaded");
+                Ok(Outcome::Applied)
+            }
+            Err(e) => {
+                METRICS.config_reloads.with_label_values(&["error"]).inc();
+                tracing::error!(trigger = trigger.as_str(), "config reload rejected, the running config keeps serving:\n{e}");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Settings bound at start-up cannot change on reload; say so instead of pretending.
+fn warn_restart_needed(old: &config::Config, new: &config::Config) {
+    let mut changed = Vec::new();
+    if old.server != new.server {
+        changed.push("server");
+    }
+    if old.admin.listen != new.admin.listen {
+        changed.push("admin.listen");
+    }
+    if old.log.level != new.log.level || old.log.format != new.log.format {
+        changed.push("log.level/log.format");
+    }
+    if !changed.is_empty() {
+        tracing::warn!("changes to {} take effect only after a restart", changed.join(", "));
+    }
+}
+
+/// The background task that turns file events and SIGHUP into reloads.
+pub struct ReloadService {
+    reloader: Arc<Reloader>,
+}
+
+impl ReloadService {
+    pub fn new(reloader: Arc<Reloader>) -> Self {
+        ReloadService { reloader }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for ReloadService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let _watcher = watch_dir(self.reloader.path(), tx);
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!("cannot listen for SIGHUP, reload by signal is off: {e}");
+                None
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    let _ = self.reloader.reload(Trigger::Signal);
+                }
+                Some(()) = rx.recv() => {
+                    // Debounce: wait until events stop for a moment, then reload once.
+                    while tokio::time::timeout(DEBOUNCE, rx.recv()).await.is_ok_and(|e| e.is_some()) {}
+                    let _ = self.reloader.reload(Trigger::FileChange);
+                }
+            }
+        }
+    }
+}
+
+/// Watch the directory, not the file: an atomic rename or a symlink swap replaces the inode a
+/// file watch would be attached to.
+fn watch_dir(path: &Path, tx: mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let handler = move |res: notify::Result<notify::Event>| {
+        // Reads (ours included) produce access events; they never change the config.
+        if let Ok(ev) = res {
+            if !matches!(ev.kind, EventKind::Access(_)) {
+                let _ = tx.send(());
+            }
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!("cannot watch {}: {e}; reload with SIGHUP or the admin API", dir.display());
+            return None;
+        }
+    };
+    if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+        tracing::error!("cannot watch {}: {e}; reload with SIGHUP or the admin API", dir.display());
+        return None;
+    }
+    Some(watcher)
+}
+
+/// Make SIGHUP harmless from the very start of the process: until a handler is installed its
+/// default action kills the process. Tokio keeps the OS handler installed for the life of the
+/// process once registered, so registering it on a short-lived runtime is enough.
+pub fn guard_sighup() -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async { signal(SignalKind::hangup()).map(drop) })
+}

@@ -1,0 +1,22 @@
+//! strangler: a reverse proxy for strangler-fig migrations.
+//!
+//! A request's journey, module by module, in the order it happens:
+//!
+//! 1. [`proxy`]: Pingora hands us the request; the `ProxyHttp` impl is a table of contents.
+//! 2. [`route::table`]: match a route by host, then the longest path prefix.
+//! 3. [`route::split`]: choose legacy or new (override header, sticky key hash, or random draw).
+//! 4. [`proxy::forward`]: pick an address of the chosen pool and forward.
+//! 5. [`proxy::record`]: count it in [`metrics`] and write the access log line.
+//!
+//! Around it: [`config`] (file -> validated model), [`snapshot`] (the running config, swapped
+//! whole on reload), [`control`] (reload on file change or SIGHUP, the admin listener),
+//! [`server`] (process assembly) and [`logging`].
+
+pub mod config;
+pub mod control;
+pub mod logging;
+pub mod metrics;
+pub mod proxy;
+pub mod route;
+pub mod server;
+pub mod snapshot;

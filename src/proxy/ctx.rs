@@ -1,0 +1,50 @@
+//! Per-request state, in small parts that each phase fills in turn.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::model::Route;
+use crate::route::Choice;
+
+/// Everything strangler knows about one request.
+pub struct Ctx {
+    pub started: Instant,
+    /// The matched route, pinned for the whole request (its upstreams come with it), so a reload
+    /// in flight never changes where this request goes.
+    pub route: Option<Arc<Route>>,
+    /// The side, chosen once in `request_filter`: a retry in `upstream_peer` never re-rolls it.
+    pub choice: Option<Choice>,
+    pub upstream: UpstreamAttempt,
+}
+
+/// Where the request was forwarded, and how many times `upstream_peer` was asked.
+#[derive(Default)]
+pub struct UpstreamAttempt {
+    pub addr: Option<SocketAddr>,
+    /// Index in the pool of the first attempt; retries walk on from it.
+    pub start: usize,
+    pub attempts: usize,
+    /// Kind of the last upstream failure, for metrics and the access log.
+    pub error: Option<&'static str>,
+}
+
+impl Ctx {
+    pub fn new() -> Self {
+        Ctx { started: Instant::now(), route: None, choice: None, upstream: UpstreamAttempt::default() }
+    }
+
+    pub fn route_name(&self) -> &str {
+        self.route.as_deref().map_or(crate::metrics::NO_ROUTE, |r| r.name.as_str())
+    }
+
+    pub fn side_name(&self) -> &'static str {
+        self.choice.map_or("-", |c| c.side.as_str())
+    }
+}
+
+impl Default for Ctx {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,106 @@
+//! Forwarding: match the route, choose the side, build the upstream peer and request headers.
+
+use bytes::Bytes;
+use http::header::HOST;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::Session;
+
+use super::ctx::Ctx;
+use super::record;
+use crate::config::Side;
+use crate::metrics::METRICS;
+use crate::route::choose_side;
+use crate::snapshot::Shared;
+
+pub const SIDE_HEADER: &str = "x-strangler-side";
+
+/// Match a route and choose a side. Answers 404 itself (returning `Ok(true)`) when no route
+/// matches.
+pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    let req = session.req_header();
+    let host = req.uri.host().or_else(|| req.headers.get(HOST).and_then(|v| v.to_str().ok()));
+    let found = {
+        let snap = shared.load();
+        snap.table.find(host, req.uri.path()).cloned()
+    };
+    let Some(route) = found else {
+        session.respond_error_with_body(404, Bytes::from_static(b"no route matches this request\n")).await?;
+        return Ok(true);
+    };
+    let client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+    let choice = choose_side(&route, &session.req_header().headers, client_ip);
+    if choice.override_rejected {
+        METRICS.override_rejected.with_label_values(&[&route.name]).inc();
+    }
+    ctx.route = Some(route);
+    ctx.choice = Some(choice);
+    Ok(false)
+}
+
+fn chosen(ctx: &Ctx) -> Result<(&crate::config::Route, Side)> {
+    match (&ctx.route, ctx.choice) {
+        (Some(r), Some(c)) => Ok((r, c.side)),
+        _ => Error::e_explain(ErrorType::InternalError, "no route chosen before upstream selection"),
+    }
+}
+
+/// The peer for this attempt: the chosen side's pool, round robin, the next address on a retry.
+pub fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+    let (route, side) = chosen(ctx)?;
+    let up = route.upstream(side).clone();
+    if ctx.upstream.attempts == 0 {
+        ctx.upstream.start = up.start_index();
+    }
+    let addr = up.addr(ctx.upstream.start, ctx.upstream.attempts);
+    ctx.upstream.attempts += 1;
+    ctx.upstream.addr = Some(addr);
+    let mut peer = HttpPeer::new(addr, up.tls, up.sni.clone());
+    peer.options.connection_timeout = Some(up.connect_timeout);
+    peer.options.read_timeout = Some(up.read_timeout);
+    peer.options.write_timeout = Some(up.read_timeout);
+    Ok(Box::new(peer))
+}
+
+/// Count the failed connect and, while the pool has addresses not yet tried, retry on the next.
+pub fn on_connect_failure(ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
+    let kind = record::error_kind(e.etype());
+    ctx.upstream.error = Some(kind);
+    if let Ok((route, side)) = chosen(ctx) {
+        METRICS.upstream_errors.with_label_values(&[&route.name, side.as_str(), kind]).inc();
+        if ctx.upstream.attempts < route.upstream(side).addrs.len() {
+            e.set_retry(true);
+        }
+    }
+    e
+}
+
+/// Headers for the upstream: Host rewrite, `x-forwarded-*`, and the override header (which may
+/// carry a token) removed.
+pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
+    let (route, side) = chosen(ctx)?;
+    if let Some(host) = &route.upstream(side).host_header {
+        req.insert_header(HOST, host.clone())?;
+    }
+    if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()) {
+        let xff = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
+            _ => ip.to_string(),
+        };
+        req.insert_header("x-forwarded-for", xff)?;
+    }
+    let tls = session.as_downstream().digest().is_some_and(|d| d.ssl_digest.is_some());
+    req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
+    if let Some(ov) = &route.override_ {
+        req.remove_header(&ov.header);
+    }
+    Ok(())
+}
+
+pub fn downstream_response(resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
+    let (route, side) = chosen(ctx)?;
+    if route.expose_side {
+        resp.insert_header(SIDE_HEADER, side.as_str())?;
+    }
+    Ok(())
+}

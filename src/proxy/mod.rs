@@ -1,0 +1,72 @@
+//! The Pingora `ProxyHttp` implementation. It is a table of contents: each phase hands off to one
+//! function in [`forward`] or [`record`], in the order a request lives through them.
+
+pub mod ctx;
+pub mod forward;
+pub mod record;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+
+pub use ctx::Ctx;
+
+use crate::snapshot::Shared;
+
+/// The proxy: routes, splits and forwards each request using the current snapshot.
+pub struct Strangler {
+    shared: Arc<Shared>,
+}
+
+impl Strangler {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Strangler { shared }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Strangler {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::new()
+    }
+
+    /// Match a route and choose a side; answer 404 here when no route matches.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        forward::route_request(&self.shared, session, ctx).await
+    }
+
+    /// Pick an address of the chosen side's pool (round robin; the next one on a retry).
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        forward::peer(ctx)
+    }
+
+    /// Retry a refused connection on another address of the same pool, never the other side.
+    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, e: Box<Error>) -> Box<Error> {
+        forward::on_connect_failure(ctx, e)
+    }
+
+    /// Host rewrite, forwarding headers, and the override header removed.
+    async fn upstream_request_filter(&self, session: &mut Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+        forward::upstream_request(session, req, ctx)
+    }
+
+    /// `x-strangler-side` when the route exposes it.
+    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        forward::downstream_response(resp, ctx)
+    }
+
+    /// Error responses: 502 when the upstream cannot be reached, 504 when it is too slow.
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        record::fail_to_proxy(session, e, ctx).await
+    }
+
+    /// Metrics and the access log line.
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        record::request_done(&self.shared, session, e, ctx);
+    }
+}

@@ -1,0 +1,90 @@
+//! The end of a request: error responses, metrics and the access log.
+
+use bytes::Bytes;
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, Session};
+
+use super::ctx::Ctx;
+use crate::metrics::METRICS;
+use crate::snapshot::Shared;
+
+/// A short label for an upstream failure, used in metrics and logs.
+pub fn error_kind(e: &ErrorType) -> &'static str {
+    use ErrorType::*;
+    match e {
+        ConnectTimedout => "connect_timeout",
+        ConnectRefused | ConnectNoRoute | ConnectError | SocketError | BindError => "connect",
+        TLSHandshakeFailure | TLSHandshakeTimedout | InvalidCert | HandshakeError => "tls",
+        ReadTimedout | WriteTimedout => "timeout",
+        ConnectionClosed | ReadError | WriteError => "reset",
+        InvalidHTTPHeader => "protocol",
+        _ => "other",
+    }
+}
+
+fn is_connect_error(e: &ErrorType) -> bool {
+    matches!(error_kind(e), "connect_timeout" | "connect" | "tls")
+}
+
+/// Answer the client when proxying failed: 504 for an upstream that was too slow (Pingora would
+/// say 502), 502 for one that could not be reached or broke the protocol.
+pub async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+    let upstream = *e.esource() == ErrorSource::Upstream;
+    let code = match e.etype() {
+        ErrorType::HTTPStatus(code) => *code,
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout if upstream => 504,
+        _ if upstream => 502,
+        ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed
+            if *e.esource() == ErrorSource::Downstream =>
+        {
+            0 // the client is gone
+        }
+        _ if *e.esource() == ErrorSource::Downstream => 400,
+        _ => 500,
+    };
+    if upstream {
+        let kind = error_kind(e.etype());
+        // Connect failures were counted per attempt in `fail_to_connect`.
+        if !is_connect_error(e.etype()) {
+            METRICS.upstream_errors.with_label_values(&[ctx.route_name(), ctx.side_name(), kind]).inc();
+        }
+        ctx.upstream.error = Some(kind);
+    }
+    if code > 0 {
+        let body: &'static [u8] = match code {
+            502 => b"bad gateway: the upstream could not be reached\n",
+            504 => b"gateway timeout: the upstream did not answer in time\n",
+            _ => b"",
+        };
+        if let Err(err) = session.respond_error_with_body(code, Bytes::from_static(body)).await {
+            tracing::debug!("could not send the error response: {err}");
+        }
+    }
+    FailToProxy { error_code: code, can_reuse_downstream: false }
+}
+
+/// Count the request and write its access log line.
+pub fn request_done(shared: &Shared, session: &Session, e: Option<&Error>, ctx: &Ctx) {
+    let status = session.response_written().map(|r| r.status);
+    let code = status.as_ref().map_or("0", |s| s.as_str());
+    let (route, side) = (ctx.route_name(), ctx.side_name());
+    let elapsed = ctx.started.elapsed();
+    METRICS.requests.with_label_values(&[route, side, code]).inc();
+    METRICS.request_duration.with_label_values(&[route, side]).observe(elapsed.as_secs_f64());
+
+    if shared.load().config.log.access_log {
+        let req = session.req_header();
+        let upstream = ctx.upstream.addr.map(|a| a.to_string());
+        tracing::info!(
+            target: "strangler::access",
+            route,
+            side,
+            method = req.method.as_str(),
+            path = req.uri.path(),
+            status = code,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            upstream = upstream.as_deref().unwrap_or("-"),
+            error = ctx.upstream.error.or(e.map(|_| "proxy")).unwrap_or("-"),
+        );
+    }
+}

@@ -1,0 +1,74 @@
+//! Process assembly: the Pingora server with the proxy, the admin listener and the reloader.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use pingora::prelude::*;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::RunArgs;
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+
+use crate::config::{self, Config};
+use crate::control::admin::AdminApp;
+use crate::control::reload::{guard_sighup, ReloadService, Reloader};
+use crate::proxy::Strangler;
+use crate::snapshot::Shared;
+
+/// Pingora's own settings, from ours. Built before the `Server` because the upgrade socket is
+/// captured at construction.
+fn pingora_conf(cfg: &Config) -> anyhow::Result<ServerConf> {
+    let mut conf = ServerConf::new().context("default Pingora settings")?;
+    conf.threads = cfg.server.threads;
+    let grace = cfg.server.grace_period.as_secs_f64().ceil() as u64;
+    // Pingora waits the whole grace period after SIGTERM, then gives runtimes a short while to
+    // finish: keep both to what the operator configured rather than Pingora's 300 s default.
+    conf.grace_period_seconds = Some(grace);
+    conf.graceful_shutdown_timeout_seconds = Some(1);
+    conf.upgrade_sock = cfg.server.upgrade_sock.clone();
+    conf.pid_file = format!("{}.pid", cfg.server.upgrade_sock.trim_end_matches(".sock"));
+    Ok(conf)
+}
+
+/// Load the config and run until a shutdown signal.
+pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
+    guard_sighup().context("installing the SIGHUP handler")?;
+    let cfg = config::load(path)?;
+    crate::logging::init(&cfg.log)?;
+
+    let opt = Opt { upgrade, ..Opt::default() };
+    let mut server = Server::new_with_opt_and_conf(opt, pingora_conf(&cfg)?);
+    server.bootstrap();
+
+    let listen = cfg.server.listen.clone();
+    let admin_addr = cfg.admin.listen;
+    let shared = Shared::new(cfg);
+
+    let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, Strangler::new(shared.clone()));
+    for addr in &listen {
+        proxy.add_tcp(&addr.to_string());
+    }
+
+    let mut admin = Service::new("admin".to_string(), AdminApp::new(shared.clone()));
+    admin.add_tcp(&admin_addr.to_string());
+    admin.threads = Some(1);
+
+    let reloader = Arc::new(Reloader::new(path.to_path_buf(), shared.clone()));
+    let reload = background_service("reload", ReloadService::new(reloader));
+
+    let proxy = server.add_service(proxy);
+    // Admin answers /readyz only once the proxy listeners are up.
+    let admin = server.add_service(admin);
+    admin.add_dependency(&proxy);
+    server.add_service(reload);
+
+    tracing::info!(
+        proxy = %listen.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","),
+        admin = %admin_addr,
+        config = %path.display(),
+        "strangler starting"
+    );
+    server.run(RunArgs::default());
+    Ok(())
+}

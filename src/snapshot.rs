@@ -1,0 +1,65 @@
+//! The running configuration as the request path sees it: replaced whole on reload through one
+//! `ArcSwap::store`, never mutated. A request pins the route it matched (an `Arc`), so it finishes
+//! on the configuration it started with whatever reloads happen meanwhile.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::config::Config;
+use crate::metrics::METRICS;
+use crate::route::RouteTable;
+
+pub struct Snapshot {
+    pub config: Arc<Config>,
+    pub table: RouteTable,
+}
+
+impl Snapshot {
+    pub fn new(config: Config) -> Self {
+        let table = RouteTable::new(&config.routes);
+        Snapshot { config: Arc::new(config), table }
+    }
+}
+
+/// The current snapshot, shared by the proxy, the admin API and the reloader.
+pub struct Shared {
+    current: ArcSwap<Snapshot>,
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Arc<Self> {
+        let snap = Snapshot::new(config);
+        publish_weights(None, &snap);
+        Arc::new(Shared { current: ArcSwap::from_pointee(snap) })
+    }
+
+    pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.current.load()
+    }
+
+    pub fn load_full(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Swap in a complete, validated configuration. Returns the previous snapshot.
+    pub fn replace(&self, config: Config) -> Arc<Snapshot> {
+        let snap = Snapshot::new(config);
+        let old = self.current.swap(Arc::new(snap));
+        publish_weights(Some(&old), &self.current.load());
+        old
+    }
+}
+
+fn publish_weights(old: Option<&Snapshot>, new: &Snapshot) {
+    if let Some(old) = old {
+        for r in &old.config.routes {
+            if new.config.route(&r.name).is_none() {
+                let _ = METRICS.route_weight.remove_label_values(&[&r.name]);
+            }
+        }
+    }
+    for r in &new.config.routes {
+        METRICS.route_weight.with_label_values(&[&r.name]).set(r.weight_percent());
+    }
+}
