@@ -1,0 +1,316 @@
+//! Test harness: mock upstreams (real HTTP servers on loopback that record what they receive) and
+//! the real `strangler` binary started on a generated config. No fixed ports anywhere.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// A port nothing listens on (yet). Pingora must not bind several listeners to port 0, so the
+/// proxy's ports are chosen here first.
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// What a mock upstream received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// A real HTTP/1.1 server on loopback. Answers every request with its name as the body and in
+/// `x-upstream`, after an optional delay, and records each request.
+pub struct MockUpstream {
+    pub name: String,
+    pub addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+pub struct MockBuilder {
+    name: String,
+    delay: Duration,
+    status: u16,
+    record: bool,
+}
+
+impl MockUpstream {
+    pub fn builder(name: &str) -> MockBuilder {
+        MockBuilder { name: name.to_string(), delay: Duration::ZERO, status: 200, record: true }
+    }
+
+    pub async fn start(name: &str) -> MockUpstream {
+        Self::builder(name).start().await
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("lock").clone()
+    }
+
+    pub fn address(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+impl MockBuilder {
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.delay = d;
+        self
+    }
+
+    pub fn status(mut self, s: u16) -> Self {
+        self.status = s;
+        self
+    }
+
+    /// Count requests but keep no copies (for load tests).
+    pub fn no_record(mut self) -> Self {
+        self.record = false;
+        self
+    }
+
+    pub async fn start(self) -> MockUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind mock");
+        let addr = listener.local_addr().expect("addr");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let (h, r) = (hits.clone(), received.clone());
+        let MockBuilder { name, delay, status, record } = self;
+        let name2 = name.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (h, r, name) = (h.clone(), r.clone(), name2.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let (h, r, name) = (h.clone(), r.clone(), name.clone());
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            h.fetch_add(1, Ordering::SeqCst);
+                            if record {
+                                r.lock().expect("lock").push(Received {
+                                    method: parts.method.to_string(),
+                                    path: parts.uri.to_string(),
+                                    headers: parts.headers,
+                                    body,
+                                });
+                            }
+                            if !delay.is_zero() {
+                                tokio::time::sleep(delay).await;
+                            }
+                            let resp = Response::builder()
+                                .status(StatusCode::from_u16(status).expect("status"))
+                                .header("x-upstream", &name)
+                                .body(Full::new(Bytes::from(name.clone())))
+                                .expect("response");
+                            Ok::<_, Infallible>(resp)
+                        }
+                    });
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+        MockUpstream { name, addr, hits, received }
+    }
+}
+
+/// A TCP server that accepts connections and never answers.
+pub async fn black_hole() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    addr
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_strangler")
+}
+
+/// The real binary, running on a config in its own temporary directory. Killed on drop.
+pub struct Strangler {
+    pub child: Child,
+    pub port: u16,
+    pub admin_port: u16,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Strangler {
+    /// `body` is the `[upstreams.*]` and `[[routes]]` part; server, admin and log are added.
+    pub async fn start(body: &str) -> Strangler {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("strangler.toml");
+        Self::start_at(dir, config, body).await
+    }
+
+    pub async fn start_at(dir: tempfile::TempDir, config: PathBuf, body: &str) -> Strangler {
+        let port = free_port();
+        let admin_port = free_port();
+        let text = Self::full_config(port, admin_port, dir.path(), body);
+        std::fs::write(&config, text).expect("write config");
+        let log = std::fs::File::create(dir.path().join("strangler.log")).expect("log file");
+        let child = Command::new(bin())
+            .args(["run", "-c"])
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .env_remove("STRANGLER_ADMIN_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn strangler");
+        let s = Strangler { child, port, admin_port, dir, config };
+        s.wait_ready().await;
+        s
+    }
+
+    fn full_config(port: u16, admin_port: u16, dir: &Path, body: &str) -> String {
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\ngrace_period = \"1s\"\nupgrade_sock = \"{}\"\n\n\
+             [admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\n[log]\nlevel = \"info\"\naccess_log = false\n\n{body}",
+            dir.join("upgrade.sock").display()
+        )
+    }
+
+    /// Replace the config body the way editors do: write a temp file, then rename over.
+    pub fn rewrite(&self, body: &str) {
+        let text = Self::full_config(self.port, self.admin_port, self.dir.path(), body);
+        let tmp = self.dir.path().join(".strangler.toml.tmp");
+        std::fs::write(&tmp, text).expect("write temp");
+        std::fs::rename(&tmp, &self.config).expect("rename");
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = reqwest::get(self.admin_url("/readyz")).await.is_ok_and(|r| r.status() == 200)
+                && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+            if ready {
+                return;
+            }
+            assert!(Instant::now() < deadline, "strangler did not become ready; log:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.admin_port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("strangler.log")).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().expect("kill");
+        assert!(ok.success());
+    }
+
+    /// The value of one metric sample, e.g. `strangler_config_reloads_total{result="ok"}`; 0 if absent.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = reqwest::get(self.admin_url("/metrics")).await.expect("metrics").text().await.expect("text");
+        parse_metric(&text, sample)
+    }
+
+    /// Wait until `sample` reaches at least `value`.
+    pub async fn wait_metric(&self, sample: &str, value: f64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.metric(sample).await < value {
+            assert!(Instant::now() < deadline, "{sample} never reached {value}; log:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Strangler {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Find a sample in Prometheus text; labels must be given in the exporter's (sorted) order.
+pub fn parse_metric(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(sample))
+        .find_map(|rest| rest.strip_prefix(' ').and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// A client that keeps connections alive, as real callers do.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client")
+}
+
+/// `[upstreams]` entries for a legacy and a new mock.
+pub fn pools(legacy: &MockUpstream, new: &MockUpstream) -> String {
+    format!(
+        "[upstreams.legacy]\naddresses = [\"{}\"]\n\n[upstreams.new]\naddresses = [\"{}\"]\n\n",
+        legacy.address(),
+        new.address()
+    )
+}
+
+/// Send `n` GETs to `url` from `concurrency` tasks; returns the status codes' counts.
+pub async fn load(client: &reqwest::Client, url: &str, n: usize, concurrency: usize) -> std::collections::BTreeMap<u16, usize> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url, next) = (client.clone(), url.to_string(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut codes = std::collections::BTreeMap::new();
+            while next.fetch_add(1, Ordering::SeqCst) < n {
+                let code = match client.get(&url).send().await {
+                    Ok(r) => {
+                        let c = r.status().as_u16();
+                        let _ = r.bytes().await;
+                        c
+                    }
+                    Err(_) => 0,
+                };
+                *codes.entry(code).or_insert(0) += 1;
+            }
+            codes
+        }));
+    }
+    let mut all = std::collections::BTreeMap::new();
+    for t in tasks {
+        for (c, k) in t.await.expect("task") {
+            *all.entry(c).or_insert(0) += k;
+        }
+    }
+    all
+}
