@@ -50,10 +50,14 @@ fn answer(flavor: Flavor, path: &str) -> (StatusCode, serde_json::Value) {
         ["orders", id] => match id.parse::<u64>() {
             Ok(id) if id <= 1000 => (StatusCode::OK, json!({ "order": order(id, flavor), "generated_at": now_ms() })),
             Ok(_) => (StatusCode::NOT_FOUND, json!({ "error": "no such order" })),
-            Err(_) if flavor == Flavor::New => (StatusCode::BAD_REQUEST, json!({ "error": "order id must be a number" })),
+            Err(_) if flavor == Flavor::New => {
+                (StatusCode::BAD_REQUEST, json!({ "error": "order id must be a number" }))
+            }
             Err(_) => (StatusCode::NOT_FOUND, json!({ "error": "no such order" })),
         },
-        ["users", id] => (StatusCode::OK, json!({ "user": { "id": id, "name": format!("user-{id}") }, "generated_at": now_ms() })),
+        ["users", id] => {
+            (StatusCode::OK, json!({ "user": { "id": id, "name": format!("user-{id}") }, "generated_at": now_ms() }))
+        }
         _ => (StatusCode::NOT_FOUND, json!({ "error": "not found" })),
     }
 }

@@ -22,7 +22,10 @@ async fn weight_10_sends_about_10_percent_to_new() {
     let share = new.hits() as f64 / 20_000.0 * 100.0;
     assert_eq!(legacy.hits() + new.hits(), 20_000);
     assert!((9.0..=11.0).contains(&share), "new got {share:.2}% at weight 10");
-    assert_eq!(s.metric("strangler_requests_total{code=\"200\",route=\"orders\",side=\"new\"}").await, new.hits() as f64);
+    assert_eq!(
+        s.metric("strangler_requests_total{code=\"200\",route=\"orders\",side=\"new\"}").await,
+        new.hits() as f64
+    );
     assert_eq!(s.metric("strangler_route_weight_percent{route=\"orders\"}").await, 10.0);
 }
 
@@ -30,7 +33,8 @@ async fn weight_10_sends_about_10_percent_to_new() {
 async fn weights_0_and_100_are_exact() {
     let legacy = MockUpstream::builder("legacy").no_record().start().await;
     let new = MockUpstream::builder("new").no_record().start().await;
-    let body = format!("{}{}{}", pools(&legacy, &new), route("none", "/none", 0.0, ""), route("all", "/all", 100.0, ""));
+    let body =
+        format!("{}{}{}", pools(&legacy, &new), route("none", "/none", 0.0, ""), route("all", "/all", 100.0, ""));
     let s = Strangler::start(&body).await;
     let c = client();
 
@@ -69,7 +73,10 @@ async fn sticky_cookie_keeps_its_side_and_raising_the_weight_never_moves_a_key_b
         s.wait_metric("strangler_config_reloads_total{result=\"ok\"}", before + 1.0).await;
         let now = sides(&c, &s.url("/x")).await;
         for (key, (was, is)) in previous.iter().zip(&now).enumerate() {
-            assert!(!(was == "new" && is == "legacy"), "key user-{key} moved back to legacy when the weight rose to {w}");
+            assert!(
+                !(was == "new" && is == "legacy"),
+                "key user-{key} moved back to legacy when the weight rose to {w}"
+            );
         }
         previous = now;
     }
@@ -79,7 +86,8 @@ async fn sticky_cookie_keeps_its_side_and_raising_the_weight_never_moves_a_key_b
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn routing_by_host_and_longest_prefix() {
     let ups: Vec<MockUpstream> = futures_join(["root", "orders", "orders-items", "wild", "exact"]).await;
-    let pools: String = ups.iter().map(|u| format!("[upstreams.{}]\naddresses = [\"{}\"]\n\n", u.name, u.address())).collect();
+    let pools: String =
+        ups.iter().map(|u| format!("[upstreams.{}]\naddresses = [\"{}\"]\n\n", u.name, u.address())).collect();
     let r = |name: &str, prefix: &str, hosts: &str| {
         format!("[[routes]]\nname = \"{name}\"\n{hosts}\npath_prefix = \"{prefix}\"\nlegacy = \"{name}\"\nnew = \"{name}\"\n\n")
     };
@@ -109,7 +117,11 @@ async fn routing_by_host_and_longest_prefix() {
     assert_eq!(get("/", "shop.example.com").await.1, "wild");
     assert_eq!(get("/", "API.example.com:8080").await.1, "exact");
     assert_eq!(get("/", "example.com").await.1, "root", "*.example.com does not match the bare domain");
-    assert_eq!(get("/orders/1", "shop.example.com").await.1, "wild", "a matching host beats a longer prefix on any host");
+    assert_eq!(
+        get("/orders/1", "shop.example.com").await.1,
+        "wild",
+        "a matching host beats a longer prefix on any host"
+    );
 }
 
 async fn futures_join<const N: usize>(names: [&str; N]) -> Vec<MockUpstream> {

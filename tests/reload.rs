@@ -9,7 +9,10 @@ use std::time::Duration;
 use common::*;
 
 fn body(legacy: &MockUpstream, new: &MockUpstream, weight: f64) -> String {
-    format!("{}[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = {weight}\n", pools(legacy, new))
+    format!(
+        "{}[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = {weight}\n",
+        pools(legacy, new)
+    )
 }
 
 const RELOAD_OK: &str = "strangler_config_reloads_total{result=\"ok\"}";
@@ -23,7 +26,8 @@ async fn editing_the_weight_under_load_changes_the_split_and_fails_no_request() 
 
     // Continuous load from 8 workers; each response is tallied by the side that served it.
     let stop = Arc::new(AtomicBool::new(false));
-    let (to_new, total, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (to_new, total, failed) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut workers = Vec::new();
     for _ in 0..8 {
         let (c, url, stop, to_new, total, failed) =
@@ -73,8 +77,8 @@ async fn an_invalid_file_is_refused_counted_and_the_old_config_keeps_serving() {
     let c = client();
 
     for broken in [
-        body(&legacy, &new, 150.0),                                   // invalid value
-        "[[routes]\nname = ".to_string(),                              // not TOML
+        body(&legacy, &new, 150.0),                               // invalid value
+        "[[routes]\nname = ".to_string(),                         // not TOML
         format!("{}weight_typo = 1\n", body(&legacy, &new, 0.0)), // unknown key
     ] {
         let errors = s.metric(RELOAD_ERR).await;
@@ -128,7 +132,8 @@ async fn a_kubernetes_style_symlink_swap_is_seen() {
     assert_eq!(c.get(s.url("/")).send().await.expect("send").text().await.expect("text"), "legacy");
 
     let d = s.dir.path();
-    let text = std::fs::read_to_string(d.join("..v1/strangler.toml")).expect("read").replace("weight = 0", "weight = 100");
+    let text =
+        std::fs::read_to_string(d.join("..v1/strangler.toml")).expect("read").replace("weight = 0", "weight = 100");
     std::fs::create_dir(d.join("..v2")).expect("mkdir");
     std::fs::write(d.join("..v2/strangler.toml"), text).expect("write");
     std::os::unix::fs::symlink("..v2", d.join("..data_tmp")).expect("symlink");

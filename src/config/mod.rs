@@ -79,17 +79,50 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
 }
 
 fn parse_problem(text: &str, e: &toml::de::Error) -> Problem {
-    let location = e.span().map(|span| line_col(text, span.start));
     let mut p = Problem::new("", None, e.message().trim().to_string());
-    p.location = location;
-    if let Some(span) = e.span() {
-        if let Some(snippet) = text.get(span.clone()) {
-            if !snippet.is_empty() && snippet.len() < 80 && !snippet.contains('\n') {
-                p.value = Some(snippet.to_string());
-            }
+    let Some(span) = e.span() else { return p };
+    let (line, col) = line_col(text, span.start);
+    p.location = Some((line, col));
+    let snippet = text.get(span).unwrap_or_default().trim();
+    // Name the key the way validation messages do (`routes[1].weight`): the table header above
+    // the error plus the key on its line.
+    let line_text = text.lines().nth(line - 1).unwrap_or_default();
+    if let Some((key, _)) = line_text.split_once('=').filter(|(k, _)| !k.trim_start().starts_with('[')) {
+        let key = key.trim();
+        p.key = match table_at(text, line) {
+            Some(table) => format!("{table}.{key}"),
+            None => key.to_string(),
+        };
+        if !snippet.is_empty() && snippet != key && !snippet.contains('\n') && snippet.len() < 80 {
+            p.value = Some(snippet.to_string());
         }
     }
     p
+}
+
+/// The table a line belongs to, e.g. `server` or `routes[2]` for the third `[[routes]]`.
+fn table_at(text: &str, line: usize) -> Option<String> {
+    let mut current = None;
+    let mut counts = std::collections::HashMap::<String, usize>::new();
+    for l in text.lines().take(line - 1) {
+        let l = l.trim();
+        if let Some(name) = l.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let name = name.trim().to_string();
+            let n = counts.entry(name.clone()).or_insert(0);
+            current = Some(format!("{name}[{n}]"));
+            *n += 1;
+        } else if let Some(name) = l.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            let name = name.trim();
+            // `[routes.shadow]` belongs to the latest `[[routes]]` entry.
+            current = Some(match name.split_once('.') {
+                Some((parent, rest)) if counts.contains_key(parent) => {
+                    format!("{parent}[{}].{rest}", counts[parent] - 1)
+                }
+                _ => name.to_string(),
+            });
+        }
+    }
+    current
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -232,7 +232,11 @@ impl Config {
         let server = {
             let s = &file.server;
             if s.listen.is_empty() {
-                p.0.push(Problem::new("server.listen", Some("[]".into()), "needs at least one address, e.g. [\"0.0.0.0:8080\"]"));
+                p.0.push(Problem::new(
+                    "server.listen",
+                    Some("[]".into()),
+                    "needs at least one address, e.g. [\"0.0.0.0:8080\"]",
+                ));
             }
             let listen = s
                 .listen
@@ -249,7 +253,11 @@ impl Config {
                 None => std::thread::available_parallelism().map_or(1, |n| n.get()),
             };
             if s.upgrade_sock.is_empty() {
-                p.add("server.upgrade_sock", "\"\"", "must be a path for a unix socket, e.g. \"/tmp/strangler_upgrade.sock\"");
+                p.add(
+                    "server.upgrade_sock",
+                    "\"\"",
+                    "must be a path for a unix socket, e.g. \"/tmp/strangler_upgrade.sock\"",
+                );
             }
             ServerSettings {
                 listen,
@@ -262,7 +270,10 @@ impl Config {
         let admin = {
             let a = &file.admin;
             let listen = parse_listen(&mut p, "admin.listen", &a.listen);
-            let token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()).or_else(|| Some(a.token.clone()).filter(|t| !t.is_empty()));
+            let token = std::env::var(TOKEN_ENV)
+                .ok()
+                .filter(|t| !t.is_empty())
+                .or_else(|| Some(a.token.clone()).filter(|t| !t.is_empty()));
             if let Some(addr) = listen {
                 if !addr.ip().is_loopback() && token.is_none() {
                     p.add(
@@ -297,34 +308,24 @@ impl Config {
             .filter_map(|(name, u)| build_upstream(&mut p, name, u).map(|u| (name.clone(), Arc::new(u))))
             .collect();
 
-        let mut routes = Vec::with_capacity(file.routes.len());
         let mut names = HashSet::new();
-        let mut claimed: HashMap<(Option<HostPattern>, String), String> = HashMap::new();
         for (i, r) in file.routes.iter().enumerate() {
-            let key = format!("routes[{i}]");
-            if !names.insert(r.name.clone()) {
-                p.add(format!("{key}.name"), quote(&r.name), "is used by an earlier route; route names must be unique");
-            }
-            if let Some(route) = build_route(&mut p, &key, r, &file.upstreams, &upstreams) {
-                // Two routes claiming the same host + prefix would make the match order-dependent.
-                let hosts: Vec<Option<HostPattern>> =
-                    if route.hosts.is_empty() { vec![None] } else { route.hosts.iter().cloned().map(Some).collect() };
-                for h in hosts {
-                    let claim = (h.clone(), route.path_prefix.clone());
-                    if let Some(other) = claimed.get(&claim) {
-                        let host = h.map_or("any host".to_string(), |h| format!("host {h}"));
-                        p.add(
-                            format!("{key}.path_prefix"),
-                            quote(&route.path_prefix),
-                            format!("route {other:?} already serves {host} with this prefix; give one of them another prefix or hosts"),
-                        );
-                    } else {
-                        claimed.insert(claim, route.name.clone());
-                    }
-                }
-                routes.push(Arc::new(route));
+            if !names.insert(r.name.as_str()) {
+                p.add(
+                    format!("routes[{i}].name"),
+                    quote(&r.name),
+                    "is used by an earlier route; route names must be unique",
+                );
             }
         }
+        check_overlaps(&mut p, &file.routes);
+        let routes = file
+            .routes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| build_route(&mut p, &format!("routes[{i}]"), r, &file.upstreams, &upstreams))
+            .map(Arc::new)
+            .collect();
 
         if p.0.is_empty() {
             Ok(Config { path: path.to_path_buf(), server, admin, log, upstreams, routes })
@@ -335,6 +336,30 @@ impl Config {
 
     pub fn route(&self, name: &str) -> Option<&Arc<Route>> {
         self.routes.iter().find(|r| r.name == name)
+    }
+}
+
+/// Two routes claiming the same host + prefix would make matching depend on file order.
+fn check_overlaps(p: &mut Problems, routes: &[RouteSection]) {
+    let mut claimed: HashMap<(Option<String>, &str), &str> = HashMap::new();
+    for (i, r) in routes.iter().enumerate() {
+        let hosts: Vec<Option<String>> = match &r.hosts {
+            Some(h) if !h.is_empty() => h.iter().map(|h| Some(h.to_ascii_lowercase())).collect(),
+            _ => vec![None],
+        };
+        for h in hosts {
+            let label = h.as_ref().map_or("any host".to_string(), |h| format!("host {h}"));
+            match claimed.get(&(h.clone(), r.path_prefix.as_str())) {
+                Some(other) => p.add(
+                    format!("routes[{i}].path_prefix"),
+                    quote(&r.path_prefix),
+                    format!("route {other:?} already serves {label} with this prefix; give one of them another prefix or hosts"),
+                ),
+                None => {
+                    claimed.insert((h, r.path_prefix.as_str()), r.name.as_str());
+                }
+            }
+        }
     }
 }
 
@@ -349,7 +374,8 @@ fn parse_listen(p: &mut Problems, key: &str, value: &str) -> Option<SocketAddr> 
 }
 
 fn valid_name(name: &str, extra: &[char]) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || extra.contains(&c))
+    !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || extra.contains(&c))
 }
 
 fn build_upstream(p: &mut Problems, name: &str, u: &UpstreamSection) -> Option<Upstream> {
@@ -382,7 +408,9 @@ fn build_upstream(p: &mut Problems, name: &str, u: &UpstreamSection) -> Option<U
                     p.add(akey, quote(a), "resolves to no address");
                 }
             }
-            Err(e) => p.add(akey, quote(a), format!("cannot be resolved ({e}); use an IP address or a resolvable host name")),
+            Err(e) => {
+                p.add(akey, quote(a), format!("cannot be resolved ({e}); use an IP address or a resolvable host name"))
+            }
         }
         if first_host.is_none() {
             first_host = Some(host.trim_start_matches('[').trim_end_matches(']').to_string());
@@ -392,7 +420,11 @@ fn build_upstream(p: &mut Problems, name: &str, u: &UpstreamSection) -> Option<U
         Some(h) => match HeaderValue::from_str(h) {
             Ok(v) if !h.is_empty() => Some(v),
             _ => {
-                p.add(format!("{key}.host_header"), quote(h), "must be a non-empty host name such as \"orders.internal\"");
+                p.add(
+                    format!("{key}.host_header"),
+                    quote(h),
+                    "must be a non-empty host name such as \"orders.internal\"",
+                );
                 None
             }
         },
@@ -424,7 +456,11 @@ fn build_route(
 ) -> Option<Route> {
     let before = p.0.len();
     if !valid_name(&r.name, &[]) {
-        p.add(format!("{key}.name"), quote(&r.name), "route names use only lowercase letters, digits and '-' ([a-z0-9-]+)");
+        p.add(
+            format!("{key}.name"),
+            quote(&r.name),
+            "route names use only lowercase letters, digits and '-' ([a-z0-9-]+)",
+        );
     }
 
     let hosts = match &r.hosts {
@@ -433,11 +469,17 @@ fn build_route(
             p.add(format!("{key}.hosts"), "[]", "list at least one host, or remove the key to match any host");
             Vec::new()
         }
-        Some(list) => list.iter().enumerate().filter_map(|(i, h)| parse_host(p, &format!("{key}.hosts[{i}]"), h)).collect(),
+        Some(list) => {
+            list.iter().enumerate().filter_map(|(i, h)| parse_host(p, &format!("{key}.hosts[{i}]"), h)).collect()
+        }
     };
 
     if !r.path_prefix.starts_with('/') {
-        p.add(format!("{key}.path_prefix"), quote(&r.path_prefix), "must start with '/', e.g. \"/orders\" (\"/\" matches everything)");
+        p.add(
+            format!("{key}.path_prefix"),
+            quote(&r.path_prefix),
+            "must start with '/', e.g. \"/orders\" (\"/\" matches everything)",
+        );
     }
 
     let mut pool = |field: &str, name: &str| -> Option<Arc<Upstream>> {
@@ -449,7 +491,10 @@ fn build_route(
             p.add(
                 format!("{key}.{field}"),
                 quote(name),
-                format!("no such upstream; declare [upstreams.{name}] or use one of: {}", if known.is_empty() { "(none declared)".to_string() } else { known.join(", ") }),
+                format!(
+                    "no such upstream; declare [upstreams.{name}] or use one of: {}",
+                    if known.is_empty() { "(none declared)".to_string() } else { known.join(", ") }
+                ),
             );
         }
         // Declared but invalid: its own problems are already reported.
@@ -465,7 +510,11 @@ fn build_route(
         let header = match HeaderName::from_bytes(o.header.as_bytes()) {
             Ok(h) => Some(h),
             Err(_) => {
-                p.add(format!("{okey}.header"), quote(&o.header), "must be a valid header name such as \"x-strangler-target\"");
+                p.add(
+                    format!("{okey}.header"),
+                    quote(&o.header),
+                    "must be a valid header name such as \"x-strangler-target\"",
+                );
                 None
             }
         };
@@ -485,7 +534,9 @@ fn build_route(
             p.0.push(Problem::new(
                 format!("{key}.{field}"),
                 None,
-                format!("{issue} is not supported yet by this version of strangler; remove the [{key}.{field}] settings"),
+                format!(
+                    "{issue} is not supported yet by this version of strangler; remove the [{key}.{field}] settings"
+                ),
             ));
         }
     }
@@ -533,7 +584,9 @@ fn parse_host(p: &mut Problems, key: &str, h: &str) -> Option<HostPattern> {
         None => (HostPattern::Exact(lower.clone()), lower.as_str()),
     };
     let ok = !name.is_empty()
-        && name.split('.').all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        && name
+            .split('.')
+            .all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
     if ok {
         Some(pattern)
     } else {

@@ -93,7 +93,10 @@ impl Reloader {
             }
             Err(e) => {
                 METRICS.config_reloads.with_label_values(&["error"]).inc();
-                tracing::error!(trigger = trigger.as_str(), "config reload rejected, the running config keeps serving:\n{e}");
+                tracing::error!(
+                    trigger = trigger.as_str(),
+                    "config reload rejected, the running config keeps serving:\n{e}"
+                );
                 Err(e)
             }
         }

@@ -51,7 +51,12 @@ impl ProxyHttp for Strangler {
     }
 
     /// Host rewrite, forwarding headers, and the override header removed.
-    async fn upstream_request_filter(&self, session: &mut Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         forward::upstream_request(session, req, ctx)
     }
 

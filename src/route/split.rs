@@ -69,7 +69,8 @@ pub fn choose_side(route: &Route, headers: &HeaderMap, client_ip: Option<IpAddr>
         return Choice { side: side_for_bucket(0, weight), decision, override_rejected };
     }
     if let Some(sticky) = &route.sticky {
-        let found = with_sticky_key(sticky, headers, client_ip, |key| side_for_bucket(bucket(&route.name, key), weight));
+        let found =
+            with_sticky_key(sticky, headers, client_ip, |key| side_for_bucket(bucket(&route.name, key), weight));
         if let Some(side) = found {
             return Choice { side, decision: Decision::Sticky, override_rejected };
         }
@@ -107,7 +108,12 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Run `f` on the request's sticky key, if it has one; no allocation on the common paths.
-fn with_sticky_key<T>(sticky: &Sticky, headers: &HeaderMap, client_ip: Option<IpAddr>, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
+fn with_sticky_key<T>(
+    sticky: &Sticky,
+    headers: &HeaderMap,
+    client_ip: Option<IpAddr>,
+    f: impl FnOnce(&[u8]) -> T,
+) -> Option<T> {
     match sticky {
         Sticky::Header(name) => headers.get(name).map(|v| v.as_bytes()).filter(|v| !v.is_empty()).map(f),
         Sticky::Cookie(name) => headers

@@ -285,7 +285,12 @@ pub fn pools(legacy: &MockUpstream, new: &MockUpstream) -> String {
 }
 
 /// Send `n` GETs to `url` from `concurrency` tasks; returns the status codes' counts.
-pub async fn load(client: &reqwest::Client, url: &str, n: usize, concurrency: usize) -> std::collections::BTreeMap<u16, usize> {
+pub async fn load(
+    client: &reqwest::Client,
+    url: &str,
+    n: usize,
+    concurrency: usize,
+) -> std::collections::BTreeMap<u16, usize> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..concurrency {

@@ -1,0 +1,38 @@
+# `make demo` and `make test` work on a fresh machine with only the Rust toolchain: the build
+# dependencies are installed here when missing.
+
+CARGO ?= cargo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build demo test lint check-configs bench clean
+
+all: build
+
+# Pingora builds zlib-ng, which needs cmake.
+deps:
+	@command -v cmake >/dev/null 2>&1 || { \
+		echo "installing cmake (needed to build Pingora)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake >/dev/null; }
+
+build: deps
+	$(CARGO) build --bins --examples
+
+demo: build
+	./examples/demo.sh
+
+lint: deps
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+check-configs: build
+	@for f in conf/*.toml; do ./target/debug/strangler check -c "$$f" || exit 1; done
+
+test: lint check-configs
+	$(CARGO) test
+
+# Peer benchmark (installs nginx and wrk from Debian packages when missing).
+bench: deps
+	./examples/benchmark/run.sh
+
+clean:
+	$(CARGO) clean

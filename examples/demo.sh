@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# `make demo`: start the demo legacy and new services and strangler on a copy of conf/demo.toml,
+# send traffic, raise the weight by editing the file, send traffic again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=target/debug
+work=$(mktemp -d)
+cp conf/demo.toml "$work/strangler.toml"
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+"$BIN/examples/demo_service" --flavor legacy --listen 127.0.0.1:13000 2>/dev/null & pids+=($!)
+"$BIN/examples/demo_service" --flavor new --listen 127.0.0.1:13001 2>/dev/null & pids+=($!)
+"$BIN/strangler" run -c "$work/strangler.toml" 2>"$work/strangler.log" & pids+=($!)
+
+for _ in $(seq 100); do
+  if (exec 3<>/dev/tcp/127.0.0.1/18080) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/19090) 2>/dev/null; then break; fi
+  sleep 0.1
+done
+sleep 0.5
+
+echo
+echo "== strangler check"
+"$BIN/strangler" check -c "$work/strangler.toml"
+echo
+echo "== traffic at orders=10%, users=50% (sticky per x-user-id)"
+"$BIN/examples/demo_traffic" http://127.0.0.1:18080
+
+echo
+echo "== editing the file: orders 10% -> 50% (no restart)"
+sed -i 's/^weight = 10.0/weight = 50.0/' "$work/strangler.toml"
+sleep 1
+"$BIN/examples/demo_traffic" http://127.0.0.1:18080
+
+echo
+echo "== metrics (http://127.0.0.1:19090/metrics)"
+exec 3<>/dev/tcp/127.0.0.1/19090
+printf 'GET /metrics HTTP/1.0\r\nHost: demo\r\n\r\n' >&3
+grep -E '^strangler_(requests_total|route_weight_percent|config_reloads_total)' <&3 | sort
+echo
+echo "== strangler log"
+grep -E 'config reloaded|starting' "$work/strangler.log" | sed 's/^/  /'

@@ -1,0 +1,163 @@
+//! Config validation: every rule rejects bad input with a message naming the file, the key, the
+//! value and what would be valid; `strangler check` reports every problem at once.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use strangler::config::{load_str, ConfigError};
+
+const POOLS: &str =
+    "[upstreams.legacy]\naddresses = [\"127.0.0.1:3000\"]\n[upstreams.new]\naddresses = [\"127.0.0.1:3001\"]\n";
+
+fn route(extra: &str) -> String {
+    format!("{POOLS}[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\n{extra}\n")
+}
+
+fn errors(text: &str) -> ConfigError {
+    match load_str(text, Path::new("conf/test.toml")) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+/// Asserts one problem mentions `key` and each of `words`, and the rendered message names the file.
+fn rejects(text: &str, key: &str, words: &[&str]) {
+    let e = errors(text);
+    let rendered = e.to_string();
+    assert!(rendered.starts_with("conf/test.toml"), "no file name in: {rendered}");
+    let line =
+        rendered.lines().find(|l| l.contains(key)).unwrap_or_else(|| panic!("no problem names {key:?}:\n{rendered}"));
+    for w in words {
+        assert!(line.contains(w), "{line:?} does not mention {w:?}");
+    }
+}
+
+#[test]
+fn a_valid_config_loads() {
+    let cfg = load_str(&route("weight = 12.5\nsticky = { cookie = \"sid\" }"), Path::new("x.toml")).expect("valid");
+    assert_eq!(cfg.routes[0].weight, 1250);
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_location() {
+    let e = errors(&route("wieght = 10"));
+    let p = &e.problems[0];
+    assert!(p.message.contains("unknown field `wieght`"), "{p:?}");
+    assert_eq!(p.location.map(|(l, _)| l), Some(9), "line of the typo");
+    rejects("[server]\nlisten = [\"127.0.0.1:1\"]\nthreds = 2\n", "3:1", &["threds"]);
+}
+
+#[test]
+fn duplicate_route_names() {
+    let text = format!(
+        "{}[[routes]]\nname = \"orders\"\npath_prefix = \"/b\"\nlegacy = \"legacy\"\nnew = \"new\"\n",
+        route("path_prefix = \"/a\"")
+    );
+    rejects(&text, "routes[1].name", &["\"orders\"", "unique"]);
+}
+
+#[test]
+fn unknown_upstream() {
+    let text = format!("{POOLS}[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"orders-new\"\n");
+    rejects(&text, "routes[0].new", &["\"orders-new\"", "[upstreams.orders-new]", "legacy, new"]);
+}
+
+#[test]
+fn empty_address_list() {
+    rejects("[upstreams.a]\naddresses = []\n", "upstreams.a.addresses", &["at least one"]);
+}
+
+#[test]
+fn unparsable_addresses() {
+    rejects(
+        "[upstreams.a]\naddresses = [\"localhost\"]\n",
+        "upstreams.a.addresses[0]",
+        &["\"localhost\"", "host:port"],
+    );
+    rejects("[upstreams.a]\naddresses = [\"127.0.0.1:99999\"]\n", "upstreams.a.addresses[0]", &["1 to 65535"]);
+    rejects("[server]\nlisten = [\"8080\"]\n", "server.listen[0]", &["\"8080\"", "0.0.0.0:8080"]);
+}
+
+#[test]
+fn weight_out_of_range() {
+    rejects(&route("weight = 100.5"), "routes[0].weight", &["100.5", "0 to 100"]);
+    rejects(&route("weight = -1"), "routes[0].weight", &["-1", "0 to 100"]);
+}
+
+#[test]
+fn weight_with_more_than_two_decimals() {
+    rejects(&route("weight = 12.345"), "routes[0].weight", &["12.345", "0.01"]);
+}
+
+#[test]
+fn two_routes_with_the_same_hosts_and_prefix() {
+    let text = format!(
+        "{}[[routes]]\nname = \"orders-2\"\nhosts = [\"b.example.com\", \"a.example.com\"]\npath_prefix = \"/orders\"\nlegacy = \"legacy\"\nnew = \"new\"\n",
+        route("hosts = [\"a.example.com\"]\npath_prefix = \"/orders\"")
+    );
+    rejects(&text, "routes[1].path_prefix", &["\"orders\"", "a.example.com"]);
+    // Different hosts with the same prefix are fine.
+    let ok = format!(
+        "{}[[routes]]\nname = \"orders-2\"\nhosts = [\"b.example.com\"]\npath_prefix = \"/orders\"\nlegacy = \"legacy\"\nnew = \"new\"\n",
+        route("hosts = [\"a.example.com\"]\npath_prefix = \"/orders\"")
+    );
+    assert!(load_str(&ok, Path::new("x.toml")).is_ok());
+}
+
+#[test]
+fn bad_durations() {
+    rejects(
+        "[upstreams.a]\naddresses = [\"127.0.0.1:1\"]\nread_timeout = \"30 parsecs\"\n",
+        "upstreams.a.read_timeout",
+        &["\"30 parsecs\"", "\"250ms\""],
+    );
+    rejects("[server]\ngrace_period = \"0s\"\n", "server.grace_period", &["greater than zero"]);
+}
+
+#[test]
+fn other_rules() {
+    rejects(&route("sticky = \"session\""), "routes[0].sticky", &["cookie", "client_ip"]);
+    rejects(&route("hosts = [\"api.example.com/orders\"]"), "routes[0].hosts[0]", &["*.example.com"]);
+    rejects(&route("path_prefix = \"orders\""), "routes[0].path_prefix", &["start with '/'"]);
+    rejects(&route("[routes.shadow]\nenabled = true"), "routes[0].shadow", &["not supported yet"]);
+    rejects(&route("override = { header = \"x t\" }"), "routes[0].override.header", &["header name"]);
+    rejects(
+        &format!("{POOLS}[[routes]]\nname = \"Orders\"\nlegacy = \"legacy\"\nnew = \"new\"\n"),
+        "routes[0].name",
+        &["[a-z0-9-]+"],
+    );
+    rejects("[admin]\nlisten = \"0.0.0.0:9090\"\n", "admin.token", &["loopback", "STRANGLER_ADMIN_TOKEN"]);
+    rejects("[log]\nformat = \"xml\"\n", "log.format", &["\"xml\"", "\"json\""]);
+}
+
+#[test]
+fn check_lists_every_problem_and_exits_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, format!("{POOLS}[[routes]]\nname = \"a\"\nlegacy = \"nope\"\nnew = \"new\"\nweight = 101\n"))
+        .expect("write");
+    let out = Command::new(common::bin()).args(["check", "-c"]).arg(&path).output().expect("run check");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml: routes[0].legacy = \"nope\""), "{err}");
+    assert!(err.contains("bad.toml: routes[0].weight = 101"), "{err}");
+    assert!(err.contains("2 problem(s)"), "{err}");
+}
+
+#[test]
+fn every_shipped_config_passes_check() {
+    let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(conf).expect("conf/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = Command::new(common::bin()).args(["check", "-c"]).arg(&path).output().expect("run check");
+            assert!(out.status.success(), "{} fails check:\n{}", path.display(), String::from_utf8_lossy(&out.stderr));
+            assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "expected conf/strangler.toml and conf/demo.toml");
+}
