@@ -159,47 +159,59 @@ pub struct Strangler {
     pub admin_port: u16,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    log_section: String,
 }
+
+const QUIET_LOG: &str = "level = \"info\"\naccess_log = false\n";
 
 impl Strangler {
     /// `body` is the `[upstreams.*]` and `[[routes]]` part; server, admin and log are added.
     pub async fn start(body: &str) -> Strangler {
+        Self::start_with_log(QUIET_LOG, body).await
+    }
+
+    /// With a `[log]` section of the test's choosing (its keys, without the header).
+    pub async fn start_with_log(log: &str, body: &str) -> Strangler {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("strangler.toml");
-        Self::start_at(dir, config, body).await
+        Self::launch(dir, config, log, body).await
     }
 
     pub async fn start_at(dir: tempfile::TempDir, config: PathBuf, body: &str) -> Strangler {
+        Self::launch(dir, config, QUIET_LOG, body).await
+    }
+
+    async fn launch(dir: tempfile::TempDir, config: PathBuf, log: &str, body: &str) -> Strangler {
         let port = free_port();
         let admin_port = free_port();
-        let text = Self::full_config(port, admin_port, dir.path(), body);
+        let text = Self::full_config(port, admin_port, dir.path(), log, body);
         std::fs::write(&config, text).expect("write config");
-        let log = std::fs::File::create(dir.path().join("strangler.log")).expect("log file");
+        let log_file = std::fs::File::create(dir.path().join("strangler.log")).expect("log file");
         let child = Command::new(bin())
             .args(["run", "-c"])
             .arg(&config)
             .env_remove("RUST_LOG")
             .env_remove("STRANGLER_ADMIN_TOKEN")
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(log_file)
             .spawn()
             .expect("spawn strangler");
-        let s = Strangler { child, port, admin_port, dir, config };
+        let s = Strangler { child, port, admin_port, dir, config, log_section: log.to_string() };
         s.wait_ready().await;
         s
     }
 
-    fn full_config(port: u16, admin_port: u16, dir: &Path, body: &str) -> String {
+    fn full_config(port: u16, admin_port: u16, dir: &Path, log: &str, body: &str) -> String {
         format!(
             "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\ngrace_period = \"1s\"\nupgrade_sock = \"{}\"\n\n\
-             [admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\n[log]\nlevel = \"info\"\naccess_log = false\n\n{body}",
+             [admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\n[log]\n{log}\n{body}",
             dir.join("upgrade.sock").display()
         )
     }
 
     /// Replace the config body the way editors do: write a temp file, then rename over.
     pub fn rewrite(&self, body: &str) {
-        let text = Self::full_config(self.port, self.admin_port, self.dir.path(), body);
+        let text = Self::full_config(self.port, self.admin_port, self.dir.path(), &self.log_section, body);
         let tmp = self.dir.path().join(".strangler.toml.tmp");
         std::fs::write(&tmp, text).expect("write temp");
         std::fs::rename(&tmp, &self.config).expect("rename");

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Peer benchmark, all on this machine in one run:
+#   upstream   nginx serving a fixed small body (two ports: "legacy" and "new")
+#   bare       a bare Pingora passthrough built from the same Pingora (examples/benchmark/bare_pingora.rs)
+#   strangler  one route at weight 10, metrics on, access log off
+#   nginx      split_clients sending 10% to "new", keep-alive to the upstreams
+# Each proxy is driven by wrk with the same connections and duration, ROUNDS times in turn; the
+# median round is printed: requests/s, p99, and the proxy's CPU time per request (from /proc).
+#
+# Knobs: DURATION (10s), CONNS (32), THREADS (proxy worker threads, 1), ROUNDS (3).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-32}
+THREADS=${THREADS:-1}
+ROUNDS=${ROUNDS:-3}
+SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+
+need=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}"
+  $SUDO apt-get update -qq && $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release --bin strangler --example bare_pingora 2>&1 | tail -1
+
+UP_LEGACY=21000 UP_NEW=21001 P_NGINX=21080 P_BARE=21081 P_STRANGLER=21082 P_ADMIN=21090
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/up.pid" ] && kill "$(cat "$work/up.pid")" 2>/dev/null || true
+  [ -f "$work/px.pid" ] && kill "$(cat "$work/px.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+common_nginx="error_log $work/error.log warn; events { worker_connections 4096; }"
+cat > "$work/upstream.conf" <<CONF
+worker_processes 1; pid $work/up.pid; daemon on; $common_nginx
+http {
+  access_log off; keepalive_requests 1000000;
+  client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
+  server { listen 127.0.0.1:$UP_LEGACY; location / { return 200 "legacy says hello\n"; } }
+  server { listen 127.0.0.1:$UP_NEW;    location / { return 200 "new says hello\n"; } }
+}
+CONF
+cat > "$work/proxy.conf" <<CONF
+worker_processes $THREADS; pid $work/px.pid; daemon on; $common_nginx
+http {
+  access_log off; keepalive_requests 1000000;
+  client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
+  upstream legacy { server 127.0.0.1:$UP_LEGACY; keepalive 128; }
+  upstream new    { server 127.0.0.1:$UP_NEW;    keepalive 128; }
+  split_clients "\${request_id}" \$side { 10% new; * legacy; }
+  server {
+    listen 127.0.0.1:$P_NGINX;
+    location / { proxy_pass http://\$side; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+cat > "$work/strangler.toml" <<CONF
+[server]
+listen = ["127.0.0.1:$P_STRANGLER"]
+threads = $THREADS
+grace_period = "1s"
+upgrade_sock = "$work/upgrade.sock"
+[admin]
+listen = "127.0.0.1:$P_ADMIN"
+[log]
+level = "warn"
+access_log = false
+[upstreams.legacy]
+addresses = ["127.0.0.1:$UP_LEGACY"]
+[upstreams.new]
+addresses = ["127.0.0.1:$UP_NEW"]
+[[routes]]
+name = "bench"
+path_prefix = "/"
+legacy = "legacy"
+new = "new"
+weight = 10.0
+CONF
+
+"$NGINX" -c "$work/upstream.conf" -p "$work"
+"$NGINX" -c "$work/proxy.conf" -p "$work"
+target/release/examples/bare_pingora "127.0.0.1:$P_BARE" "127.0.0.1:$UP_LEGACY" "$THREADS" 2>"$work/bare.log" & pids+=($!)
+bare_pid=$!
+target/release/strangler run -c "$work/strangler.toml" 2>"$work/strangler.log" & pids+=($!)
+strangler_pid=$!
+sleep 1.5
+nginx_pids() { echo "$(cat "$work/px.pid") $(pgrep -P "$(cat "$work/px.pid")" | tr '\n' ' ')"; }
+
+# CPU ticks (user + system) of a set of pids.
+ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v } else { sub(/s$/, "", v); print v * 1000 } }'; }
+HZ=$(getconf CLK_TCK)
+
+# run NAME PORT PIDS... -> appends "rps p99_ms cpu_us_per_req" to $work/NAME
+run() {
+  local name=$1 port=$2; shift 2
+  wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$port/" >/dev/null   # warm-up
+  local c0; c0=$(ticks "$@")
+  wrk -t2 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$port/" > "$work/wrk.out"
+  local c1; c1=$(ticks "$@")
+  local reqs rps p99 errs
+  reqs=$(awk '/requests in/ {print $1}' "$work/wrk.out")
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$work/wrk.out")")
+  errs=$(awk '/Non-2xx|Socket errors/ {print}' "$work/wrk.out")
+  [ -z "$errs" ] || echo "  $name: $errs" >&2
+  echo "$rps $p99 $(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.2f", c * 1e6 / hz / n }')" >> "$work/$name"
+}
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
+echo "load: wrk -t2 -c$CONNS -d$DURATION, proxy threads/workers: $THREADS, rounds: $ROUNDS (median shown)"
+for r in $(seq "$ROUNDS"); do
+  echo "round $r/$ROUNDS"
+  run bare "$P_BARE" "$bare_pid"
+  run strangler "$P_STRANGLER" "$strangler_pid"
+  # shellcheck disable=SC2046
+  run nginx "$P_NGINX" $(nginx_pids)
+done
+
+# Median by CPU per request, the figure the targets are set on.
+median() { sort -k3 -n "$work/$1" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)'; }
+read -r b_rps b_p99 b_cpu <<<"$(median bare)"
+read -r s_rps s_p99 s_cpu <<<"$(median strangler)"
+read -r n_rps n_p99 n_cpu <<<"$(median nginx)"
+echo
+printf "%-34s %12s %10s %14s\n" "proxy" "requests/s" "p99 ms" "CPU us/req"
+printf "%-34s %12s %10s %14s\n" "bare Pingora passthrough" "$b_rps" "$b_p99" "$b_cpu"
+printf "%-34s %12s %10s %14s\n" "strangler (weight 10)" "$s_rps" "$s_p99" "$s_cpu"
+printf "%-34s %12s %10s %14s\n" "nginx split_clients (10%)" "$n_rps" "$n_p99" "$n_cpu"
+echo
+awk -v s="$s_cpu" -v b="$b_cpu" -v n="$n_cpu" 'BEGIN {
+  printf "CPU per request: strangler / bare Pingora = %.3f (target <= 1.10)\n", s / b
+  printf "CPU per request: strangler / nginx        = %.3f\n", s / n
+}'
+split=$(exec 3<>/dev/tcp/127.0.0.1/$P_ADMIN; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3; grep '^strangler_requests_total' <&3 | awk '{ if ($1 ~ /side="new"/) n += $2; t += $2 } END { printf "%.2f%% of %d", n * 100 / t, t }')
+echo "strangler sent $split requests to new (weight 10)"
