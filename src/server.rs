@@ -27,6 +27,7 @@ fn pingora_conf(cfg: &Config) -> anyhow::Result<ServerConf> {
     conf.grace_period_seconds = Some(grace);
     conf.graceful_shutdown_timeout_seconds = Some(1);
     conf.upgrade_sock = cfg.server.upgrade_sock.clone();
+    conf.ca_file = cfg.server.ca_file.as_ref().map(|p| p.display().to_string());
     conf.pid_file = format!("{}.pid", cfg.server.upgrade_sock.trim_end_matches(".sock"));
     Ok(conf)
 }

@@ -130,6 +130,7 @@ fn other_rules() {
     );
     rejects("[admin]\nlisten = \"0.0.0.0:9090\"\n", "admin.token", &["loopback", "STRANGLER_ADMIN_TOKEN"]);
     rejects("[log]\nformat = \"xml\"\n", "log.format", &["\"xml\"", "\"json\""]);
+    rejects("[server]\nca_file = \"/nonexistent/ca.pem\"\n", "server.ca_file", &["/nonexistent/ca.pem", "PEM"]);
 }
 
 #[test]

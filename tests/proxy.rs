@@ -242,3 +242,25 @@ async fn forwarding_headers_and_host_rewrite() {
     assert_eq!(got.headers["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
     assert_eq!(got.headers["x-forwarded-proto"], "http");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tls_upstream_with_sni_and_a_private_ca() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let (addr, ca) = tls_upstream(certs.path(), "orders.internal").await;
+    let body = format!(
+        "[upstreams.good]\naddresses = [\"{addr}\"]\ntls = true\nsni = \"orders.internal\"\n\n\
+         [upstreams.wrong-name]\naddresses = [\"{addr}\"]\ntls = true\nsni = \"other.internal\"\n\n\
+         [[routes]]\nname = \"good\"\npath_prefix = \"/good\"\nlegacy = \"good\"\nnew = \"good\"\n\n\
+         [[routes]]\nname = \"bad\"\npath_prefix = \"/bad\"\nlegacy = \"wrong-name\"\nnew = \"wrong-name\"\n"
+    );
+    let opts = Options { server: format!("ca_file = \"{}\"\n", ca.display()), ..Options::default() };
+    let s = Strangler::start_with(opts, &body).await;
+    let c = client();
+
+    let r = c.get(s.url("/good")).send().await.expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("body"), "tls:orders.internal", "SNI sent to the upstream");
+    // The certificate is for orders.internal: a pool that expects another name must not connect.
+    assert_eq!(c.get(s.url("/bad")).send().await.expect("send").status(), 502);
+    assert_eq!(s.metric("strangler_upstream_errors_total{kind=\"tls\",route=\"bad\",side=\"legacy\"}").await, 1.0);
+}

@@ -43,6 +43,10 @@ pub struct ServerSection {
     /// Unix socket used to hand listeners to a new binary on upgrade (SIGQUIT + `--upgrade`).
     #[serde(default = "default_upgrade_sock")]
     pub upgrade_sock: String,
+    /// PEM bundle of the CAs that sign TLS upstreams' certificates; default: the system's
+    /// (`SSL_CERT_FILE` / `SSL_CERT_DIR` are honoured). Needs a restart to change.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 fn default_listen() -> Vec<String> {
@@ -62,6 +66,7 @@ impl Default for ServerSection {
             threads: None,
             grace_period: default_grace_period(),
             upgrade_sock: default_upgrade_sock(),
+            ca_file: None,
         }
     }
 }

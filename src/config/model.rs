@@ -56,6 +56,7 @@ pub struct ServerSettings {
     pub threads: usize,
     pub grace_period: Duration,
     pub upgrade_sock: String,
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -259,7 +260,24 @@ impl Config {
                     "must be a path for a unix socket, e.g. \"/tmp/strangler_upgrade.sock\"",
                 );
             }
+            let ca_file = s.ca_file.as_ref().map(PathBuf::from);
+            if let Some(ca) = &ca_file {
+                match std::fs::read_to_string(ca) {
+                    Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {}
+                    Ok(_) => p.add(
+                        "server.ca_file",
+                        quote(&ca.display().to_string()),
+                        "holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                    ),
+                    Err(e) => p.add(
+                        "server.ca_file",
+                        quote(&ca.display().to_string()),
+                        format!("cannot be read ({e}); give the path of a PEM CA bundle"),
+                    ),
+                }
+            }
             ServerSettings {
+                ca_file,
                 listen,
                 threads,
                 grace_period: p.duration("server.grace_period", &s.grace_period),

@@ -159,7 +159,16 @@ pub struct Strangler {
     pub admin_port: u16,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
-    log_section: String,
+    opts: Options,
+}
+
+/// Sections of the generated config a test may set.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Keys of `[log]`, without the header; default: info, no access log.
+    pub log: Option<String>,
+    /// Extra keys of `[server]`.
+    pub server: String,
 }
 
 const QUIET_LOG: &str = "level = \"info\"\naccess_log = false\n";
@@ -167,24 +176,28 @@ const QUIET_LOG: &str = "level = \"info\"\naccess_log = false\n";
 impl Strangler {
     /// `body` is the `[upstreams.*]` and `[[routes]]` part; server, admin and log are added.
     pub async fn start(body: &str) -> Strangler {
-        Self::start_with_log(QUIET_LOG, body).await
+        Self::start_with(Options::default(), body).await
+    }
+
+    pub async fn start_with(opts: Options, body: &str) -> Strangler {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("strangler.toml");
+        Self::launch(dir, config, opts, body).await
     }
 
     /// With a `[log]` section of the test's choosing (its keys, without the header).
     pub async fn start_with_log(log: &str, body: &str) -> Strangler {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("strangler.toml");
-        Self::launch(dir, config, log, body).await
+        Self::start_with(Options { log: Some(log.to_string()), ..Options::default() }, body).await
     }
 
     pub async fn start_at(dir: tempfile::TempDir, config: PathBuf, body: &str) -> Strangler {
-        Self::launch(dir, config, QUIET_LOG, body).await
+        Self::launch(dir, config, Options::default(), body).await
     }
 
-    async fn launch(dir: tempfile::TempDir, config: PathBuf, log: &str, body: &str) -> Strangler {
+    async fn launch(dir: tempfile::TempDir, config: PathBuf, opts: Options, body: &str) -> Strangler {
         let port = free_port();
         let admin_port = free_port();
-        let text = Self::full_config(port, admin_port, dir.path(), log, body);
+        let text = Self::full_config(port, admin_port, dir.path(), &opts, body);
         std::fs::write(&config, text).expect("write config");
         let log_file = std::fs::File::create(dir.path().join("strangler.log")).expect("log file");
         let child = Command::new(bin())
@@ -196,22 +209,24 @@ impl Strangler {
             .stderr(log_file)
             .spawn()
             .expect("spawn strangler");
-        let s = Strangler { child, port, admin_port, dir, config, log_section: log.to_string() };
+        let s = Strangler { child, port, admin_port, dir, config, opts };
         s.wait_ready().await;
         s
     }
 
-    fn full_config(port: u16, admin_port: u16, dir: &Path, log: &str, body: &str) -> String {
+    fn full_config(port: u16, admin_port: u16, dir: &Path, opts: &Options, body: &str) -> String {
         format!(
-            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\ngrace_period = \"1s\"\nupgrade_sock = \"{}\"\n\n\
-             [admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\n[log]\n{log}\n{body}",
-            dir.join("upgrade.sock").display()
+            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\ngrace_period = \"1s\"\nupgrade_sock = \"{}\"\n{}\n\
+             [admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\n[log]\n{}\n{body}",
+            dir.join("upgrade.sock").display(),
+            opts.server,
+            opts.log.as_deref().unwrap_or(QUIET_LOG),
         )
     }
 
     /// Replace the config body the way editors do: write a temp file, then rename over.
     pub fn rewrite(&self, body: &str) {
-        let text = Self::full_config(self.port, self.admin_port, self.dir.path(), &self.log_section, body);
+        let text = Self::full_config(self.port, self.admin_port, self.dir.path(), &self.opts, body);
         let tmp = self.dir.path().join(".strangler.toml.tmp");
         std::fs::write(&tmp, text).expect("write temp");
         std::fs::rename(&tmp, &self.config).expect("rename");
@@ -330,4 +345,48 @@ pub async fn load(
         }
     }
     all
+}
+
+/// A TLS upstream: a test CA (written to `ca.pem` in `dir`) signs a certificate for `name`; the
+/// server answers `tls:<SNI it was sent>`.
+pub async fn tls_upstream(dir: &Path, name: &str) -> (SocketAddr, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use tokio_rustls::rustls;
+
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key")).expect("ca");
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let leaf = CertificateParams::new(vec![name.to_string()]).expect("params").signed_by(&leaf_key, &ca).expect("leaf");
+    let ca_path = dir.join("ca.pem");
+    std::fs::write(&ca_path, ca.pem()).expect("write ca");
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else { return };
+                let sni = tls.get_ref().1.server_name().unwrap_or("-").to_string();
+                let svc = service_fn(move |_req: Request<Incoming>| {
+                    let body = format!("tls:{sni}");
+                    async move { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body)))) }
+                });
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+            });
+        }
+    });
+    (addr, ca_path)
 }
