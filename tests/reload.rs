@@ -141,3 +141,23 @@ async fn a_kubernetes_style_symlink_swap_is_seen() {
     s.wait_metric(RELOAD_OK, 1.0).await;
     assert_eq!(c.get(s.url("/")).send().await.expect("send").text().await.expect("text"), "new");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_in_flight_finishes_on_the_config_it_started_with() {
+    let legacy = MockUpstream::start("legacy").await;
+    let slow_new = MockUpstream::builder("new").delay(Duration::from_millis(800)).start().await;
+    let s = Strangler::start(&body(&legacy, &slow_new, 100.0)).await;
+    let c = client();
+    let in_flight = tokio::spawn(c.get(s.url("/orders")).send());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The route now sends nothing to new, and the new pool is gone from the file.
+    s.rewrite(&format!(
+        "[upstreams.legacy]\naddresses = [\"{}\"]\n\n[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"legacy\"\nweight = 0\n",
+        legacy.address()
+    ));
+    s.wait_metric(RELOAD_OK, 1.0).await;
+    assert_eq!(c.get(s.url("/orders")).send().await.expect("send").text().await.expect("text"), "legacy");
+    let r = in_flight.await.expect("task").expect("in-flight request");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("text"), "new");
+}
