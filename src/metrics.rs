@@ -1,11 +1,14 @@
 //! Every metric strangler exports, in one place. Names carry the `strangler_` prefix; requests
 //! that match no route use the route label `-`.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use prometheus::{
-    exponential_buckets, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    exponential_buckets, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts,
+    Registry, TextEncoder,
 };
+
+use crate::config::Side;
 
 /// Route label for requests that matched no route.
 pub const NO_ROUTE: &str = "-";
@@ -90,5 +93,47 @@ impl Metrics {
         // Encoding into a Vec cannot fail for well-formed metric families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         buf
+    }
+}
+
+// === per-route handles ===
+
+/// Status codes cached per side: 100..=599.
+const CODES: usize = 500;
+
+/// One route's request metrics, resolved once instead of by label lookup on every request. Kept
+/// across reloads for a route of the same name; the underlying series live in the registry.
+pub struct RouteStats {
+    route: String,
+    duration: [Histogram; 2],
+    /// `requests_total` handles by side and status code, filled on first use.
+    codes: Box<[OnceLock<IntCounter>]>,
+}
+
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::Legacy => 0,
+        Side::New => 1,
+    }
+}
+
+impl RouteStats {
+    pub fn new(route: &str) -> Self {
+        let duration =
+            [Side::Legacy, Side::New].map(|s| METRICS.request_duration.with_label_values(&[route, s.as_str()]));
+        let codes = (0..2 * CODES).map(|_| OnceLock::new()).collect();
+        RouteStats { route: route.to_string(), duration, codes }
+    }
+
+    /// Count one request and its duration.
+    pub fn record(&self, side: Side, status: Option<http::StatusCode>, seconds: f64) {
+        self.duration[side_index(side)].observe(seconds);
+        let code = status.map_or(0, |s| s.as_u16());
+        match (code as usize).checked_sub(100).filter(|i| *i < CODES) {
+            Some(i) => self.codes[side_index(side) * CODES + i]
+                .get_or_init(|| METRICS.requests.with_label_values(&[&self.route, side.as_str(), &code.to_string()]))
+                .inc(),
+            None => METRICS.requests.with_label_values(&[&self.route, side.as_str(), &code.to_string()]).inc(),
+        }
     }
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::config::Config;
-use crate::metrics::METRICS;
-use crate::route::RouteTable;
+use crate::metrics::{RouteStats, METRICS};
+use crate::route::{Matched, RouteTable};
 
 pub struct Snapshot {
     pub config: Arc<Config>,
@@ -16,9 +16,20 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn new(config: Config) -> Self {
-        let table = RouteTable::new(&config.routes);
-        Snapshot { config: Arc::new(config), table }
+    /// Metric handles of routes that keep their name are carried over from `previous`.
+    fn new(config: Config, previous: Option<&Snapshot>) -> Self {
+        let entries = config
+            .routes
+            .iter()
+            .map(|route| {
+                let stats = previous
+                    .and_then(|p| p.table.get(&route.name))
+                    .map(|m| m.stats.clone())
+                    .unwrap_or_else(|| Arc::new(RouteStats::new(&route.name)));
+                Matched { route: route.clone(), stats }
+            })
+            .collect();
+        Snapshot { table: RouteTable::new(entries), config: Arc::new(config) }
     }
 }
 
@@ -29,7 +40,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Config) -> Arc<Self> {
-        let snap = Snapshot::new(config);
+        let snap = Snapshot::new(config, None);
         publish_weights(None, &snap);
         Arc::new(Shared { current: ArcSwap::from_pointee(snap) })
     }
@@ -44,7 +55,7 @@ impl Shared {
 
     /// Swap in a complete, validated configuration. Returns the previous snapshot.
     pub fn replace(&self, config: Config) -> Arc<Snapshot> {
-        let snap = Snapshot::new(config);
+        let snap = Snapshot::new(config, Some(&self.current.load()));
         let old = self.current.swap(Arc::new(snap));
         publish_weights(Some(&old), &self.current.load());
         old

@@ -1,6 +1,7 @@
 //! The benchmark's baseline: the thinnest possible Pingora proxy (one fixed upstream, no routing,
 //! no split, no metrics), built from the same Pingora as strangler, so the difference between
-//! the two is what strangler itself costs.
+//! the two is what strangler itself costs. It uses strangler's allocator (mimalloc) too, so the
+//! allocator is not counted as strangler's gain.
 //!
 //! Usage: `bare_pingora LISTEN UPSTREAM THREADS`
 
@@ -8,6 +9,9 @@ use async_trait::async_trait;
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::server::configuration::ServerConf;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Bare {
     upstream: std::net::SocketAddr,

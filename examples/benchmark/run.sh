@@ -7,14 +7,17 @@
 # Each proxy is driven by wrk with the same connections and duration, ROUNDS times in turn; the
 # median round is printed: requests/s, p99, and the proxy's CPU time per request (from /proc).
 #
-# Knobs: DURATION (10s), CONNS (32), THREADS (proxy worker threads, 1), ROUNDS (3).
+# Each proxy runs pinned to CPU 0, wrk and the upstream nginx to CPU 1, so the proxies do not fight
+# the load generator for a core and CPU per request is comparable between them.
+#
+# Knobs: DURATION (10s), CONNS (32), THREADS (proxy worker threads, 1), ROUNDS (5).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-1}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
 
 need=()
@@ -87,11 +90,12 @@ new = "new"
 weight = 10.0
 CONF
 
-"$NGINX" -c "$work/upstream.conf" -p "$work"
-"$NGINX" -c "$work/proxy.conf" -p "$work"
-target/release/examples/bare_pingora "127.0.0.1:$P_BARE" "127.0.0.1:$UP_LEGACY" "$THREADS" 2>"$work/bare.log" & pids+=($!)
+PROXY_CPU=0 LOAD_CPU=$(( $(nproc) > 1 ? 1 : 0 ))
+taskset -c "$LOAD_CPU" "$NGINX" -c "$work/upstream.conf" -p "$work"
+taskset -c "$PROXY_CPU" "$NGINX" -c "$work/proxy.conf" -p "$work"
+taskset -c "$PROXY_CPU" target/release/examples/bare_pingora "127.0.0.1:$P_BARE" "127.0.0.1:$UP_LEGACY" "$THREADS" 2>"$work/bare.log" & pids+=($!)
 bare_pid=$!
-target/release/strangler run -c "$work/strangler.toml" 2>"$work/strangler.log" & pids+=($!)
+taskset -c "$PROXY_CPU" target/release/strangler run -c "$work/strangler.toml" 2>"$work/strangler.log" & pids+=($!)
 strangler_pid=$!
 sleep 1.5
 nginx_pids() { echo "$(cat "$work/px.pid") $(pgrep -P "$(cat "$work/px.pid")" | tr '\n' ' ')"; }
@@ -104,9 +108,9 @@ HZ=$(getconf CLK_TCK)
 # run NAME PORT PIDS... -> appends "rps p99_ms cpu_us_per_req" to $work/NAME
 run() {
   local name=$1 port=$2; shift 2
-  wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$port/" >/dev/null   # warm-up
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$port/" >/dev/null   # warm-up
   local c0; c0=$(ticks "$@")
-  wrk -t2 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$port/" > "$work/wrk.out"
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$port/" > "$work/wrk.out"
   local c1; c1=$(ticks "$@")
   local reqs rps p99 errs
   reqs=$(awk '/requests in/ {print $1}' "$work/wrk.out")
@@ -118,29 +122,34 @@ run() {
 }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
-echo "load: wrk -t2 -c$CONNS -d$DURATION, proxy threads/workers: $THREADS, rounds: $ROUNDS (median shown)"
+echo "load: wrk -t1 -c$CONNS -d$DURATION on CPU $LOAD_CPU (with the upstream), proxies on CPU $PROXY_CPU with $THREADS worker(s), $ROUNDS rounds"
+# The order rotates every round so slow drifts of a shared machine do not favour one proxy; the
+# ratios are taken within each round and their median is reported.
+printf "%-6s %28s %28s %28s\n" "round" "bare: rps / p99 ms / us/req" "strangler" "nginx"
 for r in $(seq "$ROUNDS"); do
-  echo "round $r/$ROUNDS"
-  run bare "$P_BARE" "$bare_pid"
-  run strangler "$P_STRANGLER" "$strangler_pid"
-  # shellcheck disable=SC2046
-  run nginx "$P_NGINX" $(nginx_pids)
+  order=("bare $P_BARE $bare_pid" "strangler $P_STRANGLER $strangler_pid" "nginx $P_NGINX")
+  for i in $(seq 0 $(( (r - 1) % 3 - 1 ))); do order=("${order[@]:1}" "${order[0]}"); done
+  for entry in "${order[@]}"; do
+    read -r name port pid <<<"$entry"
+    # shellcheck disable=SC2046
+    if [ "$name" = nginx ]; then run nginx "$port" $(nginx_pids); else run "$name" "$port" "$pid"; fi
+  done
+  fig() { tail -1 "$work/$1" | awk '{printf "%9.0f / %5.2f / %6.2f", $1, $2, $3}'; }
+  printf "%-6s %28s %28s %28s\n" "$r" "$(fig bare)" "$(fig strangler)" "$(fig nginx)"
 done
 
-# Median by CPU per request, the figure the targets are set on.
-median() { sort -k3 -n "$work/$1" | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)'; }
-read -r b_rps b_p99 b_cpu <<<"$(median bare)"
-read -r s_rps s_p99 s_cpu <<<"$(median strangler)"
-read -r n_rps n_p99 n_cpu <<<"$(median nginx)"
+# Per-round ratios of CPU per request, then medians.
+paste "$work/bare" "$work/strangler" "$work/nginx" | awk '{ print $6 / $3, $6 / $9 }' > "$work/ratios"
+med() { sort -n | awk '{ v[NR] = $1 } END { printf "%.3f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+col() { awk -v c="$2" '{ print $c }' "$work/$1" | med; }
 echo
-printf "%-34s %12s %10s %14s\n" "proxy" "requests/s" "p99 ms" "CPU us/req"
-printf "%-34s %12s %10s %14s\n" "bare Pingora passthrough" "$b_rps" "$b_p99" "$b_cpu"
-printf "%-34s %12s %10s %14s\n" "strangler (weight 10)" "$s_rps" "$s_p99" "$s_cpu"
-printf "%-34s %12s %10s %14s\n" "nginx split_clients (10%)" "$n_rps" "$n_p99" "$n_cpu"
+printf "%-34s %12s %10s %14s\n" "median" "requests/s" "p99 ms" "CPU us/req"
+printf "%-34s %12.0f %10s %14s\n" "bare Pingora passthrough" "$(col bare 1)" "$(col bare 2)" "$(col bare 3)"
+printf "%-34s %12.0f %10s %14s\n" "strangler (weight 10)" "$(col strangler 1)" "$(col strangler 2)" "$(col strangler 3)"
+printf "%-34s %12.0f %10s %14s\n" "nginx split_clients (10%)" "$(col nginx 1)" "$(col nginx 2)" "$(col nginx 3)"
 echo
-awk -v s="$s_cpu" -v b="$b_cpu" -v n="$n_cpu" 'BEGIN {
-  printf "CPU per request: strangler / bare Pingora = %.3f (target <= 1.10)\n", s / b
-  printf "CPU per request: strangler / nginx        = %.3f\n", s / n
-}'
+echo "CPU per request, median of per-round ratios:"
+echo "  strangler / bare Pingora = $(col ratios 1)  (target <= 1.10)"
+echo "  strangler / nginx        = $(col ratios 2)"
 split=$(exec 3<>/dev/tcp/127.0.0.1/$P_ADMIN; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3; grep '^strangler_requests_total' <&3 | awk '{ if ($1 ~ /side="new"/) n += $2; t += $2 } END { printf "%.2f%% of %d", n * 100 / t, t }')
 echo "strangler sent $split requests to new (weight 10)"

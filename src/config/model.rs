@@ -140,11 +140,14 @@ pub enum HostPattern {
 }
 
 impl HostPattern {
-    /// `host` must already be lowercase and without a port.
+    /// `host` without a port, in any case (patterns are stored lowercase).
     pub fn matches(&self, host: &str) -> bool {
         match self {
-            HostPattern::Exact(h) => h == host,
-            HostPattern::Suffix(s) => host.len() > s.len() && host.ends_with(s.as_str()),
+            HostPattern::Exact(h) => h.eq_ignore_ascii_case(host),
+            HostPattern::Suffix(s) => {
+                let (host, s) = (host.as_bytes(), s.as_bytes());
+                host.len() > s.len() && host[host.len() - s.len()..].eq_ignore_ascii_case(s)
+            }
         }
     }
 

@@ -1,21 +1,21 @@
 //! Per-request state, in small parts that each phase fills in turn.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
-use crate::config::model::Route;
-use crate::route::Choice;
+use crate::route::{Choice, Matched};
 
 /// Everything strangler knows about one request.
 pub struct Ctx {
     pub started: Instant,
     /// The matched route, pinned for the whole request (its upstreams come with it), so a reload
     /// in flight never changes where this request goes.
-    pub route: Option<Arc<Route>>,
+    pub route: Option<Matched>,
     /// The side, chosen once in `request_filter`: a retry in `upstream_peer` never re-rolls it.
     pub choice: Option<Choice>,
     pub upstream: UpstreamAttempt,
+    /// `log.access_log` of the snapshot the request was routed on.
+    pub access_log: bool,
 }
 
 /// Where the request was forwarded, and how many times `upstream_peer` was asked.
@@ -31,11 +31,17 @@ pub struct UpstreamAttempt {
 
 impl Ctx {
     pub fn new() -> Self {
-        Ctx { started: Instant::now(), route: None, choice: None, upstream: UpstreamAttempt::default() }
+        Ctx {
+            started: Instant::now(),
+            route: None,
+            choice: None,
+            upstream: UpstreamAttempt::default(),
+            access_log: false,
+        }
     }
 
     pub fn route_name(&self) -> &str {
-        self.route.as_deref().map_or(crate::metrics::NO_ROUTE, |r| r.name.as_str())
+        self.route.as_ref().map_or(crate::metrics::NO_ROUTE, |m| m.route.name.as_str())
     }
 
     pub fn side_name(&self) -> &'static str {

@@ -1,7 +1,7 @@
 //! Forwarding: match the route, choose the side, build the upstream peer and request headers.
 
 use bytes::Bytes;
-use http::header::HOST;
+use http::header::{HeaderName, HOST};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::Session;
@@ -13,7 +13,9 @@ use crate::metrics::METRICS;
 use crate::route::choose_side;
 use crate::snapshot::Shared;
 
-pub const SIDE_HEADER: &str = "x-strangler-side";
+pub const SIDE_HEADER: HeaderName = HeaderName::from_static("x-strangler-side");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Match a route and choose a side. Answers 404 itself (returning `Ok(true)`) when no route
 /// matches.
@@ -22,25 +24,27 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
     let host = req.uri.host().or_else(|| req.headers.get(HOST).and_then(|v| v.to_str().ok()));
     let found = {
         let snap = shared.load();
+        ctx.access_log = snap.config.log.access_log;
         snap.table.find(host, req.uri.path()).cloned()
     };
-    let Some(route) = found else {
-        session.respond_error_with_body(404, Bytes::from_static(b"no route matches this request\n")).await?;
+    let Some(matched) = found else {
+        // Boxed: the rare 404 path must not grow every request's future.
+        Box::pin(session.respond_error_with_body(404, Bytes::from_static(b"no route matches this request\n"))).await?;
         return Ok(true);
     };
     let client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
-    let choice = choose_side(&route, &session.req_header().headers, client_ip);
+    let choice = choose_side(&matched.route, &session.req_header().headers, client_ip);
     if choice.override_rejected {
-        METRICS.override_rejected.with_label_values(&[&route.name]).inc();
+        METRICS.override_rejected.with_label_values(&[&matched.route.name]).inc();
     }
-    ctx.route = Some(route);
+    ctx.route = Some(matched);
     ctx.choice = Some(choice);
     Ok(false)
 }
 
 fn chosen(ctx: &Ctx) -> Result<(&crate::config::Route, Side)> {
     match (&ctx.route, ctx.choice) {
-        (Some(r), Some(c)) => Ok((r, c.side)),
+        (Some(m), Some(c)) => Ok((&m.route, c.side)),
         _ => Error::e_explain(ErrorType::InternalError, "no route chosen before upstream selection"),
     }
 }
@@ -57,8 +61,10 @@ pub fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
     ctx.upstream.addr = Some(addr);
     let mut peer = HttpPeer::new(addr, up.tls, up.sni.clone());
     peer.options.connection_timeout = Some(up.connect_timeout);
+    // Connect and read timeouts only: a write timeout would register a timer on every write of
+    // every request, and an upstream that stops reading also stops answering, which the read
+    // timeout already catches.
     peer.options.read_timeout = Some(up.read_timeout);
-    peer.options.write_timeout = Some(up.read_timeout);
     Ok(Box::new(peer))
 }
 
@@ -83,14 +89,14 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -
         req.insert_header(HOST, host.clone())?;
     }
     if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()) {
-        let xff = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        let xff = match req.headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
             Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
             _ => ip.to_string(),
         };
-        req.insert_header("x-forwarded-for", xff)?;
+        req.insert_header(X_FORWARDED_FOR, xff)?;
     }
     let tls = session.as_downstream().digest().is_some_and(|d| d.ssl_digest.is_some());
-    req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
+    req.insert_header(X_FORWARDED_PROTO, if tls { "https" } else { "http" })?;
     if let Some(ov) = &route.override_ {
         req.remove_header(&ov.header);
     }

@@ -72,6 +72,6 @@ impl ProxyHttp for Strangler {
 
     /// Metrics and the access log line.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        record::request_done(&self.shared, session, e, ctx);
+        record::request_done(session, e, ctx);
     }
 }

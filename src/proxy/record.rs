@@ -6,7 +6,6 @@ use pingora::proxy::{FailToProxy, Session};
 
 use super::ctx::Ctx;
 use crate::metrics::METRICS;
-use crate::snapshot::Shared;
 
 /// A short label for an upstream failure, used in metrics and logs.
 pub fn error_kind(e: &ErrorType) -> &'static str {
@@ -64,15 +63,20 @@ pub async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ctx) -> F
 }
 
 /// Count the request and write its access log line.
-pub fn request_done(shared: &Shared, session: &Session, e: Option<&Error>, ctx: &Ctx) {
+pub fn request_done(session: &Session, e: Option<&Error>, ctx: &Ctx) {
     let status = session.response_written().map(|r| r.status);
     let code = status.as_ref().map_or("0", |s| s.as_str());
     let (route, side) = (ctx.route_name(), ctx.side_name());
     let elapsed = ctx.started.elapsed();
-    METRICS.requests.with_label_values(&[route, side, code]).inc();
-    METRICS.request_duration.with_label_values(&[route, side]).observe(elapsed.as_secs_f64());
+    match (&ctx.route, ctx.choice) {
+        (Some(m), Some(c)) => m.stats.record(c.side, status, elapsed.as_secs_f64()),
+        _ => {
+            METRICS.requests.with_label_values(&[route, side, code]).inc();
+            METRICS.request_duration.with_label_values(&[route, side]).observe(elapsed.as_secs_f64());
+        }
+    }
 
-    if shared.load().config.log.access_log {
+    if ctx.access_log {
         let req = session.req_header();
         let upstream = ctx.upstream.addr.map(|a| a.to_string());
         tracing::info!(

@@ -4,4 +4,4 @@ pub mod split;
 pub mod table;
 
 pub use split::{bucket, choose_side, Choice, Decision};
-pub use table::RouteTable;
+pub use table::{Matched, RouteTable};

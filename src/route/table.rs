@@ -3,30 +3,43 @@
 use std::sync::Arc;
 
 use crate::config::model::{HostPattern, Route};
+use crate::metrics::RouteStats;
+
+/// A route as the request path holds it: the validated route and its metric handles.
+#[derive(Clone)]
+pub struct Matched {
+    pub route: Arc<Route>,
+    pub stats: Arc<RouteStats>,
+}
 
 /// Routes ordered for matching. Built once per config snapshot; lookups allocate nothing.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct RouteTable {
     /// Sorted by path prefix length, longest first, so the first prefix match in a tier wins.
-    routes: Vec<Arc<Route>>,
+    routes: Vec<Matched>,
 }
 
 impl RouteTable {
-    pub fn new(routes: &[Arc<Route>]) -> Self {
-        let mut routes = routes.to_vec();
-        routes.sort_by_key(|r| std::cmp::Reverse(r.path_prefix.len()));
+    pub fn new(routes: Vec<Matched>) -> Self {
+        let mut routes = routes;
+        routes.sort_by_key(|m| std::cmp::Reverse(m.route.path_prefix.len()));
         RouteTable { routes }
+    }
+
+    /// The route named `name`.
+    pub fn get(&self, name: &str) -> Option<&Matched> {
+        self.routes.iter().find(|m| m.route.name == name)
     }
 
     /// The route for `host` (as sent by the client, any case, port allowed) and `path`.
     ///
     /// Among routes whose hosts and prefix both match, the most specific host wins (exact name,
     /// then the longest wildcard, then routes without hosts); ties go to the longest prefix.
-    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
-        let host = host.map(normalize_host);
-        let host = host.as_deref();
-        let mut best: Option<(usize, &Arc<Route>)> = None;
-        for route in &self.routes {
+    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Matched> {
+        let host = host.map(strip_port);
+        let mut best: Option<(usize, &Matched)> = None;
+        for m in &self.routes {
+            let route = &m.route;
             if !prefix_matches(&route.path_prefix, path) {
                 continue;
             }
@@ -34,7 +47,7 @@ impl RouteTable {
             // Routes are sorted by prefix length, so an equal rank seen later never beats an
             // earlier one: only a strictly more specific host can.
             if best.is_none_or(|(r, _)| rank > r) {
-                best = Some((rank, route));
+                best = Some((rank, m));
             }
         }
         best.map(|(_, r)| r)
@@ -60,14 +73,15 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
     }
 }
 
-/// Lowercase and strip the port (keeps IPv6 brackets' content intact).
-fn normalize_host(host: &str) -> String {
+/// The host without port and trailing dot (IPv6 brackets removed). Case is left as sent:
+/// patterns compare ignoring ASCII case, so no lowercase copy is made per request.
+fn strip_port(host: &str) -> &str {
     let h = if let Some(v6) = host.strip_prefix('[') {
         v6.split(']').next().unwrap_or(v6)
     } else {
         host.rsplit_once(':').map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host })
     };
-    h.trim_end_matches('.').to_ascii_lowercase()
+    h.trim_end_matches('.')
 }
 
 #[cfg(test)]
@@ -87,8 +101,11 @@ mod tests {
 
     #[test]
     fn hosts_are_normalized() {
-        assert_eq!(normalize_host("API.Example.com:8080"), "api.example.com");
-        assert_eq!(normalize_host("example.com."), "example.com");
-        assert_eq!(normalize_host("[::1]:80"), "::1");
+        assert_eq!(strip_port("API.Example.com:8080"), "API.Example.com");
+        assert_eq!(strip_port("example.com."), "example.com");
+        assert_eq!(strip_port("[::1]:80"), "::1");
+        assert!(HostPattern::Exact("api.example.com".into()).matches("API.Example.com"));
+        assert!(HostPattern::Suffix(".example.com".into()).matches("Shop.EXAMPLE.com"));
+        assert!(!HostPattern::Suffix(".example.com".into()).matches("example.com"));
     }
 }
