@@ -153,3 +153,6 @@ echo "  strangler / bare Pingora = $(col ratios 1)  (target <= 1.10)"
 echo "  strangler / nginx        = $(col ratios 2)"
 split=$(exec 3<>/dev/tcp/127.0.0.1/$P_ADMIN; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3; grep '^strangler_requests_total' <&3 | awk '{ if ($1 ~ /side="new"/) n += $2; t += $2 } END { printf "%.2f%% of %d", n * 100 / t, t }')
 echo "strangler sent $split requests to new (weight 10)"
+
+echo
+"$(dirname "$0")/instructions.sh"

@@ -16,6 +16,9 @@ pub struct Ctx {
     pub upstream: UpstreamAttempt,
     /// `log.access_log` of the snapshot the request was routed on.
     pub access_log: bool,
+    /// The client's IP as a header value, formatted once per downstream connection and carried
+    /// over keep-alive requests.
+    pub client_ip: Option<http::HeaderValue>,
 }
 
 /// Where the request was forwarded, and how many times `upstream_peer` was asked.
@@ -37,6 +40,7 @@ impl Ctx {
             choice: None,
             upstream: UpstreamAttempt::default(),
             access_log: false,
+            client_ip: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Forwarding: match the route, choose the side, build the upstream peer and request headers.
 
 use bytes::Bytes;
-use http::header::{HeaderName, HOST};
+use http::header::{HeaderName, HeaderValue, HOST};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::Session;
@@ -59,7 +59,8 @@ pub fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
     let addr = up.addr(ctx.upstream.start, ctx.upstream.attempts);
     ctx.upstream.attempts += 1;
     ctx.upstream.addr = Some(addr);
-    let mut peer = HttpPeer::new(addr, up.tls, up.sni.clone());
+    let sni = if up.tls { up.sni.clone() } else { String::new() };
+    let mut peer = HttpPeer::new(addr, up.tls, sni);
     peer.options.connection_timeout = Some(up.connect_timeout);
     // Connect and read timeouts only: a write timeout would register a timer on every write of
     // every request, and an upstream that stops reading also stops answering, which the read
@@ -83,20 +84,29 @@ pub fn on_connect_failure(ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
 
 /// Headers for the upstream: Host rewrite, `x-forwarded-*`, and the override header (which may
 /// carry a token) removed.
-pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -> Result<()> {
+pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+    if ctx.client_ip.is_none() {
+        ctx.client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .and_then(|a| HeaderValue::from_str(&a.ip().to_string()).ok());
+    }
     let (route, side) = chosen(ctx)?;
     if let Some(host) = &route.upstream(side).host_header {
         req.insert_header(HOST, host.clone())?;
     }
-    if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()) {
-        let xff = match req.headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(prev) if !prev.is_empty() => format!("{prev}, {ip}"),
-            _ => ip.to_string(),
+    if let Some(ip) = &ctx.client_ip {
+        let xff = match req.headers.get(X_FORWARDED_FOR).map(|v| v.as_bytes()) {
+            Some(prev) if !prev.is_empty() => {
+                HeaderValue::from_bytes(&[prev, b", ", ip.as_bytes()].concat()).unwrap_or_else(|_| ip.clone())
+            }
+            _ => ip.clone(),
         };
         req.insert_header(X_FORWARDED_FOR, xff)?;
     }
     let tls = session.as_downstream().digest().is_some_and(|d| d.ssl_digest.is_some());
-    req.insert_header(X_FORWARDED_PROTO, if tls { "https" } else { "http" })?;
+    let proto = if tls { HeaderValue::from_static("https") } else { HeaderValue::from_static("http") };
+    req.insert_header(X_FORWARDED_PROTO, proto)?;
     if let Some(ov) = &route.override_ {
         req.remove_header(&ov.header);
     }
@@ -106,7 +116,18 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &Ctx) -
 pub fn downstream_response(resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
     let (route, side) = chosen(ctx)?;
     if route.expose_side {
-        resp.insert_header(SIDE_HEADER, side.as_str())?;
+        resp.insert_header(SIDE_HEADER, HeaderValue::from_static(side.as_str()))?;
     }
     Ok(())
+}
+
+/// What a keep-alive connection carries to its next request: the formatted client IP.
+pub fn persist(ctx: &Ctx) -> Option<Box<dyn std::any::Any + Send + Sync>> {
+    ctx.client_ip.clone().map(|v| Box::new(v) as Box<dyn std::any::Any + Send + Sync>)
+}
+
+pub fn restore(ctx: &mut Ctx, prev: Box<dyn std::any::Any + Send + Sync>) {
+    if let Ok(ip) = prev.downcast::<HeaderValue>() {
+        ctx.client_ip = Some(*ip);
+    }
 }

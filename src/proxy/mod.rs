@@ -5,6 +5,7 @@ pub mod ctx;
 pub mod forward;
 pub mod record;
 
+use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -68,6 +69,15 @@ impl ProxyHttp for Strangler {
     /// Error responses: 502 when the upstream cannot be reached, 504 when it is too slow.
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         record::fail_to_proxy(session, e, ctx).await
+    }
+
+    /// Keep the formatted client IP for the connection's next request.
+    fn persist_connection_context(&self, _session: &Session, ctx: &Ctx) -> Option<Box<dyn Any + Send + Sync>> {
+        forward::persist(ctx)
+    }
+
+    fn on_connection_reuse(&self, _session: &mut Session, ctx: &mut Ctx, prev: Box<dyn Any + Send + Sync>) {
+        forward::restore(ctx, prev)
     }
 
     /// Metrics and the access log line.
