@@ -10,51 +10,17 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 N1=${N1:-2000}
 N2=${N2:-6000}
-SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-need=()
-command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
-command -v ab >/dev/null 2>&1 || need+=(apache2-utils)
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
-if [ ${#need[@]} -gt 0 ]; then
-  $SUDO apt-get update -qq && $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+. "$(dirname "$0")/lib.sh"
+install_tools nginx:nginx-light valgrind:valgrind ab:apache2-utils
 [ -x target/release/strangler ] && [ -x target/release/examples/bare_pingora ] ||
   cargo build --release --bin strangler --example bare_pingora
 
 UP_LEGACY=23000 UP_NEW=23001 P_BARE=23081 P_STRANGLER=23082 P_ADMIN=23090
 work=$(mktemp -d)
 trap '[ -f "$work/up.pid" ] && kill "$(cat "$work/up.pid")" 2>/dev/null; rm -rf "$work"' EXIT
-cat > "$work/up.conf" <<CONF
-worker_processes 1; pid $work/up.pid; daemon on; error_log $work/error.log warn; events { worker_connections 1024; }
-http {
-  access_log off; keepalive_requests 1000000;
-  client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
-  server { listen 127.0.0.1:$UP_LEGACY; location / { return 200 "hello\n"; } }
-  server { listen 127.0.0.1:$UP_NEW;    location / { return 200 "hello\n"; } }
-}
-CONF
-cat > "$work/strangler.toml" <<CONF
-[server]
-listen = ["127.0.0.1:$P_STRANGLER"]
-threads = 1
-upgrade_sock = "$work/upgrade.sock"
-[admin]
-listen = "127.0.0.1:$P_ADMIN"
-[log]
-level = "warn"
-access_log = false
-[upstreams.legacy]
-addresses = ["127.0.0.1:$UP_LEGACY"]
-[upstreams.new]
-addresses = ["127.0.0.1:$UP_NEW"]
-[[routes]]
-name = "bench"
-legacy = "legacy"
-new = "new"
-weight = 10.0
-CONF
-"$NGINX" -c "$work/up.conf" -p "$work"
+upstream_conf "$work" "$UP_LEGACY" "$UP_NEW"
+strangler_conf "$work" "$P_STRANGLER" "$P_ADMIN" "$UP_LEGACY" "$UP_NEW" 1
+"$NGINX" -c "$work/upstream.conf" -p "$work"
 
 # count PORT N CMD...: total instructions of CMD after serving N requests
 count() {

@@ -18,16 +18,8 @@ DURATION=${DURATION:-10s}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-1}
 ROUNDS=${ROUNDS:-5}
-SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-
-need=()
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]}"
-  $SUDO apt-get update -qq && $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+. "$(dirname "$0")/lib.sh"
+install_tools nginx:nginx-light wrk:wrk taskset:util-linux
 
 cargo build --release --bin strangler --example bare_pingora 2>&1 | tail -1
 
@@ -43,21 +35,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-common_nginx="error_log $work/error.log warn; events { worker_connections 4096; }"
-cat > "$work/upstream.conf" <<CONF
-worker_processes 1; pid $work/up.pid; daemon on; $common_nginx
-http {
-  access_log off; keepalive_requests 1000000;
-  client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
-  server { listen 127.0.0.1:$UP_LEGACY; location / { return 200 "legacy says hello\n"; } }
-  server { listen 127.0.0.1:$UP_NEW;    location / { return 200 "new says hello\n"; } }
-}
-CONF
+upstream_conf "$work" "$UP_LEGACY" "$UP_NEW"
 cat > "$work/proxy.conf" <<CONF
-worker_processes $THREADS; pid $work/px.pid; daemon on; $common_nginx
+worker_processes $THREADS; pid $work/px.pid; daemon on; error_log $work/error.log warn; events { worker_connections 4096; }
 http {
-  access_log off; keepalive_requests 1000000;
-  client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
+  access_log off; keepalive_requests 1000000; $(NGINX_TEMP_PATHS "$work")
   upstream legacy { server 127.0.0.1:$UP_LEGACY; keepalive 128; }
   upstream new    { server 127.0.0.1:$UP_NEW;    keepalive 128; }
   split_clients "\${request_id}" \$side { 10% new; * legacy; }
@@ -67,28 +49,7 @@ http {
   }
 }
 CONF
-cat > "$work/strangler.toml" <<CONF
-[server]
-listen = ["127.0.0.1:$P_STRANGLER"]
-threads = $THREADS
-grace_period = "1s"
-upgrade_sock = "$work/upgrade.sock"
-[admin]
-listen = "127.0.0.1:$P_ADMIN"
-[log]
-level = "warn"
-access_log = false
-[upstreams.legacy]
-addresses = ["127.0.0.1:$UP_LEGACY"]
-[upstreams.new]
-addresses = ["127.0.0.1:$UP_NEW"]
-[[routes]]
-name = "bench"
-path_prefix = "/"
-legacy = "legacy"
-new = "new"
-weight = 10.0
-CONF
+strangler_conf "$work" "$P_STRANGLER" "$P_ADMIN" "$UP_LEGACY" "$UP_NEW" "$THREADS"
 
 PROXY_CPU=0 LOAD_CPU=$(( $(nproc) > 1 ? 1 : 0 ))
 taskset -c "$LOAD_CPU" "$NGINX" -c "$work/upstream.conf" -p "$work"
