@@ -49,10 +49,6 @@ impl Shared {
         self.current.load()
     }
 
-    pub fn load_full(&self) -> Arc<Snapshot> {
-        self.current.load_full()
-    }
-
     /// Swap in a complete, validated configuration. Returns the previous snapshot.
     pub fn replace(&self, config: Config) -> Arc<Snapshot> {
         let snap = Snapshot::new(config, Some(&self.current.load()));

@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use model::{Config, Route, Side, Sticky, Upstream};
-pub use units::{parse_duration, parse_size};
+pub use units::parse_duration;
 
 /// One thing wrong with a config file, with enough context to fix it without reading code.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! Hot reload. Triggers: a change in the config file's directory (so editors' atomic renames and
-//! Kubernetes ConfigMap symlink swaps are seen), SIGHUP, and the admin API. Bursts of file events
+//! Kubernetes ConfigMap symlink swaps are seen) and SIGHUP. Bursts of file events
 //! are debounced. Each reload parses and validates a complete new config and swaps it in with one
 //! store; an invalid file is logged and counted and the running config keeps serving.
 
@@ -26,7 +26,6 @@ const DEBOUNCE: Duration = Duration::from_millis(150);
 pub enum Trigger {
     FileChange,
     Signal,
-    Api,
 }
 
 impl Trigger {
@@ -34,7 +33,6 @@ impl Trigger {
         match self {
             Trigger::FileChange => "file change",
             Trigger::Signal => "SIGHUP",
-            Trigger::Api => "admin API",
         }
     }
 }
@@ -177,12 +175,12 @@ fn watch_dir(path: &Path, tx: mpsc::UnboundedSender<()>) -> Option<notify::Recom
     let mut watcher = match notify::recommended_watcher(handler) {
         Ok(w) => w,
         Err(e) => {
-            tracing::error!("cannot watch {}: {e}; reload with SIGHUP or the admin API", dir.display());
+            tracing::error!("cannot watch {}: {e}; reload with SIGHUP", dir.display());
             return None;
         }
     };
     if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
-        tracing::error!("cannot watch {}: {e}; reload with SIGHUP or the admin API", dir.display());
+        tracing::error!("cannot watch {}: {e}; reload with SIGHUP", dir.display());
         return None;
     }
     Some(watcher)
