@@ -32,10 +32,30 @@ fn pingora_conf(cfg: &Config) -> anyhow::Result<ServerConf> {
     Ok(conf)
 }
 
+/// Refuse to start when a listen address is taken. Pingora would retry the bind for 30 s in the
+/// background while the admin listener reported ready; an operator wants to know at once.
+/// Skipped on `--upgrade`, where the listeners come from the running process.
+fn check_addresses_free(cfg: &Config) -> anyhow::Result<()> {
+    let proxy = cfg.server.listen.iter().enumerate().map(|(i, a)| (format!("server.listen[{i}]"), *a));
+    for (key, addr) in proxy.chain([("admin.listen".to_string(), cfg.admin.listen)]) {
+        if let Err(e) = std::net::TcpListener::bind(addr) {
+            anyhow::bail!(
+                "{key} = {addr}: cannot listen there ({e}); stop what is using it, change {key} in {}, \
+                 or take over a running strangler with `strangler run --upgrade`",
+                cfg.path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Load the config and run until a shutdown signal.
 pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     guard_sighup().context("installing the SIGHUP handler")?;
     let cfg = config::load(path)?;
+    if !upgrade {
+        check_addresses_free(&cfg)?;
+    }
     crate::logging::init(&cfg.log)?;
 
     let opt = Opt { upgrade, ..Opt::default() };

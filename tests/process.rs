@@ -82,3 +82,26 @@ fn the_config_path_comes_from_strangler_config() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("env.toml: ok, 0 route(s)"));
 }
+
+#[test]
+fn run_refuses_a_listen_address_already_in_use() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("busy.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nupgrade_sock = \"{}\"\n[admin]\nlisten = \"127.0.0.1:{}\"\n",
+            dir.path().join("u.sock").display(),
+            free_port()
+        ),
+    )
+    .expect("write");
+    let t = Instant::now();
+    let out = Command::new(bin()).args(["run", "-c"]).arg(&path).output().expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?} to give up", t.elapsed());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("server.listen[0] = 127.0.0.1:{port}")) && err.contains("in use"), "{err}");
+}

@@ -20,9 +20,19 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 /// A port nothing listens on (yet). Pingora must not bind several listeners to port 0, so the
-/// proxy's ports are chosen here first.
+/// proxy's ports are chosen here first: from a block of 200 per test process, below the kernel's
+/// ephemeral range, so neither a parallel test nor a mock upstream binding port 0 can take a port
+/// between its choice here and the proxy binding it.
 pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let base = 24_000 + (std::process::id() as usize % 40) * 200;
+    for _ in 0..200 {
+        let port = (base + NEXT.fetch_add(1, Ordering::SeqCst) % 200) as u16;
+        if StdListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 127.0.0.1:{base}..{}", base + 200)
 }
 
 /// What a mock upstream received.
@@ -209,7 +219,7 @@ impl Strangler {
             .stderr(log_file)
             .spawn()
             .expect("spawn strangler");
-        let s = Strangler { child, port, admin_port, dir, config, opts };
+        let mut s = Strangler { child, port, admin_port, dir, config, opts };
         s.wait_ready().await;
         s
     }
@@ -232,9 +242,12 @@ impl Strangler {
         std::fs::rename(&tmp, &self.config).expect("rename");
     }
 
-    async fn wait_ready(&self) {
+    async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("strangler exited during start-up ({status}); log:\n{}", self.log());
+            }
             let ready = reqwest::get(self.admin_url("/readyz")).await.is_ok_and(|r| r.status() == 200)
                 && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok();
             if ready {
