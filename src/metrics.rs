@@ -129,11 +129,10 @@ impl RouteStats {
     pub fn record(&self, side: Side, status: Option<http::StatusCode>, seconds: f64) {
         self.duration[side_index(side)].observe(seconds);
         let code = status.map_or(0, |s| s.as_u16());
+        let lookup = || METRICS.requests.with_label_values(&[&self.route, side.as_str(), &code.to_string()]);
         match (code as usize).checked_sub(100).filter(|i| *i < CODES) {
-            Some(i) => self.codes[side_index(side) * CODES + i]
-                .get_or_init(|| METRICS.requests.with_label_values(&[&self.route, side.as_str(), &code.to_string()]))
-                .inc(),
-            None => METRICS.requests.with_label_values(&[&self.route, side.as_str(), &code.to_string()]).inc(),
+            Some(i) => self.codes[side_index(side) * CODES + i].get_or_init(lookup).inc(),
+            None => lookup().inc(),
         }
     }
 }

@@ -32,14 +32,18 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
         Box::pin(session.respond_error_with_body(404, Bytes::from_static(b"no route matches this request\n"))).await?;
         return Ok(true);
     };
-    let client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
-    let choice = choose_side(&matched.route, &session.req_header().headers, client_ip);
+    let choice = choose_side(&matched.route, &session.req_header().headers, peer_ip(session));
     if choice.override_rejected {
         METRICS.override_rejected.with_label_values(&[&matched.route.name]).inc();
     }
     ctx.route = Some(matched);
     ctx.choice = Some(choice);
     Ok(false)
+}
+
+/// The downstream peer's IP (none for Unix-socket clients).
+fn peer_ip(session: &Session) -> Option<std::net::IpAddr> {
+    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
 }
 
 fn chosen(ctx: &Ctx) -> Result<(&crate::config::Route, Side)> {
@@ -86,10 +90,7 @@ pub fn on_connect_failure(ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
 /// carry a token) removed.
 pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
     if ctx.client_ip.is_none() {
-        ctx.client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .and_then(|a| HeaderValue::from_str(&a.ip().to_string()).ok());
+        ctx.client_ip = peer_ip(session).and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok());
     }
     let (route, side) = chosen(ctx)?;
     if let Some(host) = &route.upstream(side).host_header {

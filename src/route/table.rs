@@ -20,8 +20,7 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    pub fn new(routes: Vec<Matched>) -> Self {
-        let mut routes = routes;
+    pub fn new(mut routes: Vec<Matched>) -> Self {
         routes.sort_by_key(|m| std::cmp::Reverse(m.route.path_prefix.len()));
         RouteTable { routes }
     }
