@@ -6,12 +6,16 @@
 //! 2. [`route::table`]: match a route by host, then the longest path prefix.
 //! 3. [`route::split`]: choose legacy or new (override header, sticky key hash, or random draw).
 //! 4. [`proxy::forward`]: pick an address of the chosen pool and forward.
-//! 5. [`proxy::record`]: count it in [`metrics`] and write the access log line.
+//! 5. [`shadow`]: for shadowed requests, tee the request and the answer, send the copy to the
+//!    other side from a spawned task.
+//! 6. [`compare`]: off the request path, diff the two answers, learn noise, keep the mismatches.
+//! 7. [`proxy::record`]: count it in [`metrics`] and write the access log line.
 //!
 //! Around it: [`config`] (file -> validated model), [`snapshot`] (the running config, swapped
 //! whole on reload), [`control`] (reload on file change or SIGHUP, the admin listener),
 //! [`server`] (process assembly) and [`logging`].
 
+pub mod compare;
 pub mod config;
 pub mod control;
 pub mod logging;
@@ -19,4 +23,5 @@ pub mod metrics;
 pub mod proxy;
 pub mod route;
 pub mod server;
+pub mod shadow;
 pub mod snapshot;

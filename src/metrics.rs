@@ -4,8 +4,8 @@
 use std::sync::{LazyLock, OnceLock};
 
 use prometheus::{
-    exponential_buckets, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts,
-    Registry, TextEncoder,
+    exponential_buckets, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::config::Side;
@@ -27,6 +27,14 @@ pub struct Metrics {
     pub override_rejected: IntCounterVec,
     /// `config_reloads_total{result}`
     pub config_reloads: IntCounterVec,
+    /// `shadow_total{route,result}`: match, mismatch, error, dropped, skipped.
+    pub shadow: IntCounterVec,
+    /// `shadow_mismatches_total{route,where}`: status, header, body.
+    pub shadow_mismatches: IntCounterVec,
+    /// `shadow_duration_seconds{route,side}`: both answers of every compared pair.
+    pub shadow_duration: HistogramVec,
+    /// `noise_fields{route}`: fields learned as noise.
+    pub noise_fields: IntGaugeVec,
 }
 
 /// The process-wide metrics.
@@ -70,6 +78,28 @@ impl Metrics {
         )?;
         let config_reloads =
             IntCounterVec::new(opts("config_reloads_total", "Config reloads, by result (ok, error)."), &["result"])?;
+        let shadow = IntCounterVec::new(
+            opts("shadow_total", "Shadowed requests by result: match, mismatch, error, dropped, skipped."),
+            &["route", "result"],
+        )?;
+        let shadow_mismatches = IntCounterVec::new(
+            opts("shadow_mismatches_total", "Mismatching shadow pairs by where they differ: status, header, body."),
+            &["route", "where"],
+        )?;
+        let shadow_duration = HistogramVec::new(
+            HistogramOpts::from(opts(
+                "shadow_duration_seconds",
+                "Answer time of each side on the same shadowed requests, by route and side.",
+            ))
+            .buckets(exponential_buckets(0.0005, 2.0, 16)?),
+            &["route", "side"],
+        )?;
+        let noise_fields =
+            IntGaugeVec::new(opts("noise_fields", "Response fields learned as noise and ignored."), &["route"])?;
+        registry.register(Box::new(shadow.clone()))?;
+        registry.register(Box::new(shadow_mismatches.clone()))?;
+        registry.register(Box::new(shadow_duration.clone()))?;
+        registry.register(Box::new(noise_fields.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
         registry.register(Box::new(route_weight.clone()))?;
@@ -84,6 +114,10 @@ impl Metrics {
             upstream_errors,
             override_rejected,
             config_reloads,
+            shadow,
+            shadow_mismatches,
+            shadow_duration,
+            noise_fields,
         })
     }
 
@@ -110,7 +144,7 @@ pub struct RouteStats {
     codes: Box<[OnceLock<IntCounter>]>,
 }
 
-fn side_index(side: Side) -> usize {
+pub fn side_index(side: Side) -> usize {
     match side {
         Side::Legacy => 0,
         Side::New => 1,

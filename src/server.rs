@@ -4,6 +4,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use pingora::connectors::http::Connector;
+use pingora::connectors::ConnectorOptions;
 use pingora::prelude::*;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::RunArgs;
@@ -14,6 +16,7 @@ use crate::config::{self, Config};
 use crate::control::admin::AdminApp;
 use crate::control::reload::{guard_sighup, ReloadService, Reloader};
 use crate::proxy::Strangler;
+use crate::shadow::Shadower;
 use crate::snapshot::Shared;
 
 /// Pingora's own settings, from ours. Built before the `Server` because the upgrade socket is
@@ -66,7 +69,9 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     let admin_addr = cfg.admin.listen;
     let shared = Shared::new(cfg);
 
-    let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, Strangler::new(shared.clone()));
+    let connector = Connector::new(Some(ConnectorOptions::from_server_conf(&server.configuration)));
+    let shadower = Arc::new(Shadower::new(connector));
+    let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, Strangler::new(shared.clone(), shadower));
     for addr in &listen {
         proxy.add_tcp(&addr.to_string());
     }

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use crate::config::Config;
 use crate::metrics::{RouteStats, METRICS};
 use crate::route::{Matched, RouteTable};
+use crate::shadow::ShadowState;
 
 pub struct Snapshot {
     pub config: Arc<Config>,
@@ -16,17 +17,18 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Metric handles of routes that keep their name are carried over from `previous`.
+    /// Metric handles and shadow state (learned noise, recent diffs) of routes that keep their
+    /// name are carried over from `previous`.
     fn new(config: Config, previous: Option<&Snapshot>) -> Self {
         let entries = config
             .routes
             .iter()
             .map(|route| {
-                let stats = previous
-                    .and_then(|p| p.table.get(&route.name))
-                    .map(|m| m.stats.clone())
-                    .unwrap_or_else(|| Arc::new(RouteStats::new(&route.name)));
-                Matched { route: route.clone(), stats }
+                let kept = previous.and_then(|p| p.table.get(&route.name));
+                let stats = kept.map(|m| m.stats.clone()).unwrap_or_else(|| Arc::new(RouteStats::new(&route.name)));
+                let shadow = kept.map(|m| m.shadow.clone()).unwrap_or_else(|| Arc::new(ShadowState::new(&route.name)));
+                shadow.configure(route.shadow.as_ref());
+                Matched { route: route.clone(), stats, shadow }
             })
             .collect();
         Snapshot { table: RouteTable::new(entries), config: Arc::new(config) }

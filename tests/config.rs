@@ -117,11 +117,45 @@ fn bad_durations() {
 }
 
 #[test]
+fn shadow_and_compare_settings() {
+    let cfg = load_str(
+        &route(
+            "[routes.shadow]\nsample = 12.5\nmethods = [\"get\", \"POST\"]\nmax_body = \"64KiB\"\n\
+             [routes.compare]\nignore_headers = [\"X-Request-Id\"]\nignore_json_paths = [\"$.items[*].etag\"]",
+        ),
+        Path::new("x.toml"),
+    )
+    .expect("valid");
+    let s = cfg.routes[0].shadow.as_ref().expect("shadow");
+    assert_eq!((s.sample, s.max_body, s.max_in_flight), (1250, 64 << 10, 256));
+    assert_eq!(s.methods, [http::Method::GET, http::Method::POST]);
+    assert_eq!(s.compare.ignore_headers[0].as_str(), "x-request-id");
+    assert_eq!(s.compare.ignore_json_paths[0].to_string(), "$.items[*].etag");
+    assert_eq!(s.compare.redact_headers.len(), 3, "authorization, cookie, set-cookie by default");
+
+    let shadow = |keys: &str| route(&format!("[routes.shadow]\n{keys}"));
+    rejects(&shadow("target = \"both\""), "routes[0].shadow.target", &["\"both\"", "\"other\""]);
+    rejects(&shadow("sample = 101"), "routes[0].shadow.sample", &["0 to 100"]);
+    rejects(&shadow("methods = [\"G ET\"]"), "routes[0].shadow.methods[0]", &["HTTP method"]);
+    rejects(&shadow("max_body = \"1 parsec\""), "routes[0].shadow.max_body", &["\"1MiB\""]);
+    rejects(&shadow("max_in_flight = 0"), "routes[0].shadow.max_in_flight", &["at least 1"]);
+    rejects(&shadow("timeout = \"soon\""), "routes[0].shadow.timeout", &["\"30s\""]);
+    rejects(&shadow("mirror = true"), "mirror", &["unknown field"]);
+    rejects(
+        &route("[routes.shadow]\n[routes.compare]\nignore_json_paths = [\"meta.at\"]"),
+        "routes[0].compare.ignore_json_paths[0]",
+        &["\"meta.at\"", "start with '$'"],
+    );
+    rejects(&route("[routes.compare]\nkeep_diffs = 5"), "routes[0].compare", &["[routes[0].shadow]"]);
+    rejects("[log]\ndiffs_file = \"/nonexistent/dir/diffs.jsonl\"\n", "log.diffs_file", &["not a directory"]);
+}
+
+#[test]
 fn other_rules() {
     rejects(&route("sticky = \"session\""), "routes[0].sticky", &["cookie", "client_ip"]);
     rejects(&route("hosts = [\"api.example.com/orders\"]"), "routes[0].hosts[0]", &["*.example.com"]);
     rejects(&route("path_prefix = \"orders\""), "routes[0].path_prefix", &["start with '/'"]);
-    rejects(&route("[routes.shadow]\nenabled = true"), "routes[0].shadow", &["not supported yet"]);
+    rejects(&route("[routes.rollout]\nsteps = [1]"), "routes[0].rollout", &["not supported yet"]);
     rejects(&route("override = { header = \"x t\" }"), "routes[0].override.header", &["header name"]);
     rejects(
         &format!("{POOLS}[[routes]]\nname = \"Orders\"\nlegacy = \"legacy\"\nnew = \"new\"\n"),

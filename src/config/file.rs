@@ -106,6 +106,9 @@ pub struct LogSection {
     /// One line per request.
     #[serde(default = "default_true")]
     pub access_log: bool,
+    /// Append every shadow mismatch to this file as one JSON line.
+    #[serde(default)]
+    pub diffs_file: Option<String>,
 }
 
 fn default_level() -> String {
@@ -120,7 +123,7 @@ fn default_true() -> bool {
 
 impl Default for LogSection {
     fn default() -> Self {
-        LogSection { level: default_level(), format: default_format(), access_log: true }
+        LogSection { level: default_level(), format: default_format(), access_log: true, diffs_file: None }
     }
 }
 
@@ -183,12 +186,12 @@ pub struct RouteSection {
     /// Add `x-strangler-side` to responses.
     #[serde(default)]
     pub expose_side: bool,
-    /// Shadow traffic (not supported yet: rejected with a clear message).
+    /// Copy requests to the side that did not serve them.
     #[serde(default)]
-    pub shadow: Option<toml::Value>,
-    /// Response comparison (not supported yet).
+    pub shadow: Option<ShadowSection>,
+    /// How shadow pairs are compared.
     #[serde(default)]
-    pub compare: Option<toml::Value>,
+    pub compare: Option<CompareSection>,
     /// Progressive rollout (not supported yet).
     #[serde(default)]
     pub rollout: Option<toml::Value>,
@@ -210,4 +213,96 @@ pub struct OverrideSection {
     /// When set, the header must carry `;token=THIS` to be honoured.
     #[serde(default)]
     pub token: Option<String>,
+}
+
+/// `[routes.shadow]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowSection {
+    /// Turn shadowing off without deleting the section.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// `"other"` (the side that did not serve), `"new"` or `"legacy"`.
+    #[serde(default = "default_shadow_target")]
+    pub target: String,
+    /// Percent of eligible requests shadowed.
+    #[serde(default = "default_hundred")]
+    pub sample: f64,
+    /// Methods shadowed; writes only when listed.
+    #[serde(default = "default_shadow_methods")]
+    pub methods: Vec<String>,
+    /// Larger request or response bodies: the shadow is skipped.
+    #[serde(default = "default_max_body")]
+    pub max_body: String,
+    /// Shadows in flight per route; more are dropped, never queued.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Time allowed for the whole shadow exchange.
+    #[serde(default = "default_shadow_timeout")]
+    pub timeout: String,
+}
+
+fn default_shadow_target() -> String {
+    "other".to_string()
+}
+fn default_hundred() -> f64 {
+    100.0
+}
+fn default_shadow_methods() -> Vec<String> {
+    ["GET", "HEAD", "OPTIONS"].map(String::from).to_vec()
+}
+fn default_max_body() -> String {
+    "1MiB".to_string()
+}
+fn default_max_in_flight() -> usize {
+    256
+}
+fn default_shadow_timeout() -> String {
+    "5s".to_string()
+}
+
+/// `[routes.compare]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareSection {
+    /// Response headers never compared (case-insensitive).
+    #[serde(default = "default_ignore_headers")]
+    pub ignore_headers: Vec<String>,
+    /// JSON paths never compared: `$.meta.generated_at`, `$.items[*].etag`.
+    #[serde(default)]
+    pub ignore_json_paths: Vec<String>,
+    /// Percent of compared requests also sent a second time to the serving side to learn noise.
+    #[serde(default = "default_noise_sample")]
+    pub noise_sample: f64,
+    /// Recent mismatches kept per route.
+    #[serde(default = "default_keep_diffs")]
+    pub keep_diffs: usize,
+    /// Headers whose values are replaced by `[redacted]` wherever diffs are stored or shown.
+    #[serde(default = "default_redact_headers")]
+    pub redact_headers: Vec<String>,
+}
+
+fn default_ignore_headers() -> Vec<String> {
+    ["date"].map(String::from).to_vec()
+}
+fn default_noise_sample() -> f64 {
+    1.0
+}
+fn default_keep_diffs() -> usize {
+    100
+}
+fn default_redact_headers() -> Vec<String> {
+    ["authorization", "cookie", "set-cookie"].map(String::from).to_vec()
+}
+
+impl Default for CompareSection {
+    fn default() -> Self {
+        CompareSection {
+            ignore_headers: default_ignore_headers(),
+            ignore_json_paths: Vec::new(),
+            noise_sample: default_noise_sample(),
+            keep_diffs: default_keep_diffs(),
+            redact_headers: default_redact_headers(),
+        }
+    }
 }

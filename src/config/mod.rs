@@ -5,13 +5,14 @@
 
 pub mod file;
 pub mod model;
+pub mod shadow;
 mod units;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use model::{Config, Route, Side, Sticky, Upstream};
-pub use units::parse_duration;
+pub use model::{Config, Route, Side, Sticky, Upstream, WEIGHT_SCALE};
+pub use units::{parse_duration, parse_size};
 
 /// One thing wrong with a config file, with enough context to fix it without reading code.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,6 +12,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 
 use super::file::{FileConfig, RouteSection, UpstreamSection};
+use super::shadow::Shadow;
 use super::units::parse_duration;
 use super::Problem;
 
@@ -77,6 +78,8 @@ pub struct LogSettings {
     pub level: String,
     pub format: LogFormat,
     pub access_log: bool,
+    /// Every shadow mismatch is appended here as one JSON line.
+    pub diffs_file: Option<PathBuf>,
 }
 
 /// A named pool of upstream addresses.
@@ -183,6 +186,8 @@ pub struct Route {
     pub sticky: Option<Sticky>,
     pub override_: Option<Override>,
     pub expose_side: bool,
+    /// Shadow copies and their comparison; `None` when the route has no `[routes.shadow]`.
+    pub shadow: Option<Shadow>,
 }
 
 impl Route {
@@ -202,14 +207,14 @@ impl Route {
 
 /// Collects problems while validating, so `check` can show all of them at once.
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub(super) struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, key: impl Into<String>, value: impl std::fmt::Display, message: impl Into<String>) {
+    pub(super) fn add(&mut self, key: impl Into<String>, value: impl std::fmt::Display, message: impl Into<String>) {
         self.0.push(Problem::new(key, Some(value.to_string()), message));
     }
 
-    fn duration(&mut self, key: &str, value: &str) -> Duration {
+    pub(super) fn duration(&mut self, key: &str, value: &str) -> Duration {
         match parse_duration(value) {
             Ok(d) if !d.is_zero() => d,
             Ok(_) => {
@@ -224,7 +229,7 @@ impl Problems {
     }
 }
 
-fn quote(s: &str) -> String {
+pub(super) fn quote(s: &str) -> String {
     format!("{s:?}")
 }
 
@@ -320,7 +325,28 @@ impl Config {
                     LogFormat::Text
                 }
             };
-            LogSettings { level: l.level.clone(), format, access_log: l.access_log }
+            let diffs_file = l.diffs_file.as_ref().map(PathBuf::from);
+            if let Some(f) = &diffs_file {
+                // Checked without creating the file: `check` must not leave files behind.
+                let problem = if f.exists() {
+                    std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(f)
+                        .err()
+                        .map(|e| format!("cannot be opened for appending ({e})"))
+                } else {
+                    let dir = f.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                    (!dir.is_dir()).then(|| format!("is in {}, which is not a directory", dir.display()))
+                };
+                if let Some(why) = problem {
+                    p.add(
+                        "log.diffs_file",
+                        quote(&f.display().to_string()),
+                        format!("{why}; give a writable file path"),
+                    );
+                }
+            }
+            LogSettings { level: l.level.clone(), format, access_log: l.access_log, diffs_file }
         };
 
         let upstreams: BTreeMap<String, Arc<Upstream>> = file
@@ -545,12 +571,11 @@ fn build_route(
         header.map(|header| Override { header, token: o.token.clone() })
     });
 
-    for (field, present, issue) in [
-        ("shadow", r.shadow.is_some(), "shadow traffic"),
-        ("compare", r.compare.is_some(), "response comparison"),
-        ("rollout", r.rollout.is_some(), "progressive rollout"),
-        ("failover", r.failover.is_some(), "failover"),
-    ] {
+    let shadow = super::shadow::build(p, key, r.shadow.as_ref(), r.compare.as_ref());
+
+    for (field, present, issue) in
+        [("rollout", r.rollout.is_some(), "progressive rollout"), ("failover", r.failover.is_some(), "failover")]
+    {
         if present {
             p.0.push(Problem::new(
                 format!("{key}.{field}"),
@@ -575,6 +600,7 @@ fn build_route(
         sticky,
         override_,
         expose_side: r.expose_side,
+        shadow,
     })
 }
 

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::route::{Choice, Matched};
+use crate::shadow::Capture;
 
 /// Everything strangler knows about one request.
 pub struct Ctx {
@@ -19,6 +20,8 @@ pub struct Ctx {
     /// The client's IP as a header value, formatted once per downstream connection and carried
     /// over keep-alive requests.
     pub client_ip: Option<http::HeaderValue>,
+    /// The tee of a shadowed request; `None` for the rest.
+    pub shadow: Option<Box<Capture>>,
 }
 
 /// Where the request was forwarded, and how many times `upstream_peer` was asked.
@@ -41,6 +44,7 @@ impl Ctx {
             upstream: UpstreamAttempt::default(),
             access_log: false,
             client_ip: None,
+            shadow: None,
         }
     }
 

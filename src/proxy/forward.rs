@@ -8,9 +8,10 @@ use pingora::proxy::Session;
 
 use super::ctx::Ctx;
 use super::record;
-use crate::config::Side;
+use crate::config::{Side, Upstream};
 use crate::metrics::METRICS;
 use crate::route::choose_side;
+use crate::shadow;
 use crate::snapshot::Shared;
 
 pub const SIDE_HEADER: HeaderName = HeaderName::from_static("x-strangler-side");
@@ -22,10 +23,12 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
     let req = session.req_header();
     let host = req.uri.host().or_else(|| req.headers.get(HOST).and_then(|v| v.to_str().ok()));
-    let found = {
+    let (found, diffs_file) = {
         let snap = shared.load();
         ctx.access_log = snap.config.log.access_log;
-        snap.table.find(host, req.uri.path()).cloned()
+        let found = snap.table.find(host, req.uri.path()).cloned();
+        let shadowed = found.as_ref().is_some_and(|m| m.route.shadow.is_some());
+        (found, if shadowed { snap.config.log.diffs_file.clone() } else { None })
     };
     let Some(matched) = found else {
         // Boxed: the rare 404 path must not grow every request's future.
@@ -35,6 +38,9 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
     let choice = choose_side(&matched.route, &session.req_header().headers, peer_ip(session));
     if choice.override_rejected {
         METRICS.override_rejected.with_label_values(&[&matched.route.name]).inc();
+    }
+    if matched.route.shadow.is_some() {
+        ctx.shadow = shadow::begin(&matched, choice.side, session.req_header(), diffs_file.as_ref());
     }
     ctx.route = Some(matched);
     ctx.choice = Some(choice);
@@ -63,6 +69,11 @@ pub fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
     let addr = up.addr(ctx.upstream.start, ctx.upstream.attempts);
     ctx.upstream.attempts += 1;
     ctx.upstream.addr = Some(addr);
+    Ok(Box::new(http_peer(&up, addr)))
+}
+
+/// The peer for one address of a pool, with the pool's TLS and timeouts.
+pub fn http_peer(up: &Upstream, addr: std::net::SocketAddr) -> HttpPeer {
     let sni = if up.tls { up.sni.clone() } else { String::new() };
     let mut peer = HttpPeer::new(addr, up.tls, sni);
     peer.options.connection_timeout = Some(up.connect_timeout);
@@ -70,7 +81,7 @@ pub fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
     // every request, and an upstream that stops reading also stops answering, which the read
     // timeout already catches.
     peer.options.read_timeout = Some(up.read_timeout);
-    Ok(Box::new(peer))
+    peer
 }
 
 /// Count the failed connect and, while the pool has addresses not yet tried, retry on the next.
@@ -110,6 +121,9 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &mut Ct
     req.insert_header(X_FORWARDED_PROTO, proto)?;
     if let Some(ov) = &route.override_ {
         req.remove_header(&ov.header);
+    }
+    if let Some(capture) = ctx.shadow.as_mut() {
+        capture.on_upstream_request(req);
     }
     Ok(())
 }

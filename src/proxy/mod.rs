@@ -7,24 +7,28 @@ pub mod record;
 
 use std::any::Any;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 pub use ctx::Ctx;
 
+use crate::shadow::Shadower;
 use crate::snapshot::Shared;
 
 /// The proxy: routes, splits and forwards each request using the current snapshot.
 pub struct Strangler {
     shared: Arc<Shared>,
+    shadower: Arc<Shadower>,
 }
 
 impl Strangler {
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Strangler { shared }
+    pub fn new(shared: Arc<Shared>, shadower: Arc<Shadower>) -> Self {
+        Strangler { shared, shadower }
     }
 }
 
@@ -61,6 +65,46 @@ impl ProxyHttp for Strangler {
         forward::upstream_request(session, req, ctx)
     }
 
+    /// Tee the request body of a shadowed request; send the shadow once the body is complete.
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(capture) = ctx.shadow.as_mut() {
+            capture.on_request_body(&self.shadower, body.as_ref(), end_of_stream);
+        }
+        Ok(())
+    }
+
+    /// Keep the primary's answer of a shadowed request for the comparison.
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(capture) = ctx.shadow.as_mut() {
+            capture.on_response(resp);
+        }
+        Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<Duration>> {
+        if let Some(capture) = ctx.shadow.as_mut() {
+            capture.on_response_body(body.as_ref());
+        }
+        Ok(None)
+    }
+
     /// `x-strangler-side` when the route exposes it.
     async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
         forward::downstream_response(resp, ctx)
@@ -82,6 +126,9 @@ impl ProxyHttp for Strangler {
 
     /// Metrics and the access log line.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        if let Some(capture) = ctx.shadow.take() {
+            capture.finish(e.is_some());
+        }
         record::request_done(session, e, ctx);
     }
 }

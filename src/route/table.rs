@@ -4,12 +4,15 @@ use std::sync::Arc;
 
 use crate::config::model::{HostPattern, Route};
 use crate::metrics::RouteStats;
+use crate::shadow::ShadowState;
 
-/// A route as the request path holds it: the validated route and its metric handles.
+/// A route as the request path holds it: the validated route, its metric handles and its shadow
+/// state (the last two outlive reloads).
 #[derive(Clone)]
 pub struct Matched {
     pub route: Arc<Route>,
     pub stats: Arc<RouteStats>,
+    pub shadow: Arc<ShadowState>,
 }
 
 /// Routes ordered for matching. Built once per config snapshot; lookups allocate nothing.

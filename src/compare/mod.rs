@@ -1,0 +1,258 @@
+//! Comparing the two answers of a shadowed request, off the request path: status, headers (as
+//! sets of values, minus ignored and learned-noise ones), then the body: a structural diff when
+//! both are JSON, otherwise byte equality with the first differing offset.
+//!
+//! [`noise`] learns what differs between two answers of the *same* side; [`store`] keeps the
+//! recent mismatches per route.
+
+pub mod body;
+pub mod json;
+pub mod noise;
+pub mod path;
+pub mod store;
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName};
+use serde::Serialize;
+use serde_json::Value;
+
+pub use noise::Noise;
+pub use path::{JsonPath, Step};
+
+/// Differences reported per pair at most; a pair with more says `truncated`.
+pub const MAX_DIFFERENCES: usize = 50;
+
+/// Headers that describe the transport, not the behaviour: never compared. Bodies are compared
+/// decoded, so `content-encoding` and `content-length` are framing too.
+const FRAMING_HEADERS: [&str; 6] =
+    ["connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "x-strangler-side"];
+
+/// One answer, as compared: status, headers and the decoded body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// What a comparison ignores.
+pub struct Rules<'a> {
+    pub ignore_headers: &'a [HeaderName],
+    pub ignore_paths: &'a [JsonPath],
+    pub noise: &'a Noise,
+}
+
+/// One difference between legacy's and new's answer. `None` = absent on that side.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Difference {
+    /// `status`, `header:NAME`, `json:$.path` or `body`.
+    #[serde(rename = "where")]
+    pub where_: String,
+    pub legacy: Option<Value>,
+    pub new: Option<Value>,
+    /// For `body`: the first byte offset where the two bodies differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<usize>,
+}
+
+impl Difference {
+    /// The metric label: `status`, `header` or `body` (JSON paths count as body).
+    pub fn kind(&self) -> &'static str {
+        match self.where_.split(':').next() {
+            Some("status") => "status",
+            Some("header") => "header",
+            _ => "body",
+        }
+    }
+}
+
+/// The result for one pair: empty `differences` means a match.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub differences: Vec<Difference>,
+    pub truncated: bool,
+}
+
+/// Compare legacy's answer with new's.
+pub fn compare(legacy: &Answer, new: &Answer, rules: &Rules) -> Outcome {
+    let mut out = Outcome::default();
+    if legacy.status != new.status {
+        out.differences.push(Difference {
+            where_: "status".into(),
+            legacy: Some(legacy.status.into()),
+            new: Some(new.status.into()),
+            offset: None,
+        });
+    }
+    let ignored_header = |name: &str| {
+        FRAMING_HEADERS.contains(&name)
+            || rules.ignore_headers.iter().any(|h| h.as_str() == name)
+            || rules.noise.ignores_header(name)
+    };
+    for (name, l, n) in header_differences(&legacy.headers, &new.headers, &ignored_header) {
+        out.differences.push(Difference { where_: format!("header:{name}"), legacy: l, new: n, offset: None });
+    }
+    let ignored_path = |p: &[Step]| rules.ignore_paths.iter().any(|i| i.matches(p)) || rules.noise.ignores_path(p);
+    match body_difference(&legacy.body, &new.body, &ignored_path) {
+        BodyDiff::Same => {}
+        BodyDiff::Json(found, truncated) => {
+            out.truncated = truncated;
+            out.differences.extend(found.into_iter().map(|f| Difference {
+                where_: format!("json:{}", f.path),
+                legacy: f.legacy,
+                new: f.new,
+                offset: None,
+            }));
+        }
+        BodyDiff::Bytes { offset, legacy, new } => out.differences.push(Difference {
+            where_: "body".into(),
+            legacy: Some(legacy.into()),
+            new: Some(new.into()),
+            offset: Some(offset),
+        }),
+    }
+    if out.differences.len() > MAX_DIFFERENCES {
+        out.differences.truncate(MAX_DIFFERENCES);
+        out.truncated = true;
+    }
+    out
+}
+
+/// What differs between two answers of the same side: noise candidates (header names and
+/// generalised JSON paths). Status and non-JSON bodies are never noise.
+pub fn noise_between(first: &Answer, second: &Answer) -> (Vec<String>, Vec<JsonPath>) {
+    let framing = |name: &str| FRAMING_HEADERS.contains(&name);
+    let headers = header_differences(&first.headers, &second.headers, &framing).into_iter().map(|d| d.0).collect();
+    let paths = match body_difference(&first.body, &second.body, &|_| false) {
+        BodyDiff::Json(found, _) => found.into_iter().map(|f| f.general).collect(),
+        _ => Vec::new(),
+    };
+    (headers, paths)
+}
+
+type HeaderDiff = (String, Option<Value>, Option<Value>);
+
+/// Headers whose sets of values differ, by lowercase name, in name order.
+fn header_differences(a: &HeaderMap, b: &HeaderMap, ignored: &dyn Fn(&str) -> bool) -> Vec<HeaderDiff> {
+    fn values(m: &HeaderMap, ignored: &dyn Fn(&str) -> bool) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, v) in m {
+            if !ignored(name.as_str()) {
+                out.entry(name.as_str().to_string()).or_default().push(String::from_utf8_lossy(v.as_bytes()).into());
+            }
+        }
+        for v in out.values_mut() {
+            v.sort();
+        }
+        out
+    }
+    fn shown(v: Option<&Vec<String>>) -> Option<Value> {
+        v.map(|v| if v.len() == 1 { Value::String(v[0].clone()) } else { v.clone().into() })
+    }
+    let (a, b) = (values(a, ignored), values(b, ignored));
+    let mut names: Vec<&String> = a.keys().chain(b.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| a.get(*n) != b.get(*n))
+        .map(|n| (n.clone(), shown(a.get(n)), shown(b.get(n))))
+        .collect()
+}
+
+enum BodyDiff {
+    Same,
+    Json(Vec<json::Found>, bool),
+    Bytes { offset: usize, legacy: String, new: String },
+}
+
+/// Bytes shown on each side of a differing offset.
+const SNIPPET: usize = 48;
+
+fn body_difference(a: &[u8], b: &[u8], ignored: &dyn Fn(&[Step]) -> bool) -> BodyDiff {
+    if let (Some(x), Some(y)) = (parse_json(a), parse_json(b)) {
+        let (found, truncated) = json::diff(&x, &y, ignored, MAX_DIFFERENCES);
+        return if found.is_empty() { BodyDiff::Same } else { BodyDiff::Json(found, truncated) };
+    }
+    if a == b {
+        return BodyDiff::Same;
+    }
+    let offset = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+    let snippet = |s: &[u8]| {
+        let end = (offset + SNIPPET).min(s.len());
+        String::from_utf8_lossy(&s[offset.min(end)..end]).into_owned()
+    };
+    BodyDiff::Bytes { offset, legacy: snippet(a), new: snippet(b) }
+}
+
+/// A JSON document, if the body is one (an empty body is not).
+fn parse_json(body: &[u8]) -> Option<Value> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace())?;
+    if !matches!(first, b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') {
+        return None;
+    }
+    serde_json::from_slice(body).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Answer {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.append(HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
+        }
+        Answer { status, headers: h, body: Bytes::from(body.to_string()) }
+    }
+
+    fn wheres(a: &Answer, b: &Answer, ignore_headers: &[&'static str], ignore_paths: &[&str]) -> Vec<String> {
+        let ih: Vec<HeaderName> = ignore_headers.iter().map(|h| HeaderName::from_static(h)).collect();
+        let ip: Vec<JsonPath> = ignore_paths.iter().map(|p| JsonPath::parse(p).expect("path")).collect();
+        let noise = Noise::default();
+        let rules = Rules { ignore_headers: &ih, ignore_paths: &ip, noise: &noise };
+        compare(a, b, &rules).differences.into_iter().map(|d| d.where_).collect()
+    }
+
+    #[test]
+    fn status_headers_and_json_each_reported() {
+        let l = answer(200, &[("x-a", "1"), ("date", "x")], r#"{"total": 3, "at": 1}"#);
+        let n = answer(404, &[("x-a", "2"), ("date", "y")], r#"{"amount": 3, "at": 2}"#);
+        assert_eq!(wheres(&l, &n, &["date"], &["$.at"]), ["status", "header:x-a", "json:$.total", "json:$.amount"]);
+        assert_eq!(wheres(&l, &n, &[], &[]).len(), 6);
+    }
+
+    #[test]
+    fn multi_valued_headers_are_sets_and_framing_is_ignored() {
+        let l = answer(200, &[("vary", "a"), ("vary", "b"), ("content-length", "3")], "abc");
+        let n = answer(200, &[("vary", "b"), ("vary", "a"), ("transfer-encoding", "chunked")], "abc");
+        assert!(wheres(&l, &n, &[], &[]).is_empty());
+        let n = answer(200, &[("vary", "a")], "abc");
+        assert_eq!(wheres(&l, &n, &[], &[]), ["header:vary"]);
+    }
+
+    #[test]
+    fn non_json_bodies_report_the_first_differing_offset() {
+        let noise = Noise::default();
+        let rules = Rules { ignore_headers: &[], ignore_paths: &[], noise: &noise };
+        let out = compare(&answer(200, &[], "hello world"), &answer(200, &[], "hello there"), &rules);
+        assert_eq!(out.differences.len(), 1);
+        let d = &out.differences[0];
+        assert_eq!((d.where_.as_str(), d.offset), ("body", Some(6)));
+        assert_eq!(d.legacy, Some(Value::from("world")));
+        let out = compare(&answer(200, &[], "abc"), &answer(200, &[], "abcdef"), &rules);
+        assert_eq!(out.differences[0].offset, Some(3));
+    }
+
+    #[test]
+    fn noise_between_two_answers_of_one_side() {
+        let a = answer(200, &[("x-request-id", "1"), ("etag", "e")], r#"{"items":[{"id":"r1","n":1}],"at":5}"#);
+        let b = answer(200, &[("x-request-id", "2"), ("etag", "e")], r#"{"items":[{"id":"r2","n":1}],"at":6}"#);
+        let (headers, paths) = noise_between(&a, &b);
+        assert_eq!(headers, ["x-request-id"]);
+        let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+        assert_eq!(paths, ["$.at", "$.items[*].id"]);
+    }
+}

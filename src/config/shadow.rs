@@ -1,0 +1,169 @@
+//! `[routes.shadow]` and `[routes.compare]`, validated.
+
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+
+use super::file::{CompareSection, ShadowSection};
+use super::model::{parse_weight_percent, quote, Problems, Side};
+use super::units::parse_size;
+use crate::compare::JsonPath;
+
+/// Where shadow copies go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShadowTarget {
+    /// The side that did not serve the request.
+    Other,
+    /// Always this side; requests it served itself are not shadowed.
+    Fixed(Side),
+}
+
+impl ShadowTarget {
+    /// The side a request served by `served` is shadowed to, if any.
+    pub fn for_served(self, served: Side) -> Option<Side> {
+        let other = match served {
+            Side::Legacy => Side::New,
+            Side::New => Side::Legacy,
+        };
+        match self {
+            ShadowTarget::Other => Some(other),
+            ShadowTarget::Fixed(s) => Some(s).filter(|s| *s != served),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShadowTarget::Other => "other",
+            ShadowTarget::Fixed(s) => s.as_str(),
+        }
+    }
+}
+
+/// A route's shadow settings, with how the pairs are compared.
+#[derive(Debug, Clone)]
+pub struct Shadow {
+    pub enabled: bool,
+    pub target: ShadowTarget,
+    /// Hundredths of a percent of eligible requests, 0..=10000.
+    pub sample: u32,
+    pub methods: Vec<Method>,
+    pub max_body: usize,
+    pub max_in_flight: usize,
+    pub timeout: Duration,
+    pub compare: Compare,
+}
+
+#[derive(Debug, Clone)]
+pub struct Compare {
+    /// Lowercase names.
+    pub ignore_headers: Vec<HeaderName>,
+    pub ignore_json_paths: Vec<JsonPath>,
+    /// Hundredths of a percent, 0..=10000.
+    pub noise_sample: u32,
+    pub keep_diffs: usize,
+    pub redact_headers: Vec<HeaderName>,
+}
+
+/// Methods that are safe to send twice, for noise learning.
+pub fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+}
+
+pub(super) fn build(
+    p: &mut Problems,
+    key: &str,
+    shadow: Option<&ShadowSection>,
+    compare: Option<&CompareSection>,
+) -> Option<Shadow> {
+    let Some(s) = shadow else {
+        if compare.is_some() {
+            p.add(
+                format!("{key}.compare"),
+                "{ ... }",
+                format!("compares shadow pairs, but the route has no shadow: add [{key}.shadow] or remove the section"),
+            );
+        }
+        return None;
+    };
+    let skey = format!("{key}.shadow");
+    let target = match s.target.as_str() {
+        "other" => ShadowTarget::Other,
+        "new" => ShadowTarget::Fixed(Side::New),
+        "legacy" => ShadowTarget::Fixed(Side::Legacy),
+        other => {
+            p.add(format!("{skey}.target"), quote(other), "must be \"other\", \"new\" or \"legacy\"");
+            ShadowTarget::Other
+        }
+    };
+    let sample = percent(p, &format!("{skey}.sample"), s.sample);
+    let mut methods = Vec::new();
+    for (i, m) in s.methods.iter().enumerate() {
+        match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+            Ok(method) if !m.is_empty() => methods.push(method),
+            _ => p.add(format!("{skey}.methods[{i}]"), quote(m), "is not an HTTP method; e.g. \"GET\" or \"POST\""),
+        }
+    }
+    let max_body = match parse_size(&s.max_body) {
+        Ok(n) if n > 0 => n,
+        Ok(_) => {
+            p.add(format!("{skey}.max_body"), quote(&s.max_body), "must be greater than zero, e.g. \"1MiB\"");
+            1
+        }
+        Err(msg) => {
+            p.add(format!("{skey}.max_body"), quote(&s.max_body), msg);
+            1
+        }
+    };
+    if s.max_in_flight == 0 {
+        p.add(format!("{skey}.max_in_flight"), 0, "must be at least 1 (set enabled = false to stop shadowing)");
+    }
+    let timeout = p.duration(&format!("{skey}.timeout"), &s.timeout);
+
+    let default = CompareSection::default();
+    let c = compare.unwrap_or(&default);
+    let ckey = format!("{key}.compare");
+    let headers = |p: &mut Problems, field: &str, list: &[String]| -> Vec<HeaderName> {
+        list.iter()
+            .enumerate()
+            .filter_map(|(i, h)| match HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()) {
+                Ok(name) => Some(name),
+                Err(_) => {
+                    p.add(format!("{ckey}.{field}[{i}]"), quote(h), "is not a valid header name");
+                    None
+                }
+            })
+            .collect()
+    };
+    let ignore_headers = headers(p, "ignore_headers", &c.ignore_headers);
+    let redact_headers = headers(p, "redact_headers", &c.redact_headers);
+    let ignore_json_paths = c
+        .ignore_json_paths
+        .iter()
+        .enumerate()
+        .filter_map(|(i, path)| match JsonPath::parse(path) {
+            Ok(jp) => Some(jp),
+            Err(msg) => {
+                p.add(format!("{ckey}.ignore_json_paths[{i}]"), quote(path), msg);
+                None
+            }
+        })
+        .collect();
+    let noise_sample = percent(p, &format!("{ckey}.noise_sample"), c.noise_sample);
+    Some(Shadow {
+        enabled: s.enabled,
+        target,
+        sample,
+        methods,
+        max_body,
+        max_in_flight: s.max_in_flight.max(1),
+        timeout,
+        compare: Compare { ignore_headers, ignore_json_paths, noise_sample, keep_diffs: c.keep_diffs, redact_headers },
+    })
+}
+
+fn percent(p: &mut Problems, key: &str, v: f64) -> u32 {
+    parse_weight_percent(v).unwrap_or_else(|msg| {
+        p.add(key, v, msg.replace("weights go", "percentages go"));
+        0
+    })
+}

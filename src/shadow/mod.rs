@@ -1,0 +1,236 @@
+//! Shadowing: copy a request to the side that did not serve it, without the client ever waiting.
+//!
+//! On the request path only cheap, synchronous work happens: [`begin`] decides whether a request
+//! is shadowed and takes a slot (or counts it dropped), [`Capture`] tees the request body and the
+//! primary's answer into bounded buffers. When the request body is complete the shadow is sent
+//! from a spawned task ([`task`]), which waits for the primary's answer over a channel, compares
+//! the two off the request path and records the result.
+
+pub mod client;
+pub mod state;
+pub mod task;
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_LENGTH, HOST, UPGRADE};
+use http::HeaderValue;
+use pingora::connectors::http::Connector;
+use pingora::http::{RequestHeader, ResponseHeader};
+use rand::Rng;
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
+
+pub use client::SHADOW_HEADER;
+pub use state::{ShadowState, Verdict};
+
+use crate::compare::store::DiffRecord;
+use crate::config::{Route, Side, WEIGHT_SCALE};
+use crate::route::Matched;
+
+/// Process-wide shadow machinery: the upstream connector (with its own connection pool) and the
+/// diffs file.
+pub struct Shadower {
+    connector: Connector,
+    diffs_file: Mutex<Option<(PathBuf, File)>>,
+}
+
+impl Shadower {
+    pub fn new(connector: Connector) -> Self {
+        Shadower { connector, diffs_file: Mutex::new(None) }
+    }
+
+    /// Append one mismatch to `[log] diffs_file` as a JSON line.
+    fn append_diff(&self, path: &Path, record: &DiffRecord) {
+        let mut line = match serde_json::to_vec(record) {
+            Ok(l) => l,
+            Err(e) => return tracing::warn!("could not encode a diff record: {e}"),
+        };
+        line.push(b'\n');
+        let mut guard = self.diffs_file.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.as_ref().is_none_or(|(p, _)| p != path) {
+            match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+                Ok(f) => *guard = Some((path.to_path_buf(), f)),
+                Err(e) => return tracing::warn!(file = %path.display(), "cannot open the diffs file: {e}"),
+            }
+        }
+        if let Some((_, f)) = guard.as_mut() {
+            // One write per line: with O_APPEND, lines from concurrent writers never interleave.
+            if let Err(e) = f.write_all(&line) {
+                tracing::warn!(file = %path.display(), "cannot append to the diffs file: {e}");
+            }
+        }
+    }
+}
+
+/// Decide whether this request is shadowed. `None` for requests that are not eligible, sampled
+/// out, too large (counted `skipped`) or over the route's in-flight limit (counted `dropped`).
+pub fn begin(m: &Matched, served: Side, req: &RequestHeader, diffs_file: Option<&PathBuf>) -> Option<Box<Capture>> {
+    let cfg = m.route.shadow.as_ref().filter(|s| s.enabled)?;
+    let target = cfg.target.for_served(served)?;
+    // The loop guard: a request that is itself a shadow is never shadowed again. Upgrades
+    // (WebSocket) are connections, not requests: never copied.
+    if !cfg.methods.contains(&req.method)
+        || req.headers.contains_key(SHADOW_HEADER)
+        || req.headers.contains_key(UPGRADE)
+    {
+        return None;
+    }
+    if cfg.sample < WEIGHT_SCALE && rand::thread_rng().gen_range(0..WEIGHT_SCALE) >= cfg.sample {
+        return None;
+    }
+    let declared = req.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > cfg.max_body) {
+        m.shadow.count(Verdict::Skipped);
+        return None;
+    }
+    let Some(permit) = m.shadow.try_slot() else {
+        m.shadow.count(Verdict::Dropped);
+        return None;
+    };
+    Some(Box::new(Capture {
+        state: m.shadow.clone(),
+        route: m.route.clone(),
+        served,
+        target,
+        max_body: cfg.max_body,
+        permit: Some(permit),
+        client_host: req.headers.get(HOST).cloned(),
+        diffs_file: diffs_file.cloned(),
+        forwarded: None,
+        body: BytesMut::new(),
+        over: false,
+        primary: None,
+        sent_at: None,
+        response: None,
+        response_body: BytesMut::new(),
+        response_over: false,
+    }))
+}
+
+/// What the primary exchange produced, handed to the shadow task when the request ends.
+pub struct Primary {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+    /// The body went over `max_body`: not comparable.
+    pub over: bool,
+    /// The request failed (no complete answer from the upstream).
+    pub failed: bool,
+    pub took: std::time::Duration,
+}
+
+/// The per-request tee: a copy of the request as forwarded and of the primary's answer, each up
+/// to `max_body`. Holds the route's in-flight slot until the shadow task is done.
+pub struct Capture {
+    state: Arc<ShadowState>,
+    route: Arc<Route>,
+    served: Side,
+    target: Side,
+    max_body: usize,
+    permit: Option<OwnedSemaphorePermit>,
+    client_host: Option<HeaderValue>,
+    diffs_file: Option<PathBuf>,
+    forwarded: Option<RequestHeader>,
+    body: BytesMut,
+    /// The request body went over `max_body`.
+    over: bool,
+    /// Set once the shadow task runs: it waits on the other end.
+    primary: Option<oneshot::Sender<Primary>>,
+    sent_at: Option<Instant>,
+    response: Option<(u16, http::HeaderMap)>,
+    response_body: BytesMut,
+    response_over: bool,
+}
+
+impl Capture {
+    /// The request as sent to the primary (headers rewritten). Called again on a retry, whose
+    /// body Pingora replays from the start.
+    pub fn on_upstream_request(&mut self, req: &RequestHeader) {
+        self.forwarded = Some(req.clone());
+        self.sent_at = Some(Instant::now());
+        self.body.clear();
+    }
+
+    /// Tee a chunk of the request body; at its end, send the shadow.
+    pub fn on_request_body(&mut self, shadower: &Arc<Shadower>, chunk: Option<&Bytes>, end: bool) {
+        if self.primary.is_some() || self.over {
+            return;
+        }
+        if let Some(c) = chunk {
+            if self.body.len() + c.len() > self.max_body {
+                self.over = true;
+                self.body = BytesMut::new();
+                self.permit = None;
+                return;
+            }
+            self.body.extend_from_slice(c);
+        }
+        if end {
+            self.dispatch(shadower);
+        }
+    }
+
+    fn dispatch(&mut self, shadower: &Arc<Shadower>) {
+        let Some(forwarded) = self.forwarded.as_ref() else { return };
+        let (tx, rx) = oneshot::channel();
+        self.primary = Some(tx);
+        let job = task::Job {
+            shadower: shadower.clone(),
+            state: self.state.clone(),
+            route: self.route.clone(),
+            served: self.served,
+            target: self.target,
+            permit: self.permit.take(),
+            request: forwarded.clone(),
+            client_host: self.client_host.clone(),
+            body: std::mem::take(&mut self.body).freeze(),
+            diffs_file: self.diffs_file.take(),
+        };
+        tokio::spawn(task::run(job, rx));
+    }
+
+    /// The primary's response header, as the upstream sent it.
+    pub fn on_response(&mut self, resp: &ResponseHeader) {
+        self.response = Some((resp.status.as_u16(), resp.headers.clone()));
+    }
+
+    /// Tee a chunk of the primary's response body.
+    pub fn on_response_body(&mut self, chunk: Option<&Bytes>) {
+        let Some(c) = chunk else { return };
+        if self.response_over || self.primary.is_none() {
+            return;
+        }
+        if self.response_body.len() + c.len() > self.max_body {
+            self.response_over = true;
+            self.response_body = BytesMut::new();
+        } else {
+            self.response_body.extend_from_slice(c);
+        }
+    }
+
+    /// The request is over: hand the primary's answer to the shadow task, or count why there is
+    /// no shadow to compare.
+    pub fn finish(self: Box<Self>, failed: bool) {
+        let Capture { primary, response, response_body, response_over, sent_at, state, .. } = *self;
+        match primary {
+            Some(tx) => {
+                let failed = failed || response.is_none();
+                let (status, headers) = response.unwrap_or_default();
+                let _ = tx.send(Primary {
+                    status,
+                    headers,
+                    body: response_body.freeze(),
+                    over: response_over,
+                    failed,
+                    took: sent_at.map(|t| t.elapsed()).unwrap_or_default(),
+                });
+            }
+            // Body over the cap, or the request ended before its body did: nothing was sent.
+            None => state.count(Verdict::Skipped),
+        }
+    }
+}

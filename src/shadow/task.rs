@@ -1,0 +1,176 @@
+//! The shadow task: send the copy, wait for the primary's answer, learn noise, compare, record.
+//! Runs spawned, after the request body is complete; nothing here can reach the client.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use pingora::http::RequestHeader;
+use rand::Rng;
+use tokio::sync::{oneshot, OwnedSemaphorePermit};
+
+use super::client::{self, ExchangeError, Raw};
+use super::{Primary, ShadowState, Shadower, Verdict};
+use crate::compare::body::{decode, DecodeError};
+use crate::compare::store::{header_map, redact, DiffRecord, SideAnswer};
+use crate::compare::{compare, noise_between, Answer, Noise, Outcome, Rules};
+use crate::config::shadow::{is_safe, Shadow};
+use crate::config::{Route, Side, WEIGHT_SCALE};
+
+/// Bodies above this size are compared on the blocking pool, off the proxy's worker threads.
+const INLINE_COMPARE: usize = 64 * 1024;
+
+pub struct Job {
+    pub shadower: Arc<Shadower>,
+    pub state: Arc<ShadowState>,
+    pub route: Arc<Route>,
+    pub served: Side,
+    pub target: Side,
+    /// The route's in-flight slot, released when the task ends.
+    pub permit: Option<OwnedSemaphorePermit>,
+    pub request: RequestHeader,
+    pub client_host: Option<HeaderValue>,
+    pub body: Bytes,
+    pub diffs_file: Option<PathBuf>,
+}
+
+pub async fn run(job: Job, primary: oneshot::Receiver<Primary>) {
+    let Some(cfg) = job.route.shadow.as_ref() else { return };
+    let verdict = pair(&job, cfg, primary).await;
+    job.state.count(verdict);
+}
+
+/// Why a pair cannot be compared.
+fn not_comparable(e: &DecodeError) -> Verdict {
+    tracing::debug!("shadow pair not compared: {e}");
+    Verdict::Skipped
+}
+
+async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> Verdict {
+    let up = job.route.upstream(job.target);
+    let req = client::prepare(&job.request, job.client_host.as_ref(), up, job.body.len());
+    let connector = &job.shadower.connector;
+    let (shadow, primary) =
+        tokio::join!(client::exchange(connector, up, req, job.body.clone(), cfg.max_body, cfg.timeout), primary);
+    let primary = match primary {
+        Ok(p) if !p.failed => p,
+        _ => return Verdict::Skipped,
+    };
+    let shadow = match shadow {
+        Ok(raw) => raw,
+        Err(ExchangeError::TooLarge(_)) => return Verdict::Skipped,
+        Err(e) => {
+            tracing::debug!(route = %job.route.name, side = job.target.as_str(), "shadow request failed: {e}");
+            return Verdict::Error;
+        }
+    };
+    job.state.observe(job.served, primary.took.as_secs_f64());
+    job.state.observe(job.target, shadow.took.as_secs_f64());
+    if primary.over {
+        return Verdict::Skipped;
+    }
+    let served = match answer(primary.status, primary.headers, primary.body, cfg.max_body) {
+        Ok(a) => a,
+        Err(e) => return not_comparable(&e),
+    };
+    let other = match answer(shadow.status, shadow.headers, shadow.body, cfg.max_body) {
+        Ok(a) => a,
+        Err(e) => return not_comparable(&e),
+    };
+
+    let c = &cfg.compare;
+    let noise_drawn = c.noise_sample > 0
+        && is_safe(&job.request.method)
+        && (c.noise_sample >= WEIGHT_SCALE || rand::thread_rng().gen_range(0..WEIGHT_SCALE) < c.noise_sample);
+    if noise_drawn {
+        learn_noise(job, cfg, &served).await;
+    }
+
+    let took_ms = |side: Side| if side == job.served { primary.took } else { shadow.took }.as_secs_f64() * 1000.0;
+    let (legacy, new) = match job.served {
+        Side::Legacy => (served, other),
+        Side::New => (other, served),
+    };
+    let statuses = (legacy.status, new.status);
+    let outcome = compare_off_path(job.route.clone(), job.state.noise(), legacy, new).await;
+    if outcome.differences.is_empty() {
+        return Verdict::Match;
+    }
+    let mut kinds: Vec<&str> = outcome.differences.iter().map(|d| d.kind()).collect();
+    kinds.dedup();
+    kinds.sort();
+    kinds.dedup();
+    for k in kinds {
+        job.state.count_mismatch(k);
+    }
+    let mut record = DiffRecord {
+        at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        route: job.route.name.clone(),
+        method: job.request.method.to_string(),
+        path: job.request.uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
+        served_by: job.served.as_str(),
+        legacy: SideAnswer { status: statuses.0, duration_ms: took_ms(Side::Legacy) },
+        new: SideAnswer { status: statuses.1, duration_ms: took_ms(Side::New) },
+        differences: outcome.differences,
+        truncated: outcome.truncated,
+        request_headers: header_map(&job.request.headers),
+    };
+    redact(&mut record, &c.redact_headers);
+    tracing::debug!(route = %record.route, path = %record.path, differences = record.differences.len(), "shadow mismatch");
+    if let Some(path) = &job.diffs_file {
+        job.shadower.append_diff(path, &record);
+    }
+    job.state.recent.push(Arc::new(record), c.keep_diffs);
+    Verdict::Mismatch
+}
+
+/// Send the request a second time to the serving side; whatever differs between its two answers
+/// is noise.
+async fn learn_noise(job: &Job, cfg: &Shadow, first: &Answer) {
+    let up = job.route.upstream(job.served);
+    let req = client::prepare(&job.request, job.client_host.as_ref(), up, job.body.len());
+    let again =
+        match client::exchange(&job.shadower.connector, up, req, job.body.clone(), cfg.max_body, cfg.timeout).await {
+            Ok(Raw { status, headers, body, .. }) => answer(status, headers, body, cfg.max_body),
+            Err(e) => {
+                tracing::debug!(route = %job.route.name, "noise-learning request failed: {e}");
+                return;
+            }
+        };
+    if let Ok(again) = again {
+        // Two different statuses from one side are flakiness, not noise in a field.
+        if again.status == first.status {
+            let (headers, paths) = noise_between(first, &again);
+            job.state.learn(headers, paths);
+        }
+    }
+}
+
+fn answer(status: u16, headers: http::HeaderMap, body: Bytes, cap: usize) -> Result<Answer, DecodeError> {
+    let body = match decode(&headers, body.clone(), cap) {
+        Ok(b) => b,
+        // A body that says it is compressed but is not is compared as it came.
+        Err(DecodeError::Invalid(_)) => body,
+        Err(e) => return Err(e),
+    };
+    Ok(Answer { status, headers, body })
+}
+
+async fn compare_off_path(route: Arc<Route>, noise: Arc<Noise>, legacy: Answer, new: Answer) -> Outcome {
+    let small = legacy.body.len() + new.body.len() <= INLINE_COMPARE;
+    let run = move || {
+        let Some(cfg) = route.shadow.as_ref() else { return Outcome::default() };
+        let rules = Rules {
+            ignore_headers: &cfg.compare.ignore_headers,
+            ignore_paths: &cfg.compare.ignore_json_paths,
+            noise: &noise,
+        };
+        compare(&legacy, &new, &rules)
+    };
+    if small {
+        return run();
+    }
+    tokio::task::spawn_blocking(run).await.unwrap_or_default()
+}
