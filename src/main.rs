@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use strangler::config;
+use strangler::control::client::{AdminClient, ClientError};
+use strangler::control::render;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -38,6 +40,60 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Show a route's recent shadow mismatches, side by side.
+    Diffs {
+        /// Route name.
+        route: String,
+        /// Records to show, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+/// How CLI commands reach a running strangler.
+#[derive(clap::Args)]
+struct AdminArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Admin API URL; default: admin.listen from the config.
+    #[arg(long, value_name = "URL")]
+    admin: Option<String>,
+    /// Bearer token; default: $STRANGLER_ADMIN_TOKEN, else admin.token from the config.
+    #[arg(long)]
+    token: Option<String>,
+    /// Print the API's JSON answer instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl AdminArgs {
+    fn client(&self) -> Result<AdminClient, ClientError> {
+        AdminClient::new(&self.config.path, self.admin.as_deref(), self.token.as_deref())
+    }
+
+    /// Print the answer (as JSON or through `human`), or the error as one line; exit 1 on error.
+    fn show(
+        &self,
+        answer: Result<serde_json::Value, ClientError>,
+        human: fn(&serde_json::Value) -> String,
+    ) -> ExitCode {
+        match answer {
+            Ok(v) if self.json => {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Ok(v) => {
+                print!("{}", human(&v));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -51,6 +107,10 @@ fn main() -> ExitCode {
             }
         },
         Command::Check { config } => check(&config.path),
+        Command::Diffs { route, limit, admin } => {
+            let answer = admin.client().and_then(|c| c.get(&format!("/api/routes/{route}/diffs?limit={limit}")));
+            admin.show(answer, render::diffs)
+        }
     }
 }
 
@@ -64,8 +124,13 @@ fn check(path: &std::path::Path) -> ExitCode {
                 } else {
                     r.hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",")
                 };
+                let shadow = match &r.shadow {
+                    Some(s) if s.enabled => format!("{}@{}%", s.target.as_str(), f64::from(s.sample) / 100.0),
+                    Some(_) => "disabled".to_string(),
+                    None => "none".to_string(),
+                };
                 println!(
-                    "  {}: hosts={} prefix={} weight={}% legacy={} ({} addr) new={} ({} addr) sticky={}",
+                    "  {}: hosts={} prefix={} weight={}% legacy={} ({} addr) new={} ({} addr) sticky={} shadow={shadow}",
                     r.name,
                     hosts,
                     r.path_prefix,

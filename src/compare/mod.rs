@@ -50,7 +50,9 @@ pub struct Difference {
     /// `status`, `header:NAME`, `json:$.path` or `body`.
     #[serde(rename = "where")]
     pub where_: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub legacy: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub new: Option<Value>,
     /// For `body`: the first byte offset where the two bodies differ.
     #[serde(skip_serializing_if = "Option::is_none")]

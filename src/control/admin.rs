@@ -9,8 +9,12 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::{json, Value};
 
-use crate::config::model::{Route, Upstream};
+use crate::compare::store::DiffRecord;
+use crate::config::model::Upstream;
+use crate::config::shadow::Shadow;
 use crate::metrics::METRICS;
+use crate::route::Matched;
+use crate::shadow::ShadowState;
 use crate::snapshot::Shared;
 
 pub struct AdminApp {
@@ -22,7 +26,8 @@ impl AdminApp {
         AdminApp { shared }
     }
 
-    fn route_json(route: &Route) -> Value {
+    fn route_json(m: &Matched) -> Value {
+        let route = &m.route;
         let hosts: Vec<String> = route.hosts.iter().map(|h| h.to_string()).collect();
         json!({
             "name": route.name,
@@ -36,6 +41,34 @@ impl AdminApp {
                 "legacy": Self::upstream_json(&route.legacy),
                 "new": Self::upstream_json(&route.new),
             },
+            "shadow": route.shadow.as_ref().map(|s| Self::shadow_json(s, &m.shadow)),
+        })
+    }
+
+    fn shadow_json(s: &Shadow, state: &ShadowState) -> Value {
+        let names = |list: &[http::HeaderName]| list.iter().map(|h| h.as_str().to_string()).collect::<Vec<_>>();
+        let counts: serde_json::Map<String, Value> =
+            state.counts().into_iter().map(|(k, v)| (k.to_string(), v.into())).collect();
+        let noise: Vec<Value> =
+            state.noise().fields().into_iter().map(|(field, seen)| json!({"field": field, "seen": seen})).collect();
+        json!({
+            "enabled": s.enabled,
+            "target": s.target.as_str(),
+            "sample": f64::from(s.sample) / 100.0,
+            "methods": s.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+            "max_body": s.max_body,
+            "max_in_flight": s.max_in_flight,
+            "in_flight": state.in_flight(),
+            "timeout_ms": s.timeout.as_millis() as u64,
+            "compare": {
+                "ignore_headers": names(&s.compare.ignore_headers),
+                "ignore_json_paths": s.compare.ignore_json_paths.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                "noise_sample": f64::from(s.compare.noise_sample) / 100.0,
+                "keep_diffs": s.compare.keep_diffs,
+                "redact_headers": names(&s.compare.redact_headers),
+            },
+            "counts": counts,
+            "noise": noise,
         })
     }
 
@@ -44,6 +77,40 @@ impl AdminApp {
         json!({ "upstream": u.name, "addresses": addrs, "tls": u.tls })
     }
 }
+
+impl AdminApp {
+    /// `GET /api/routes/{name}/diffs?limit=N`: the newest mismatches first.
+    fn diffs(&self, name: &str, query: &str) -> Response<Vec<u8>> {
+        let limit = match query.split('&').find_map(|kv| kv.strip_prefix("limit=")) {
+            None => DEFAULT_DIFFS,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return error_response(
+                        StatusCode::BAD_REQUEST,
+                        format!("limit={v:?} is not valid; give a whole number of records, at least 1"),
+                    )
+                }
+            },
+        };
+        let snap = self.shared.load();
+        let Some(m) = snap.table.get(name) else {
+            return error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}"));
+        };
+        if m.route.shadow.is_none() {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                format!("route {name:?} has no [routes.shadow] section, so nothing is compared"),
+            );
+        }
+        let diffs = m.shadow.recent.latest(limit);
+        let diffs: Vec<&DiffRecord> = diffs.iter().map(|d| d.as_ref()).collect();
+        json_response(StatusCode::OK, &json!({ "route": name, "diffs": diffs }))
+    }
+}
+
+/// Records returned by the diffs endpoint without `limit`.
+const DEFAULT_DIFFS: usize = 20;
 
 fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
     let mut resp = Response::new(body);
@@ -79,14 +146,24 @@ impl ServeHttp for AdminApp {
             ["metrics"] if get => respond(StatusCode::OK, "text/plain; version=0.0.4", METRICS.render()),
             ["api", "routes"] if get => {
                 let snap = self.shared.load();
-                let routes: Vec<Value> = snap.config.routes.iter().map(|r| Self::route_json(r)).collect();
+                let routes: Vec<Value> =
+                    snap.config.routes.iter().filter_map(|r| snap.table.get(&r.name)).map(Self::route_json).collect();
                 json_response(StatusCode::OK, &json!({ "routes": routes }))
             }
-            ["api", "routes", name] if get => match self.shared.load().config.route(name) {
-                Some(r) => json_response(StatusCode::OK, &Self::route_json(r)),
+            ["api", "routes", name] if get => match self.shared.load().table.get(name) {
+                Some(m) => json_response(StatusCode::OK, &Self::route_json(m)),
                 None => error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}")),
             },
-            ["livez"] | ["readyz"] | ["metrics"] | ["api", "routes"] | ["api", "routes", _] => {
+            ["api", "routes", name, "diffs"] if get => {
+                let query = session.req_header().uri.query().unwrap_or("");
+                self.diffs(name, query)
+            }
+            ["livez"]
+            | ["readyz"]
+            | ["metrics"]
+            | ["api", "routes"]
+            | ["api", "routes", _]
+            | ["api", "routes", _, "diffs"] => {
                 error_response(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {path}; use GET"))
             }
             _ => error_response(StatusCode::NOT_FOUND, format!("no admin endpoint at {path}")),

@@ -58,11 +58,15 @@ pub struct MockBuilder {
     delay: Duration,
     status: u16,
     record: bool,
+    reply: Option<Reply>,
 }
+
+/// A mock's answer computed from the request: status, extra headers, body.
+pub type Reply = Arc<dyn Fn(&Received) -> (u16, Vec<(String, String)>, Bytes) + Send + Sync>;
 
 impl MockUpstream {
     pub fn builder(name: &str) -> MockBuilder {
-        MockBuilder { name: name.to_string(), delay: Duration::ZERO, status: 200, record: true }
+        MockBuilder { name: name.to_string(), delay: Duration::ZERO, status: 200, record: true, reply: None }
     }
 
     pub async fn start(name: &str) -> MockUpstream {
@@ -93,6 +97,15 @@ impl MockBuilder {
         self
     }
 
+    /// Answer with `f(request)` instead of the mock's name.
+    pub fn reply(
+        mut self,
+        f: impl Fn(&Received) -> (u16, Vec<(String, String)>, Bytes) + Send + Sync + 'static,
+    ) -> Self {
+        self.reply = Some(Arc::new(f));
+        self
+    }
+
     /// Count requests but keep no copies (for load tests).
     pub fn no_record(mut self) -> Self {
         self.record = false;
@@ -105,35 +118,42 @@ impl MockBuilder {
         let hits = Arc::new(AtomicUsize::new(0));
         let received = Arc::new(Mutex::new(Vec::new()));
         let (h, r) = (hits.clone(), received.clone());
-        let MockBuilder { name, delay, status, record } = self;
+        let MockBuilder { name, delay, status, record, reply } = self;
         let name2 = name.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
-                let (h, r, name) = (h.clone(), r.clone(), name2.clone());
+                let (h, r, name, reply) = (h.clone(), r.clone(), name2.clone(), reply.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
-                        let (h, r, name) = (h.clone(), r.clone(), name.clone());
+                        let (h, r, name, reply) = (h.clone(), r.clone(), name.clone(), reply.clone());
                         async move {
                             let (parts, body) = req.into_parts();
                             let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                             h.fetch_add(1, Ordering::SeqCst);
+                            let received = Received {
+                                method: parts.method.to_string(),
+                                path: parts.uri.to_string(),
+                                headers: parts.headers,
+                                body,
+                            };
+                            let (code, headers, body) = match &reply {
+                                Some(f) => f(&received),
+                                None => (status, Vec::new(), Bytes::from(name.clone())),
+                            };
                             if record {
-                                r.lock().expect("lock").push(Received {
-                                    method: parts.method.to_string(),
-                                    path: parts.uri.to_string(),
-                                    headers: parts.headers,
-                                    body,
-                                });
+                                r.lock().expect("lock").push(received);
                             }
                             if !delay.is_zero() {
                                 tokio::time::sleep(delay).await;
                             }
-                            let resp = Response::builder()
-                                .status(StatusCode::from_u16(status).expect("status"))
-                                .header("x-upstream", &name)
-                                .body(Full::new(Bytes::from(name.clone())))
-                                .expect("response");
+                            let mut resp = Response::builder()
+                                .status(StatusCode::from_u16(code).expect("status"))
+                                .header("x-upstream", &name);
+                            for (k, v) in headers {
+                                resp = resp.header(k, v);
+                            }
+                            let resp = resp.body(Full::new(body)).expect("response");
                             Ok::<_, Infallible>(resp)
                         }
                     });

@@ -1,0 +1,97 @@
+//! The admin API's client, used by the CLI commands (`strangler diffs`, ...). The address and
+//! token come from the same config file the proxy runs on; `--admin` and `--token` override.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::config::model::TOKEN_ENV;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot read {file} to find the admin API ({why}); pass --admin http://HOST:PORT or -c FILE")]
+    Config { file: String, why: String },
+    #[error("cannot reach the admin API at {url} ({why}); is strangler running with this config?")]
+    Unreachable { url: String, why: String },
+    /// The API's own `{"error": ...}`, with the status.
+    #[error("{status}: {message}")]
+    Api { status: u16, message: String },
+    #[error("the admin API at {url} answered {status} with a body that is not JSON")]
+    NotJson { url: String, status: u16 },
+}
+
+pub struct AdminClient {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl AdminClient {
+    /// `admin` (a URL) and `token` override what the config file says.
+    pub fn new(config: &Path, admin: Option<&str>, token: Option<&str>) -> Result<Self, ClientError> {
+        let file = match std::fs::read_to_string(config) {
+            Ok(text) => Some(text.parse::<toml::Table>().map_err(|e| ClientError::Config {
+                file: config.display().to_string(),
+                why: e.message().to_string(),
+            })?),
+            Err(_) if admin.is_some() => None,
+            Err(e) => return Err(ClientError::Config { file: config.display().to_string(), why: e.to_string() }),
+        };
+        let section = file.as_ref().and_then(|f| f.get("admin")).and_then(|a| a.as_table());
+        let setting = |key: &str| section.and_then(|a| a.get(key)).and_then(|v| v.as_str()).map(str::to_string);
+        let base = match admin {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => {
+                let listen = setting("listen").unwrap_or_else(|| "127.0.0.1:9090".to_string());
+                let addr: SocketAddr = listen.parse().map_err(|_| ClientError::Config {
+                    file: config.display().to_string(),
+                    why: format!("admin.listen = {listen:?} is not an address"),
+                })?;
+                format!("http://{}", connectable(addr))
+            }
+        };
+        let token = token
+            .map(str::to_string)
+            .or_else(|| std::env::var(TOKEN_ENV).ok())
+            .or_else(|| setting("token"))
+            .filter(|t| !t.is_empty());
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Ok(AdminClient { base, token, agent })
+    }
+
+    pub fn get(&self, path: &str) -> Result<Value, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.agent.get(&url);
+        if let Some(t) = &self.token {
+            req = req.header("authorization", &format!("Bearer {t}"));
+        }
+        let resp = req.call().map_err(|e| ClientError::Unreachable { url: url.clone(), why: e.to_string() })?;
+        read(url, resp)
+    }
+}
+
+fn read(url: String, mut resp: http::Response<ureq::Body>) -> Result<Value, ClientError> {
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    let value: Value = serde_json::from_str(&text).map_err(|_| ClientError::NotJson { url, status })?;
+    if status >= 400 {
+        let message = value.get("error").and_then(|e| e.as_str()).unwrap_or("request failed").to_string();
+        return Err(ClientError::Api { status, message });
+    }
+    Ok(value)
+}
+
+/// A wildcard listen address is reached through loopback.
+fn connectable(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], a.port())),
+        SocketAddr::V6(a) if a.ip().is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port())),
+        a => a,
+    }
+}

@@ -1,0 +1,99 @@
+//! Human renderings of admin API answers for the CLI (`--json` prints the answer as it is).
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+/// Widest value shown in a table cell; longer ones are cut with an ellipsis.
+const CELL: usize = 48;
+
+fn cell(v: Option<&Value>) -> String {
+    let s = v.map_or_else(|| "(absent)".to_string(), Value::to_string);
+    if s.chars().count() > CELL {
+        let cut: String = s.chars().take(CELL - 1).collect();
+        format!("{cut}…")
+    } else {
+        s
+    }
+}
+
+/// `strangler diffs ROUTE`: each mismatch as a header line and a where / legacy / new table.
+pub fn diffs(answer: &Value) -> String {
+    let route = answer["route"].as_str().unwrap_or("?");
+    let list = answer["diffs"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let mut out = String::new();
+    if list.is_empty() {
+        let _ = writeln!(out, "route {route}: no mismatches recorded");
+        return out;
+    }
+    let _ = writeln!(out, "route {route}: {} recent mismatch(es), newest first", list.len());
+    for d in list {
+        let ms = |side: &str| d[side]["duration_ms"].as_f64().unwrap_or(0.0);
+        let _ = writeln!(
+            out,
+            "\n{}  {} {}  (served by {})\n  legacy: {} in {:.1} ms   new: {} in {:.1} ms",
+            d["at"].as_str().unwrap_or("-"),
+            d["method"].as_str().unwrap_or("-"),
+            d["path"].as_str().unwrap_or("-"),
+            d["served_by"].as_str().unwrap_or("-"),
+            d["legacy"]["status"],
+            ms("legacy"),
+            d["new"]["status"],
+            ms("new"),
+        );
+        let rows: Vec<[String; 3]> = d["differences"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|x| {
+                let mut place = x["where"].as_str().unwrap_or("?").to_string();
+                if let Some(off) = x.get("offset").and_then(Value::as_u64) {
+                    let _ = write!(place, " @{off}");
+                }
+                [place, cell(x.get("legacy")), cell(x.get("new"))]
+            })
+            .collect();
+        let header = ["WHERE".to_string(), "LEGACY".to_string(), "NEW".to_string()];
+        let width = |i: usize| rows.iter().chain([&header]).map(|r| r[i].chars().count()).max().unwrap_or(0);
+        let (w0, w1) = (width(0), width(1));
+        for r in [&header].into_iter().chain(&rows) {
+            let _ = writeln!(out, "  {:w0$}  {:w1$}  {}", r[0], r[1], r[2]);
+        }
+        if d["truncated"].as_bool() == Some(true) {
+            let _ = writeln!(out, "  (more differences not kept)");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_mismatch_is_a_readable_side_by_side() {
+        let answer = json!({"route": "orders", "diffs": [{
+            "at": "2026-11-22T10:00:00.000Z", "method": "GET", "path": "/orders/7", "served_by": "legacy",
+            "legacy": {"status": 200, "duration_ms": 3.12}, "new": {"status": 404, "duration_ms": 1.0},
+            "differences": [
+                {"where": "status", "legacy": 200, "new": 404},
+                {"where": "json:$.total", "legacy": 15, "new": null},
+                {"where": "json:$.amount", "new": "15"},
+                {"where": "body", "legacy": "x".repeat(100), "new": "y", "offset": 12},
+            ],
+            "truncated": false,
+        }]});
+        let text = diffs(&answer);
+        assert!(text.contains("GET /orders/7  (served by legacy)"), "{text}");
+        assert!(text.contains("legacy: 200 in 3.1 ms   new: 404 in 1.0 ms"), "{text}");
+        let row = |w: &str| text.lines().find(|l| l.trim_start().starts_with(w)).unwrap_or_default().to_string();
+        let words = |w: &str| row(w).split_whitespace().map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(words("json:$.total"), ["json:$.total", "15", "null"], "{text}");
+        assert_eq!(words("json:$.amount"), ["json:$.amount", "(absent)", "\"15\""], "{text}");
+        assert!(row("body @12").contains('…'), "{text}");
+        assert_eq!(diffs(&json!({"route": "r", "diffs": []})), "route r: no mismatches recorded\n");
+    }
+}
