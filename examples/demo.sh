@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make demo`: start the demo legacy and new services and strangler on a copy of conf/demo.toml,
-# send traffic, raise the weight by editing the file, send traffic again.
+# send traffic, raise the weight by editing the file, send traffic again, then show what the shadow
+# comparison found (real differences) and learned (noise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/debug
@@ -33,11 +34,24 @@ sed -i 's/^weight = 10.0/weight = 50.0/' "$work/strangler.toml"
 sleep 1
 "$BIN/examples/demo_traffic" http://127.0.0.1:18080
 
+get() {
+  exec 3<>/dev/tcp/127.0.0.1/18080
+  printf 'GET %s HTTP/1.0\r\nHost: demo\r\n\r\n' "$1" >&3
+  cat <&3 >/dev/null
+  sleep 0.2
+}
+
+echo
+echo "== shadow comparison on orders: what new does differently (strangler diffs orders --limit 2)"
+get /orders/abc
+get /orders
+"$BIN/strangler" diffs orders --limit 2 -c "$work/strangler.toml" | sed 's/^/  /'
+
 echo
 echo "== metrics (http://127.0.0.1:19090/metrics)"
 exec 3<>/dev/tcp/127.0.0.1/19090
 printf 'GET /metrics HTTP/1.0\r\nHost: demo\r\n\r\n' >&3
-grep -E '^strangler_(requests_total|route_weight_percent|config_reloads_total)' <&3 | sort
+grep -E '^strangler_(requests_total|route_weight_percent|config_reloads_total|shadow_total|shadow_mismatches_total|noise_fields)' <&3 | sort
 echo
 echo "== strangler log"
 grep -E 'config reloaded|starting' "$work/strangler.log" | sed 's/^/  /'

@@ -38,6 +38,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let base = std::env::args().nth(1).unwrap_or_else(|| "http://127.0.0.1:18080".to_string());
     let client = reqwest::Client::new();
     show("GET /orders      x300", &split(&client, &format!("{base}/orders"), 300, false).await?);
+    show("GET /orders/42   x50", &split(&client, &format!("{base}/orders/42"), 50, false).await?);
+    show("GET /orders/abc  x10", &split(&client, &format!("{base}/orders/abc"), 10, false).await?);
     show("GET /users/7     x200, 50 users", &split(&client, &format!("{base}/users/7"), 200, true).await?);
     let forced = client.get(format!("{base}/orders/abc")).header("x-strangler-target", "new").send().await?;
     println!("  GET /orders/abc forced to new      -> {} {}", forced.status().as_u16(), forced.text().await?.trim());

@@ -26,8 +26,12 @@ impl Snapshot {
             .map(|route| {
                 let kept = previous.and_then(|p| p.table.get(&route.name));
                 let stats = kept.map(|m| m.stats.clone()).unwrap_or_else(|| Arc::new(RouteStats::new(&route.name)));
-                let shadow = kept.map(|m| m.shadow.clone()).unwrap_or_else(|| Arc::new(ShadowState::new(&route.name)));
-                shadow.configure(route.shadow.as_ref());
+                let shadow = route.shadow.as_ref().map(|cfg| {
+                    let state =
+                        kept.and_then(|m| m.shadow.clone()).unwrap_or_else(|| Arc::new(ShadowState::new(&route.name)));
+                    state.configure(cfg);
+                    state
+                });
                 Matched { route: route.clone(), stats, shadow }
             })
             .collect();

@@ -59,6 +59,8 @@ async fn a_slow_shadow_side_never_delays_the_client() {
     // The shadows did go out, and complete after the clients are long gone.
     s.wait_metric("strangler_shadow_total{result=\"mismatch\",route=\"on\"}", 30.0).await;
     assert_eq!(new.hits(), 30);
+    // Routes without shadowing export no shadow series.
+    assert!(!metrics(&s).await.contains("strangler_shadow_total{result=\"match\",route=\"off\"}"));
 }
 
 #[tokio::test]
@@ -380,4 +382,42 @@ async fn redacted_headers_never_reach_the_api_or_the_diffs_file() {
     // What is not redacted is shown as it is, so a mismatch can be reproduced.
     assert!(line["request_headers"]["x-strangler-shadow"].is_null());
     assert_eq!(line["path"], json!("/x"));
+}
+
+#[tokio::test]
+async fn shadowing_is_turned_on_and_off_by_a_reload_and_learned_noise_survives_it() {
+    let legacy = MockUpstream::builder("legacy").reply(noisy(1)).start().await;
+    let new = MockUpstream::builder("new").reply(noisy(1)).start().await;
+    let route = |shadow: &str| {
+        format!(
+            "{}[[routes]]\nname = \"api\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 0.0\n{shadow}",
+            common::pools(&legacy, &new)
+        )
+    };
+    let on = "[routes.shadow]\n[routes.compare]\nnoise_sample = 100.0\nignore_headers = [\"x-upstream\"]\n";
+    let s = Strangler::start(&route("")).await;
+    let c = client();
+    c.get(s.url("/a")).send().await.expect("get");
+    assert_eq!(new.hits(), 0);
+
+    s.rewrite(&route(on));
+    s.wait_metric("strangler_config_reloads_total{result=\"ok\"}", 1.0).await;
+    c.get(s.url("/b")).send().await.expect("get");
+    // Both sides answer the same up to their random fields: learned, then a match.
+    s.wait_metric("strangler_shadow_total{result=\"match\",route=\"api\"}", 1.0).await;
+    assert_eq!(s.metric("strangler_noise_fields{route=\"api\"}").await, 3.0);
+
+    // A reload that keeps the route keeps what it learned.
+    s.rewrite(&route(&on.replace("noise_sample = 100.0", "noise_sample = 0.0")));
+    s.wait_metric("strangler_config_reloads_total{result=\"ok\"}", 2.0).await;
+    c.get(s.url("/c")).send().await.expect("get");
+    s.wait_metric("strangler_shadow_total{result=\"match\",route=\"api\"}", 2.0).await;
+    assert_eq!(s.metric("strangler_shadow_total{result=\"mismatch\",route=\"api\"}").await, 0.0);
+
+    s.rewrite(&route("[routes.shadow]\nenabled = false\n"));
+    s.wait_metric("strangler_config_reloads_total{result=\"ok\"}", 3.0).await;
+    let before = new.hits();
+    c.get(s.url("/d")).send().await.expect("get");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(new.hits(), before, "a disabled shadow sends nothing");
 }

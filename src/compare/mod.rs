@@ -123,11 +123,18 @@ pub fn compare(legacy: &Answer, new: &Answer, rules: &Rules) -> Outcome {
 }
 
 /// What differs between two answers of the same side: noise candidates (header names and
-/// generalised JSON paths). Status and non-JSON bodies are never noise.
-pub fn noise_between(first: &Answer, second: &Answer) -> (Vec<String>, Vec<JsonPath>) {
-    let framing = |name: &str| FRAMING_HEADERS.contains(&name);
-    let headers = header_differences(&first.headers, &second.headers, &framing).into_iter().map(|d| d.0).collect();
-    let paths = match body_difference(&first.body, &second.body, &|_| false) {
+/// generalised JSON paths), minus what the rules already ignore by configuration. Status and
+/// non-JSON bodies are never noise.
+pub fn noise_between(
+    first: &Answer,
+    second: &Answer,
+    ignore_headers: &[HeaderName],
+    ignore_paths: &[JsonPath],
+) -> (Vec<String>, Vec<JsonPath>) {
+    let ignored = |name: &str| FRAMING_HEADERS.contains(&name) || ignore_headers.iter().any(|h| h.as_str() == name);
+    let headers = header_differences(&first.headers, &second.headers, &ignored).into_iter().map(|d| d.0).collect();
+    let configured = |p: &[Step]| ignore_paths.iter().any(|i| i.matches(p));
+    let paths = match body_difference(&first.body, &second.body, &configured) {
         BodyDiff::Json(found, _) => found.into_iter().map(|f| f.general).collect(),
         _ => Vec::new(),
     };
@@ -252,9 +259,14 @@ mod tests {
     fn noise_between_two_answers_of_one_side() {
         let a = answer(200, &[("x-request-id", "1"), ("etag", "e")], r#"{"items":[{"id":"r1","n":1}],"at":5}"#);
         let b = answer(200, &[("x-request-id", "2"), ("etag", "e")], r#"{"items":[{"id":"r2","n":1}],"at":6}"#);
-        let (headers, paths) = noise_between(&a, &b);
+        let (headers, paths) = noise_between(&a, &b, &[], &[]);
         assert_eq!(headers, ["x-request-id"]);
         let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
         assert_eq!(paths, ["$.at", "$.items[*].id"]);
+        // What the config already ignores is not learned again.
+        let at = JsonPath::parse("$.at").expect("path");
+        let (headers, paths) = noise_between(&a, &b, &[HeaderName::from_static("x-request-id")], &[at]);
+        assert!(headers.is_empty());
+        assert_eq!(paths.len(), 1);
     }
 }

@@ -41,7 +41,7 @@ impl AdminApp {
                 "legacy": Self::upstream_json(&route.legacy),
                 "new": Self::upstream_json(&route.new),
             },
-            "shadow": route.shadow.as_ref().map(|s| Self::shadow_json(s, &m.shadow)),
+            "shadow": route.shadow.as_ref().zip(m.shadow.as_ref()).map(|(s, state)| Self::shadow_json(s, state)),
         })
     }
 
@@ -97,15 +97,17 @@ impl AdminApp {
         let Some(m) = snap.table.get(name) else {
             return error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}"));
         };
-        if m.route.shadow.is_none() {
+        let Some(state) = m.shadow.as_ref() else {
             return error_response(
                 StatusCode::NOT_FOUND,
                 format!("route {name:?} has no [routes.shadow] section, so nothing is compared"),
             );
-        }
-        let diffs = m.shadow.recent.latest(limit);
+        };
+        let diffs = state.recent.latest(limit);
         let diffs: Vec<&DiffRecord> = diffs.iter().map(|d| d.as_ref()).collect();
-        json_response(StatusCode::OK, &json!({ "route": name, "diffs": diffs }))
+        let noise: Vec<Value> =
+            state.noise().fields().into_iter().map(|(field, seen)| json!({"field": field, "seen": seen})).collect();
+        json_response(StatusCode::OK, &json!({ "route": name, "diffs": diffs, "noise": noise }))
     }
 }
 

@@ -22,6 +22,16 @@ pub fn diffs(answer: &Value) -> String {
     let route = answer["route"].as_str().unwrap_or("?");
     let list = answer["diffs"].as_array().map(Vec::as_slice).unwrap_or_default();
     let mut out = String::new();
+    let noise: Vec<String> = answer["noise"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|n| format!("{} (seen {})", n["field"].as_str().unwrap_or("?"), n["seen"]))
+        .collect();
+    if !noise.is_empty() {
+        let _ = writeln!(out, "route {route}: noise learned and ignored: {}", noise.join(", "));
+    }
     if list.is_empty() {
         let _ = writeln!(out, "route {route}: no mismatches recorded");
         return out;
@@ -95,5 +105,7 @@ mod tests {
         assert_eq!(words("json:$.amount"), ["json:$.amount", "(absent)", "\"15\""], "{text}");
         assert!(row("body @12").contains('…'), "{text}");
         assert_eq!(diffs(&json!({"route": "r", "diffs": []})), "route r: no mismatches recorded\n");
+        let noise = json!({"route": "r", "diffs": [], "noise": [{"field": "json:$.at", "seen": 4}]});
+        assert!(diffs(&noise).starts_with("route r: noise learned and ignored: json:$.at (seen 4)\n"));
     }
 }

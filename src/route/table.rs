@@ -6,13 +6,13 @@ use crate::config::model::{HostPattern, Route};
 use crate::metrics::RouteStats;
 use crate::shadow::ShadowState;
 
-/// A route as the request path holds it: the validated route, its metric handles and its shadow
-/// state (the last two outlive reloads).
+/// A route as the request path holds it: the validated route, its metric handles and, when it
+/// shadows, its shadow state (the last two outlive reloads).
 #[derive(Clone)]
 pub struct Matched {
     pub route: Arc<Route>,
     pub stats: Arc<RouteStats>,
-    pub shadow: Arc<ShadowState>,
+    pub shadow: Option<Arc<ShadowState>>,
 }
 
 /// Routes ordered for matching. Built once per config snapshot; lookups allocate nothing.

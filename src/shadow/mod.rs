@@ -70,6 +70,7 @@ impl Shadower {
 /// out, too large (counted `skipped`) or over the route's in-flight limit (counted `dropped`).
 pub fn begin(m: &Matched, served: Side, req: &RequestHeader, diffs_file: Option<&PathBuf>) -> Option<Box<Capture>> {
     let cfg = m.route.shadow.as_ref().filter(|s| s.enabled)?;
+    let state = m.shadow.as_ref()?;
     let target = cfg.target.for_served(served)?;
     // The loop guard: a request that is itself a shadow is never shadowed again. Upgrades
     // (WebSocket) are connections, not requests: never copied.
@@ -84,15 +85,15 @@ pub fn begin(m: &Matched, served: Side, req: &RequestHeader, diffs_file: Option<
     }
     let declared = req.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > cfg.max_body) {
-        m.shadow.count(Verdict::Skipped);
+        state.count(Verdict::Skipped);
         return None;
     }
-    let Some(permit) = m.shadow.try_slot() else {
-        m.shadow.count(Verdict::Dropped);
+    let Some(permit) = state.try_slot() else {
+        state.count(Verdict::Dropped);
         return None;
     };
     Some(Box::new(Capture {
-        state: m.shadow.clone(),
+        state: state.clone(),
         route: m.route.clone(),
         served,
         target,

@@ -74,8 +74,8 @@ impl ShadowState {
     }
 
     /// Apply the route's (new) settings: resize the in-flight limit.
-    pub fn configure(&self, shadow: Option<&Shadow>) {
-        let limit = shadow.map_or(0, |s| s.max_in_flight);
+    pub fn configure(&self, shadow: &Shadow) {
+        let limit = shadow.max_in_flight;
         if self.limit.swap(limit, Ordering::Relaxed) != limit {
             self.permits.store(Arc::new(Semaphore::new(limit)));
         }

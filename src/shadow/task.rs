@@ -142,7 +142,8 @@ async fn learn_noise(job: &Job, cfg: &Shadow, first: &Answer) {
     if let Ok(again) = again {
         // Two different statuses from one side are flakiness, not noise in a field.
         if again.status == first.status {
-            let (headers, paths) = noise_between(first, &again);
+            let c = &cfg.compare;
+            let (headers, paths) = noise_between(first, &again, &c.ignore_headers, &c.ignore_json_paths);
             job.state.learn(headers, paths);
         }
     }
