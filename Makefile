@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo test lint check-configs bench clean
+.PHONY: all deps build demo test lint check-configs bench bench-shadow clean
 
 all: build
 
@@ -30,9 +30,14 @@ check-configs: build
 test: lint check-configs
 	$(CARGO) test
 
-# Peer benchmark (installs nginx and wrk from Debian packages when missing).
+# Peer benchmarks (install nginx and wrk from Debian packages when missing): the proxy's own cost,
+# then what shadowing costs the client, next to nginx's mirror.
 bench: deps
 	./examples/benchmark/run.sh
+	./examples/benchmark/shadow.sh
+
+bench-shadow: deps
+	./examples/benchmark/shadow.sh
 
 clean:
 	$(CARGO) clean

@@ -28,14 +28,16 @@ http {
 CONF
 }
 
-# strangler_conf DIR PORT ADMIN_PORT LEGACY_PORT NEW_PORT THREADS: one route at weight 10.
+# strangler_conf DIR PORT ADMIN_PORT LEGACY_PORT NEW_PORT THREADS [NAME [WEIGHT [EXTRA]]]: one
+# route at WEIGHT (10) with EXTRA route sections, written to DIR/NAME.toml (NAME: strangler).
 strangler_conf() {
-  cat > "$1/strangler.toml" <<CONF
+  local name=${7:-strangler}
+  cat > "$1/$name.toml" <<CONF
 [server]
 listen = ["127.0.0.1:$2"]
 threads = $6
 grace_period = "1s"
-upgrade_sock = "$1/upgrade.sock"
+upgrade_sock = "$1/$name.sock"
 [admin]
 listen = "127.0.0.1:$3"
 [log]
@@ -50,6 +52,40 @@ name = "bench"
 path_prefix = "/"
 legacy = "legacy"
 new = "new"
-weight = 10.0
+weight = ${8:-10.0}
+${9:-}
 CONF
 }
+
+# CPU ticks (user + system) of a set of pids.
+ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v } else { sub(/s$/, "", v); print v * 1000 } }'; }
+HZ=$(getconf CLK_TCK)
+
+# measure NAME PORT PIDS...: a warm-up, then wrk for $DURATION with $CONNS connections on
+# $LOAD_CPU; appends "rps p99_ms cpu_us_per_req p50_ms" to $work/NAME (CPU of PIDS only).
+measure() {
+  local name=$1 port=$2; shift 2
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$port/" >/dev/null   # warm-up
+  local c0; c0=$(ticks "$@")
+  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$port/" > "$work/wrk.out"
+  local c1; c1=$(ticks "$@")
+  local reqs rps p50 p99 errs
+  reqs=$(awk '/requests in/ {print $1}' "$work/wrk.out")
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
+  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$work/wrk.out")")
+  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$work/wrk.out")")
+  errs=$(awk '/Non-2xx|Socket errors/ {print}' "$work/wrk.out")
+  [ -z "$errs" ] || echo "  $name: $errs" >&2
+  echo "$rps $p99 $(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.2f", c * 1e6 / hz / n }') $p50" >> "$work/$name"
+}
+
+# med < numbers: the median. col NAME N: the median of column N of $work/NAME.
+med() { sort -n | awk '{ v[NR] = $1 } END { printf "%.3f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+col() { awk -v c="$2" '{ print $c }' "$work/$1" | med; }
+
+# wait_port PORT: until something listens there (10 s at most).
+wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+# metrics ADMIN_PORT REGEX: matching lines of strangler's /metrics.
+metrics() { (exec 3<>"/dev/tcp/127.0.0.1/$1"; printf 'GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n' >&3; grep -E "$2" <&3) || true; }

@@ -61,27 +61,6 @@ strangler_pid=$!
 sleep 1.5
 nginx_pids() { echo "$(cat "$work/px.pid") $(pgrep -P "$(cat "$work/px.pid")" | tr '\n' ' ')"; }
 
-# CPU ticks (user + system) of a set of pids.
-ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
-to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); print v / 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v } else { sub(/s$/, "", v); print v * 1000 } }'; }
-HZ=$(getconf CLK_TCK)
-
-# run NAME PORT PIDS... -> appends "rps p99_ms cpu_us_per_req" to $work/NAME
-run() {
-  local name=$1 port=$2; shift 2
-  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$port/" >/dev/null   # warm-up
-  local c0; c0=$(ticks "$@")
-  taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$port/" > "$work/wrk.out"
-  local c1; c1=$(ticks "$@")
-  local reqs rps p99 errs
-  reqs=$(awk '/requests in/ {print $1}' "$work/wrk.out")
-  rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.out")
-  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$work/wrk.out")")
-  errs=$(awk '/Non-2xx|Socket errors/ {print}' "$work/wrk.out")
-  [ -z "$errs" ] || echo "  $name: $errs" >&2
-  echo "$rps $p99 $(awk -v c=$((c1 - c0)) -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.2f", c * 1e6 / hz / n }')" >> "$work/$name"
-}
-
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 echo "load: wrk -t1 -c$CONNS -d$DURATION on CPU $LOAD_CPU (with the upstream), proxies on CPU $PROXY_CPU with $THREADS worker(s), $ROUNDS rounds"
 # The order rotates every round so slow drifts of a shared machine do not favour one proxy; the
@@ -93,16 +72,14 @@ for r in $(seq "$ROUNDS"); do
   for entry in "${order[@]}"; do
     read -r name port pid <<<"$entry"
     # shellcheck disable=SC2046
-    if [ "$name" = nginx ]; then run nginx "$port" $(nginx_pids); else run "$name" "$port" "$pid"; fi
+    if [ "$name" = nginx ]; then measure nginx "$port" $(nginx_pids); else measure "$name" "$port" "$pid"; fi
   done
   fig() { tail -1 "$work/$1" | awk '{printf "%9.0f / %5.2f / %6.2f", $1, $2, $3}'; }
   printf "%-6s %28s %28s %28s\n" "$r" "$(fig bare)" "$(fig strangler)" "$(fig nginx)"
 done
 
 # Per-round ratios of CPU per request, then medians.
-paste "$work/bare" "$work/strangler" "$work/nginx" | awk '{ print $6 / $3, $6 / $9 }' > "$work/ratios"
-med() { sort -n | awk '{ v[NR] = $1 } END { printf "%.3f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-col() { awk -v c="$2" '{ print $c }' "$work/$1" | med; }
+paste "$work/bare" "$work/strangler" "$work/nginx" | awk '{ print $7 / $3, $7 / $11 }' > "$work/ratios"
 echo
 printf "%-34s %12s %10s %14s\n" "median" "requests/s" "p99 ms" "CPU us/req"
 printf "%-34s %12.0f %10s %14s\n" "bare Pingora passthrough" "$(col bare 1)" "$(col bare 2)" "$(col bare 3)"
@@ -112,7 +89,7 @@ echo
 echo "CPU per request, median of per-round ratios:"
 echo "  strangler / bare Pingora = $(col ratios 1)  (target <= 1.10)"
 echo "  strangler / nginx        = $(col ratios 2)"
-split=$(exec 3<>/dev/tcp/127.0.0.1/$P_ADMIN; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3; grep '^strangler_requests_total' <&3 | awk '{ if ($1 ~ /side="new"/) n += $2; t += $2 } END { printf "%.2f%% of %d", n * 100 / t, t }')
+split=$(metrics "$P_ADMIN" '^strangler_requests_total' | awk '{ if ($1 ~ /side="new"/) n += $2; t += $2 } END { printf "%.2f%% of %d", n * 100 / t, t }')
 echo "strangler sent $split requests to new (weight 10)"
 
 echo

@@ -141,6 +141,45 @@ mod tests {
         assert_eq!(paths(a, b, &["$.meta.at", "$.items[0].etag"]), ["$.items[1].etag", "$.items[1].v", "$.meta.x"]);
     }
 
+    fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (-1e6f64..1e6).prop_map(Value::from),
+            "[a-z.\\[\\]\"]{0,6}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-z.\\[\\]\"]{0,4}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Any two documents: no panic, a document never differs from itself, every reported
+        /// path names a value that really differs, and swapping the sides swaps the report.
+        #[test]
+        fn any_documents_compare_consistently(a in arb_json(), b in arb_json()) {
+            proptest::prop_assert!(diff(&a, &a, &|_| false, 1000).0.is_empty());
+            let (ab, _) = diff(&a, &b, &|_| false, 1000);
+            let (ba, _) = diff(&b, &a, &|_| false, 1000);
+            proptest::prop_assert_eq!(ab.len(), ba.len());
+            for f in &ab {
+                proptest::prop_assert!(f.legacy != f.new, "{} reported with equal values", f.path);
+                proptest::prop_assert!(JsonPath::parse(&f.path).is_ok(), "{} does not parse back", f.path);
+                let back = ba.iter().find(|g| g.path == f.path);
+                proptest::prop_assert!(back.is_some_and(|g| g.legacy == f.new && g.new == f.legacy));
+            }
+            if ab.is_empty() {
+                proptest::prop_assert!(diff(&b, &a, &|_| false, 1000).0.is_empty());
+            }
+        }
+    }
+
     #[test]
     fn stops_at_the_limit() {
         let a = json!((0..10).collect::<Vec<_>>());

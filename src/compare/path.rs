@@ -41,13 +41,26 @@ impl JsonPath {
                     steps.push(PatStep::Key(rest[start..end].to_string()));
                     i = end;
                 }
+                b'[' if bytes.get(i + 1) == Some(&b'"') => {
+                    // A quoted key, escaped as a JSON string: find its closing quote.
+                    let start = i + 1;
+                    let mut j = start + 1;
+                    while j < bytes.len() && bytes[j] != b'"' {
+                        j += if bytes[j] == b'\\' { 2 } else { 1 };
+                    }
+                    if bytes.get(j + 1) != Some(&b']') {
+                        return Err("has a quoted key without its closing \"]".to_string());
+                    }
+                    let key: String = serde_json::from_str(&rest[start..=j])
+                        .map_err(|_| "has a quoted key that is not a valid JSON string".to_string())?;
+                    steps.push(PatStep::Key(key));
+                    i = j + 2;
+                }
                 b'[' => {
                     let close = rest[i..].find(']').map(|n| i + n).ok_or("has a '[' without its ']'")?;
                     let inner = &rest[i + 1..close];
                     let step = if inner == "*" {
                         PatStep::AnyIndex
-                    } else if let Some(key) = inner.strip_prefix('"').and_then(|k| k.strip_suffix('"')) {
-                        PatStep::Key(key.to_string())
                     } else {
                         inner.parse().map(PatStep::Index).map_err(|_| {
                             format!("has [{inner}]; use an array index like [3], [*] for any index, or [\"key\"]")
@@ -95,7 +108,8 @@ fn write_key(f: &mut fmt::Formatter<'_>, k: &str) -> fmt::Result {
     if is_plain_key(k) {
         write!(f, ".{k}")
     } else {
-        write!(f, "[{k:?}]")
+        // Escaped as a JSON string, so any key reads back.
+        write!(f, "[{}]", serde_json::Value::from(k))
     }
 }
 
@@ -137,7 +151,7 @@ mod tests {
 
     #[test]
     fn parses_and_prints_back() {
-        for s in ["$", "$.a.b", "$.items[3].price", "$.items[*].etag", "$[\"a.b\"].c"] {
+        for s in ["$", "$.a.b", "$.items[3].price", "$.items[*].etag", "$[\"a.b\"].c", r#"$["]\"x"][0]"#] {
             assert_eq!(JsonPath::parse(s).map(|p| p.to_string()), Ok(s.to_string()), "{s}");
         }
         for bad in ["a.b", "$.", "$..a", "$.a[x]", "$.a[1", "$a"] {

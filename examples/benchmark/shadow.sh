@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Shadow benchmark: what shadowing costs the client, strangler next to NGINX's `mirror`, in one run.
+#   off   no shadow
+#   fast  every request also shadowed to a fast upstream (nginx)
+#   slow  every request also shadowed to an upstream that answers after 200 ms
+# Each is driven by wrk with the same connections and duration, ROUNDS times in turn; the median
+# round is printed: requests/s, p50, p99 and the proxy's CPU per request. strangler shadows with
+# max_in_flight = 256: beyond that, copies are dropped (and counted) instead of making clients wait.
+# The primary's p99 with the slow shadow is compared with its own shadow-off p99 (target <= 1.2x).
+#
+# Then the comparison's own throughput: a structural diff of two 100 KiB JSON documents.
+#
+# Knobs: DURATION (8s), CONNS (32), THREADS (proxy worker threads, 1), ROUNDS (3), DELAY (200ms).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DURATION=${DURATION:-8s}
+CONNS=${CONNS:-32}
+THREADS=${THREADS:-1}
+ROUNDS=${ROUNDS:-3}
+DELAY=${DELAY:-200ms}
+. "$(dirname "$0")/lib.sh"
+install_tools nginx:nginx-light wrk:wrk taskset:util-linux
+
+cargo build --release --bin strangler --example slow_upstream --example json_diff 2>&1 | tail -1
+
+UP_LEGACY=22000 UP_NEW=22001 UP_SLOW=22002
+declare -A PORT=([s-off]=22080 [s-fast]=22081 [s-slow]=22082 [n-off]=22083 [n-fast]=22084 [n-slow]=22085)
+declare -A ADMIN=([s-off]=22090 [s-fast]=22091 [s-slow]=22092)
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for f in up px; do [ -f "$work/$f.pid" ] && kill "$(cat "$work/$f.pid")" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+upstream_conf "$work" "$UP_LEGACY" "$UP_NEW"
+
+# nginx: the same three cases with `mirror` (the mirror subrequest must finish before nginx moves
+# on to the connection's next request).
+mirror_server() {
+  local port=$1 target=$2
+  if [ -z "$target" ]; then
+    echo "server { listen 127.0.0.1:$port; location / { proxy_pass http://legacy; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+  else
+    echo "server { listen 127.0.0.1:$port;
+      location / { mirror /mirror; proxy_pass http://legacy; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
+      location = /mirror { internal; proxy_pass http://$target\$request_uri; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+  fi
+}
+cat > "$work/proxy.conf" <<CONF
+worker_processes $THREADS; pid $work/px.pid; daemon on; error_log $work/error.log warn; events { worker_connections 4096; }
+http {
+  access_log off; keepalive_requests 1000000; $(NGINX_TEMP_PATHS "$work")
+  upstream legacy { server 127.0.0.1:$UP_LEGACY; keepalive 128; }
+  upstream fast   { server 127.0.0.1:$UP_NEW;    keepalive 128; }
+  upstream slow   { server 127.0.0.1:$UP_SLOW;   keepalive 128; }
+  $(mirror_server "${PORT[n-off]}" "")
+  $(mirror_server "${PORT[n-fast]}" fast)
+  $(mirror_server "${PORT[n-slow]}" slow)
+}
+CONF
+
+# strangler: one route, all requests served by legacy, shadowed to `new` (= the target's port).
+SHADOW='[routes.shadow]
+sample = 100.0
+max_in_flight = 256
+timeout = "5s"
+[routes.compare]
+noise_sample = 0.0'
+strangler_conf "$work" "${PORT[s-off]}" "${ADMIN[s-off]}" "$UP_LEGACY" "$UP_NEW" "$THREADS" s-off 0.0
+strangler_conf "$work" "${PORT[s-fast]}" "${ADMIN[s-fast]}" "$UP_LEGACY" "$UP_NEW" "$THREADS" s-fast 0.0 "$SHADOW"
+strangler_conf "$work" "${PORT[s-slow]}" "${ADMIN[s-slow]}" "$UP_LEGACY" "$UP_SLOW" "$THREADS" s-slow 0.0 "$SHADOW"
+
+PROXY_CPU=0 LOAD_CPU=$(( $(nproc) > 1 ? 1 : 0 ))
+taskset -c "$LOAD_CPU" "$NGINX" -c "$work/upstream.conf" -p "$work"
+taskset -c "$LOAD_CPU" target/release/examples/slow_upstream "127.0.0.1:$UP_SLOW" "$DELAY" & pids+=($!)
+taskset -c "$PROXY_CPU" "$NGINX" -c "$work/proxy.conf" -p "$work"
+declare -A PID
+for name in s-off s-fast s-slow; do
+  taskset -c "$PROXY_CPU" target/release/strangler run -c "$work/$name.toml" 2>"$work/$name.log" & pids+=($!)
+  PID[$name]=$!
+done
+for name in "${!PORT[@]}"; do wait_port "${PORT[$name]}"; done
+wait_port "$UP_SLOW"
+nginx_pids() { echo "$(cat "$work/px.pid") $(pgrep -P "$(cat "$work/px.pid")" | tr '\n' ' ')"; }
+
+CASES=(s-off s-fast s-slow n-off n-fast n-slow)
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
+echo "load: wrk -t1 -c$CONNS -d$DURATION on CPU $LOAD_CPU, proxies on CPU $PROXY_CPU with $THREADS worker(s), slow shadow $DELAY, $ROUNDS rounds"
+for r in $(seq "$ROUNDS"); do
+  # Rotate the order every round so a drifting machine does not favour one case.
+  order=("${CASES[@]:$(( (r - 1) % 6 ))}" "${CASES[@]:0:$(( (r - 1) % 6 ))}")
+  for name in "${order[@]}"; do
+    # shellcheck disable=SC2046
+    if [[ $name == n-* ]]; then measure "$name" "${PORT[$name]}" $(nginx_pids); else measure "$name" "${PORT[$name]}" "${PID[$name]}"; fi
+  done
+  echo "round $r done"
+done
+
+label() {
+  case $1 in
+    s-off) echo "strangler, shadow off" ;; s-fast) echo "strangler, shadow 100% -> fast" ;;
+    s-slow) echo "strangler, shadow 100% -> $DELAY" ;; n-off) echo "nginx, no mirror" ;;
+    n-fast) echo "nginx mirror -> fast" ;; n-slow) echo "nginx mirror -> $DELAY" ;;
+  esac
+}
+echo
+printf "%-34s %12s %10s %10s %12s\n" "median" "requests/s" "p50 ms" "p99 ms" "CPU us/req"
+for name in "${CASES[@]}"; do
+  printf "%-34s %12.0f %10s %10s %12s\n" "$(label "$name")" "$(col "$name" 1)" "$(col "$name" 4)" "$(col "$name" 2)" "$(col "$name" 3)"
+done
+
+# Per-round p99 ratios against the same proxy's shadow-off p99, then medians.
+paste "$work/s-off" "$work/s-slow" "$work/s-fast" | awk '{ print $6 / $2, $10 / $2 }' > "$work/s-ratios"
+paste "$work/n-off" "$work/n-slow" | awk '{ print $6 / $2 }' > "$work/n-ratios"
+echo
+echo "primary p99 against the same proxy with shadowing off (median of per-round ratios):"
+echo "  strangler, shadow -> $DELAY: $(col s-ratios 1)x  (target <= 1.2)    shadow -> fast: $(col s-ratios 2)x"
+echo "  nginx, mirror -> $DELAY:     $(col n-ratios 1)x"
+echo
+echo "what strangler's shadows did (all rounds):"
+for name in s-fast s-slow; do
+  counts=$(metrics "${ADMIN[$name]}" '^strangler_shadow_total' | sed -E 's/.*result="([a-z]+)".* ([0-9]+)$/\1=\2/' | tr '\n' ' ')
+  echo "  $(label "$name"): $counts"
+done
+
+echo
+target/release/examples/json_diff
