@@ -36,7 +36,7 @@ sleep 1
 
 get() {
   exec 3<>/dev/tcp/127.0.0.1/18080
-  printf 'GET %s HTTP/1.0\r\nHost: demo\r\n\r\n' "$1" >&3
+  printf 'GET %s HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n' "$1" >&3
   cat <&3 >/dev/null
   sleep 0.2
 }
@@ -50,7 +50,7 @@ get /orders
 echo
 echo "== metrics (http://127.0.0.1:19090/metrics)"
 exec 3<>/dev/tcp/127.0.0.1/19090
-printf 'GET /metrics HTTP/1.0\r\nHost: demo\r\n\r\n' >&3
+printf 'GET /metrics HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n' >&3
 grep -E '^strangler_(requests_total|route_weight_percent|config_reloads_total|shadow_total|shadow_mismatches_total|noise_fields)' <&3 | sort
 echo
 echo "== strangler log"
