@@ -44,6 +44,15 @@ fn opts(name: &str, help: &str) -> Opts {
     Opts::new(name, help).namespace("strangler")
 }
 
+/// A `{route,side}` latency histogram: 0.5 ms to 16 s, doubling, the same buckets everywhere so
+/// request and shadow durations can be read side by side.
+fn seconds_by_side(name: &str, help: &str) -> prometheus::Result<HistogramVec> {
+    HistogramVec::new(
+        HistogramOpts::from(opts(name, help)).buckets(exponential_buckets(0.0005, 2.0, 16)?),
+        &["route", "side"],
+    )
+}
+
 impl Metrics {
     fn new() -> Self {
         // Names and labels are constants: a failure here is a programming error any test catches.
@@ -56,13 +65,9 @@ impl Metrics {
             opts("requests_total", "Requests answered, by route, serving side and status code."),
             &["route", "side", "code"],
         )?;
-        let request_duration = HistogramVec::new(
-            HistogramOpts::from(opts(
-                "request_duration_seconds",
-                "Time from request to the end of the response, by route and side.",
-            ))
-            .buckets(exponential_buckets(0.0005, 2.0, 16)?),
-            &["route", "side"],
+        let request_duration = seconds_by_side(
+            "request_duration_seconds",
+            "Time from request to the end of the response, by route and side.",
         )?;
         let route_weight = GaugeVec::new(
             opts("route_weight_percent", "Percent of a route's requests sent to the new service."),
@@ -86,13 +91,9 @@ impl Metrics {
             opts("shadow_mismatches_total", "Mismatching shadow pairs by where they differ: status, header, body."),
             &["route", "where"],
         )?;
-        let shadow_duration = HistogramVec::new(
-            HistogramOpts::from(opts(
-                "shadow_duration_seconds",
-                "Answer time of each side on the same shadowed requests, by route and side.",
-            ))
-            .buckets(exponential_buckets(0.0005, 2.0, 16)?),
-            &["route", "side"],
+        let shadow_duration = seconds_by_side(
+            "shadow_duration_seconds",
+            "Answer time of each side on the same shadowed requests, by route and side.",
         )?;
         let noise_fields =
             IntGaugeVec::new(opts("noise_fields", "Response fields learned as noise and ignored."), &["route"])?;

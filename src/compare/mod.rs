@@ -44,6 +44,19 @@ pub struct Rules<'a> {
     pub noise: &'a Noise,
 }
 
+impl Rules<'_> {
+    /// `name` is lowercase.
+    fn ignores_header(&self, name: &str) -> bool {
+        FRAMING_HEADERS.contains(&name)
+            || self.ignore_headers.iter().any(|h| h.as_str() == name)
+            || self.noise.ignores_header(name)
+    }
+
+    fn ignores_path(&self, path: &[Step]) -> bool {
+        self.ignore_paths.iter().any(|i| i.matches(path)) || self.noise.ignores_path(path)
+    }
+}
+
 /// One difference between legacy's and new's answer. `None` = absent on that side.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Difference {
@@ -88,16 +101,10 @@ pub fn compare(legacy: &Answer, new: &Answer, rules: &Rules) -> Outcome {
             offset: None,
         });
     }
-    let ignored_header = |name: &str| {
-        FRAMING_HEADERS.contains(&name)
-            || rules.ignore_headers.iter().any(|h| h.as_str() == name)
-            || rules.noise.ignores_header(name)
-    };
-    for (name, l, n) in header_differences(&legacy.headers, &new.headers, &ignored_header) {
+    for (name, l, n) in header_differences(&legacy.headers, &new.headers, &|h| rules.ignores_header(h)) {
         out.differences.push(Difference { where_: format!("header:{name}"), legacy: l, new: n, offset: None });
     }
-    let ignored_path = |p: &[Step]| rules.ignore_paths.iter().any(|i| i.matches(p)) || rules.noise.ignores_path(p);
-    match body_difference(&legacy.body, &new.body, &ignored_path) {
+    match body_difference(&legacy.body, &new.body, &|p| rules.ignores_path(p)) {
         BodyDiff::Same => {}
         BodyDiff::Json(found, truncated) => {
             out.truncated = truncated;
@@ -123,22 +130,16 @@ pub fn compare(legacy: &Answer, new: &Answer, rules: &Rules) -> Outcome {
 }
 
 /// What differs between two answers of the same side: noise candidates (header names and
-/// generalised JSON paths), minus what the rules already ignore by configuration. Status and
-/// non-JSON bodies are never noise.
-pub fn noise_between(
-    first: &Answer,
-    second: &Answer,
-    ignore_headers: &[HeaderName],
-    ignore_paths: &[JsonPath],
-) -> (Vec<String>, Vec<JsonPath>) {
-    let ignored = |name: &str| FRAMING_HEADERS.contains(&name) || ignore_headers.iter().any(|h| h.as_str() == name);
-    let headers = header_differences(&first.headers, &second.headers, &ignored).into_iter().map(|d| d.0).collect();
-    let configured = |p: &[Step]| ignore_paths.iter().any(|i| i.matches(p));
-    let paths = match body_difference(&first.body, &second.body, &configured) {
+/// generalised JSON paths), minus what `rules` ignore. Pass rules without the learned noise so
+/// known noise is seen (and counted) again. Status and non-JSON bodies are never noise.
+pub fn noise_between(first: &Answer, second: &Answer, rules: &Rules) -> (Vec<String>, Vec<JsonPath>) {
+    let headers =
+        header_differences(&first.headers, &second.headers, &|h| rules.ignores_header(h)).into_iter().map(|d| d.0);
+    let paths = match body_difference(&first.body, &second.body, &|p| rules.ignores_path(p)) {
         BodyDiff::Json(found, _) => found.into_iter().map(|f| f.general).collect(),
         _ => Vec::new(),
     };
-    (headers, paths)
+    (headers.collect(), paths)
 }
 
 type HeaderDiff = (String, Option<Value>, Option<Value>);
@@ -259,13 +260,16 @@ mod tests {
     fn noise_between_two_answers_of_one_side() {
         let a = answer(200, &[("x-request-id", "1"), ("etag", "e")], r#"{"items":[{"id":"r1","n":1}],"at":5}"#);
         let b = answer(200, &[("x-request-id", "2"), ("etag", "e")], r#"{"items":[{"id":"r2","n":1}],"at":6}"#);
-        let (headers, paths) = noise_between(&a, &b, &[], &[]);
+        let noise = Noise::default();
+        let (headers, paths) = noise_between(&a, &b, &Rules { ignore_headers: &[], ignore_paths: &[], noise: &noise });
         assert_eq!(headers, ["x-request-id"]);
         let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
         assert_eq!(paths, ["$.at", "$.items[*].id"]);
         // What the config already ignores is not learned again.
         let at = JsonPath::parse("$.at").expect("path");
-        let (headers, paths) = noise_between(&a, &b, &[HeaderName::from_static("x-request-id")], &[at]);
+        let ignored =
+            Rules { ignore_headers: &[HeaderName::from_static("x-request-id")], ignore_paths: &[at], noise: &noise };
+        let (headers, paths) = noise_between(&a, &b, &ignored);
         assert!(headers.is_empty());
         assert_eq!(paths.len(), 1);
     }

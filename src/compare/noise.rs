@@ -14,7 +14,7 @@ pub struct Noise {
 
 impl Noise {
     pub fn ignores_header(&self, name: &str) -> bool {
-        !self.headers.is_empty() && self.headers.contains_key(name)
+        self.headers.contains_key(name)
     }
 
     pub fn ignores_path(&self, path: &[Step]) -> bool {

@@ -606,13 +606,18 @@ fn build_route(
 
 /// A weight in percent -> hundredths of a percent. Rejects anything that would be rounded.
 pub fn parse_weight_percent(w: f64) -> Result<u32, String> {
+    parse_percent(w, "weights")
+}
+
+/// A percentage -> hundredths of a percent; `what` names the values in the error ("weights").
+pub fn parse_percent(w: f64, what: &str) -> Result<u32, String> {
     if !w.is_finite() || !(0.0..=100.0).contains(&w) {
         return Err("must be a percentage from 0 to 100".to_string());
     }
     let scaled = w * 100.0;
     let rounded = scaled.round();
     if (scaled - rounded).abs() > 1e-6 {
-        return Err("has more than two decimals; weights go in steps of 0.01 (e.g. 12.5 or 0.25)".to_string());
+        return Err(format!("has more than two decimals; {what} go in steps of 0.01 (e.g. 12.5 or 0.25)"));
     }
     Ok(rounded as u32)
 }

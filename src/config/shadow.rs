@@ -5,7 +5,7 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 
 use super::file::{CompareSection, ShadowSection};
-use super::model::{parse_weight_percent, quote, Problems, Side};
+use super::model::{parse_percent, quote, Problems, Side};
 use super::units::parse_size;
 use crate::compare::JsonPath;
 
@@ -162,8 +162,8 @@ pub(super) fn build(
 }
 
 fn percent(p: &mut Problems, key: &str, v: f64) -> u32 {
-    parse_weight_percent(v).unwrap_or_else(|msg| {
-        p.add(key, v, msg.replace("weights go", "percentages go"));
+    parse_percent(v, "percentages").unwrap_or_else(|msg| {
+        p.add(key, v, msg);
         0
     })
 }

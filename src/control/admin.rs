@@ -49,8 +49,6 @@ impl AdminApp {
         let names = |list: &[http::HeaderName]| list.iter().map(|h| h.as_str().to_string()).collect::<Vec<_>>();
         let counts: serde_json::Map<String, Value> =
             state.counts().into_iter().map(|(k, v)| (k.to_string(), v.into())).collect();
-        let noise: Vec<Value> =
-            state.noise().fields().into_iter().map(|(field, seen)| json!({"field": field, "seen": seen})).collect();
         json!({
             "enabled": s.enabled,
             "target": s.target.as_str(),
@@ -68,7 +66,7 @@ impl AdminApp {
                 "redact_headers": names(&s.compare.redact_headers),
             },
             "counts": counts,
-            "noise": noise,
+            "noise": noise_json(state),
         })
     }
 
@@ -105,10 +103,13 @@ impl AdminApp {
         };
         let diffs = state.recent.latest(limit);
         let diffs: Vec<&DiffRecord> = diffs.iter().map(|d| d.as_ref()).collect();
-        let noise: Vec<Value> =
-            state.noise().fields().into_iter().map(|(field, seen)| json!({"field": field, "seen": seen})).collect();
-        json_response(StatusCode::OK, &json!({ "route": name, "diffs": diffs, "noise": noise }))
+        json_response(StatusCode::OK, &json!({ "route": name, "diffs": diffs, "noise": noise_json(state) }))
     }
+}
+
+/// A route's learned noise: `[{"field": "json:$.at", "seen": 4}, ...]`.
+fn noise_json(state: &ShadowState) -> Vec<Value> {
+    state.noise().fields().into_iter().map(|(field, seen)| json!({"field": field, "seen": seen})).collect()
 }
 
 /// Records returned by the diffs endpoint without `limit`.

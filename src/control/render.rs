@@ -17,15 +17,17 @@ fn cell(v: Option<&Value>) -> String {
     }
 }
 
+/// The elements of a JSON array; none for anything else.
+fn elements(v: &Value) -> &[Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
 /// `strangler diffs ROUTE`: each mismatch as a header line and a where / legacy / new table.
 pub fn diffs(answer: &Value) -> String {
     let route = answer["route"].as_str().unwrap_or("?");
-    let list = answer["diffs"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let list = elements(&answer["diffs"]);
     let mut out = String::new();
-    let noise: Vec<String> = answer["noise"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let noise: Vec<String> = elements(&answer["noise"])
         .iter()
         .map(|n| format!("{} (seen {})", n["field"].as_str().unwrap_or("?"), n["seen"]))
         .collect();
@@ -51,10 +53,7 @@ pub fn diffs(answer: &Value) -> String {
             d["new"]["status"],
             ms("new"),
         );
-        let rows: Vec<[String; 3]> = d["differences"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+        let rows: Vec<[String; 3]> = elements(&d["differences"])
             .iter()
             .map(|x| {
                 let mut place = x["where"].as_str().unwrap_or("?").to_string();

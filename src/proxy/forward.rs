@@ -23,25 +23,25 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
     let req = session.req_header();
     let host = req.uri.host().or_else(|| req.headers.get(HOST).and_then(|v| v.to_str().ok()));
-    let (found, diffs_file) = {
+    // Everything that reads the snapshot happens here, before any await.
+    let found = {
         let snap = shared.load();
         ctx.access_log = snap.config.log.access_log;
-        let found = snap.table.find(host, req.uri.path()).cloned();
-        let shadowed = found.as_ref().is_some_and(|m| m.route.shadow.is_some());
-        (found, if shadowed { snap.config.log.diffs_file.clone() } else { None })
+        snap.table.find(host, req.uri.path()).cloned().map(|matched| {
+            let choice = choose_side(&matched.route, &req.headers, peer_ip(session));
+            let capture = shadow::begin(&matched, choice.side, req, snap.config.log.diffs_file.as_ref());
+            (matched, choice, capture)
+        })
     };
-    let Some(matched) = found else {
+    let Some((matched, choice, capture)) = found else {
         // Boxed: the rare 404 path must not grow every request's future.
         Box::pin(session.respond_error_with_body(404, Bytes::from_static(b"no route matches this request\n"))).await?;
         return Ok(true);
     };
-    let choice = choose_side(&matched.route, &session.req_header().headers, peer_ip(session));
     if choice.override_rejected {
         METRICS.override_rejected.with_label_values(&[&matched.route.name]).inc();
     }
-    if matched.route.shadow.is_some() {
-        ctx.shadow = shadow::begin(&matched, choice.side, session.req_header(), diffs_file.as_ref());
-    }
+    ctx.shadow = capture;
     ctx.route = Some(matched);
     ctx.choice = Some(choice);
     Ok(false)

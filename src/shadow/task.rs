@@ -36,6 +36,15 @@ pub struct Job {
     pub diffs_file: Option<PathBuf>,
 }
 
+impl Job {
+    /// Send the captured request to `side`'s pool, as a shadow.
+    async fn send(&self, side: Side, cfg: &Shadow) -> Result<Raw, ExchangeError> {
+        let up = self.route.upstream(side);
+        let req = client::prepare(&self.request, self.client_host.as_ref(), up, self.body.len());
+        client::exchange(&self.shadower.connector, up, req, self.body.clone(), cfg.max_body, cfg.timeout).await
+    }
+}
+
 pub async fn run(job: Job, primary: oneshot::Receiver<Primary>) {
     let Some(cfg) = job.route.shadow.as_ref() else { return };
     let verdict = pair(&job, cfg, primary).await;
@@ -49,11 +58,7 @@ fn not_comparable(e: &DecodeError) -> Verdict {
 }
 
 async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> Verdict {
-    let up = job.route.upstream(job.target);
-    let req = client::prepare(&job.request, job.client_host.as_ref(), up, job.body.len());
-    let connector = &job.shadower.connector;
-    let (shadow, primary) =
-        tokio::join!(client::exchange(connector, up, req, job.body.clone(), cfg.max_body, cfg.timeout), primary);
+    let (shadow, primary) = tokio::join!(job.send(job.target, cfg), primary);
     let primary = match primary {
         Ok(p) if !p.failed => p,
         _ => return Verdict::Skipped,
@@ -99,7 +104,6 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
         return Verdict::Match;
     }
     let mut kinds: Vec<&str> = outcome.differences.iter().map(|d| d.kind()).collect();
-    kinds.dedup();
     kinds.sort();
     kinds.dedup();
     for k in kinds {
@@ -129,21 +133,20 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
 /// Send the request a second time to the serving side; whatever differs between its two answers
 /// is noise.
 async fn learn_noise(job: &Job, cfg: &Shadow, first: &Answer) {
-    let up = job.route.upstream(job.served);
-    let req = client::prepare(&job.request, job.client_host.as_ref(), up, job.body.len());
-    let again =
-        match client::exchange(&job.shadower.connector, up, req, job.body.clone(), cfg.max_body, cfg.timeout).await {
-            Ok(Raw { status, headers, body, .. }) => answer(status, headers, body, cfg.max_body),
-            Err(e) => {
-                tracing::debug!(route = %job.route.name, "noise-learning request failed: {e}");
-                return;
-            }
-        };
+    let again = match job.send(job.served, cfg).await {
+        Ok(Raw { status, headers, body, .. }) => answer(status, headers, body, cfg.max_body),
+        Err(e) => {
+            tracing::debug!(route = %job.route.name, "noise-learning request failed: {e}");
+            return;
+        }
+    };
     if let Ok(again) = again {
         // Two different statuses from one side are flakiness, not noise in a field.
         if again.status == first.status {
             let c = &cfg.compare;
-            let (headers, paths) = noise_between(first, &again, &c.ignore_headers, &c.ignore_json_paths);
+            let known = Noise::default();
+            let rules = Rules { ignore_headers: &c.ignore_headers, ignore_paths: &c.ignore_json_paths, noise: &known };
+            let (headers, paths) = noise_between(first, &again, &rules);
             job.state.learn(headers, paths);
         }
     }
