@@ -18,6 +18,7 @@
 pub mod compare;
 pub mod config;
 pub mod control;
+pub mod live;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;

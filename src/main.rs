@@ -40,6 +40,33 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Every route with the last minute's figures per side and its rollout state.
+    Status {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Set a route's weight (percent on new); written back to the config file.
+    Weight {
+        /// Route name.
+        route: String,
+        /// Percent of requests sent to new, 0..=100 in steps of 0.01.
+        percent: f64,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Reload the config file now.
+    Reload {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Pause, resume or abort a route's progressive rollout.
+    Rollout {
+        /// Route name.
+        route: String,
+        action: RolloutAction,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Show a route's recent shadow mismatches, side by side.
     Diffs {
         /// Route name.
@@ -50,6 +77,26 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RolloutAction {
+    /// Stop at the current step (the weight stays).
+    Pause,
+    /// Continue from the step at or below the current weight.
+    Resume,
+    /// Weight 0 and stop.
+    Abort,
+}
+
+impl RolloutAction {
+    fn as_str(self) -> &'static str {
+        match self {
+            RolloutAction::Pause => "pause",
+            RolloutAction::Resume => "resume",
+            RolloutAction::Abort => "abort",
+        }
+    }
 }
 
 /// How CLI commands reach a running strangler.
@@ -107,6 +154,24 @@ fn main() -> ExitCode {
             }
         },
         Command::Check { config } => check(&config.path),
+        Command::Status { admin } => {
+            let answer = admin.client().and_then(|c| c.get("/api/routes"));
+            admin.show(answer, render::status)
+        }
+        Command::Weight { route, percent, admin } => {
+            let body = serde_json::json!({ "percent": percent });
+            let answer = admin.client().and_then(|c| c.put(&format!("/api/routes/{route}/weight"), &body));
+            admin.show(answer, render::weight)
+        }
+        Command::Reload { admin } => {
+            let answer = admin.client().and_then(|c| c.post("/api/reload"));
+            admin.show(answer, render::reload)
+        }
+        Command::Rollout { route, action, admin } => {
+            let answer =
+                admin.client().and_then(|c| c.post(&format!("/api/routes/{route}/rollout/{}", action.as_str())));
+            admin.show(answer, render::rollout)
+        }
         Command::Diffs { route, limit, admin } => {
             let answer = admin.client().and_then(|c| c.get(&format!("/api/routes/{route}/diffs?limit={limit}")));
             admin.show(answer, render::diffs)

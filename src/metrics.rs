@@ -2,6 +2,7 @@
 //! that match no route use the route label `-`.
 
 use std::sync::{LazyLock, OnceLock};
+use std::time::Duration;
 
 use prometheus::{
     exponential_buckets, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
@@ -9,6 +10,7 @@ use prometheus::{
 };
 
 use crate::config::Side;
+use crate::live::Live;
 
 /// Route label for requests that matched no route.
 pub const NO_ROUTE: &str = "-";
@@ -35,6 +37,15 @@ pub struct Metrics {
     pub shadow_duration: HistogramVec,
     /// `noise_fields{route}`: fields learned as noise.
     pub noise_fields: IntGaugeVec,
+    /// `failovers_total{route}`: requests new could not take, retried on legacy.
+    pub failovers: IntCounterVec,
+    /// `rollout_step{route}`: 1-based step of a route under rollout; 0 when rolled back or aborted.
+    pub rollout_step: IntGaugeVec,
+    /// `upstream_healthy{upstream,address}`: 1 while health checks pass, 0 while skipped.
+    pub upstream_healthy: IntGaugeVec,
+    /// `new_pool_down{route}`: 1 while every address of the route's new pool is down and all
+    /// its traffic goes to legacy.
+    pub new_pool_down: IntGaugeVec,
 }
 
 /// The process-wide metrics.
@@ -97,6 +108,26 @@ impl Metrics {
         )?;
         let noise_fields =
             IntGaugeVec::new(opts("noise_fields", "Response fields learned as noise and ignored."), &["route"])?;
+        let failovers = IntCounterVec::new(
+            opts("failovers_total", "Requests new could not take (connect failure, 502/503/504), retried on legacy."),
+            &["route"],
+        )?;
+        let rollout_step = IntGaugeVec::new(
+            opts("rollout_step", "Current step (1-based) of a route's rollout; 0 after a rollback or abort."),
+            &["route"],
+        )?;
+        let upstream_healthy = IntGaugeVec::new(
+            opts("upstream_healthy", "1 while an upstream address passes its health checks, 0 while it is skipped."),
+            &["upstream", "address"],
+        )?;
+        let new_pool_down = IntGaugeVec::new(
+            opts("new_pool_down", "1 while every address of a route's new pool is down (all traffic to legacy)."),
+            &["route"],
+        )?;
+        registry.register(Box::new(failovers.clone()))?;
+        registry.register(Box::new(rollout_step.clone()))?;
+        registry.register(Box::new(upstream_healthy.clone()))?;
+        registry.register(Box::new(new_pool_down.clone()))?;
         registry.register(Box::new(shadow.clone()))?;
         registry.register(Box::new(shadow_mismatches.clone()))?;
         registry.register(Box::new(shadow_duration.clone()))?;
@@ -119,6 +150,10 @@ impl Metrics {
             shadow_mismatches,
             shadow_duration,
             noise_fields,
+            failovers,
+            rollout_step,
+            upstream_healthy,
+            new_pool_down,
         })
     }
 
@@ -140,6 +175,8 @@ const CODES: usize = 500;
 /// across reloads for a route of the same name; the underlying series live in the registry.
 pub struct RouteStats {
     route: String,
+    /// The same requests as live figures: the last minute, rollout steps.
+    pub live: Live,
     duration: [Histogram; 2],
     /// `requests_total` handles by side and status code, filled on first use.
     codes: Box<[OnceLock<IntCounter>]>,
@@ -157,13 +194,14 @@ impl RouteStats {
         let duration =
             [Side::Legacy, Side::New].map(|s| METRICS.request_duration.with_label_values(&[route, s.as_str()]));
         let codes = (0..2 * CODES).map(|_| OnceLock::new()).collect();
-        RouteStats { route: route.to_string(), duration, codes }
+        RouteStats { route: route.to_string(), live: Live::new(), duration, codes }
     }
 
     /// Count one request and its duration.
-    pub fn record(&self, side: Side, status: Option<http::StatusCode>, seconds: f64) {
-        self.duration[side_index(side)].observe(seconds);
+    pub fn record(&self, side: Side, status: Option<http::StatusCode>, elapsed: Duration) {
+        self.duration[side_index(side)].observe(elapsed.as_secs_f64());
         let code = status.map_or(0, |s| s.as_u16());
+        self.live.record(side, code >= 500, elapsed);
         let lookup = || METRICS.requests.with_label_values(&[&self.route, side.as_str(), &code.to_string()]);
         match (code as usize).checked_sub(100).filter(|i| *i < CODES) {
             Some(i) => self.codes[side_index(side) * CODES + i].get_or_init(lookup).inc(),

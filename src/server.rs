@@ -1,4 +1,5 @@
-//! Process assembly: the Pingora server with the proxy, the admin listener and the reloader.
+//! Process assembly: the Pingora server with the proxy, the admin listener and the background
+//! services (reloader, rollout controller, live-figures sampler, health checks).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +15,10 @@ use pingora::services::listening::Service;
 
 use crate::config::{self, Config};
 use crate::control::admin::AdminApp;
+use crate::control::health::HealthService;
 use crate::control::reload::{guard_sighup, ReloadService, Reloader};
+use crate::control::rollout::{Control, RolloutService};
+use crate::control::sampler::SamplerService;
 use crate::proxy::Strangler;
 use crate::shadow::Shadower;
 use crate::snapshot::Shared;
@@ -69,18 +73,20 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     let admin_addr = cfg.admin.listen;
     let shared = Shared::new(cfg);
 
-    let connector = Connector::new(Some(ConnectorOptions::from_server_conf(&server.configuration)));
-    let shadower = Arc::new(Shadower::new(connector));
+    let connector_options = ConnectorOptions::from_server_conf(&server.configuration);
+    let shadower = Arc::new(Shadower::new(Connector::new(Some(connector_options.clone()))));
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, Strangler::new(shared.clone(), shadower));
     for addr in &listen {
         proxy.add_tcp(&addr.to_string());
     }
 
-    let mut admin = Service::new("admin".to_string(), AdminApp::new(shared.clone()));
+    let reloader = Arc::new(Reloader::new(path.to_path_buf(), shared.clone()));
+    let control = Control::new(reloader.clone(), shared.clone());
+
+    let mut admin = Service::new("admin".to_string(), AdminApp::new(shared.clone(), control.clone()));
     admin.add_tcp(&admin_addr.to_string());
     admin.threads = Some(1);
 
-    let reloader = Arc::new(Reloader::new(path.to_path_buf(), shared.clone()));
     let reload = background_service("reload", ReloadService::new(reloader));
 
     let proxy = server.add_service(proxy);
@@ -88,6 +94,9 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     let admin = server.add_service(admin);
     admin.add_dependency(&proxy);
     server.add_service(reload);
+    server.add_service(background_service("rollout", RolloutService::new(control)));
+    server.add_service(background_service("live", SamplerService::new(shared.clone())));
+    server.add_service(background_service("health", HealthService::new(shared.clone(), Some(connector_options))));
 
     tracing::info!(
         proxy = %listen.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","),

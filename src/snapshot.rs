@@ -17,9 +17,16 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Metric handles and shadow state (learned noise, recent diffs) of routes that keep their
-    /// name are carried over from `previous`.
+    /// Metric handles, shadow state (learned noise, recent diffs) and live figures of routes,
+    /// and the health of upstream addresses, are carried over from `previous` by name.
     fn new(config: Config, previous: Option<&Snapshot>) -> Self {
+        if let Some(prev) = previous {
+            for (name, up) in &config.upstreams {
+                if let Some(old) = prev.config.upstreams.get(name) {
+                    up.inherit_health(old);
+                }
+            }
+        }
         let entries = config
             .routes
             .iter()

@@ -36,7 +36,8 @@ async fn health_metrics_and_the_routes_api() {
     assert_eq!(r["hosts"][0], "*.example.com");
     assert_eq!(r["override"]["token"], true, "whether a token is set, never the token");
     assert!(!all.to_string().contains("\"t\""), "the token must not be exposed");
-    assert_eq!(r["sides"]["new"]["addresses"][0], new.address());
+    assert_eq!(r["sides"]["new"]["addresses"][0]["address"], new.address());
+    assert_eq!(r["sides"]["new"]["addresses"][0]["healthy"], true);
 
     let one = c.get(s.admin_url("/api/routes/orders")).send().await.expect("route");
     assert_eq!(one.status(), 200);

@@ -155,7 +155,6 @@ fn other_rules() {
     rejects(&route("sticky = \"session\""), "routes[0].sticky", &["cookie", "client_ip"]);
     rejects(&route("hosts = [\"api.example.com/orders\"]"), "routes[0].hosts[0]", &["*.example.com"]);
     rejects(&route("path_prefix = \"orders\""), "routes[0].path_prefix", &["start with '/'"]);
-    rejects(&route("[routes.rollout]\nsteps = [1]"), "routes[0].rollout", &["not supported yet"]);
     rejects(&route("override = { header = \"x t\" }"), "routes[0].override.header", &["header name"]);
     rejects(
         &format!("{POOLS}[[routes]]\nname = \"Orders\"\nlegacy = \"legacy\"\nnew = \"new\"\n"),
@@ -195,4 +194,43 @@ fn every_shipped_config_passes_check() {
         }
     }
     assert!(seen >= 2, "expected conf/strangler.toml and conf/demo.toml");
+}
+
+#[test]
+fn rollout_failover_and_health_rules() {
+    let ok = load_str(
+        &route("failover = true\n[routes.rollout]\nsteps = [5, 25.5, 100]\nhold = \"10m\"\non_failure = \"hold\""),
+        Path::new("x.toml"),
+    )
+    .expect("valid");
+    let r = &ok.routes[0];
+    assert!(r.failover);
+    let ro = r.rollout.as_ref().expect("rollout");
+    assert_eq!(ro.steps, vec![500, 2550, 10_000]);
+    assert_eq!(ro.hold, std::time::Duration::from_secs(600));
+    assert_eq!((ro.min_requests, ro.max_error_rate, ro.max_latency_ratio), (500, 1.0, 1.5));
+    assert!(r.new.health.enabled, "health checks are on by default");
+
+    let rollout = |s: &str| route(&format!("[routes.rollout]\n{s}"));
+    rejects(&rollout("steps = [10, 5]"), "routes[0].rollout.steps[1]", &["increase"]);
+    rejects(&rollout("steps = [0, 5]"), "routes[0].rollout.steps[0]", &["above 0"]);
+    rejects(&rollout("steps = [1.005]"), "routes[0].rollout.steps[0]", &["0.01"]);
+    rejects(&rollout("steps = []"), "routes[0].rollout.steps", &["at least one"]);
+    rejects(&rollout("hold = \"soon\""), "routes[0].rollout.hold", &["soon"]);
+    rejects(&rollout("on_failure = \"retry\""), "routes[0].rollout.on_failure", &["rollback", "hold"]);
+    rejects(&rollout("max_error_rate = 120"), "routes[0].rollout.max_error_rate", &["0 to 100"]);
+    rejects(&rollout("max_latency_ratio = 0"), "routes[0].rollout.max_latency_ratio", &["positive"]);
+    rejects(&rollout("max_mismatch_rate = 1"), "routes[0].rollout.max_mismatch_rate", &["[routes.shadow]"]);
+    rejects(&route("failover = \"yes\""), "routes[0].failover", &["bool"]);
+
+    let health = |s: &str| {
+        format!(
+            "{POOLS}[upstreams.legacy.health]\n{s}\n[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\n"
+        )
+    };
+    rejects(&health("path = \"healthz\""), "upstreams.legacy.health.path", &["/healthz"]);
+    rejects(&health("fails = 0"), "upstreams.legacy.health.fails", &["at least 1"]);
+    rejects(&health("interval = \"0s\""), "upstreams.legacy.health.interval", &["greater than zero"]);
+    let off = load_str(&health("enabled = false"), Path::new("x.toml")).expect("valid");
+    assert!(!off.routes[0].legacy.health.enabled);
 }

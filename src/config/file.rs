@@ -149,6 +149,59 @@ pub struct UpstreamSection {
     /// Time allowed between reads from the upstream.
     #[serde(default = "default_read_timeout")]
     pub read_timeout: String,
+    /// Active health checks of every address; on by default (TCP connect every 5 s).
+    #[serde(default)]
+    pub health: HealthSection,
+}
+
+/// `[upstreams.NAME.health]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSection {
+    /// Turn the checks off: every address is then always used.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Time between two checks of an address.
+    #[serde(default = "default_health_interval")]
+    pub interval: String,
+    /// Time allowed for one check.
+    #[serde(default = "default_health_timeout")]
+    pub timeout: String,
+    /// `GET` this path and expect a 2xx; absent: a TCP (or TLS) connect is the check.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Consecutive failed checks before an address is skipped.
+    #[serde(default = "default_health_fails")]
+    pub fails: u32,
+    /// Consecutive passed checks before a skipped address is used again.
+    #[serde(default = "default_health_passes")]
+    pub passes: u32,
+}
+
+fn default_health_interval() -> String {
+    "5s".to_string()
+}
+fn default_health_timeout() -> String {
+    "1s".to_string()
+}
+fn default_health_fails() -> u32 {
+    2
+}
+fn default_health_passes() -> u32 {
+    1
+}
+
+impl Default for HealthSection {
+    fn default() -> Self {
+        HealthSection {
+            enabled: true,
+            interval: default_health_interval(),
+            timeout: default_health_timeout(),
+            path: None,
+            fails: default_health_fails(),
+            passes: default_health_passes(),
+        }
+    }
 }
 
 fn default_connect_timeout() -> String {
@@ -192,12 +245,59 @@ pub struct RouteSection {
     /// How shadow pairs are compared.
     #[serde(default)]
     pub compare: Option<CompareSection>,
-    /// Progressive rollout (not supported yet).
+    /// Automatic progressive delivery: walk the weight through steps, gated by live figures.
     #[serde(default)]
-    pub rollout: Option<toml::Value>,
-    /// Retry failed requests to new on legacy (not supported yet).
+    pub rollout: Option<RolloutSection>,
+    /// Retry on legacy a request that `new` could not take (connect failure; 502/503/504 for
+    /// idempotent requests with a replayable body).
     #[serde(default)]
-    pub failover: Option<toml::Value>,
+    pub failover: bool,
+}
+
+/// `[routes.rollout]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutSection {
+    /// Weights (percent) to walk through, increasing.
+    #[serde(default = "default_steps")]
+    pub steps: Vec<f64>,
+    /// Time spent at each step before it can pass.
+    #[serde(default = "default_hold")]
+    pub hold: String,
+    /// Requests the new side must serve during a step before it can pass.
+    #[serde(default = "default_min_requests")]
+    pub min_requests: u64,
+    /// Highest percent of new-side requests that fail (5xx, connect failures).
+    #[serde(default = "default_max_error_rate")]
+    pub max_error_rate: f64,
+    /// Highest percent of shadow comparisons that mismatch; needs `[routes.shadow]`.
+    #[serde(default)]
+    pub max_mismatch_rate: Option<f64>,
+    /// Highest new p99 / legacy p99 over the step.
+    #[serde(default = "default_max_latency_ratio")]
+    pub max_latency_ratio: f64,
+    /// `"rollback"` (weight 0, paused) or `"hold"` (paused at the current step).
+    #[serde(default = "default_on_failure")]
+    pub on_failure: String,
+}
+
+fn default_steps() -> Vec<f64> {
+    vec![1.0, 10.0, 50.0, 100.0]
+}
+fn default_hold() -> String {
+    "30m".to_string()
+}
+fn default_min_requests() -> u64 {
+    500
+}
+fn default_max_error_rate() -> f64 {
+    1.0
+}
+fn default_max_latency_ratio() -> f64 {
+    1.5
+}
+fn default_on_failure() -> String {
+    "rollback".to_string()
 }
 
 fn default_prefix() -> String {

@@ -5,6 +5,8 @@
 
 pub mod file;
 pub mod model;
+pub mod persist;
+pub mod rollout;
 pub mod shadow;
 mod units;
 

@@ -5,13 +5,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 
 use super::file::{FileConfig, RouteSection, UpstreamSection};
+use super::rollout::{build_health, build_rollout, Health, Rollout};
 use super::shadow::Shadow;
 use super::units::parse_duration;
 use super::Problem;
@@ -92,6 +93,10 @@ pub struct Upstream {
     pub host_header: Option<HeaderValue>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    pub health: Health,
+    /// Per address (same order as `addrs`): false once health checks found it down. Carried
+    /// over reloads for addresses the pool keeps.
+    pub healthy: Box<[AtomicBool]>,
     next: AtomicUsize,
 }
 
@@ -101,10 +106,41 @@ impl Upstream {
         self.next.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The address for attempt `attempt` of a request that started at `start`: each retry after
-    /// a failed connect moves to the next address of the same pool.
+    /// The address for attempt `attempt` of a request that started at `start`. Addresses are
+    /// taken in round-robin order from `start`, healthy ones first: each retry after a failed
+    /// connect moves to the next, and addresses found down are tried only when nothing else is
+    /// left (a pool that is entirely down is still tried rather than refused).
     pub fn addr(&self, start: usize, attempt: usize) -> SocketAddr {
-        self.addrs[start.wrapping_add(attempt) % self.addrs.len()]
+        let n = self.addrs.len();
+        let at = |k: usize| start.wrapping_add(k) % n;
+        let healthy = (0..n).filter(|k| self.is_healthy(at(*k))).count();
+        let nth = attempt % n;
+        let (want_healthy, skip) = if nth < healthy { (true, nth) } else { (false, nth - healthy) };
+        let k = (0..n).filter(|k| self.is_healthy(at(*k)) == want_healthy).nth(skip).unwrap_or(nth);
+        self.addrs[at(k)]
+    }
+
+    pub fn is_healthy(&self, i: usize) -> bool {
+        !self.health.enabled || self.healthy.get(i).is_none_or(|h| h.load(Ordering::Relaxed))
+    }
+
+    /// Addresses not found down.
+    pub fn healthy_count(&self) -> usize {
+        (0..self.addrs.len()).filter(|i| self.is_healthy(*i)).count()
+    }
+
+    /// Every address found down by health checks.
+    pub fn all_down(&self) -> bool {
+        self.healthy_count() == 0
+    }
+
+    /// Take over the health of the addresses `previous` (the same pool before a reload) shares.
+    pub fn inherit_health(&self, previous: &Upstream) {
+        for (i, addr) in self.addrs.iter().enumerate() {
+            if let Some(j) = previous.addrs.iter().position(|a| a == addr) {
+                self.healthy[i].store(previous.is_healthy(j), Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -188,6 +224,10 @@ pub struct Route {
     pub expose_side: bool,
     /// Shadow copies and their comparison; `None` when the route has no `[routes.shadow]`.
     pub shadow: Option<Shadow>,
+    /// Automatic progressive delivery; `None` when the weight is only set by hand.
+    pub rollout: Option<Rollout>,
+    /// Retry on legacy what new could not take.
+    pub failover: bool,
 }
 
 impl Route {
@@ -479,9 +519,11 @@ fn build_upstream(p: &mut Problems, name: &str, u: &UpstreamSection) -> Option<U
     };
     let connect_timeout = p.duration(&format!("{key}.connect_timeout"), &u.connect_timeout);
     let read_timeout = p.duration(&format!("{key}.read_timeout"), &u.read_timeout);
+    let health = build_health(p, &key, &u.health);
     if p.0.len() > before {
         return None;
     }
+    let healthy = addrs.iter().map(|_| AtomicBool::new(true)).collect();
     Some(Upstream {
         name: name.to_string(),
         addrs,
@@ -490,6 +532,8 @@ fn build_upstream(p: &mut Problems, name: &str, u: &UpstreamSection) -> Option<U
         host_header,
         connect_timeout,
         read_timeout,
+        health,
+        healthy,
         next: AtomicUsize::new(0),
     })
 }
@@ -573,19 +617,7 @@ fn build_route(
 
     let shadow = super::shadow::build(p, key, r.shadow.as_ref(), r.compare.as_ref());
 
-    for (field, present, issue) in
-        [("rollout", r.rollout.is_some(), "progressive rollout"), ("failover", r.failover.is_some(), "failover")]
-    {
-        if present {
-            p.0.push(Problem::new(
-                format!("{key}.{field}"),
-                None,
-                format!(
-                    "{issue} is not supported yet by this version of strangler; remove the [{key}.{field}] settings"
-                ),
-            ));
-        }
-    }
+    let rollout = r.rollout.as_ref().map(|ro| build_rollout(p, key, ro, shadow.is_some()));
 
     if p.0.len() > before {
         return None;
@@ -601,6 +633,8 @@ fn build_route(
         override_,
         expose_side: r.expose_side,
         shadow,
+        rollout,
+        failover: r.failover,
     })
 }
 

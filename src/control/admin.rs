@@ -1,5 +1,7 @@
 //! The admin listener: `/livez`, `/readyz`, `/metrics` and the JSON API. Loopback by default; the
-//! config refuses a non-loopback address without a token.
+//! config refuses a non-loopback address without a token. Reads by GET, mutations only by PUT
+//! (weight) and POST (reload, rollout actions); with a token set, every `/api/` call needs
+//! `Authorization: Bearer TOKEN`. Each mutation is logged with the caller's address.
 
 use std::sync::Arc;
 
@@ -10,23 +12,29 @@ use pingora::protocols::http::ServerSession;
 use serde_json::{json, Value};
 
 use crate::compare::store::DiffRecord;
+use crate::config::model::parse_weight_percent;
 use crate::config::model::Upstream;
+use crate::config::persist::PersistError;
 use crate::config::shadow::Shadow;
+use crate::control::reload::{ChangeError, Trigger};
+use crate::control::rollout::{Action, Control, ControlError};
 use crate::metrics::METRICS;
+use crate::route::split::constant_time_eq;
 use crate::route::Matched;
 use crate::shadow::ShadowState;
 use crate::snapshot::Shared;
 
 pub struct AdminApp {
     shared: Arc<Shared>,
+    control: Arc<Control>,
 }
 
 impl AdminApp {
-    pub fn new(shared: Arc<Shared>) -> Self {
-        AdminApp { shared }
+    pub fn new(shared: Arc<Shared>, control: Arc<Control>) -> Self {
+        AdminApp { shared, control }
     }
 
-    fn route_json(m: &Matched) -> Value {
+    fn route_json(&self, m: &Matched) -> Value {
         let route = &m.route;
         let hosts: Vec<String> = route.hosts.iter().map(|h| h.to_string()).collect();
         json!({
@@ -37,11 +45,15 @@ impl AdminApp {
             "sticky": route.sticky.as_ref().map(|s| s.describe()),
             "override": route.override_.as_ref().map(|o| json!({"header": o.header.as_str(), "token": o.token.is_some()})),
             "expose_side": route.expose_side,
+            "failover": route.failover,
             "sides": {
                 "legacy": Self::upstream_json(&route.legacy),
                 "new": Self::upstream_json(&route.new),
             },
+            "new_pool_down": route.new.all_down(),
+            "live": m.stats.live.last_minute(&m.reading()).summary(),
             "shadow": route.shadow.as_ref().zip(m.shadow.as_ref()).map(|(s, state)| Self::shadow_json(s, state)),
+            "rollout": self.control.describe(m),
         })
     }
 
@@ -71,8 +83,22 @@ impl AdminApp {
     }
 
     fn upstream_json(u: &Upstream) -> Value {
-        let addrs: Vec<String> = u.addrs.iter().map(|a| a.to_string()).collect();
-        json!({ "upstream": u.name, "addresses": addrs, "tls": u.tls })
+        let addrs: Vec<Value> = u
+            .addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| json!({ "address": a.to_string(), "healthy": u.is_healthy(i) }))
+            .collect();
+        json!({
+            "upstream": u.name,
+            "addresses": addrs,
+            "healthy": u.healthy_count(),
+            "tls": u.tls,
+            "health_check": u.health.enabled.then(|| match &u.health.path {
+                Some(p) => format!("GET {p} every {:?}", u.health.interval),
+                None => format!("connect every {:?}", u.health.interval),
+            }),
+        })
     }
 }
 
@@ -136,39 +162,244 @@ pub fn error_response(status: StatusCode, msg: impl Into<String>) -> Response<Ve
     json_response(status, &json!({ "error": msg.into() }))
 }
 
+/// Largest request body the admin API reads.
+const MAX_BODY: usize = 64 * 1024;
+
+/// The endpoints, each with the methods it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Livez,
+    Readyz,
+    Metrics,
+    Routes,
+    Route,
+    Diffs,
+    Weight,
+    Reload,
+    Rollout,
+}
+
+impl Endpoint {
+    fn of(segments: &[&str]) -> Option<Endpoint> {
+        Some(match segments {
+            ["livez"] => Endpoint::Livez,
+            ["readyz"] => Endpoint::Readyz,
+            ["metrics"] => Endpoint::Metrics,
+            ["api", "routes"] => Endpoint::Routes,
+            ["api", "routes", _] => Endpoint::Route,
+            ["api", "routes", _, "diffs"] => Endpoint::Diffs,
+            ["api", "routes", _, "weight"] => Endpoint::Weight,
+            ["api", "reload"] => Endpoint::Reload,
+            ["api", "routes", _, "rollout", _] => Endpoint::Rollout,
+            _ => return None,
+        })
+    }
+
+    fn allows(self, method: &Method) -> bool {
+        let read = *method == Method::GET || *method == Method::HEAD;
+        match self {
+            Endpoint::Weight => *method == Method::PUT,
+            Endpoint::Reload | Endpoint::Rollout => *method == Method::POST,
+            _ => read,
+        }
+    }
+
+    fn allowed(self) -> &'static str {
+        match self {
+            Endpoint::Weight => "PUT",
+            Endpoint::Reload | Endpoint::Rollout => "POST",
+            _ => "GET",
+        }
+    }
+
+    /// Health and metrics stay open for probes and scrapers; the API (whose diffs carry
+    /// response bodies) needs the token when one is set.
+    fn needs_token(self) -> bool {
+        !matches!(self, Endpoint::Livez | Endpoint::Readyz | Endpoint::Metrics)
+    }
+}
+
+/// `Authorization: Bearer TOKEN`, compared in constant time.
+fn authorized(session: &ServerSession, token: &str) -> bool {
+    let given = session.req_header().headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let given = given.and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))).map(str::trim);
+    given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
+}
+
+/// The request body, up to [`MAX_BODY`].
+async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, Response<Vec<u8>>> {
+    let mut body = Vec::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_BODY {
+                    return Err(error_response(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("request body over {MAX_BODY} bytes"),
+                    ));
+                }
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(error_response(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}")))
+            }
+        }
+    }
+}
+
+/// `{"percent": 50}`
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WeightBody {
+    percent: f64,
+}
+
+fn control_error(e: ControlError) -> Response<Vec<u8>> {
+    let status = match &e {
+        ControlError::NoRoute(_) | ControlError::NoRollout(_) => StatusCode::NOT_FOUND,
+        ControlError::Conflict(_) => StatusCode::CONFLICT,
+        ControlError::Change(ChangeError::Invalid(_)) => StatusCode::CONFLICT,
+        ControlError::Change(ChangeError::Persist(PersistError::NoRoute { .. })) => StatusCode::CONFLICT,
+        ControlError::Change(ChangeError::Persist(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error_response(status, e.to_string())
+}
+
+impl AdminApp {
+    /// `PUT /api/routes/{name}/weight` with `{"percent": N}`.
+    async fn put_weight(&self, session: &mut ServerSession, name: &str, who: &str) -> Response<Vec<u8>> {
+        if self.shared.load().table.get(name).is_none() {
+            return error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}"));
+        }
+        let body = match read_body(session).await {
+            Ok(b) => b,
+            Err(resp) => return resp,
+        };
+        let parsed: WeightBody = match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body must be JSON like {{\"percent\": 50}} ({e})"),
+                )
+            }
+        };
+        let weight = match parse_weight_percent(parsed.percent) {
+            Ok(w) => w,
+            Err(msg) => return error_response(StatusCode::BAD_REQUEST, format!("percent = {}: {msg}", parsed.percent)),
+        };
+        match self.control.set_weight(name, weight, who) {
+            Ok(change) => json_response(
+                StatusCode::OK,
+                &json!({
+                    "route": name,
+                    "old": change.old,
+                    "weight": change.new,
+                    "persisted": self.control.reloader().path().display().to_string(),
+                    "rollout_paused": change.rollout_paused,
+                }),
+            ),
+            Err(e) => control_error(e),
+        }
+    }
+
+    /// `POST /api/reload`: the file, now.
+    fn reload(&self, who: &str) -> Response<Vec<u8>> {
+        tracing::info!(target: "strangler::admin", peer = who, "reload requested");
+        match self.control.reloader().reload(Trigger::Api) {
+            Ok(_) => {
+                let snap = self.shared.load();
+                let weights: serde_json::Map<String, Value> =
+                    snap.config.routes.iter().map(|r| (r.name.clone(), r.weight_percent().into())).collect();
+                json_response(StatusCode::OK, &json!({ "reloaded": true, "weights": weights }))
+            }
+            Err(e) => {
+                let problems: Vec<String> = e.to_string().lines().map(str::to_string).collect();
+                json_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &json!({
+                        "error": format!("config reload rejected, the running config keeps serving: {}", problems.join("; ")),
+                        "problems": problems,
+                    }),
+                )
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let get = method == Method::GET || method == Method::HEAD;
-        match segments.as_slice() {
-            ["livez"] if get => respond(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
-            ["readyz"] if get => respond(StatusCode::OK, "text/plain", b"ready\n".to_vec()),
-            ["metrics"] if get => respond(StatusCode::OK, "text/plain; version=0.0.4", METRICS.render()),
-            ["api", "routes"] if get => {
-                let snap = self.shared.load();
-                let routes: Vec<Value> =
-                    snap.config.routes.iter().filter_map(|r| snap.table.get(&r.name)).map(Self::route_json).collect();
-                json_response(StatusCode::OK, &json!({ "routes": routes }))
+        let Some(endpoint) = Endpoint::of(&segments) else {
+            return error_response(StatusCode::NOT_FOUND, format!("no admin endpoint at {path}"));
+        };
+        if !endpoint.allows(&method) {
+            let mut resp = error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{method} is not allowed on {path}; use {}", endpoint.allowed()),
+            );
+            if let Ok(v) = endpoint.allowed().parse() {
+                resp.headers_mut().insert(http::header::ALLOW, v);
             }
-            ["api", "routes", name] if get => match self.shared.load().table.get(name) {
-                Some(m) => json_response(StatusCode::OK, &Self::route_json(m)),
+            return resp;
+        }
+        let token = self.shared.load().config.admin.token.clone();
+        if let Some(token) = token.filter(|_| endpoint.needs_token()) {
+            if !authorized(session, &token) {
+                let mut resp = error_response(
+                    StatusCode::UNAUTHORIZED,
+                    "missing or wrong token: send Authorization: Bearer TOKEN (admin.token or STRANGLER_ADMIN_TOKEN)",
+                );
+                resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+                return resp;
+            }
+        }
+        let who = session.client_addr().map_or("-".to_string(), |a| a.to_string());
+        match (endpoint, segments.as_slice()) {
+            (Endpoint::Livez, _) => respond(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
+            (Endpoint::Readyz, _) => respond(StatusCode::OK, "text/plain", b"ready\n".to_vec()),
+            (Endpoint::Metrics, _) => respond(StatusCode::OK, "text/plain; version=0.0.4", METRICS.render()),
+            (Endpoint::Routes, _) => {
+                let snap = self.shared.load();
+                let routes: Vec<Value> = snap
+                    .config
+                    .routes
+                    .iter()
+                    .filter_map(|r| snap.table.get(&r.name))
+                    .map(|m| self.route_json(m))
+                    .collect();
+                json_response(
+                    StatusCode::OK,
+                    &json!({ "routes": routes, "window_seconds": crate::live::LIVE_WINDOW.as_secs() }),
+                )
+            }
+            (Endpoint::Route, [_, _, name]) => match self.shared.load().table.get(name) {
+                Some(m) => json_response(StatusCode::OK, &self.route_json(m)),
                 None => error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}")),
             },
-            ["api", "routes", name, "diffs"] if get => {
+            (Endpoint::Diffs, [_, _, name, _]) => {
                 let query = session.req_header().uri.query().unwrap_or("");
                 self.diffs(name, query)
             }
-            ["livez"]
-            | ["readyz"]
-            | ["metrics"]
-            | ["api", "routes"]
-            | ["api", "routes", _]
-            | ["api", "routes", _, "diffs"] => {
-                error_response(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not allowed on {path}; use GET"))
+            (Endpoint::Weight, [_, _, name, _]) => {
+                let name = name.to_string();
+                self.put_weight(session, &name, &who).await
             }
+            (Endpoint::Reload, _) => self.reload(&who),
+            (Endpoint::Rollout, [_, _, name, _, action]) => match Action::parse(action) {
+                Some(action) => match self.control.act(name, action, &who) {
+                    Ok(state) => json_response(StatusCode::OK, &json!({ "route": name, "rollout": state })),
+                    Err(e) => control_error(e),
+                },
+                None => error_response(
+                    StatusCode::NOT_FOUND,
+                    format!("no rollout action {action:?}; use pause, resume or abort"),
+                ),
+            },
             _ => error_response(StatusCode::NOT_FOUND, format!("no admin endpoint at {path}")),
         }
     }

@@ -67,12 +67,36 @@ impl AdminClient {
 
     pub fn get(&self, path: &str) -> Result<Value, ClientError> {
         let url = format!("{}{path}", self.base);
-        let mut req = self.agent.get(&url);
-        if let Some(t) = &self.token {
-            req = req.header("authorization", &format!("Bearer {t}"));
-        }
+        let req = self.auth(self.agent.get(&url));
         let resp = req.call().map_err(|e| ClientError::Unreachable { url: url.clone(), why: e.to_string() })?;
         read(url, resp)
+    }
+
+    /// `PUT` a JSON body.
+    pub fn put(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let req = self.auth(self.agent.put(&url)).header("content-type", "application/json");
+        let resp = req
+            .send(body.to_string())
+            .map_err(|e| ClientError::Unreachable { url: url.clone(), why: e.to_string() })?;
+        read(url, resp)
+    }
+
+    /// `POST` without a body.
+    pub fn post(&self, path: &str) -> Result<Value, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let resp = self
+            .auth(self.agent.post(&url))
+            .send_empty()
+            .map_err(|e| ClientError::Unreachable { url: url.clone(), why: e.to_string() })?;
+        read(url, resp)
+    }
+
+    fn auth<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
+            Some(t) => req.header("authorization", &format!("Bearer {t}")),
+            None => req,
+        }
     }
 }
 

@@ -1,7 +1,11 @@
-//! Runtime control: config reload (file watch, SIGHUP), the admin listener, and the admin API's
-//! client with the CLI's renderings of its answers.
+//! Runtime control: config reload (file watch, SIGHUP), weights by hand and by the rollout
+//! controller, the live-figures sampler, the admin listener, and the admin API's client with the
+//! CLI's renderings of its answers.
 
 pub mod admin;
 pub mod client;
+pub mod health;
 pub mod reload;
 pub mod render;
+pub mod rollout;
+pub mod sampler;

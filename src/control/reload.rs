@@ -14,6 +14,7 @@ use pingora::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::config::persist::{self, PersistError};
 use crate::config::{self, ConfigError};
 use crate::metrics::METRICS;
 use crate::snapshot::Shared;
@@ -26,6 +27,8 @@ const DEBOUNCE: Duration = Duration::from_millis(150);
 pub enum Trigger {
     FileChange,
     Signal,
+    /// `POST /api/reload`.
+    Api,
 }
 
 impl Trigger {
@@ -33,8 +36,19 @@ impl Trigger {
         match self {
             Trigger::FileChange => "file change",
             Trigger::Signal => "SIGHUP",
+            Trigger::Api => "admin API",
         }
     }
+}
+
+/// Why a runtime change was refused. Nothing was written and nothing applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("{0}")]
+    Persist(#[from] PersistError),
+    /// The file on disk (with the change) does not validate.
+    #[error("the config file does not validate, so nothing was changed; fix it first:\n{0}")]
+    Invalid(ConfigError),
 }
 
 /// Result of a reload that did not fail.
@@ -48,7 +62,9 @@ pub enum Outcome {
 pub struct Reloader {
     path: PathBuf,
     shared: Arc<Shared>,
-    /// Bytes of the file as last read, so file events that change nothing are ignored.
+    /// Bytes of the file as last read or written, so file events that change nothing (our own
+    /// writes included) are ignored. Held for the whole of a reload or a change: they never
+    /// interleave.
     last_seen: Mutex<Option<Vec<u8>>>,
 }
 
@@ -64,9 +80,9 @@ impl Reloader {
 
     /// Read, validate and apply the config file. Never leaves a partial config in place.
     pub fn reload(&self, trigger: Trigger) -> Result<Outcome, ConfigError> {
+        let mut last = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
         let bytes = std::fs::read(&self.path);
         if let Ok(b) = &bytes {
-            let mut last = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
             if trigger == Trigger::FileChange && last.as_deref() == Some(b.as_slice()) {
                 return Ok(Outcome::Unchanged);
             }
@@ -98,6 +114,23 @@ impl Reloader {
                 Err(e)
             }
         }
+    }
+}
+
+impl Reloader {
+    /// A runtime change: `edit` the file's current text, validate the result as a whole config,
+    /// write it atomically, then swap it in. All or nothing: on any error the file and the
+    /// running config are as they were. The file watcher sees our write as already known.
+    pub fn change(&self, edit: impl FnOnce(&str) -> Result<String, PersistError>) -> Result<(), ChangeError> {
+        let mut last = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let text = std::fs::read_to_string(&self.path)
+            .map_err(|why| PersistError::Write { file: self.path.display().to_string(), why })?;
+        let edited = edit(&text)?;
+        let cfg = config::load_str(&edited, &self.path).map_err(ChangeError::Invalid)?;
+        persist::write_atomic(&self.path, &edited)?;
+        *last = Some(edited.into_bytes());
+        self.shared.replace(cfg);
+        Ok(())
     }
 }
 

@@ -76,6 +76,125 @@ pub fn diffs(answer: &Value) -> String {
     out
 }
 
+/// A number with `decimals`, or `-` when the API had none (no traffic).
+fn num(v: &Value, decimals: usize, unit: &str) -> String {
+    v.as_f64().map_or_else(|| "-".to_string(), |f| format!("{f:.decimals$}{unit}"))
+}
+
+/// `legacy/new` for one figure of the live window.
+fn pair(live: &Value, key: &str, decimals: usize, unit: &str) -> String {
+    format!("{}/{}", num(&live["legacy"][key], decimals, unit), num(&live["new"][key], decimals, unit))
+}
+
+/// The rollout column: `2/4 running`, `rolled_back`, or `-` without a rollout.
+fn rollout_cell(r: &Value) -> String {
+    match r["status"].as_str() {
+        None => "-".to_string(),
+        Some(status) => match r["step"].as_u64() {
+            Some(step) => format!("{step}/{} {status}", elements(&r["steps"]).len()),
+            None => status.to_string(),
+        },
+    }
+}
+
+/// `strangler status`: one line per route with the last minute's figures, then why any rollout
+/// stopped and which new pools are down.
+pub fn status(answer: &Value) -> String {
+    let routes = elements(&answer["routes"]);
+    let header = ["ROUTE", "WEIGHT", "RPS L/N", "5XX% L/N", "P99 MS L/N", "MISMATCH", "ROLLOUT"];
+    let mut rows: Vec<[String; 7]> = vec![header.map(str::to_string)];
+    let mut notes = Vec::new();
+    for r in routes {
+        let name = r["name"].as_str().unwrap_or("?").to_string();
+        let live = &r["live"];
+        rows.push([
+            name.clone(),
+            format!("{}%", percent(&r["weight"])),
+            pair(live, "rps", 1, ""),
+            pair(live, "error_rate", 1, ""),
+            pair(live, "p99_ms", 1, ""),
+            num(&live["mismatch_rate"], 1, "%"),
+            rollout_cell(&r["rollout"]),
+        ]);
+        if let Some(reason) = r["rollout"]["reason"].as_str() {
+            notes.push(format!("{name}: rollout {}: {reason}", r["rollout"]["status"].as_str().unwrap_or("?")));
+        }
+        if let Some(err) = r["rollout"]["error"].as_str() {
+            notes.push(format!("{name}: rollout cannot change the weight: {err}"));
+        }
+        if r["new_pool_down"].as_bool() == Some(true) {
+            notes.push(format!("{name}: every address of the new pool is down; all traffic goes to legacy"));
+        }
+    }
+    let widths: Vec<usize> = (0..7).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    if routes.is_empty() {
+        let _ = writeln!(out, "(no routes)");
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(out);
+        for n in notes {
+            let _ = writeln!(out, "{n}");
+        }
+    }
+    let _ = writeln!(out, "(live figures over the last {} s)", answer["window_seconds"].as_u64().unwrap_or(60));
+    out
+}
+
+/// A percentage as people write it: `25`, `12.5`.
+fn percent(v: &Value) -> String {
+    match v.as_f64() {
+        Some(f) if f.fract() == 0.0 => format!("{f:.0}"),
+        Some(f) => f.to_string(),
+        None => "?".to_string(),
+    }
+}
+
+/// `strangler weight ROUTE PERCENT`.
+pub fn weight(answer: &Value) -> String {
+    let mut out = format!(
+        "{}: weight {}% -> {}% (written to {})\n",
+        answer["route"].as_str().unwrap_or("?"),
+        percent(&answer["old"]),
+        percent(&answer["weight"]),
+        answer["persisted"].as_str().unwrap_or("the config file"),
+    );
+    if answer["rollout_paused"].as_bool() == Some(true) {
+        out.push_str("its rollout is paused: `strangler rollout ROUTE resume` hands the route back to it\n");
+    }
+    out
+}
+
+/// `strangler reload`.
+pub fn reload(answer: &Value) -> String {
+    let weights: Vec<String> = answer["weights"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{k}={}%", percent(v))).collect())
+        .unwrap_or_default();
+    format!("reloaded: {}\n", weights.join(" "))
+}
+
+/// `strangler rollout ROUTE ACTION`.
+pub fn rollout(answer: &Value) -> String {
+    let r = &answer["rollout"];
+    let mut out = format!(
+        "{}: rollout {} at step {} of {} ({}%)\n",
+        answer["route"].as_str().unwrap_or("?"),
+        r["status"].as_str().unwrap_or("?"),
+        r["step"],
+        elements(&r["steps"]).len(),
+        percent(&r["step_weight"]),
+    );
+    if let Some(reason) = r["reason"].as_str() {
+        let _ = writeln!(out, "  {reason}");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

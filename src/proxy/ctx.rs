@@ -33,6 +33,8 @@ pub struct UpstreamAttempt {
     pub attempts: usize,
     /// Kind of the last upstream failure, for metrics and the access log.
     pub error: Option<&'static str>,
+    /// New could not take the request and it was retried on legacy.
+    pub failed_over: bool,
 }
 
 impl Ctx {

@@ -6,11 +6,11 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use super::ctx::Ctx;
+use super::ctx::{Ctx, UpstreamAttempt};
 use super::record;
 use crate::config::{Side, Upstream};
 use crate::metrics::METRICS;
-use crate::route::choose_side;
+use crate::route::{choose_side, Decision};
 use crate::shadow;
 use crate::snapshot::Shared;
 
@@ -28,7 +28,12 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
         let snap = shared.load();
         ctx.access_log = snap.config.log.access_log;
         snap.table.find(host, req.uri.path()).cloned().map(|matched| {
-            let choice = choose_side(&matched.route, &req.headers, peer_ip(session));
+            let mut choice = choose_side(&matched.route, &req.headers, peer_ip(session));
+            // A new pool that health checks found entirely down takes nothing but forced
+            // (override) requests: the rest go to legacy.
+            if choice.side == Side::New && choice.decision != Decision::Override && matched.route.new.all_down() {
+                choice.side = Side::Legacy;
+            }
             let capture = shadow::begin(&matched, choice.side, req, snap.config.log.diffs_file.as_ref());
             (matched, choice, capture)
         })
@@ -85,16 +90,58 @@ pub fn http_peer(up: &Upstream, addr: std::net::SocketAddr) -> HttpPeer {
 }
 
 /// Count the failed connect and, while the pool has addresses not yet tried, retry on the next.
+/// When new's pool is exhausted and the route fails over, retry on legacy.
 pub fn on_connect_failure(ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
     let kind = record::error_kind(e.etype());
     ctx.upstream.error = Some(kind);
-    if let Ok((route, side)) = chosen(ctx) {
-        METRICS.upstream_errors.with_label_values(&[&route.name, side.as_str(), kind]).inc();
-        if ctx.upstream.attempts < route.upstream(side).addrs.len() {
-            e.set_retry(true);
-        }
+    let Ok((route, side)) = chosen(ctx) else { return e };
+    METRICS.upstream_errors.with_label_values(&[&route.name, side.as_str(), kind]).inc();
+    if ctx.upstream.attempts < route.upstream(side).addrs.len() {
+        e.set_retry(true);
+    } else if can_fail_over(ctx) {
+        fail_over(ctx);
+        e.set_retry(true);
     }
     e
+}
+
+/// New may hand this request to legacy: the route fails over, new was chosen, and it has not
+/// failed over already.
+fn can_fail_over(ctx: &Ctx) -> bool {
+    matches!(chosen(ctx), Ok((route, Side::New)) if route.failover && !ctx.upstream.failed_over)
+}
+
+/// Send the rest of this request to legacy. New's failed attempt counts against its error rate
+/// (a failing new service still trips a rollout gate though users were saved). A shadow copy
+/// taken for the new answer is void: it would compare legacy with itself.
+fn fail_over(ctx: &mut Ctx) {
+    if let (Some(m), Some(choice)) = (&ctx.route, ctx.choice.as_mut()) {
+        choice.side = Side::Legacy;
+        m.stats.live.record_failed_attempt(Side::New);
+        METRICS.failovers.with_label_values(&[&m.route.name]).inc();
+    }
+    ctx.upstream = UpstreamAttempt { failed_over: true, ..UpstreamAttempt::default() };
+    if let Some(capture) = ctx.shadow.take() {
+        capture.finish(true);
+    }
+}
+
+/// A 502/503/504 from new, on a route that fails over, for an idempotent request whose body
+/// Pingora can still replay (up to 64 KiB): abandon the answer and retry on legacy. Returns the
+/// retryable error that makes Pingora do so.
+pub fn upstream_response(session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+    let status = resp.status.as_u16();
+    if !(502..=504).contains(&status) || !can_fail_over(ctx) {
+        return Ok(());
+    }
+    if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
+        return Ok(());
+    }
+    METRICS.upstream_errors.with_label_values(&[ctx.route_name(), Side::New.as_str(), "status"]).inc();
+    fail_over(ctx);
+    let mut e = Error::explain(ErrorType::HTTPStatus(status), format!("new answered {status}; retrying on legacy"));
+    e.set_retry(true);
+    Err(e)
 }
 
 /// Headers for the upstream: Host rewrite, `x-forwarded-*`, and the override header (which may

@@ -50,7 +50,8 @@ impl ProxyHttp for Strangler {
         forward::peer(ctx)
     }
 
-    /// Retry a refused connection on another address of the same pool, never the other side.
+    /// Retry a refused connection on another address of the same pool; then, on a route that
+    /// fails over, on legacy.
     fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, e: Box<Error>) -> Box<Error> {
         forward::on_connect_failure(ctx, e)
     }
@@ -79,13 +80,15 @@ impl ProxyHttp for Strangler {
         Ok(())
     }
 
-    /// Keep the primary's answer of a shadowed request for the comparison.
+    /// Fail a 5xx from new over to legacy when the route allows it; keep the primary's answer of
+    /// a shadowed request for the comparison.
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        forward::upstream_response(session, resp, ctx)?;
         if let Some(capture) = ctx.shadow.as_mut() {
             capture.on_response(resp);
         }

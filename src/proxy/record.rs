@@ -69,7 +69,7 @@ pub fn request_done(session: &Session, e: Option<&Error>, ctx: &Ctx) {
     let (route, side) = (ctx.route_name(), ctx.side_name());
     let elapsed = ctx.started.elapsed();
     match (&ctx.route, ctx.choice) {
-        (Some(m), Some(c)) => m.stats.record(c.side, status, elapsed.as_secs_f64()),
+        (Some(m), Some(c)) => m.stats.record(c.side, status, elapsed),
         _ => {
             METRICS.requests.with_label_values(&[route, side, code]).inc();
             METRICS.request_duration.with_label_values(&[route, side]).observe(elapsed.as_secs_f64());

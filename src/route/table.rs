@@ -15,6 +15,18 @@ pub struct Matched {
     pub shadow: Option<Arc<ShadowState>>,
 }
 
+impl Matched {
+    /// The route's live counters now, with its shadow results.
+    pub fn reading(&self) -> crate::live::Reading {
+        let (matched, mismatched) = self.shadow.as_ref().map_or((0, 0), |s| {
+            let counts = s.counts();
+            let get = |name: &str| counts.iter().find(|(k, _)| *k == name).map_or(0, |(_, v)| *v);
+            (get("match"), get("mismatch"))
+        });
+        self.stats.live.read(matched, mismatched)
+    }
+}
+
 /// Routes ordered for matching. Built once per config snapshot; lookups allocate nothing.
 #[derive(Default)]
 pub struct RouteTable {
@@ -26,6 +38,11 @@ impl RouteTable {
     pub fn new(mut routes: Vec<Matched>) -> Self {
         routes.sort_by_key(|m| std::cmp::Reverse(m.route.path_prefix.len()));
         RouteTable { routes }
+    }
+
+    /// Every route, in matching order.
+    pub fn iter(&self) -> impl Iterator<Item = &Matched> {
+        self.routes.iter()
     }
 
     /// The route named `name`.

@@ -199,6 +199,8 @@ pub struct Options {
     pub log: Option<String>,
     /// Extra keys of `[server]`.
     pub server: String,
+    /// Extra keys of `[admin]` (a token).
+    pub admin: String,
 }
 
 const QUIET_LOG: &str = "level = \"info\"\naccess_log = false\n";
@@ -229,27 +231,64 @@ impl Strangler {
         let admin_port = free_port();
         let text = Self::full_config(port, admin_port, dir.path(), &opts, body);
         std::fs::write(&config, text).expect("write config");
-        let log_file = std::fs::File::create(dir.path().join("strangler.log")).expect("log file");
-        let child = Command::new(bin())
-            .args(["run", "-c"])
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .env_remove("STRANGLER_ADMIN_TOKEN")
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn strangler");
+        let child = Self::spawn(dir.path(), &config);
         let mut s = Strangler { child, port, admin_port, dir, config, opts };
         s.wait_ready().await;
         s
     }
 
+    /// The binary on `config`, its stderr appended to `strangler.log` in `dir`.
+    fn spawn(dir: &Path, config: &Path) -> Child {
+        let log_file =
+            std::fs::OpenOptions::new().create(true).append(true).open(dir.join("strangler.log")).expect("log file");
+        Command::new(bin())
+            .args(["run", "-c"])
+            .arg(config)
+            .env_remove("RUST_LOG")
+            .env_remove("STRANGLER_ADMIN_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn strangler")
+    }
+
+    /// Kill the process (SIGKILL: no chance to save anything) and start it again on the config
+    /// file as it is now.
+    pub async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.dir.path(), &self.config);
+        self.wait_ready().await;
+    }
+
+    /// The admin API's JSON for `path` (a GET).
+    pub async fn api(&self, path: &str) -> serde_json::Value {
+        reqwest::get(self.admin_url(path)).await.expect("admin API").json().await.expect("JSON")
+    }
+
+    /// Run the CLI against this instance: `strangler ARGS -c CONFIG`; (exit ok, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(bin())
+            .args(args)
+            .arg("-c")
+            .arg(&self.config)
+            .env_remove("STRANGLER_ADMIN_TOKEN")
+            .output()
+            .expect("run the CLI");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    }
+
     fn full_config(port: u16, admin_port: u16, dir: &Path, opts: &Options, body: &str) -> String {
         format!(
             "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\ngrace_period = \"1s\"\nupgrade_sock = \"{}\"\n{}\n\
-             [admin]\nlisten = \"127.0.0.1:{admin_port}\"\n\n[log]\n{}\n{body}",
+             [admin]\nlisten = \"127.0.0.1:{admin_port}\"\n{}\n\n[log]\n{}\n{body}",
             dir.join("upgrade.sock").display(),
             opts.server,
+            opts.admin,
             opts.log.as_deref().unwrap_or(QUIET_LOG),
         )
     }

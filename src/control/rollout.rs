@@ -1,0 +1,614 @@
+//! Runtime control of route weights: by hand (admin API, CLI) and by the progressive rollout
+//! controller. Both change a weight the same way, through [`Reloader::change`]: edit the file,
+//! validate, write atomically, swap the snapshot. One lock orders them, so the controller never
+//! advances over an operator's change.
+//!
+//! A route with `[routes.rollout]` walks its steps: at each step it holds for `hold`, and passes
+//! once the new side served `min_requests` and its error rate, shadow mismatch rate and p99 ratio
+//! against legacy (all since the step began) are within the limits. A gate that is certain to
+//! fail trips at once (`on_failure`). Progress is kept in `<config>.rollout.json` beside the
+//! config, so a restart resumes at the same step.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::config::persist::{self, PersistError};
+use crate::config::rollout::{OnFailure, Rollout};
+use crate::config::Side;
+use crate::control::reload::{ChangeError, Reloader};
+use crate::live::{Reading, Window};
+use crate::metrics::METRICS;
+use crate::route::Matched;
+use crate::snapshot::Shared;
+
+/// How often rollouts are evaluated.
+pub const TICK: Duration = Duration::from_millis(100);
+/// Legacy answers needed in a step before the p99 ratio means anything.
+const LATENCY_MIN_LEGACY: u64 = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Running,
+    Paused,
+    RolledBack,
+    Aborted,
+    Complete,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::RolledBack => "rolled_back",
+            Status::Aborted => "aborted",
+            Status::Complete => "complete",
+        }
+    }
+}
+
+/// What the state file keeps per route.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Progress {
+    /// The steps (hundredths of a percent) `step` indexes; a config with other steps re-derives
+    /// the step from the weight.
+    steps: Vec<u32>,
+    /// Index into `steps`.
+    step: usize,
+    /// Unix milliseconds when the current step began: the hold survives restarts.
+    step_started_ms: u64,
+    status: Status,
+    reason: Option<String>,
+}
+
+struct Tracked {
+    progress: Progress,
+    /// Counters when the step's window began.
+    baseline: Reading,
+    /// The last failure to persist a weight, logged once.
+    last_error: Option<String>,
+}
+
+/// An operator's action on a rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Pause,
+    Resume,
+    Abort,
+}
+
+impl Action {
+    pub fn parse(s: &str) -> Option<Action> {
+        match s {
+            "pause" => Some(Action::Pause),
+            "resume" => Some(Action::Resume),
+            "abort" => Some(Action::Abort),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("no route named {0:?}")]
+    NoRoute(String),
+    #[error("route {0:?} has no [routes.rollout] section")]
+    NoRollout(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Change(#[from] ChangeError),
+}
+
+/// The result of a weight change by hand.
+pub struct WeightChange {
+    pub old: f64,
+    pub new: f64,
+    /// Set when the change paused the route's rollout.
+    pub rollout_paused: bool,
+}
+
+pub struct Control {
+    reloader: Arc<Reloader>,
+    shared: Arc<Shared>,
+    state_file: PathBuf,
+    rollouts: Mutex<BTreeMap<String, Tracked>>,
+}
+
+/// `conf/strangler.toml` -> `conf/strangler.rollout.json`.
+pub fn state_file_for(config: &Path) -> PathBuf {
+    config.with_extension("rollout.json")
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn pct(w: u32) -> f64 {
+    f64::from(w) / 100.0
+}
+
+impl Control {
+    /// Load the rollout state file (if any) and take up every rollout where it was.
+    pub fn new(reloader: Arc<Reloader>, shared: Arc<Shared>) -> Arc<Self> {
+        let state_file = state_file_for(reloader.path());
+        let saved: BTreeMap<String, Progress> = match std::fs::read_to_string(&state_file) {
+            Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
+                tracing::error!("{}: not a rollout state file ({e}); rollouts start over", state_file.display());
+                BTreeMap::new()
+            }),
+            Err(_) => BTreeMap::new(),
+        };
+        let now = shared.load();
+        let rollouts = saved
+            .into_iter()
+            .filter_map(|(name, progress)| {
+                let m = now.table.get(&name)?;
+                m.route.rollout.as_ref()?;
+                let tracked = Tracked { progress, baseline: m.reading(), last_error: None };
+                Some((name, tracked))
+            })
+            .collect();
+        Arc::new(Control { reloader, shared, state_file, rollouts: Mutex::new(rollouts) })
+    }
+
+    pub fn reloader(&self) -> &Reloader {
+        &self.reloader
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Tracked>> {
+        self.rollouts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Persist and apply a weight (hundredths of a percent).
+    fn write_weight(&self, route: &str, weight: u32) -> Result<(), ChangeError> {
+        let path = self.reloader.path().to_path_buf();
+        self.reloader.change(|text| persist::set_weight(text, &path, route, pct(weight)))
+    }
+
+    // === by hand ===
+
+    /// Set a route's weight from the admin API. A running rollout on the route is paused: the
+    /// operator wins.
+    pub fn set_weight(&self, route: &str, weight: u32, who: &str) -> Result<WeightChange, ControlError> {
+        let mut rollouts = self.lock();
+        let old = self.current(route)?.route.weight;
+        if old != weight {
+            self.write_weight(route, weight)?;
+        }
+        tracing::info!(target: "strangler::admin", peer = who, route, old = pct(old), new = pct(weight), "weight set");
+        let mut rollout_paused = false;
+        if let Some(t) = rollouts.get_mut(route).filter(|t| t.progress.status == Status::Running) {
+            let reason = format!("weight set to {}% by hand (from {who}); rollout paused", pct(weight));
+            tracing::warn!(route, "{reason}");
+            t.progress.status = Status::Paused;
+            t.progress.reason = Some(reason);
+            rollout_paused = true;
+            self.save(&rollouts);
+        }
+        Ok(WeightChange { old: pct(old), new: pct(weight), rollout_paused })
+    }
+
+    fn current(&self, route: &str) -> Result<Matched, ControlError> {
+        self.shared.load().table.get(route).cloned().ok_or_else(|| ControlError::NoRoute(route.to_string()))
+    }
+
+    /// Pause, resume or abort a route's rollout.
+    pub fn act(&self, route: &str, action: Action, who: &str) -> Result<Value, ControlError> {
+        let mut rollouts = self.lock();
+        let m = self.current(route)?;
+        let cfg = m.route.rollout.clone().ok_or_else(|| ControlError::NoRollout(route.to_string()))?;
+        let mut t = match rollouts.remove(route) {
+            Some(t) => t,
+            None => self.adopt(&m, &cfg),
+        };
+        let result = self.apply_action(&m, &cfg, &mut t, action, who);
+        Self::publish_step(route, &t.progress);
+        rollouts.insert(route.to_string(), t);
+        self.save(&rollouts);
+        result?;
+        Ok(self.describe_locked(&rollouts, &m).unwrap_or(Value::Null))
+    }
+
+    fn apply_action(
+        &self,
+        m: &Matched,
+        cfg: &Rollout,
+        t: &mut Tracked,
+        action: Action,
+        who: &str,
+    ) -> Result<(), ControlError> {
+        let route = m.route.name.as_str();
+        let p = &mut t.progress;
+        match (action, p.status) {
+            (Action::Pause, Status::Running) => {
+                p.status = Status::Paused;
+                p.reason = Some(format!("paused by hand (from {who})"));
+            }
+            (Action::Pause, Status::Paused) => {}
+            (Action::Pause, other) | (Action::Resume, other @ Status::Complete) => {
+                return Err(ControlError::Conflict(format!(
+                    "the rollout of {route:?} is {}; nothing to {}",
+                    other.as_str(),
+                    if action == Action::Pause { "pause" } else { "resume" }
+                )))
+            }
+            (Action::Resume, Status::Running) => {}
+            (Action::Resume, _) => {
+                // Continue from the step at or below the current weight (step 1 after a
+                // rollback or an abort), at that step's weight.
+                let step = step_for(&cfg.steps, m.route.weight);
+                if m.route.weight != cfg.steps[step] {
+                    self.write_weight(route, cfg.steps[step])?;
+                }
+                *p = Progress {
+                    steps: cfg.steps.clone(),
+                    step,
+                    step_started_ms: now_ms(),
+                    status: Status::Running,
+                    reason: Some(format!("resumed by hand (from {who})")),
+                };
+                t.baseline = m.reading();
+            }
+            (Action::Abort, _) => {
+                if m.route.weight != 0 {
+                    self.write_weight(route, 0)?;
+                }
+                p.status = Status::Aborted;
+                p.reason = Some(format!("aborted by hand (from {who}); weight 0"));
+            }
+        }
+        tracing::info!(target: "strangler::admin", peer = who, route, action = ?action, status = t.progress.status.as_str(), "rollout");
+        Ok(())
+    }
+
+    // === the controller ===
+
+    /// Start tracking a route under rollout: at the step at or below its weight (the first step
+    /// when below it), moved to that step's weight.
+    fn adopt(&self, m: &Matched, cfg: &Rollout) -> Tracked {
+        let weight = m.route.weight;
+        let step = step_for(&cfg.steps, weight);
+        let mut progress = Progress {
+            steps: cfg.steps.clone(),
+            step,
+            step_started_ms: now_ms(),
+            status: Status::Running,
+            reason: None,
+        };
+        if weight > cfg.steps[cfg.steps.len() - 1] {
+            progress.status = Status::Complete;
+            progress.reason = Some(format!("weight {}% is beyond the last step", pct(weight)));
+        } else if weight != cfg.steps[step] {
+            if let Err(e) = self.write_weight(&m.route.name, cfg.steps[step]) {
+                progress.status = Status::Paused;
+                progress.reason = Some(format!("cannot start: {e}"));
+            }
+        }
+        tracing::info!(
+            route = m.route.name,
+            step = step + 1,
+            weight = pct(cfg.steps[step]),
+            status = progress.status.as_str(),
+            "rollout taken up"
+        );
+        Tracked { progress, baseline: m.reading(), last_error: None }
+    }
+
+    /// One evaluation of every rollout.
+    pub fn tick(&self) {
+        let mut rollouts = self.lock();
+        let snap = self.shared.load();
+        let mut dirty = false;
+        rollouts.retain(|name, _| {
+            let keep = snap.config.route(name).is_some_and(|r| r.rollout.is_some());
+            if !keep {
+                let _ = METRICS.rollout_step.remove_label_values(&[name]);
+                dirty = true;
+            }
+            keep
+        });
+        for route in &snap.config.routes {
+            let (Some(cfg), Some(m)) = (&route.rollout, snap.table.get(&route.name)) else { continue };
+            let mut t = match rollouts.remove(&route.name) {
+                Some(t) if t.progress.steps == cfg.steps => t,
+                Some(old) => {
+                    // New steps: take the rollout up again from the weight, keeping a pause.
+                    let mut t = self.adopt(m, cfg);
+                    if old.progress.status != Status::Running {
+                        t.progress.status = old.progress.status;
+                        t.progress.reason = old.progress.reason;
+                    }
+                    dirty = true;
+                    t
+                }
+                None => {
+                    dirty = true;
+                    self.adopt(m, cfg)
+                }
+            };
+            let before = (t.progress.step, t.progress.status);
+            self.drive(m, cfg, &mut t);
+            dirty |= before != (t.progress.step, t.progress.status);
+            Self::publish_step(&route.name, &t.progress);
+            rollouts.insert(route.name.clone(), t);
+        }
+        if dirty {
+            self.save(&rollouts);
+        }
+    }
+
+    fn drive(&self, m: &Matched, cfg: &Rollout, t: &mut Tracked) {
+        if t.progress.status != Status::Running {
+            return;
+        }
+        let route = m.route.name.as_str();
+        let step = t.progress.step;
+        let expected = cfg.steps[step];
+        // Re-read: a change written during this tick is in the newest snapshot.
+        let weight = self.shared.load().table.get(route).map_or(m.route.weight, |m| m.route.weight);
+        if weight != expected {
+            let reason = format!(
+                "weight changed to {}% outside the rollout (step {} is {}%); paused, resume to continue",
+                pct(weight),
+                step + 1,
+                pct(expected)
+            );
+            tracing::warn!(route, "{reason}");
+            t.progress.status = Status::Paused;
+            t.progress.reason = Some(reason);
+            return;
+        }
+        let window = m.reading().since(&t.baseline);
+        let held = now_ms().saturating_sub(t.progress.step_started_ms) >= cfg.hold.as_millis() as u64;
+        let enough = window.side(Side::New).requests >= cfg.min_requests;
+        let last = held && enough;
+        if let Err(why) = judge(cfg, &window, last) {
+            self.fail(route, cfg, t, &why);
+            return;
+        }
+        if !last {
+            return;
+        }
+        if step + 1 == cfg.steps.len() {
+            tracing::info!(route, step = step + 1, "rollout complete: every step passed ({})", figures(cfg, &window));
+            t.progress.status = Status::Complete;
+            t.progress.reason = Some("every step passed".to_string());
+            return;
+        }
+        let next = cfg.steps[step + 1];
+        match self.write_weight(route, next) {
+            Ok(()) => {
+                tracing::info!(
+                    route,
+                    from = pct(expected),
+                    to = pct(next),
+                    "rollout step {} passed ({}); now step {}",
+                    step + 1,
+                    figures(cfg, &window),
+                    step + 2
+                );
+                t.progress.step = step + 1;
+                t.progress.step_started_ms = now_ms();
+                t.progress.reason = None;
+                t.baseline = m.reading();
+                t.last_error = None;
+            }
+            Err(e) => self.persist_failed(route, t, &e),
+        }
+    }
+
+    fn fail(&self, route: &str, cfg: &Rollout, t: &mut Tracked, why: &str) {
+        let step = t.progress.step + 1;
+        match cfg.on_failure {
+            OnFailure::Rollback => match self.write_weight(route, 0) {
+                Ok(()) => {
+                    let reason = format!("rolled back at step {step} ({}%): {why}", pct(cfg.steps[step - 1]));
+                    tracing::warn!(route, "rollout {reason}; weight 0, paused");
+                    t.progress.status = Status::RolledBack;
+                    t.progress.reason = Some(reason);
+                }
+                // Still running: the gate trips again on the next tick and the rollback is retried.
+                Err(e) => self.persist_failed(route, t, &e),
+            },
+            OnFailure::Hold => {
+                let reason = format!("held at step {step} ({}%): {why}", pct(cfg.steps[step - 1]));
+                tracing::warn!(route, "rollout {reason}; paused");
+                t.progress.status = Status::Paused;
+                t.progress.reason = Some(reason);
+            }
+        }
+    }
+
+    fn persist_failed(&self, route: &str, t: &mut Tracked, e: &ChangeError) {
+        let msg = e.to_string();
+        if t.last_error.as_deref() != Some(msg.as_str()) {
+            tracing::error!(route, "rollout cannot change the weight: {msg}");
+        }
+        t.last_error = Some(msg);
+    }
+
+    fn publish_step(route: &str, p: &Progress) {
+        let step = match p.status {
+            Status::RolledBack | Status::Aborted => 0,
+            _ => p.step as i64 + 1,
+        };
+        METRICS.rollout_step.with_label_values(&[route]).set(step);
+    }
+
+    fn save(&self, rollouts: &BTreeMap<String, Tracked>) {
+        let state: BTreeMap<&String, &Progress> = rollouts.iter().map(|(k, t)| (k, &t.progress)).collect();
+        let mut text = serde_json::to_string_pretty(&state).unwrap_or_default();
+        text.push('\n');
+        if let Err(e) = persist::write_atomic(&self.state_file, &text) {
+            let e: PersistError = e;
+            tracing::error!("cannot keep rollout progress, a restart would start over: {e}");
+        }
+    }
+
+    // === what the API shows ===
+
+    /// The rollout state of a route, for the API; `None` when it has no rollout.
+    pub fn describe(&self, m: &Matched) -> Option<Value> {
+        let rollouts = self.lock();
+        self.describe_locked(&rollouts, m)
+    }
+
+    fn describe_locked(&self, rollouts: &BTreeMap<String, Tracked>, m: &Matched) -> Option<Value> {
+        let cfg = m.route.rollout.as_ref()?;
+        let steps: Vec<f64> = cfg.steps.iter().map(|s| pct(*s)).collect();
+        let limits = json!({
+            "hold_ms": cfg.hold.as_millis() as u64,
+            "min_requests": cfg.min_requests,
+            "max_error_rate": cfg.max_error_rate,
+            "max_mismatch_rate": cfg.max_mismatch_rate,
+            "max_latency_ratio": cfg.max_latency_ratio,
+            "on_failure": cfg.on_failure.as_str(),
+        });
+        let Some(t) = rollouts.get(&m.route.name) else {
+            return Some(json!({ "status": "starting", "steps": steps, "limits": limits }));
+        };
+        let p = &t.progress;
+        let w = m.reading().since(&t.baseline);
+        let new = w.side(Side::New);
+        Some(json!({
+            "status": p.status.as_str(),
+            "step": p.step + 1,
+            "steps": steps,
+            "step_weight": pct(cfg.steps.get(p.step).copied().unwrap_or(0)),
+            "held_ms": now_ms().saturating_sub(p.step_started_ms),
+            "reason": p.reason,
+            "error": t.last_error,
+            "limits": limits,
+            "window": {
+                "new_requests": new.requests,
+                "error_rate": new.error_rate(),
+                "mismatch_rate": w.mismatch_rate(),
+                "latency_ratio": latency_ratio(&w),
+            },
+        }))
+    }
+}
+
+/// The step at or below `weight`; the first step when below them all.
+fn step_for(steps: &[u32], weight: u32) -> usize {
+    steps.iter().rposition(|s| *s <= weight).unwrap_or(0)
+}
+
+/// new p99 / legacy p99 over the window, when both sides have enough answers.
+fn latency_ratio(w: &Window) -> Option<f64> {
+    let legacy = w.side(Side::Legacy);
+    if legacy.timed() < LATENCY_MIN_LEGACY {
+        return None;
+    }
+    let (new, old) = (w.side(Side::New).quantile_ms(0.99)?, legacy.quantile_ms(0.99)?);
+    Some(new / old)
+}
+
+/// Check the gates over a step's window. Before the step's end (`last` false) a gate trips only
+/// when it is certain to fail: rates count against at least `min_requests`, so a handful of
+/// early errors is not yet a verdict but enough of them is. At the end, the actual rates.
+fn judge(cfg: &Rollout, w: &Window, last: bool) -> Result<(), String> {
+    let new = w.side(Side::New);
+    let floor = |n: u64| if last { n } else { n.max(cfg.min_requests) };
+    let denom = floor(new.requests);
+    if denom > 0 {
+        let rate = new.errors as f64 * 100.0 / denom as f64;
+        if rate > cfg.max_error_rate {
+            return Err(format!(
+                "new error rate {:.2}% > {}% ({} of {} requests)",
+                new.errors as f64 * 100.0 / new.requests.max(1) as f64,
+                cfg.max_error_rate,
+                new.errors,
+                new.requests
+            ));
+        }
+    }
+    if let Some(max) = cfg.max_mismatch_rate {
+        let compared = w.shadow_match + w.shadow_mismatch;
+        let denom = floor(compared);
+        if compared > 0 && denom > 0 && w.shadow_mismatch as f64 * 100.0 / denom as f64 > max {
+            return Err(format!(
+                "shadow mismatch rate {:.2}% > {max}% ({} of {compared} comparisons)",
+                w.shadow_mismatch as f64 * 100.0 / compared as f64,
+                w.shadow_mismatch
+            ));
+        }
+    }
+    if new.timed() >= cfg.min_requests.max(1) {
+        if let Some(ratio) = latency_ratio(w) {
+            if ratio > cfg.max_latency_ratio {
+                return Err(format!(
+                    "new p99 {:.1} ms is {ratio:.2}x legacy p99 {:.1} ms (limit {}x)",
+                    new.quantile_ms(0.99).unwrap_or_default(),
+                    w.side(Side::Legacy).quantile_ms(0.99).unwrap_or_default(),
+                    cfg.max_latency_ratio
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A step's figures for the log.
+fn figures(cfg: &Rollout, w: &Window) -> String {
+    let new = w.side(Side::New);
+    let opt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_string(), |v| format!("{v:.2}{unit}"));
+    format!(
+        "{} new requests (min {}), error rate {}, mismatch rate {}, p99 ratio {}",
+        new.requests,
+        cfg.min_requests,
+        opt(new.error_rate(), "%"),
+        opt(w.mismatch_rate(), "%"),
+        opt(latency_ratio(w), "x"),
+    )
+}
+
+/// The background task that drives rollouts.
+pub struct RolloutService {
+    control: Arc<Control>,
+}
+
+impl RolloutService {
+    pub fn new(control: Arc<Control>) -> Self {
+        RolloutService { control }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for RolloutService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut every = tokio::time::interval(TICK);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = every.tick() => self.control.tick(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_step_is_at_or_below_the_weight() {
+        let steps = [100, 1000, 5000, 10_000];
+        assert_eq!(step_for(&steps, 0), 0);
+        assert_eq!(step_for(&steps, 100), 0);
+        assert_eq!(step_for(&steps, 3000), 1);
+        assert_eq!(step_for(&steps, 5000), 2);
+        assert_eq!(step_for(&steps, 10_000), 3);
+    }
+}

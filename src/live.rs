@@ -1,0 +1,326 @@
+//! Live figures per route and side: requests, failures and a latency histogram, as cumulative
+//! counters the request path bumps with one atomic add each. Any window is a subtraction of two
+//! readings: the last minute (against a reading sampled once a second into a ring) or a rollout
+//! step (against the reading taken when the step began).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::config::Side;
+use crate::metrics::side_index;
+
+/// Sub-buckets per power of two: each bucket is at most 1/8 (12.5%) wider than its lower bound.
+const SUB: u32 = 8;
+/// Microsecond powers of two covered: up to 2^28 us (about 4.5 minutes); slower is clamped.
+const POWERS: u32 = 28;
+const BUCKETS: usize = (POWERS * SUB) as usize;
+
+/// The bucket of a duration in microseconds: log-linear, like HDR histograms.
+fn bucket_of(micros: u64) -> usize {
+    if micros < u64::from(SUB) {
+        return micros as usize;
+    }
+    let power = 63 - micros.leading_zeros(); // >= 3
+    let sub = (micros >> (power - 3)) & u64::from(SUB - 1);
+    ((power - 2) * SUB + sub as u32).min(BUCKETS as u32 - 1) as usize
+}
+
+/// The upper bound, in microseconds, of a bucket.
+fn bucket_upper(index: usize) -> u64 {
+    let index = index as u32;
+    if index < SUB {
+        return u64::from(index);
+    }
+    let power = index / SUB + 2;
+    let sub = u64::from(index % SUB);
+    ((u64::from(SUB) + sub + 1) << (power - 3)) - 1
+}
+
+/// One side's counters, only ever increased.
+struct SideCounters {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    latency: Box<[AtomicU64]>,
+}
+
+impl SideCounters {
+    fn new() -> Self {
+        SideCounters {
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            latency: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn read(&self) -> Figures {
+        Figures {
+            requests: self.requests.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            latency: self.latency.iter().map(|b| b.load(Ordering::Relaxed)).collect(),
+        }
+    }
+}
+
+/// One side's counts over some span: a reading, or the difference of two.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Figures {
+    /// Requests answered (or attempts that failed before an answer).
+    pub requests: u64,
+    /// 5xx answers and failed attempts.
+    pub errors: u64,
+    latency: Box<[u64]>,
+}
+
+impl Figures {
+    fn zero() -> Self {
+        Figures { requests: 0, errors: 0, latency: vec![0; BUCKETS].into_boxed_slice() }
+    }
+
+    fn since(&self, earlier: &Figures) -> Figures {
+        Figures {
+            requests: self.requests.saturating_sub(earlier.requests),
+            errors: self.errors.saturating_sub(earlier.errors),
+            latency: self.latency.iter().zip(earlier.latency.iter()).map(|(a, b)| a.saturating_sub(*b)).collect(),
+        }
+    }
+
+    /// Requests with a measured latency.
+    pub fn timed(&self) -> u64 {
+        self.latency.iter().sum()
+    }
+
+    /// Percent of requests that failed; `None` without requests.
+    pub fn error_rate(&self) -> Option<f64> {
+        (self.requests > 0).then(|| self.errors as f64 * 100.0 / self.requests as f64)
+    }
+
+    /// The `q` quantile (0..=1) of latency in milliseconds, as the upper bound of its bucket
+    /// (at most 12.5% above the true value); `None` without timed requests.
+    pub fn quantile_ms(&self, q: f64) -> Option<f64> {
+        let total = self.timed();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (i, n) in self.latency.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Some(bucket_upper(i) as f64 / 1000.0);
+            }
+        }
+        None
+    }
+}
+
+/// Everything a window needs, read at one instant.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    pub at: Instant,
+    sides: [Figures; 2],
+    /// Cumulative shadow comparisons that matched / mismatched.
+    pub shadow_match: u64,
+    pub shadow_mismatch: u64,
+}
+
+impl Reading {
+    pub fn side(&self, side: Side) -> &Figures {
+        &self.sides[side_index(side)]
+    }
+
+    /// What happened between `earlier` and this reading.
+    pub fn since(&self, earlier: &Reading) -> Window {
+        Window {
+            seconds: self.at.saturating_duration_since(earlier.at).as_secs_f64(),
+            sides: [0, 1].map(|i| self.sides[i].since(&earlier.sides[i])),
+            shadow_match: self.shadow_match.saturating_sub(earlier.shadow_match),
+            shadow_mismatch: self.shadow_mismatch.saturating_sub(earlier.shadow_mismatch),
+        }
+    }
+}
+
+/// Counts over a span of time.
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub seconds: f64,
+    sides: [Figures; 2],
+    pub shadow_match: u64,
+    pub shadow_mismatch: u64,
+}
+
+impl Window {
+    pub fn side(&self, side: Side) -> &Figures {
+        &self.sides[side_index(side)]
+    }
+
+    /// Percent of shadow comparisons that mismatched; `None` without comparisons.
+    pub fn mismatch_rate(&self) -> Option<f64> {
+        let compared = self.shadow_match + self.shadow_mismatch;
+        (compared > 0).then(|| self.shadow_mismatch as f64 * 100.0 / compared as f64)
+    }
+
+    /// The figures the API and `strangler status` show.
+    pub fn summary(&self) -> WindowSummary {
+        let side = |s: Side| {
+            let f = self.side(s);
+            SideSummary {
+                requests: f.requests,
+                rps: if self.seconds > 0.0 { f.requests as f64 / self.seconds } else { 0.0 },
+                error_rate: f.error_rate(),
+                p50_ms: f.quantile_ms(0.50),
+                p99_ms: f.quantile_ms(0.99),
+            }
+        };
+        WindowSummary {
+            seconds: self.seconds,
+            legacy: side(Side::Legacy),
+            new: side(Side::New),
+            shadow_compared: self.shadow_match + self.shadow_mismatch,
+            mismatch_rate: self.mismatch_rate(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct SideSummary {
+    pub requests: u64,
+    pub rps: f64,
+    /// Percent of 5xx answers and failed attempts.
+    pub error_rate: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WindowSummary {
+    pub seconds: f64,
+    pub legacy: SideSummary,
+    pub new: SideSummary,
+    pub shadow_compared: u64,
+    pub mismatch_rate: Option<f64>,
+}
+
+/// How far back the live window reaches.
+pub const LIVE_WINDOW: Duration = Duration::from_secs(60);
+
+/// A route's live counters and the ring of once-a-second readings.
+pub struct Live {
+    sides: [SideCounters; 2],
+    ring: Mutex<VecDeque<Reading>>,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Live {
+    pub fn new() -> Self {
+        let start = Reading {
+            at: Instant::now(),
+            sides: [Figures::zero(), Figures::zero()],
+            shadow_match: 0,
+            shadow_mismatch: 0,
+        };
+        Live { sides: [SideCounters::new(), SideCounters::new()], ring: Mutex::new(VecDeque::from([start])) }
+    }
+
+    /// One answered request. `failed` = a 5xx answer.
+    pub fn record(&self, side: Side, failed: bool, elapsed: Duration) {
+        let c = &self.sides[side_index(side)];
+        c.requests.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            c.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        c.latency[bucket_of(micros)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An attempt that failed without an answer from `side` (e.g. new was retried on legacy):
+    /// it counts against that side's error rate but has no latency.
+    pub fn record_failed_attempt(&self, side: Side) {
+        let c = &self.sides[side_index(side)];
+        c.requests.fetch_add(1, Ordering::Relaxed);
+        c.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters now, with the route's cumulative shadow results.
+    pub fn read(&self, shadow_match: u64, shadow_mismatch: u64) -> Reading {
+        Reading {
+            at: Instant::now(),
+            sides: [self.sides[0].read(), self.sides[1].read()],
+            shadow_match,
+            shadow_mismatch,
+        }
+    }
+
+    /// Keep a reading for the live window; readings older than the window (but the one just
+    /// past it) are dropped.
+    pub fn keep(&self, reading: Reading) {
+        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        ring.push_back(reading);
+        while ring.len() > 2 && ring[1].at.elapsed() >= LIVE_WINDOW {
+            ring.pop_front();
+        }
+    }
+
+    /// The last minute (or less, just after start) up to `now`.
+    pub fn last_minute(&self, now: &Reading) -> Window {
+        let ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
+        let base =
+            ring.iter().rev().find(|r| now.at.saturating_duration_since(r.at) >= LIVE_WINDOW).or_else(|| ring.front());
+        match base {
+            Some(b) => now.since(b),
+            None => now.since(now),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_ordered_and_tight() {
+        let mut last = 0;
+        for i in 0..BUCKETS {
+            let upper = bucket_upper(i);
+            assert!(upper >= last, "bucket {i}");
+            last = upper;
+        }
+        for micros in [1u64, 7, 8, 9, 15, 16, 100, 999, 1000, 12_345, 250_000, 3_000_000] {
+            let b = bucket_of(micros);
+            assert!(bucket_upper(b) >= micros, "{micros} above its bucket's bound");
+            assert!(bucket_upper(b) as f64 <= micros as f64 * 1.125 + 1.0, "{micros}: bound too loose");
+            if b > 0 {
+                assert!(bucket_upper(b - 1) < micros, "{micros} belongs to an earlier bucket");
+            }
+        }
+    }
+
+    #[test]
+    fn quantiles_and_rates_over_a_window() {
+        let live = Live::new();
+        let start = live.read(0, 0);
+        for i in 0..100u64 {
+            live.record(Side::New, i < 3, Duration::from_millis(if i < 98 { 10 } else { 200 }));
+        }
+        live.record(Side::Legacy, false, Duration::from_millis(20));
+        live.record_failed_attempt(Side::New);
+        let w = live.read(8, 2).since(&start);
+        let new = w.side(Side::New);
+        assert_eq!((new.requests, new.errors, new.timed()), (101, 4, 100));
+        let p50 = new.quantile_ms(0.5).unwrap_or_default();
+        assert!((10.0..=11.25).contains(&p50), "p50 {p50}");
+        let p99 = new.quantile_ms(0.99).unwrap_or_default();
+        assert!((200.0..=225.0).contains(&p99), "p99 {p99}");
+        assert_eq!(w.mismatch_rate(), Some(20.0));
+        assert_eq!(w.side(Side::Legacy).requests, 1);
+        assert!(live.read(0, 0).since(&live.read(0, 0)).side(Side::New).quantile_ms(0.99).is_none());
+    }
+}
