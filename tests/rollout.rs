@@ -1,0 +1,262 @@
+//! Progressive rollout, driven by the real binary's controller with millisecond holds: walking
+//! every step, each gate tripping on its own, surviving a SIGKILL, and the operator's controls.
+//!
+//! Loopback mocks answer in microseconds, where a p99 is one scheduler hiccup; tests that are
+//! not about latency set `max_latency_ratio` high so only the gate under test can trip.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use serde_json::Value;
+
+fn route(legacy: &MockUpstream, new: &MockUpstream, extra: &str, rollout: &str) -> String {
+    format!(
+        "{}[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 0\n{extra}\n[routes.rollout]\n{rollout}\n",
+        pools(legacy, new)
+    )
+}
+
+/// Requests from a few tasks until dropped.
+struct Traffic(Arc<AtomicBool>);
+
+impl Traffic {
+    fn start(s: &Strangler) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        for _ in 0..4 {
+            let (stop, url, c) = (stop.clone(), s.url("/orders/1"), client());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = c.get(&url).send().await.and_then(|r| r.error_for_status());
+                }
+            });
+        }
+        Traffic(stop)
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+async fn rollout(s: &Strangler) -> Value {
+    s.api("/api/routes/orders").await["rollout"].clone()
+}
+
+/// Wait until the rollout's state satisfies `done`.
+async fn wait_rollout(s: &Strangler, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = rollout(s).await;
+        if done(&r) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "rollout never {what}: {r}\nlog:\n{}", s.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn file_weight(s: &Strangler) -> f64 {
+    let text = std::fs::read_to_string(&s.config).expect("read");
+    let parsed: toml::Table = text.parse().expect("TOML");
+    parsed["routes"]
+        .as_array()
+        .and_then(|r| r[0].get("weight"))
+        .and_then(|w| w.as_float().or(w.as_integer().map(|i| i as f64)))
+        .expect("weight")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_healthy_new_service_walks_every_step_to_100() {
+    let legacy = MockUpstream::builder("legacy").no_record().start().await;
+    let new = MockUpstream::builder("new").no_record().start().await;
+    let body = route(
+        &legacy,
+        &new,
+        "",
+        "steps = [10, 50, 100]\nhold = \"300ms\"\nmin_requests = 20\nmax_latency_ratio = 1000",
+    );
+    let s = Strangler::start(&body).await;
+    let _traffic = Traffic::start(&s);
+
+    let r = wait_rollout(&s, "complete", |r| r["status"] == "complete").await;
+    assert_eq!(r["step"], 3);
+    assert_eq!(s.api("/api/routes/orders").await["weight"], 100.0);
+    assert_eq!(file_weight(&s), 100.0, "every step goes through the file");
+    assert_eq!(s.metric("strangler_rollout_step{route=\"orders\"}").await, 3.0);
+    let log = s.log();
+    for step in ["rollout step 1 passed", "rollout step 2 passed", "rollout complete"] {
+        assert!(log.contains(step), "{step:?} not logged:\n{log}");
+    }
+    let state = std::fs::read_to_string(s.dir.path().join("strangler.rollout.json")).expect("state file");
+    assert!(state.contains("\"complete\""), "{state}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_service_failing_at_step_2_is_rolled_back_to_0_and_paused() {
+    let legacy = MockUpstream::builder("legacy").no_record().start().await;
+    let failing = Arc::new(AtomicBool::new(false));
+    let f = failing.clone();
+    let new = MockUpstream::builder("new")
+        .no_record()
+        .reply(move |_| {
+            let code = if f.load(Ordering::Relaxed) { 500 } else { 200 };
+            (code, vec![], Bytes::from_static(b"new"))
+        })
+        .start()
+        .await;
+    let body =
+        route(&legacy, &new, "", "steps = [10, 50, 100]\nhold = \"1s\"\nmin_requests = 20\nmax_latency_ratio = 1000");
+    let s = Strangler::start(&body).await;
+    let _traffic = Traffic::start(&s);
+
+    wait_rollout(&s, "at step 2", |r| r["step"] == 2).await;
+    failing.store(true, Ordering::Relaxed);
+    let r = wait_rollout(&s, "rolled back", |r| r["status"] == "rolled_back").await;
+    let reason = r["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("rolled back at step 2 (50%)") && reason.contains("error rate"), "{reason}");
+    assert_eq!(s.api("/api/routes/orders").await["weight"], 0.0);
+    assert_eq!(file_weight(&s), 0.0);
+    assert_eq!(s.metric("strangler_rollout_step{route=\"orders\"}").await, 0.0);
+    assert!(s.log().contains("rollout rolled back at step 2"), "the log says why:\n{}", s.log());
+
+    // Paused: it stays at 0 however long the traffic goes on.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rollout(&s).await["status"], "rolled_back");
+    assert_eq!(s.api("/api/routes/orders").await["weight"], 0.0);
+    let (ok, out, _) = s.cli(&["status"]);
+    assert!(ok);
+    assert!(out.contains("rolled_back") && out.contains("error rate"), "status shows it:\n{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_mismatch_gate_trips_on_its_own_and_hold_keeps_the_step() {
+    // Legacy and new answer different bodies: every shadow comparison mismatches.
+    let legacy = MockUpstream::builder("legacy").no_record().start().await;
+    let new = MockUpstream::builder("new").no_record().start().await;
+    let body = route(
+        &legacy,
+        &new,
+        "[routes.shadow]\nsample = 100\n[routes.compare]\nignore_headers = [\"x-upstream\", \"date\"]\nnoise_sample = 0\n",
+        "steps = [10, 50, 100]\nhold = \"300ms\"\nmin_requests = 20\nmax_mismatch_rate = 5\n\
+         max_latency_ratio = 1000\non_failure = \"hold\"",
+    );
+    let s = Strangler::start(&body).await;
+    let _traffic = Traffic::start(&s);
+
+    let r = wait_rollout(&s, "held", |r| r["status"] == "paused").await;
+    let reason = r["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("held at step 1 (10%)") && reason.contains("shadow mismatch rate"), "{reason}");
+    assert!(!reason.contains("error rate") && !reason.contains("p99"), "{reason}");
+    assert_eq!(s.api("/api/routes/orders").await["weight"], 10.0, "hold keeps the step's weight");
+    assert_eq!(s.metric("strangler_rollout_step{route=\"orders\"}").await, 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_latency_gate_trips_on_its_own_before_the_hold_ends() {
+    let legacy = MockUpstream::builder("legacy").no_record().start().await;
+    let new = MockUpstream::builder("new").no_record().delay(Duration::from_millis(40)).start().await;
+    let body = route(&legacy, &new, "", "steps = [50, 100]\nhold = \"1h\"\nmin_requests = 20\nmax_latency_ratio = 1.5");
+    let s = Strangler::start(&body).await;
+    let _traffic = Traffic::start(&s);
+
+    let r = wait_rollout(&s, "rolled back", |r| r["status"] == "rolled_back").await;
+    let reason = r["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("p99") && reason.contains("limit 1.5x"), "{reason}");
+    assert!(!reason.contains("error rate"), "{reason}");
+    assert_eq!(s.api("/api/routes/orders").await["weight"], 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_binary_resumes_at_the_same_step() {
+    let legacy = MockUpstream::builder("legacy").no_record().start().await;
+    let new = MockUpstream::builder("new").no_record().start().await;
+    let body = route(
+        &legacy,
+        &new,
+        "",
+        "steps = [10, 50, 100]\nhold = \"300ms\"\nmin_requests = 20\nmax_latency_ratio = 1000",
+    );
+    let mut s = Strangler::start(&body).await;
+
+    // Small batches, so step 2 cannot collect its 20 new requests before the kill.
+    let c = client();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rollout(&s).await["step"] != 2 {
+        assert!(Instant::now() < deadline, "never reached step 2: {}", s.log());
+        for _ in 0..8 {
+            c.get(s.url("/orders/1")).send().await.expect("send");
+        }
+    }
+    let before = rollout(&s).await;
+    assert_eq!(before["status"], "running");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    s.restart().await;
+    let after = rollout(&s).await;
+    assert_eq!(after["status"], "running", "{after}");
+    assert_eq!(after["step"], 2, "resumed at the same step, not from the start: {after}");
+    assert_eq!(s.api("/api/routes/orders").await["weight"], 50.0);
+    assert!(after["held_ms"].as_u64().unwrap_or(0) >= 400, "the step's hold kept its start: {after}");
+
+    let _traffic = Traffic::start(&s);
+    wait_rollout(&s, "complete", |r| r["status"] == "complete").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_operator_wins_pause_resume_abort() {
+    let legacy = MockUpstream::start("legacy").await;
+    let new = MockUpstream::start("new").await;
+    let body = route(&legacy, &new, "", "steps = [10, 50, 100]\nhold = \"1h\"");
+    let s = Strangler::start(&body).await;
+    wait_rollout(&s, "started", |r| r["status"] == "running").await;
+    assert_eq!(s.api("/api/routes/orders").await["weight"], 10.0, "a new rollout starts at step 1");
+
+    // A weight set by hand pauses the rollout, and says so.
+    let (ok, out, err) = s.cli(&["weight", "orders", "30"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("rollout is paused"), "{out}");
+    let r = rollout(&s).await;
+    assert_eq!(r["status"], "paused");
+    assert!(r["reason"].as_str().unwrap_or_default().contains("by hand"), "{r}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.api("/api/routes/orders").await["weight"], 30.0, "the controller leaves it alone");
+
+    // Resume continues from the step at or below the weight.
+    let (ok, out, err) = s.cli(&["rollout", "orders", "resume"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("running at step 1 of 3 (10%)"), "{out}");
+    assert_eq!(s.api("/api/routes/orders").await["weight"], 10.0);
+
+    let (ok, _, err) = s.cli(&["rollout", "orders", "pause"]);
+    assert!(ok, "{err}");
+    assert_eq!(rollout(&s).await["status"], "paused");
+    let (ok, _, _) = s.cli(&["rollout", "orders", "pause"]);
+    assert!(ok, "pausing a paused rollout is not an error");
+
+    let (ok, out, err) = s.cli(&["rollout", "orders", "abort", "--json"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["rollout"]["status"], "aborted");
+    assert_eq!(s.api("/api/routes/orders").await["weight"], 0.0);
+    assert_eq!(s.metric("strangler_rollout_step{route=\"orders\"}").await, 0.0);
+
+    let (ok, _, err) = s.cli(&["rollout", "orders", "pause"]);
+    assert!(!ok);
+    assert!(err.contains("409") && err.contains("aborted"), "{err}");
+    let bad = client().post(s.admin_url("/api/routes/orders/rollout/restart")).send().await.expect("post");
+    assert_eq!(bad.status(), 404);
+    let get = client().get(s.admin_url("/api/routes/orders/rollout/pause")).send().await.expect("get");
+    assert_eq!(get.status(), 405);
+
+    let (ok, _, err) = s.cli(&["rollout", "orders", "resume"]);
+    assert!(ok, "{err}");
+    assert_eq!(rollout(&s).await["status"], "running");
+    assert_eq!(s.api("/api/routes/orders").await["weight"], 10.0);
+}
