@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: start the demo legacy and new services and strangler on a copy of conf/demo.toml,
-# send traffic, raise the weight by editing the file, send traffic again, then show what the shadow
-# comparison found (real differences) and learned (noise).
+# send traffic, raise the weight by editing the file, send traffic again, show what the shadow
+# comparison found (real differences) and learned (noise), then change a weight through the admin
+# API and show the live status table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/debug
@@ -46,6 +47,15 @@ echo "== shadow comparison on orders: what new does differently (strangler diffs
 get /orders/abc
 get /orders
 "$BIN/strangler" diffs orders --limit 2 -c "$work/strangler.toml" | sed 's/^/  /'
+
+echo
+echo "== runtime change through the admin API, written back to the file: strangler weight users 80"
+"$BIN/strangler" weight users 80 -c "$work/strangler.toml" | sed 's/^/  /'
+grep -n '^weight' "$work/strangler.toml" | sed 's/^/  file: /'
+
+echo
+echo "== strangler status (the last minute, per side)"
+"$BIN/strangler" status -c "$work/strangler.toml" | sed 's/^/  /'
 
 echo
 echo "== metrics (http://127.0.0.1:19090/metrics)"

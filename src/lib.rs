@@ -5,15 +5,17 @@
 //! 1. [`proxy`]: Pingora hands us the request; the `ProxyHttp` impl is a table of contents.
 //! 2. [`route::table`]: match a route by host, then the longest path prefix.
 //! 3. [`route::split`]: choose legacy or new (override header, sticky key hash, or random draw).
-//! 4. [`proxy::forward`]: pick an address of the chosen pool and forward.
+//! 4. [`proxy::forward`]: pick a healthy address of the chosen pool and forward; on a route that
+//!    fails over, what new cannot take goes to legacy.
 //! 5. [`shadow`]: for shadowed requests, tee the request and the answer, send the copy to the
 //!    other side from a spawned task.
 //! 6. [`compare`]: off the request path, diff the two answers, learn noise, keep the mismatches.
 //! 7. [`proxy::record`]: count it in [`metrics`] and write the access log line.
 //!
-//! Around it: [`config`] (file -> validated model), [`snapshot`] (the running config, swapped
-//! whole on reload), [`control`] (reload on file change or SIGHUP, the admin listener),
-//! [`server`] (process assembly) and [`logging`].
+//! Around it: [`config`] (file -> validated model, written back by runtime changes), [`snapshot`]
+//! (the running config, swapped whole on reload), [`live`] (per-side figures over any window),
+//! [`control`] (reload on file change or SIGHUP, weights by hand and by the rollout controller,
+//! health checks, the admin listener), [`server`] (process assembly) and [`logging`].
 
 pub mod compare;
 pub mod config;

@@ -194,8 +194,13 @@ fn check(path: &std::path::Path) -> ExitCode {
                     Some(_) => "disabled".to_string(),
                     None => "none".to_string(),
                 };
+                let rollout = r.rollout.as_ref().map_or("none".to_string(), |ro| {
+                    let steps: Vec<String> = ro.steps.iter().map(|s| (f64::from(*s) / 100.0).to_string()).collect();
+                    format!("{}%/{}", steps.join(","), humantime::format_duration(ro.hold))
+                });
                 println!(
-                    "  {}: hosts={} prefix={} weight={}% legacy={} ({} addr) new={} ({} addr) sticky={} shadow={shadow}",
+                    "  {}: hosts={} prefix={} weight={}% legacy={} ({} addr) new={} ({} addr) sticky={} shadow={shadow} \
+                     rollout={rollout} failover={}",
                     r.name,
                     hosts,
                     r.path_prefix,
@@ -205,6 +210,7 @@ fn check(path: &std::path::Path) -> ExitCode {
                     r.new.name,
                     r.new.addrs.len(),
                     r.sticky.as_ref().map_or("none".to_string(), |s| s.describe()),
+                    r.failover,
                 );
             }
             ExitCode::SUCCESS
