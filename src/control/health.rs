@@ -158,6 +158,7 @@ impl BackgroundService for HealthService {
                         keep
                     });
                     checks.retain(|name, _| snap.config.upstreams.contains_key(name));
+                    report_pools(&snap, &mut pool_down);
                 }
                 Some((name, addr, result)) = rx.recv() => {
                     let Some(st) = addrs.get_mut(&(name.clone(), addr)) else { continue };
@@ -183,19 +184,41 @@ impl BackgroundService for HealthService {
                         Ok(()) => tracing::info!(upstream = name, %addr, "address is healthy again"),
                         Err(why) => tracing::warn!(upstream = name, %addr, "address is down, skipped until it passes a check: {why}"),
                     }
-                    for route in &snap.config.routes {
-                        let down = route.new.all_down();
-                        if pool_down.insert(route.name.clone(), down).unwrap_or(false) != down {
-                            METRICS.new_pool_down.with_label_values(&[&route.name]).set(i64::from(down));
-                            if down {
-                                tracing::warn!(route = route.name, upstream = route.new.name, "every address of the new pool is down: all of the route's traffic goes to legacy");
-                            } else {
-                                tracing::info!(route = route.name, upstream = route.new.name, "the new pool is back: the route's weight applies again");
-                            }
-                        }
-                    }
                 }
             }
+        }
+    }
+}
+
+/// Publish, and log on change, which routes have their whole new pool down. Run on every scan, so
+/// a reload onto a pool already known to be down shows at once too.
+fn report_pools(snap: &crate::snapshot::Snapshot, pool_down: &mut HashMap<String, bool>) {
+    pool_down.retain(|name, _| {
+        let keep = snap.config.route(name).is_some();
+        if !keep {
+            let _ = METRICS.new_pool_down.remove_label_values(&[name]);
+        }
+        keep
+    });
+    for route in &snap.config.routes {
+        let down = route.new.all_down();
+        let before = pool_down.insert(route.name.clone(), down);
+        if before == Some(down) {
+            continue;
+        }
+        METRICS.new_pool_down.with_label_values(&[&route.name]).set(i64::from(down));
+        if down {
+            tracing::warn!(
+                route = route.name,
+                upstream = route.new.name,
+                "every address of the new pool is down: all of the route's traffic goes to legacy"
+            );
+        } else if before.is_some() {
+            tracing::info!(
+                route = route.name,
+                upstream = route.new.name,
+                "the new pool is back: the route's weight applies again"
+            );
         }
     }
 }
