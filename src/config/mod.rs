@@ -82,7 +82,9 @@ pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
 }
 
 fn parse_problem(text: &str, e: &toml::de::Error) -> Problem {
-    let mut p = Problem::new("", None, e.message().trim().to_string());
+    // TOML's messages can span lines ("invalid string\nexpected `\"`, `'`"): one problem, one line.
+    let message: Vec<&str> = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let mut p = Problem::new("", None, message.join("; "));
     let Some(span) = e.span() else { return p };
     let (line, col) = line_col(text, span.start);
     p.location = Some((line, col));

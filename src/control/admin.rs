@@ -255,6 +255,13 @@ struct WeightBody {
     percent: f64,
 }
 
+/// The weight (hundredths of a percent) a `PUT .../weight` body asks for, or why it is refused.
+pub fn parse_weight_body(body: &[u8]) -> Result<u32, String> {
+    let parsed: WeightBody =
+        serde_json::from_slice(body).map_err(|e| format!("the body must be JSON like {{\"percent\": 50}} ({e})"))?;
+    parse_weight_percent(parsed.percent).map_err(|msg| format!("percent = {}: {msg}", parsed.percent))
+}
+
 fn control_error(e: ControlError) -> Response<Vec<u8>> {
     let status = match &e {
         ControlError::NoRoute(_) | ControlError::NoRollout(_) => StatusCode::NOT_FOUND,
@@ -276,18 +283,9 @@ impl AdminApp {
             Ok(b) => b,
             Err(resp) => return resp,
         };
-        let parsed: WeightBody = match serde_json::from_slice(&body) {
-            Ok(b) => b,
-            Err(e) => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    format!("the body must be JSON like {{\"percent\": 50}} ({e})"),
-                )
-            }
-        };
-        let weight = match parse_weight_percent(parsed.percent) {
+        let weight = match parse_weight_body(&body) {
             Ok(w) => w,
-            Err(msg) => return error_response(StatusCode::BAD_REQUEST, format!("percent = {}: {msg}", parsed.percent)),
+            Err(msg) => return error_response(StatusCode::BAD_REQUEST, msg),
         };
         match self.control.set_weight(name, weight, who) {
             Ok(change) => json_response(

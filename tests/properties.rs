@@ -1,0 +1,86 @@
+//! Arbitrary input never panics and always ends in a usable result or a clear error: the config
+//! loader and validator, the weight written back to a file, and the admin API's JSON input.
+
+use std::path::Path;
+
+use proptest::prelude::*;
+use strangler::config::{load_str, persist};
+use strangler::control::admin::parse_weight_body;
+
+const BASE: &str = include_str!("../conf/strangler.toml");
+
+/// Values a typo or a bad edit can leave after `key = `.
+fn value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<f64>().prop_map(|f| format!("{f:?}").replace("NaN", "nan")),
+        "\"[ -~]{0,12}\"",
+        Just("[]".to_string()),
+        Just("{}".to_string()),
+        Just("true".to_string()),
+        Just("[1, \"a\"]".to_string()),
+        Just("{ cookie = \"\" }".to_string()),
+        "[ -~]{0,8}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Any value on any line of the reference config: loaded, or refused with every problem
+    /// naming the file.
+    #[test]
+    fn any_value_on_any_key_is_loaded_or_refused_clearly(line in 0usize..400, v in value()) {
+        let lines: Vec<&str> = BASE.lines().collect();
+        let i = line % lines.len();
+        let edited: Vec<String> = lines
+            .iter()
+            .enumerate()
+            .map(|(n, l)| match l.split_once(" = ") {
+                Some((k, _)) if n == i && !l.starts_with('#') => format!("{k} = {v}"),
+                _ => l.to_string(),
+            })
+            .collect();
+        if let Err(e) = load_str(&edited.join("\n"), Path::new("conf/x.toml")) {
+            prop_assert!(!e.problems.is_empty());
+            for l in e.to_string().lines() {
+                prop_assert!(l.starts_with("conf/x.toml"), "{}", l);
+            }
+        }
+    }
+
+    /// Any text at all.
+    #[test]
+    fn any_text_is_loaded_or_refused(text in "[ -~\n\\[\\]=\"]{0,300}") {
+        if let Err(e) = load_str(&text, Path::new("f.toml")) {
+            prop_assert!(!e.problems.is_empty());
+        }
+    }
+
+    /// A weight written back reads back the same, and changes exactly one line.
+    #[test]
+    fn a_written_weight_reads_back_and_changes_one_line(w in 0u32..=10_000) {
+        let percent = f64::from(w) / 100.0;
+        let out = persist::set_weight(BASE, Path::new("f.toml"), "orders", percent).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let cfg = load_str(&out, Path::new("f.toml")).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(cfg.route("orders").map(|r| r.weight), Some(w));
+        let changed = BASE.lines().zip(out.lines()).filter(|(a, b)| a != b).count();
+        prop_assert_eq!(changed, usize::from(w != 1000));
+        prop_assert_eq!(BASE.lines().count(), out.lines().count());
+    }
+
+    /// The weight endpoint's body: any bytes give a weight in range or a reason.
+    #[test]
+    fn any_weight_body_gives_a_weight_or_a_reason(body in proptest::collection::vec(any::<u8>(), 0..64)) {
+        match parse_weight_body(&body) {
+            Ok(w) => prop_assert!(w <= 10_000),
+            Err(msg) => prop_assert!(!msg.is_empty()),
+        }
+    }
+
+    #[test]
+    fn every_valid_percent_is_taken_exactly(w in 0u32..=10_000) {
+        let body = format!("{{\"percent\": {}}}", f64::from(w) / 100.0);
+        prop_assert_eq!(parse_weight_body(body.as_bytes()), Ok(w));
+    }
+}
