@@ -5,14 +5,19 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use std::net::SocketAddr;
+
+use pingora::apps::HttpServerOptions;
 use pingora::connectors::http::Connector;
 use pingora::connectors::ConnectorOptions;
+use pingora::listeners::tls::TlsSettings;
 use pingora::prelude::*;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::RunArgs;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
+use crate::config::model::TlsListen;
 use crate::config::{self, Config};
 use crate::control::admin::AdminApp;
 use crate::control::health::HealthService;
@@ -44,7 +49,12 @@ fn pingora_conf(cfg: &Config) -> anyhow::Result<ServerConf> {
 /// Skipped on `--upgrade`, where the listeners come from the running process.
 fn check_addresses_free(cfg: &Config) -> anyhow::Result<()> {
     let proxy = cfg.server.listen.iter().enumerate().map(|(i, a)| (format!("server.listen[{i}]"), *a));
-    for (key, addr) in proxy.chain([("admin.listen".to_string(), cfg.admin.listen)]) {
+    let tls = match &cfg.server.tls_listen {
+        TlsListen::Extra(extra) => extra.clone(),
+        _ => Vec::new(),
+    };
+    let tls = tls.into_iter().enumerate().map(|(i, a)| (format!("server.tls.listen[{i}]"), a));
+    for (key, addr) in proxy.chain(tls).chain([("admin.listen".to_string(), cfg.admin.listen)]) {
         if let Err(e) = std::net::TcpListener::bind(addr) {
             anyhow::bail!(
                 "{key} = {addr}: cannot listen there ({e}); stop what is using it, change {key} in {}, \
@@ -70,14 +80,36 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     server.bootstrap();
 
     let listen = cfg.server.listen.clone();
+    let tls_listen = cfg.server.tls_listen.clone();
+    let h2c = cfg.server.h2c;
     let admin_addr = cfg.admin.listen;
     let shared = Shared::new(cfg);
 
     let connector_options = ConnectorOptions::from_server_conf(&server.configuration);
     let shadower = Arc::new(Shadower::new(Connector::new(Some(connector_options.clone()))));
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, Strangler::new(shared.clone(), shadower));
-    for addr in &listen {
+    if h2c {
+        if let Some(app) = proxy.app_logic_mut() {
+            let mut options = HttpServerOptions::default();
+            options.h2c = true;
+            app.server_options = Some(options);
+        }
+    }
+    let tls_addrs: Vec<SocketAddr> = match &tls_listen {
+        TlsListen::None => Vec::new(),
+        TlsListen::All => listen.clone(),
+        TlsListen::Extra(extra) => extra.clone(),
+    };
+    for addr in listen.iter().filter(|a| !tls_addrs.contains(a)) {
         proxy.add_tcp(&addr.to_string());
+    }
+    if let Some(certs) = shared.certs() {
+        for addr in &tls_addrs {
+            let mut settings = TlsSettings::intermediate("", "").context("TLS settings")?;
+            settings.set_cert_resolver(certs.clone());
+            settings.enable_h2();
+            proxy.add_tls_with_settings(&addr.to_string(), None, settings);
+        }
     }
 
     let reloader = Arc::new(Reloader::new(path.to_path_buf(), shared.clone()));

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::config::tls::CertResolver;
 use crate::config::Config;
 use crate::metrics::{RouteStats, METRICS};
 use crate::route::{Matched, RouteTable};
@@ -49,13 +50,21 @@ impl Snapshot {
 /// The current snapshot, shared by the proxy, the admin API and the reloader.
 pub struct Shared {
     current: ArcSwap<Snapshot>,
+    /// The TLS listeners' certificate, re-read on every reload; `None` without TLS listeners.
+    certs: Option<Arc<CertResolver>>,
 }
 
 impl Shared {
     pub fn new(config: Config) -> Arc<Self> {
+        let certs = config.tls.as_ref().map(|t| CertResolver::new(t.certified.clone()));
         let snap = Snapshot::new(config, None);
         publish_weights(None, &snap);
-        Arc::new(Shared { current: ArcSwap::from_pointee(snap) })
+        Arc::new(Shared { current: ArcSwap::from_pointee(snap), certs })
+    }
+
+    /// What TLS listeners resolve their certificate through.
+    pub fn certs(&self) -> Option<Arc<CertResolver>> {
+        self.certs.clone()
     }
 
     pub fn load(&self) -> arc_swap::Guard<Arc<Snapshot>> {
@@ -64,6 +73,9 @@ impl Shared {
 
     /// Swap in a complete, validated configuration. Returns the previous snapshot.
     pub fn replace(&self, config: Config) -> Arc<Snapshot> {
+        if let (Some(certs), Some(tls)) = (&self.certs, &config.tls) {
+            certs.store(tls.certified.clone());
+        }
         let snap = Snapshot::new(config, Some(&self.current.load()));
         let old = self.current.swap(Arc::new(snap));
         publish_weights(Some(&old), &self.current.load());

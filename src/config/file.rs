@@ -47,6 +47,27 @@ pub struct ServerSection {
     /// (`SSL_CERT_FILE` / `SSL_CERT_DIR` are honoured). Needs a restart to change.
     #[serde(default)]
     pub ca_file: Option<String>,
+    /// TLS termination (rustls; HTTP/2 offered by ALPN). Certificate and key are re-read on
+    /// every reload.
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
+    /// Accept HTTP/2 without TLS (prior knowledge, as gRPC clients inside a cluster use).
+    #[serde(default)]
+    pub h2c: bool,
+}
+
+/// `[server.tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM certificate chain, leaf first.
+    pub cert: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
+    /// Addresses served with TLS. Absent: every `server.listen` address is TLS; present: these
+    /// are TLS and `server.listen` stays plain HTTP.
+    #[serde(default)]
+    pub listen: Option<Vec<String>>,
 }
 
 fn default_listen() -> Vec<String> {
@@ -67,6 +88,8 @@ impl Default for ServerSection {
             grace_period: default_grace_period(),
             upgrade_sock: default_upgrade_sock(),
             ca_file: None,
+            tls: None,
+            h2c: false,
         }
     }
 }
@@ -149,6 +172,10 @@ pub struct UpstreamSection {
     /// Time allowed between reads from the upstream.
     #[serde(default = "default_read_timeout")]
     pub read_timeout: String,
+    /// Speak HTTP/2 to the upstream (needed for gRPC): negotiated by ALPN over TLS, prior
+    /// knowledge (h2c) in plain text.
+    #[serde(default)]
+    pub http2: bool,
     /// Active health checks of every address; on by default (TCP connect every 5 s).
     #[serde(default)]
     pub health: HealthSection,

@@ -8,6 +8,7 @@ pub mod model;
 pub mod persist;
 pub mod rollout;
 pub mod shadow;
+pub mod tls;
 mod units;
 
 use std::fmt;

@@ -50,15 +50,39 @@ pub struct Config {
     pub upstreams: BTreeMap<String, Arc<Upstream>>,
     /// In file order.
     pub routes: Vec<Arc<Route>>,
+    /// The certificate for TLS listeners, when any.
+    pub tls: Option<Tls>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSettings {
+    /// Plain HTTP listeners (TLS ones when `[server.tls]` has no `listen` of its own).
     pub listen: Vec<SocketAddr>,
     pub threads: usize,
     pub grace_period: Duration,
     pub upgrade_sock: String,
     pub ca_file: Option<PathBuf>,
+    /// Which listeners terminate TLS; the certificate itself is in [`Config::tls`].
+    pub tls_listen: TlsListen,
+    pub h2c: bool,
+}
+
+/// Which proxy listeners terminate TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsListen {
+    None,
+    /// Every `server.listen` address.
+    All,
+    /// These, besides the plain `server.listen` ones.
+    Extra(Vec<SocketAddr>),
+}
+
+/// The proxy's TLS certificate, as loaded (and re-loaded on every reload).
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub certified: Arc<pingora::tls::sign::CertifiedKey>,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +117,8 @@ pub struct Upstream {
     pub host_header: Option<HeaderValue>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// HTTP/2 to the upstream.
+    pub http2: bool,
     pub health: Health,
     /// Per address (same order as `addrs`): false once health checks found it down. Carried
     /// over reloads for addresses the pool keeps.
@@ -324,14 +350,27 @@ impl Config {
                     ),
                 }
             }
+            let tls_listen = match s.tls.as_ref().map(|t| &t.listen) {
+                None => TlsListen::None,
+                Some(None) => TlsListen::All,
+                Some(Some(list)) => TlsListen::Extra(
+                    list.iter()
+                        .enumerate()
+                        .filter_map(|(i, a)| parse_listen(&mut p, &format!("server.tls.listen[{i}]"), a))
+                        .collect(),
+                ),
+            };
             ServerSettings {
                 ca_file,
                 listen,
                 threads,
                 grace_period: p.duration("server.grace_period", &s.grace_period),
                 upgrade_sock: s.upgrade_sock.clone(),
+                tls_listen,
+                h2c: s.h2c,
             }
         };
+        let tls = file.server.tls.as_ref().and_then(|t| super::tls::load(&mut p, t));
 
         let admin = {
             let a = &file.admin;
@@ -415,7 +454,7 @@ impl Config {
             .collect();
 
         if p.0.is_empty() {
-            Ok(Config { path: path.to_path_buf(), server, admin, log, upstreams, routes })
+            Ok(Config { path: path.to_path_buf(), server, admin, log, upstreams, routes, tls })
         } else {
             Err(p.0)
         }
@@ -532,6 +571,7 @@ fn build_upstream(p: &mut Problems, name: &str, u: &UpstreamSection) -> Option<U
         host_header,
         connect_timeout,
         read_timeout,
+        http2: u.http2,
         health,
         healthy,
         next: AtomicUsize::new(0),

@@ -86,6 +86,11 @@ pub fn http_peer(up: &Upstream, addr: std::net::SocketAddr) -> HttpPeer {
     // every request, and an upstream that stops reading also stops answering, which the read
     // timeout already catches.
     peer.options.read_timeout = Some(up.read_timeout);
+    if up.http2 {
+        // TLS: offer h2 (and h1) by ALPN; plain text: h2c by prior knowledge, as gRPC servers take.
+        let min = if up.tls { 1 } else { 2 };
+        peer.options.set_http_version(2, min);
+    }
     peer
 }
 

@@ -462,3 +462,18 @@ pub async fn tls_upstream(dir: &Path, name: &str) -> (SocketAddr, PathBuf) {
     });
     (addr, ca_path)
 }
+
+/// A fresh CA and a leaf certificate for `name` signed by it: the leaf chain and key written as
+/// PEM to `dir/{tag}.crt` and `dir/{tag}.key`; returns those paths and the CA's PEM.
+pub fn cert_files(dir: &Path, name: &str, tag: &str) -> (PathBuf, PathBuf, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key")).expect("ca");
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let leaf = CertificateParams::new(vec![name.to_string()]).expect("params").signed_by(&leaf_key, &ca).expect("leaf");
+    let (cert, key) = (dir.join(format!("{tag}.crt")), dir.join(format!("{tag}.key")));
+    std::fs::write(&cert, leaf.pem()).expect("write cert");
+    std::fs::write(&key, leaf_key.serialize_pem()).expect("write key");
+    (cert, key, ca.pem())
+}
