@@ -20,6 +20,7 @@
 pub mod compare;
 pub mod config;
 pub mod control;
+pub mod limits;
 pub mod live;
 pub mod logging;
 pub mod metrics;

@@ -46,6 +46,8 @@ pub struct Metrics {
     /// `new_pool_down{route}`: 1 while every address of the route's new pool is down and all
     /// its traffic goes to legacy.
     pub new_pool_down: IntGaugeVec,
+    /// `limits_total{limit}`: requests and connections refused by a limit.
+    pub limits: IntCounterVec,
 }
 
 /// The process-wide metrics.
@@ -124,6 +126,14 @@ impl Metrics {
             opts("new_pool_down", "1 while every address of a route's new pool is down (all traffic to legacy)."),
             &["route"],
         )?;
+        let limits = IntCounterVec::new(
+            opts(
+                "limits_total",
+                "Requests and connections refused by a limit: connections, header_timeout, header_bytes, header_count, body.",
+            ),
+            &["limit"],
+        )?;
+        registry.register(Box::new(limits.clone()))?;
         registry.register(Box::new(failovers.clone()))?;
         registry.register(Box::new(rollout_step.clone()))?;
         registry.register(Box::new(upstream_healthy.clone()))?;
@@ -154,6 +164,7 @@ impl Metrics {
             rollout_step,
             upstream_healthy,
             new_pool_down,
+            limits,
         })
     }
 

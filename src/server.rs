@@ -24,6 +24,7 @@ use crate::control::health::HealthService;
 use crate::control::reload::{guard_sighup, ReloadService, Reloader};
 use crate::control::rollout::{Control, RolloutService};
 use crate::control::sampler::SamplerService;
+use crate::limits::Guarded;
 use crate::proxy::Strangler;
 use crate::shadow::Shadower;
 use crate::snapshot::Shared;
@@ -82,19 +83,19 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     let listen = cfg.server.listen.clone();
     let tls_listen = cfg.server.tls_listen.clone();
     let h2c = cfg.server.h2c;
+    let limits = cfg.limits.clone();
     let admin_addr = cfg.admin.listen;
     let shared = Shared::new(cfg);
 
     let connector_options = ConnectorOptions::from_server_conf(&server.configuration);
     let shadower = Arc::new(Shadower::new(Connector::new(Some(connector_options.clone()))));
-    let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, Strangler::new(shared.clone(), shadower));
+    let mut app = pingora::proxy::http_proxy(&server.configuration, Strangler::new(shared.clone(), shadower));
     if h2c {
-        if let Some(app) = proxy.app_logic_mut() {
-            let mut options = HttpServerOptions::default();
-            options.h2c = true;
-            app.server_options = Some(options);
-        }
+        let mut options = HttpServerOptions::default();
+        options.h2c = true;
+        app.server_options = Some(options);
     }
+    let mut proxy = Service::new("proxy".to_string(), Guarded::new(app, limits, h2c));
     let tls_addrs: Vec<SocketAddr> = match &tls_listen {
         TlsListen::None => Vec::new(),
         TlsListen::All => listen.clone(),

@@ -54,6 +54,65 @@ pub struct ServerSection {
     /// Accept HTTP/2 without TLS (prior knowledge, as gRPC clients inside a cluster use).
     #[serde(default)]
     pub h2c: bool,
+    /// Limits against abusive or broken clients.
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// `[server.limits]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// A new connection must complete its first request header within this (slowloris).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: String,
+    /// An idle keep-alive connection is closed after this.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: String,
+    /// Time allowed between two reads of a request body (slow POST); past it, 408.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout: String,
+    /// Largest request header (request line and all header lines).
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: String,
+    /// Most header lines in a request.
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+    /// Most client connections open at once; more are closed at accept.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_header_timeout() -> String {
+    "10s".to_string()
+}
+fn default_idle_timeout() -> String {
+    "60s".to_string()
+}
+fn default_body_timeout() -> String {
+    "30s".to_string()
+}
+fn default_max_header_bytes() -> String {
+    "64KiB".to_string()
+}
+fn default_max_headers() -> usize {
+    100
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            header_timeout: default_header_timeout(),
+            idle_timeout: default_idle_timeout(),
+            body_timeout: default_body_timeout(),
+            max_header_bytes: default_max_header_bytes(),
+            max_headers: default_max_headers(),
+            max_connections: default_max_connections(),
+        }
+    }
 }
 
 /// `[server.tls]`
@@ -90,6 +149,7 @@ impl Default for ServerSection {
             ca_file: None,
             tls: None,
             h2c: false,
+            limits: LimitsSection::default(),
         }
     }
 }
@@ -266,6 +326,9 @@ pub struct RouteSection {
     /// Add `x-strangler-side` to responses.
     #[serde(default)]
     pub expose_side: bool,
+    /// Largest request body; a larger declared one gets 413 before any upstream is contacted.
+    #[serde(default = "default_max_request_body")]
+    pub max_request_body: String,
     /// Copy requests to the side that did not serve them.
     #[serde(default)]
     pub shadow: Option<ShadowSection>,
@@ -325,6 +388,10 @@ fn default_max_latency_ratio() -> f64 {
 }
 fn default_on_failure() -> String {
     "rollback".to_string()
+}
+
+fn default_max_request_body() -> String {
+    "64MiB".to_string()
 }
 
 fn default_prefix() -> String {

@@ -52,6 +52,19 @@ pub struct Config {
     pub routes: Vec<Arc<Route>>,
     /// The certificate for TLS listeners, when any.
     pub tls: Option<Tls>,
+    pub limits: Limits,
+}
+
+/// `[server.limits]`. The connection-level ones (`max_connections`, `header_timeout`) are bound at
+/// start-up; the others apply to the next request after a reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,6 +261,8 @@ pub struct Route {
     pub sticky: Option<Sticky>,
     pub override_: Option<Override>,
     pub expose_side: bool,
+    /// Largest request body, in bytes.
+    pub max_request_body: usize,
     /// Shadow copies and their comparison; `None` when the route has no `[routes.shadow]`.
     pub shadow: Option<Shadow>,
     /// Automatic progressive delivery; `None` when the weight is only set by hand.
@@ -371,6 +386,35 @@ impl Config {
             }
         };
         let tls = file.server.tls.as_ref().and_then(|t| super::tls::load(&mut p, t));
+        let limits = {
+            let l = &file.server.limits;
+            let size = |p: &mut Problems, key: &str, v: &str| match super::units::parse_size(v) {
+                Ok(n) if n > 0 => n,
+                Ok(_) => {
+                    p.add(key, quote(v), "must be above zero, e.g. \"64KiB\"");
+                    1
+                }
+                Err(msg) => {
+                    p.add(key, quote(v), msg);
+                    1
+                }
+            };
+            for (key, v) in
+                [("server.limits.max_headers", l.max_headers), ("server.limits.max_connections", l.max_connections)]
+            {
+                if v == 0 {
+                    p.add(key, 0, "must be at least 1");
+                }
+            }
+            Limits {
+                header_timeout: p.duration("server.limits.header_timeout", &l.header_timeout),
+                idle_timeout: p.duration("server.limits.idle_timeout", &l.idle_timeout),
+                body_timeout: p.duration("server.limits.body_timeout", &l.body_timeout),
+                max_header_bytes: size(&mut p, "server.limits.max_header_bytes", &l.max_header_bytes),
+                max_headers: l.max_headers,
+                max_connections: l.max_connections,
+            }
+        };
 
         let admin = {
             let a = &file.admin;
@@ -454,7 +498,7 @@ impl Config {
             .collect();
 
         if p.0.is_empty() {
-            Ok(Config { path: path.to_path_buf(), server, admin, log, upstreams, routes, tls })
+            Ok(Config { path: path.to_path_buf(), server, admin, log, upstreams, routes, tls, limits })
         } else {
             Err(p.0)
         }
@@ -656,6 +700,17 @@ fn build_route(
     });
 
     let shadow = super::shadow::build(p, key, r.shadow.as_ref(), r.compare.as_ref());
+    let max_request_body = match super::units::parse_size(&r.max_request_body) {
+        Ok(n) if n > 0 => n,
+        Ok(_) => {
+            p.add(format!("{key}.max_request_body"), quote(&r.max_request_body), "must be above zero, e.g. \"64MiB\"");
+            0
+        }
+        Err(msg) => {
+            p.add(format!("{key}.max_request_body"), quote(&r.max_request_body), msg);
+            0
+        }
+    };
 
     let rollout = r.rollout.as_ref().map(|ro| build_rollout(p, key, ro, shadow.is_some()));
 
@@ -672,6 +727,7 @@ fn build_route(
         sticky,
         override_,
         expose_side: r.expose_side,
+        max_request_body,
         shadow,
         rollout,
         failover: r.failover,

@@ -22,6 +22,8 @@ pub struct Ctx {
     pub client_ip: Option<http::HeaderValue>,
     /// The tee of a shadowed request; `None` for the rest.
     pub shadow: Option<Box<Capture>>,
+    /// Request body bytes still allowed by the route's `max_request_body`.
+    pub body_left: usize,
 }
 
 /// Where the request was forwarded, and how many times `upstream_peer` was asked.
@@ -47,6 +49,7 @@ impl Ctx {
             access_log: false,
             client_ip: None,
             shadow: None,
+            body_left: usize::MAX,
         }
     }
 

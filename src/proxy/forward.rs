@@ -1,7 +1,7 @@
 //! Forwarding: match the route, choose the side, build the upstream peer and request headers.
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, HOST};
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::Session;
@@ -9,6 +9,7 @@ use pingora::proxy::Session;
 use super::ctx::{Ctx, UpstreamAttempt};
 use super::record;
 use crate::config::{Side, Upstream};
+use crate::limits;
 use crate::metrics::METRICS;
 use crate::route::{choose_side, Decision};
 use crate::shadow;
@@ -21,12 +22,23 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 /// Match a route and choose a side. Answers 404 itself (returning `Ok(true)`) when no route
 /// matches.
 pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+    keep_forwarding_headers(session.req_header_mut());
     let req = session.req_header();
     let host = req.uri.host().or_else(|| req.headers.get(HOST).and_then(|v| v.to_str().ok()));
     // Everything that reads the snapshot happens here, before any await.
+    let mut refused = None;
+    let idle;
+    let declared = req.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let found = {
         let snap = shared.load();
         ctx.access_log = snap.config.log.access_log;
+        let limits = &snap.config.limits;
+        idle = (limits.idle_timeout, limits.body_timeout);
+        if limits::check_framing(req).is_err() {
+            refused = Some(400);
+        } else if limits::check_header(req, limits).is_err() {
+            refused = Some(431);
+        }
         snap.table.find(host, req.uri.path()).cloned().map(|matched| {
             let mut choice = choose_side(&matched.route, &req.headers, peer_ip(session));
             // A new pool that health checks found entirely down takes nothing but forced
@@ -38,6 +50,27 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
             (matched, choice, capture)
         })
     };
+    let (idle, body_timeout) = idle;
+    // Only a connection Pingora keeps alive gets our idle timeout: it turns keep-alive off where
+    // reuse would be unsafe (Content-Length with Transfer-Encoding), and that must stay off.
+    if session.get_keepalive().is_some() {
+        session.set_keepalive(Some(idle.as_secs().max(1)));
+    }
+    session.set_read_timeout(Some(body_timeout));
+    let found = found.filter(|_| refused.is_none());
+    if let Some((m, _, _)) = &found {
+        if declared.is_some_and(|n| n > m.route.max_request_body as u64) {
+            limits::count("body");
+            refused = Some(413);
+        }
+    }
+    if let Some(code) = refused {
+        // Answered before any upstream is contacted; the unread body makes the connection unusable.
+        session.set_keepalive(None);
+        let body: &'static [u8] = if code == 413 { b"request body too large\n" } else { b"request header too large\n" };
+        Box::pin(session.respond_error_with_body(code, Bytes::from_static(body))).await?;
+        return Ok(true);
+    }
     let Some((matched, choice, capture)) = found else {
         // Boxed: the rare 404 path must not grow every request's future.
         Box::pin(session.respond_error_with_body(404, Bytes::from_static(b"no route matches this request\n"))).await?;
@@ -47,6 +80,7 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
         METRICS.override_rejected.with_label_values(&[&matched.route.name]).inc();
     }
     ctx.shadow = capture;
+    ctx.body_left = matched.route.max_request_body;
     ctx.route = Some(matched);
     ctx.choice = Some(choice);
     Ok(false)
@@ -196,5 +230,51 @@ pub fn persist(ctx: &Ctx) -> Option<Box<dyn std::any::Any + Send + Sync>> {
 pub fn restore(ctx: &mut Ctx, prev: Box<dyn std::any::Any + Send + Sync>) {
     if let Ok(ip) = prev.downcast::<HeaderValue>() {
         ctx.client_ip = Some(*ip);
+    }
+}
+
+/// Count a chunk of the request body against the route's cap; over it, the request ends with 413
+/// (a chunked body declares no size up front, so this is where it is caught).
+pub fn request_body(ctx: &mut Ctx, chunk: Option<&Bytes>) -> Result<()> {
+    let n = chunk.map_or(0, Bytes::len);
+    match ctx.body_left.checked_sub(n) {
+        Some(left) => {
+            ctx.body_left = left;
+            Ok(())
+        }
+        None => {
+            limits::count("body");
+            Error::e_explain(ErrorType::HTTPStatus(413), "request body over the route's max_request_body")
+        }
+    }
+}
+
+/// Headers strangler sets for the upstream, which a client must not be able to drop by naming
+/// them in `Connection` (nominated headers are hop-by-hop and stripped).
+const PROTECTED: [&str; 4] = ["host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+
+/// Take the headers strangler sets out of the client's `Connection` nominations (on the request
+/// as received, before Pingora derives the upstream request from it), so they reach the upstream
+/// and the client cannot strip them; Pingora would otherwise refuse the request with 400.
+fn keep_forwarding_headers(req: &mut RequestHeader) {
+    let Some(conn) = req.headers.get(http::header::CONNECTION).and_then(|v| v.to_str().ok()) else { return };
+    let tokens: Vec<&str> = conn.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
+    let kept: Vec<&str> = tokens
+        .iter()
+        .copied()
+        .filter(|t| {
+            !PROTECTED
+                .iter()
+                .any(|p| t.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-').eq_ignore_ascii_case(p))
+        })
+        .collect();
+    if kept.len() == tokens.len() {
+        return;
+    }
+    let value = kept.join(", ");
+    if value.is_empty() {
+        req.remove_header(&http::header::CONNECTION);
+    } else if let Ok(v) = HeaderValue::from_str(&value) {
+        let _ = req.insert_header(http::header::CONNECTION, v);
     }
 }

@@ -40,7 +40,14 @@ impl ProxyHttp for Strangler {
         Ctx::new()
     }
 
-    /// Match a route and choose a side; answer 404 here when no route matches.
+    /// The header is complete: the connection's header deadline no longer applies.
+    async fn early_request_filter(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
+        crate::limits::header_complete();
+        Ok(())
+    }
+
+    /// Header limits (431), the route's body cap on a declared length (413), then match a route
+    /// and choose a side; answer 404 here when no route matches.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         forward::route_request(&self.shared, session, ctx).await
     }
@@ -66,7 +73,8 @@ impl ProxyHttp for Strangler {
         forward::upstream_request(session, req, ctx)
     }
 
-    /// Tee the request body of a shadowed request; send the shadow once the body is complete.
+    /// Hold the body to the route's cap; tee the body of a shadowed request and send the shadow
+    /// once the body is complete.
     async fn request_body_filter(
         &self,
         _session: &mut Session,
@@ -74,6 +82,7 @@ impl ProxyHttp for Strangler {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        forward::request_body(ctx, body.as_ref())?;
         if let Some(capture) = ctx.shadow.as_mut() {
             capture.on_request_body(&self.shadower, body.as_ref(), end_of_stream);
         }

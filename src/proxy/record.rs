@@ -38,6 +38,10 @@ pub async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ctx) -> F
         {
             0 // the client is gone
         }
+        ErrorType::ReadTimedout if *e.esource() == ErrorSource::Downstream => {
+            crate::limits::count("body_timeout");
+            408 // a request body that stopped coming (slow POST)
+        }
         _ if *e.esource() == ErrorSource::Downstream => 400,
         _ => 500,
     };
@@ -53,6 +57,7 @@ pub async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ctx) -> F
         let body: &'static [u8] = match code {
             502 => b"bad gateway: the upstream could not be reached\n",
             504 => b"gateway timeout: the upstream did not answer in time\n",
+            408 => b"request timeout: the request body stopped coming\n",
             _ => b"",
         };
         if let Err(err) = session.respond_error_with_body(code, Bytes::from_static(body)).await {

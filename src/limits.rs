@@ -1,0 +1,154 @@
+//! Limits against abusive or broken clients. At the connection level (Pingora has no hook before a
+//! request's header is complete, so the proxy app is wrapped): a cap on open client connections and
+//! a deadline for a new connection's whole first request header (slowloris). Per request: header
+//! size and count ([`check_header`]), the keep-alive idle timeout, and the route's body cap (in the
+//! proxy). Every refusal is counted in `strangler_limits_total{limit}`.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::http::RequestHeader;
+use pingora::protocols::{Stream, ALPN};
+use pingora::server::ShutdownWatch;
+
+use crate::config::model::Limits;
+use crate::metrics::METRICS;
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+tokio::task_local! {
+    /// Set by the proxy once a request's header is complete, for the connection task that reads it.
+    static HEADER_SEEN: Arc<AtomicBool>;
+}
+
+/// Called by the proxy as soon as a request's header has been read.
+pub fn header_complete() {
+    let _ = HEADER_SEEN.try_with(|seen| seen.store(true, Ordering::Relaxed));
+}
+
+/// Count one refusal.
+pub fn count(limit: &str) {
+    METRICS.limits.with_label_values(&[limit]).inc();
+}
+
+/// The header-level limits: `Err(reason)` when the request is over one (answer 431).
+pub fn check_header(req: &RequestHeader, limits: &Limits) -> Result<(), &'static str> {
+    if req.headers.len() > limits.max_headers {
+        count("header_count");
+        return Err("header_count");
+    }
+    let size = req.uri.to_string().len()
+        + req.headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>();
+    if size > limits.max_header_bytes {
+        count("header_bytes");
+        return Err("header_bytes");
+    }
+    Ok(())
+}
+
+/// Request framing a proxy must not guess about (RFC 9112 §6.3), refused with 400 before any
+/// upstream is contacted: `Content-Length` with `Transfer-Encoding` (the classic smuggling pair),
+/// a `Transfer-Encoding` other than exactly `chunked` (`chunked, chunked`, `gzip`), and several
+/// `Content-Length` values that disagree. An answer to any of them closes the connection, so
+/// bytes that follow can never become a second request.
+pub fn check_framing(req: &RequestHeader) -> Result<(), &'static str> {
+    let te: Vec<&[u8]> = req.headers.get_all(http::header::TRANSFER_ENCODING).iter().map(|v| v.as_bytes()).collect();
+    let cl: Vec<&[u8]> = req.headers.get_all(http::header::CONTENT_LENGTH).iter().map(|v| v.as_bytes()).collect();
+    let bad = if !te.is_empty() {
+        !cl.is_empty() || te.len() > 1 || !te[0].trim_ascii().eq_ignore_ascii_case(b"chunked")
+    } else {
+        cl.windows(2).any(|w| w[0].trim_ascii() != w[1].trim_ascii()) || cl.first().is_some_and(|v| v.contains(&b','))
+    };
+    if bad {
+        count("framing");
+        return Err("framing");
+    }
+    Ok(())
+}
+
+/// A Pingora app (the proxy) behind the connection limits.
+pub struct Guarded<A> {
+    inner: Arc<A>,
+    limits: Limits,
+    h2c: bool,
+    /// Client connections open now. Pingora serves a kept-alive HTTP/1 connection's requests in
+    /// one `process_new` call, so one call is one connection.
+    open: AtomicUsize,
+}
+
+impl<A> Guarded<A> {
+    pub fn new(inner: A, limits: Limits, h2c: bool) -> Self {
+        Guarded { inner: Arc::new(inner), limits, h2c, open: AtomicUsize::new(0) }
+    }
+}
+
+/// Releases a connection slot however the connection ends.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether the connection speaks HTTP/2 (whose streams run on tasks of their own): by ALPN, or by
+/// the h2c preface when h2c is on. `None` when the client sent nothing before `deadline`.
+async fn is_h2(stream: &mut Stream, h2c: bool, deadline: Duration) -> Option<bool> {
+    if stream.get_ssl_digest().is_some() {
+        return Some(matches!(stream.selected_alpn_proto(), Some(ALPN::H2)));
+    }
+    if !h2c {
+        return Some(false);
+    }
+    let mut buf = [0u8; H2_PREFACE.len()];
+    match tokio::time::timeout(deadline, stream.try_peek(&mut buf)).await {
+        Ok(Ok(true)) => Some(buf == H2_PREFACE),
+        Ok(_) => Some(false),
+        Err(_) => None,
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
+    async fn process_new(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        if self.open.fetch_add(1, Ordering::Relaxed) >= self.limits.max_connections {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+            count("connections");
+            return None;
+        }
+        let _slot = Slot(&self.open);
+        let deadline = self.limits.header_timeout;
+        match is_h2(&mut stream, self.h2c, deadline).await {
+            Some(true) => ServerApp::process_new(&self.inner, stream, shutdown).await,
+            Some(false) => {
+                let seen = Arc::new(AtomicBool::new(false));
+                let serve = HEADER_SEEN.scope(seen.clone(), ServerApp::process_new(&self.inner, stream, shutdown));
+                let expire = async {
+                    tokio::time::sleep(deadline).await;
+                    if seen.load(Ordering::Relaxed) {
+                        std::future::pending::<()>().await;
+                    }
+                };
+                tokio::select! {
+                    r = serve => r,
+                    // The first header never completed: nothing was proxied, drop the connection.
+                    () = expire => {
+                        count("header_timeout");
+                        None
+                    }
+                }
+            }
+            None => {
+                count("header_timeout");
+                None
+            }
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await
+    }
+}
