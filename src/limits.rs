@@ -148,7 +148,11 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         }
     }
 
-    async fn cleanup(&self) {
-        self.inner.cleanup().await
-    }
+    /// Called when the listeners stop (upgrade or shutdown). Pingora's own cleanup would drop
+    /// every idle keep-alive connection at once, and a request a client is sending on one at that
+    /// moment fails with a reset. Without it, each kept-alive connection's next request is still
+    /// served, with `Connection: close` (Pingora turns keep-alive off once shutdown began), so
+    /// clients move to the new process on their own; connections still idle when the grace period
+    /// ends close with the process.
+    async fn cleanup(&self) {}
 }

@@ -105,3 +105,74 @@ fn run_refuses_a_listen_address_already_in_use() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("server.listen[0] = 127.0.0.1:{port}")) && err.contains("in use"), "{err}");
 }
+
+/// Pingora's promise, kept: during a binary upgrade every request is answered by the old process
+/// or the new one, and no client sees a refused connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_upgrade_under_load_hands_over_the_listeners_and_fails_no_request() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let up = MockUpstream::builder("up").no_record().start().await;
+    let body = format!(
+        "[upstreams.up]\naddresses = [\"{}\"]\n\n[[routes]]\nname = \"r\"\nlegacy = \"up\"\nnew = \"up\"\n",
+        up.address()
+    );
+    let mut old = Strangler::start(&body).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let (stop, ok, failed, url) = (stop.clone(), ok.clone(), failed.clone(), old.url("/u"));
+        // A fresh client per worker, keep-alive on: connections of the old process are closed
+        // by its drain and replaced, as real clients do.
+        let c = client();
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let good = match c.get(&url).send().await {
+                    Ok(r) if r.status() != 200 => {
+                        eprintln!("status {}", r.status());
+                        false
+                    }
+                    Ok(r) => r.bytes().await.map_err(|e| eprintln!("body: {e:?}")).is_ok(),
+                    Err(e) => {
+                        eprintln!("send: {e:?}");
+                        false
+                    }
+                };
+                if good {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let log = std::fs::OpenOptions::new().append(true).open(old.dir.path().join("strangler.log")).expect("log");
+    let mut new = std::process::Command::new(bin())
+        .args(["run", "--upgrade", "-c"])
+        .arg(&old.config)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn the new binary");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    old.signal("QUIT");
+    let status = wait_exit(&mut old, Duration::from_secs(10)).expect("the old process never left");
+    assert!(status.success(), "{status:?}");
+    let served_before = ok.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.expect("worker");
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert!(matches!(new.try_wait(), Ok(None)), "the new process is running");
+    assert!(ok > served_before, "the new process serves: {served_before} -> {ok}");
+    let _ = new.kill();
+    let _ = new.wait();
+    assert_eq!(failed, 0, "{failed} of {} requests failed during the upgrade; log:\n{}", ok + failed, old.log());
+}
