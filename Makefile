@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo test lint check-configs bench bench-shadow clean
+.PHONY: all deps build demo test lint check-configs bench bench-shadow proofs soak verify-unit clean
 
 all: build
 
@@ -38,6 +38,20 @@ bench: deps
 
 bench-shadow: deps
 	./examples/benchmark/shadow.sh
+
+# Under load: weight changes, reloads and binary upgrades with zero failed requests.
+proofs: deps
+	./examples/benchmark/proofs.sh
+
+# 30 minutes at a moderate rate with shadowing on: resident memory after warm-up, peak, end.
+soak: deps
+	./examples/benchmark/soak.sh
+
+# The systemd unit as systemd reads it (needs systemd-analyze), against the built binary.
+verify-unit: build
+	sed "s|/usr/local/bin/strangler|$(CURDIR)/target/debug/strangler|g" systemd/strangler.service > target/strangler.service
+	systemd-analyze verify target/strangler.service
+	systemd-analyze security --offline=true target/strangler.service | tail -1
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Soak: a moderate constant load for a long time with shadowing on (every request copied to the
+# other side and compared; every pair mismatches, so the recent-diffs store is busy too), then
+# quiet. Resident memory is sampled every 5 s: after warm-up (WARMUP s), at its peak, and at the
+# end (SETTLE s after the load stops). The promise: the end is within 10% of the warm-up figure.
+#
+# Knobs: DURATION (1800 s), RATE (200 requests/s), WARMUP (60 s), SETTLE (30 s).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DURATION=${DURATION:-1800}
+RATE=${RATE:-200}
+WARMUP=${WARMUP:-60}
+SETTLE=${SETTLE:-30}
+. "$(dirname "$0")/lib.sh"
+install_tools nginx:nginx-light
+
+cargo build --release --bin strangler --example steady_load 2>&1 | tail -1
+BIN=target/release
+UP_LEGACY=22100 UP_NEW=22101 PORT=22180 ADMIN=22190
+work=$(mktemp -d)
+cleanup() {
+  [ -n "${spid:-}" ] && kill "$spid" 2>/dev/null || true
+  [ -f "$work/up.pid" ] && kill "$(cat "$work/up.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+upstream_conf "$work" "$UP_LEGACY" "$UP_NEW"
+"$NGINX" -c "$work/upstream.conf"
+strangler_conf "$work" "$PORT" "$ADMIN" "$UP_LEGACY" "$UP_NEW" 2 strangler 50 \
+  "$(printf '[routes.shadow]\nsample = 100\n[routes.compare]\nnoise_sample = 1\nkeep_diffs = 100')"
+"$BIN/strangler" run -c "$work/strangler.toml" 2>>"$work/strangler.log" &
+spid=$!
+wait_port "$PORT" && wait_port "$ADMIN"
+
+rss() { awk '/VmRSS/ { print $2 }' "/proc/$spid/status"; }
+"$BIN/examples/steady_load" "http://127.0.0.1:$PORT/" "$RATE" "$DURATION" > "$work/load.out" &
+load=$!
+start=$(date +%s)
+echo "t_s rss_kib" > "$work/rss"
+while kill -0 "$load" 2>/dev/null; do
+  echo "$(( $(date +%s) - start )) $(rss)" >> "$work/rss"
+  sleep 5
+done
+wait "$load"
+sleep "$SETTLE"
+echo "$(( $(date +%s) - start )) $(rss)" >> "$work/rss"
+
+warm=$(awk -v w="$WARMUP" 'NR > 1 && $1 >= w { print $2; exit }' "$work/rss")
+peak=$(awk 'NR > 1 && $2 > m { m = $2 } END { print m }' "$work/rss")
+end=$(tail -1 "$work/rss" | awk '{ print $2 }')
+echo "soak: ${DURATION}s at $RATE requests/s, shadow on, $(nproc) cores"
+echo "load: $(cat "$work/load.out")"
+metrics "$ADMIN" '^strangler_shadow_total' | sed 's/^/  /'
+echo "rss after ${WARMUP}s warm-up: $warm KiB   peak: $peak KiB   end (${SETTLE}s after the load): $end KiB"
+awk -v w="$warm" -v e="$end" 'BEGIN { printf "end / warm-up = %.3f (target <= 1.10)\n", e / w }'
