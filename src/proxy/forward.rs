@@ -19,8 +19,9 @@ pub const SIDE_HEADER: HeaderName = HeaderName::from_static("x-strangler-side");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-/// Match a route and choose a side. Answers 404 itself (returning `Ok(true)`) when no route
-/// matches.
+/// Check the request's framing and header limits, match a route, hold a declared body to the
+/// route's cap, and choose a side. Answers itself (returning `Ok(true)`) with 400, 431 or 413 for a
+/// refused request and 404 when no route matches, before any upstream is contacted.
 pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
     keep_forwarding_headers(session.req_header_mut());
     let req = session.req_header();
@@ -39,7 +40,12 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
         } else if limits::check_header(req, limits).is_err() {
             refused = Some(431);
         }
-        snap.table.find(host, req.uri.path()).cloned().map(|matched| {
+        let found = snap.table.find(host, req.uri.path()).filter(|_| refused.is_none());
+        if found.is_some_and(|m| declared.is_some_and(|n| n > m.route.max_request_body as u64)) {
+            limits::count("body");
+            refused = Some(413);
+        }
+        found.filter(|_| refused.is_none()).cloned().map(|matched| {
             let mut choice = choose_side(&matched.route, &req.headers, peer_ip(session));
             // A new pool that health checks found entirely down takes nothing but forced
             // (override) requests: the rest go to legacy.
@@ -57,17 +63,14 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
         session.set_keepalive(Some(idle.as_secs().max(1)));
     }
     session.set_read_timeout(Some(body_timeout));
-    let found = found.filter(|_| refused.is_none());
-    if let Some((m, _, _)) = &found {
-        if declared.is_some_and(|n| n > m.route.max_request_body as u64) {
-            limits::count("body");
-            refused = Some(413);
-        }
-    }
     if let Some(code) = refused {
         // Answered before any upstream is contacted; the unread body makes the connection unusable.
         session.set_keepalive(None);
-        let body: &'static [u8] = if code == 413 { b"request body too large\n" } else { b"request header too large\n" };
+        let body: &'static [u8] = match code {
+            413 => b"request body too large\n",
+            431 => b"request header too large\n",
+            _ => b"bad request framing: an unsupported Transfer-Encoding or conflicting Content-Length\n",
+        };
         Box::pin(session.respond_error_with_body(code, Bytes::from_static(body))).await?;
         return Ok(true);
     }
