@@ -40,8 +40,9 @@ pub fn check_header(req: &RequestHeader, limits: &Limits) -> Result<(), &'static
         count("header_count");
         return Err("header_count");
     }
-    let size = req.uri.to_string().len()
-        + req.headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>();
+    let uri =
+        req.uri.path_and_query().map_or(0, |p| p.as_str().len()) + req.uri.authority().map_or(0, |a| a.as_str().len());
+    let size = uri + req.headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>();
     if size > limits.max_header_bytes {
         count("header_bytes");
         return Err("header_bytes");

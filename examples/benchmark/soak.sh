@@ -53,5 +53,6 @@ end=$(tail -1 "$work/rss" | awk '{ print $2 }')
 echo "soak: ${DURATION}s at $RATE requests/s, shadow on, $(nproc) cores"
 echo "load: $(cat "$work/load.out")"
 metrics "$ADMIN" '^strangler_shadow_total' | sed 's/^/  /'
+echo "rss every minute (KiB): $(awk 'NR > 1 && $1 % 60 < 5 { printf "%s ", $2 }' "$work/rss")"
 echo "rss after ${WARMUP}s warm-up: $warm KiB   peak: $peak KiB   end (${SETTLE}s after the load): $end KiB"
 awk -v w="$warm" -v e="$end" 'BEGIN { printf "end / warm-up = %.3f (target <= 1.10)\n", e / w }'
