@@ -56,12 +56,16 @@ pub fn check_header(req: &RequestHeader, limits: &Limits) -> Result<(), &'static
 /// `Content-Length` values that disagree. An answer to any of them closes the connection, so
 /// bytes that follow can never become a second request.
 pub fn check_framing(req: &RequestHeader) -> Result<(), &'static str> {
-    let te: Vec<&[u8]> = req.headers.get_all(http::header::TRANSFER_ENCODING).iter().map(|v| v.as_bytes()).collect();
-    let cl: Vec<&[u8]> = req.headers.get_all(http::header::CONTENT_LENGTH).iter().map(|v| v.as_bytes()).collect();
-    let bad = if !te.is_empty() {
-        !cl.is_empty() || te.len() > 1 || !te[0].trim_ascii().eq_ignore_ascii_case(b"chunked")
-    } else {
-        cl.windows(2).any(|w| w[0].trim_ascii() != w[1].trim_ascii()) || cl.first().is_some_and(|v| v.contains(&b','))
+    let mut te = req.headers.get_all(http::header::TRANSFER_ENCODING).iter();
+    let mut cl = req.headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let bad = match (te.next(), cl.next()) {
+        (None, None) => false,
+        (Some(t), None) => te.next().is_some() || !t.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"),
+        (None, Some(first)) => {
+            let first = first.as_bytes().trim_ascii();
+            first.contains(&b',') || cl.any(|v| v.as_bytes().trim_ascii() != first)
+        }
+        (Some(_), Some(_)) => true,
     };
     if bad {
         count("framing");
@@ -83,6 +87,24 @@ pub struct Guarded<A> {
 impl<A> Guarded<A> {
     pub fn new(inner: A, limits: Limits, h2c: bool) -> Self {
         Guarded { inner: Arc::new(inner), limits, h2c, open: AtomicUsize::new(0) }
+    }
+}
+
+/// Ready when the header deadline passes before the header is complete. Once the header is seen
+/// the timer is never polled again, so the rest of the connection pays nothing for it.
+struct Deadline {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    seen: Arc<AtomicBool>,
+}
+
+impl std::future::Future for Deadline {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.seen.load(Ordering::Relaxed) {
+            return std::task::Poll::Pending;
+        }
+        self.sleep.as_mut().poll(cx)
     }
 }
 
@@ -127,13 +149,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
             Some(false) => {
                 let seen = Arc::new(AtomicBool::new(false));
                 let serve = HEADER_SEEN.scope(seen.clone(), ServerApp::process_new(&self.inner, stream, shutdown));
-                let expire = async {
-                    tokio::time::sleep(deadline).await;
-                    if seen.load(Ordering::Relaxed) {
-                        std::future::pending::<()>().await;
-                    }
-                };
+                let expire = Deadline { sleep: Box::pin(tokio::time::sleep(deadline)), seen };
                 tokio::select! {
+                    biased;
                     r = serve => r,
                     // The first header never completed: nothing was proxied, drop the connection.
                     () = expire => {

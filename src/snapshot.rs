@@ -71,6 +71,11 @@ impl Shared {
         self.current.load()
     }
 
+    /// The current snapshot as an owned `Arc`, for holders that keep it across awaits.
+    pub fn load_full(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
     /// Swap in a complete, validated configuration. Returns the previous snapshot.
     pub fn replace(&self, config: Config) -> Arc<Snapshot> {
         if let (Some(certs), Some(tls)) = (&self.certs, &config.tls) {

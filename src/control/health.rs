@@ -4,7 +4,7 @@
 //! is entirely down sends everything to legacy, which shows in `strangler_new_pool_down` and in
 //! the route's API answer.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,10 +24,11 @@ use tokio::sync::mpsc;
 use crate::config::rollout::Health;
 use crate::config::Upstream;
 use crate::metrics::METRICS;
-use crate::snapshot::Shared;
+use crate::snapshot::{Shared, Snapshot};
 
-/// How often due checks are looked for.
-const SCAN: Duration = Duration::from_millis(50);
+/// How often due checks are looked for (cheap: a snapshot pointer compare and a time compare per
+/// address, unless a reload happened).
+const SCAN: Duration = Duration::from_millis(100);
 
 /// What a pool's check depends on; the check is rebuilt when it changes on reload.
 #[derive(Clone, PartialEq, Eq)]
@@ -40,7 +41,14 @@ struct CheckKey {
 
 type Check = Arc<dyn HealthCheck + Send + Sync>;
 
-struct AddrState {
+/// One address to check, with its state. Rebuilt when the snapshot changes (a reload); the state
+/// of an address the pool keeps is carried over.
+struct Target {
+    upstream: String,
+    addr: SocketAddr,
+    check: Check,
+    interval: Duration,
+    timeout: Duration,
     due: Instant,
     in_flight: bool,
     /// Consecutive results against the current state: failures while up, passes while down.
@@ -96,12 +104,71 @@ impl HealthService {
     }
 }
 
+impl HealthService {
+    /// The addresses to check in `snap`, keeping the state (and checks) of those already known.
+    fn targets(
+        &self,
+        snap: &Snapshot,
+        old: Vec<Target>,
+        checks: &mut HashMap<String, (CheckKey, Check)>,
+    ) -> Vec<Target> {
+        let now = Instant::now();
+        let mut old: HashMap<(String, SocketAddr), Target> =
+            old.into_iter().map(|t| ((t.upstream.clone(), t.addr), t)).collect();
+        let mut targets = Vec::new();
+        for (name, up) in &snap.config.upstreams {
+            if !up.health.enabled {
+                continue;
+            }
+            let key = CheckKey {
+                health: up.health.clone(),
+                tls: up.tls,
+                sni: up.sni.clone(),
+                host: up.host_header.as_ref().and_then(|v| v.to_str().ok()).map(str::to_string),
+            };
+            if checks.get(name).is_none_or(|(k, _)| *k != key) {
+                checks.insert(name.clone(), (key, self.build(up)));
+            }
+            let Some((_, check)) = checks.get(name) else { continue };
+            for (i, addr) in up.addrs.iter().enumerate() {
+                let mut t = old.remove(&(name.clone(), *addr)).unwrap_or_else(|| {
+                    let healthy = up.is_healthy(i);
+                    METRICS.upstream_healthy.with_label_values(&[name, &addr.to_string()]).set(i64::from(healthy));
+                    Target {
+                        upstream: name.clone(),
+                        addr: *addr,
+                        check: check.clone(),
+                        interval: up.health.interval,
+                        timeout: up.health.timeout,
+                        due: now,
+                        in_flight: false,
+                        streak: 0,
+                        healthy,
+                    }
+                });
+                t.check = check.clone();
+                // A result in flight was sent for the old list's index: it may be dropped.
+                t.in_flight = false;
+                t.interval = up.health.interval;
+                t.timeout = up.health.timeout;
+                targets.push(t);
+            }
+        }
+        for ((name, addr), _) in old {
+            let _ = METRICS.upstream_healthy.remove_label_values(&[&name, &addr.to_string()]);
+        }
+        checks.retain(|name, _| snap.config.upstreams.contains_key(name));
+        targets
+    }
+}
+
 #[async_trait]
 impl BackgroundService for HealthService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(String, SocketAddr, Result<(), String>)>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<(usize, SocketAddr, Result<(), String>)>();
         let mut checks: HashMap<String, (CheckKey, Check)> = HashMap::new();
-        let mut addrs: HashMap<(String, SocketAddr), AddrState> = HashMap::new();
+        let mut targets: Vec<Target> = Vec::new();
+        let mut seen: Option<Arc<Snapshot>> = None;
         let mut pool_down: HashMap<String, bool> = HashMap::new();
         let mut scan = tokio::time::interval(SCAN);
         scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -109,90 +176,66 @@ impl BackgroundService for HealthService {
             tokio::select! {
                 _ = shutdown.changed() => break,
                 _ = scan.tick() => {
-                    let snap = self.shared.load();
+                    let snap = self.shared.load_full();
+                    if !seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &snap)) {
+                        targets = self.targets(&snap, std::mem::take(&mut targets), &mut checks);
+                        report_pools(&snap, &mut pool_down);
+                        seen = Some(snap);
+                    }
                     let now = Instant::now();
-                    let mut present = HashSet::new();
-                    for (name, up) in &snap.config.upstreams {
-                        if !up.health.enabled {
+                    for (i, t) in targets.iter_mut().enumerate() {
+                        if t.in_flight || t.due > now {
                             continue;
                         }
-                        let key = CheckKey {
-                            health: up.health.clone(),
-                            tls: up.tls,
-                            sni: up.sni.clone(),
-                            host: up.host_header.as_ref().and_then(|v| v.to_str().ok()).map(str::to_string),
-                        };
-                        if checks.get(name).is_none_or(|(k, _)| *k != key) {
-                            checks.insert(name.clone(), (key, self.build(up)));
-                        }
-                        let Some((_, check)) = checks.get(name) else { continue };
-                        for (i, addr) in up.addrs.iter().enumerate() {
-                            present.insert((name.clone(), *addr));
-                            let st = addrs.entry((name.clone(), *addr)).or_insert_with(|| {
-                                let healthy = up.is_healthy(i);
-                                METRICS.upstream_healthy.with_label_values(&[name, &addr.to_string()]).set(i64::from(healthy));
-                                AddrState { due: now, in_flight: false, streak: 0, healthy }
-                            });
-                            if st.in_flight || st.due > now {
-                                continue;
-                            }
-                            st.in_flight = true;
-                            st.due = now + up.health.interval;
-                            let (check, tx, name, addr, timeout) = (check.clone(), tx.clone(), name.clone(), *addr, up.health.timeout);
-                            tokio::spawn(async move {
-                                let backend = Backend { addr: pingora::protocols::l4::socket::SocketAddr::Inet(addr), weight: 1, ext: Default::default() };
-                                let result = match tokio::time::timeout(timeout, check.check(&backend)).await {
-                                    Ok(Ok(())) => Ok(()),
-                                    Ok(Err(e)) => Err(e.to_string()),
-                                    Err(_) => Err(format!("no answer within {timeout:?}")),
-                                };
-                                let _ = tx.send((name, addr, result));
-                            });
-                        }
+                        t.in_flight = true;
+                        t.due = now + t.interval;
+                        let (check, tx, addr, timeout) = (t.check.clone(), tx.clone(), t.addr, t.timeout);
+                        tokio::spawn(async move {
+                            let backend = Backend { addr: pingora::protocols::l4::socket::SocketAddr::Inet(addr), weight: 1, ext: Default::default() };
+                            let result = match tokio::time::timeout(timeout, check.check(&backend)).await {
+                                Ok(Ok(())) => Ok(()),
+                                Ok(Err(e)) => Err(e.to_string()),
+                                Err(_) => Err(format!("no answer within {timeout:?}")),
+                            };
+                            let _ = tx.send((i, addr, result));
+                        });
                     }
-                    addrs.retain(|(name, addr), _| {
-                        let keep = present.contains(&(name.clone(), *addr));
-                        if !keep {
-                            let _ = METRICS.upstream_healthy.remove_label_values(&[name, &addr.to_string()]);
-                        }
-                        keep
-                    });
-                    checks.retain(|name, _| snap.config.upstreams.contains_key(name));
-                    report_pools(&snap, &mut pool_down);
                 }
-                Some((name, addr, result)) = rx.recv() => {
-                    let Some(st) = addrs.get_mut(&(name.clone(), addr)) else { continue };
-                    st.in_flight = false;
+                Some((i, addr, result)) = rx.recv() => {
+                    // A result for a target list since rebuilt is matched by address, or dropped.
+                    let Some(t) = targets.get_mut(i).filter(|t| t.addr == addr) else { continue };
+                    t.in_flight = false;
+                    if result.is_ok() == t.healthy {
+                        t.streak = 0;
+                        continue;
+                    }
                     let snap = self.shared.load();
-                    let Some(up) = snap.config.upstreams.get(&name) else { continue };
-                    if result.is_ok() == st.healthy {
-                        st.streak = 0;
+                    let Some(up) = snap.config.upstreams.get(&t.upstream) else { continue };
+                    t.streak += 1;
+                    let needed = if t.healthy { up.health.fails } else { up.health.passes };
+                    if t.streak < needed {
                         continue;
                     }
-                    st.streak += 1;
-                    let needed = if st.healthy { up.health.fails } else { up.health.passes };
-                    if st.streak < needed {
-                        continue;
+                    t.healthy = !t.healthy;
+                    t.streak = 0;
+                    if let Some(j) = up.addrs.iter().position(|a| *a == addr) {
+                        up.healthy[j].store(t.healthy, Ordering::Relaxed);
                     }
-                    st.healthy = !st.healthy;
-                    st.streak = 0;
-                    if let Some(i) = up.addrs.iter().position(|a| *a == addr) {
-                        up.healthy[i].store(st.healthy, Ordering::Relaxed);
-                    }
-                    METRICS.upstream_healthy.with_label_values(&[&name, &addr.to_string()]).set(i64::from(st.healthy));
+                    METRICS.upstream_healthy.with_label_values(&[&t.upstream, &addr.to_string()]).set(i64::from(t.healthy));
                     match &result {
-                        Ok(()) => tracing::info!(upstream = name, %addr, "address is healthy again"),
-                        Err(why) => tracing::warn!(upstream = name, %addr, "address is down, skipped until it passes a check: {why}"),
+                        Ok(()) => tracing::info!(upstream = t.upstream, %addr, "address is healthy again"),
+                        Err(why) => tracing::warn!(upstream = t.upstream, %addr, "address is down, skipped until it passes a check: {why}"),
                     }
+                    report_pools(&snap, &mut pool_down);
                 }
             }
         }
     }
 }
 
-/// Publish, and log on change, which routes have their whole new pool down. Run on every scan, so
-/// a reload onto a pool already known to be down shows at once too.
-fn report_pools(snap: &crate::snapshot::Snapshot, pool_down: &mut HashMap<String, bool>) {
+/// Publish, and log on change, which routes have their whole new pool down. Run after every health
+/// change and every reload, so a reload onto a pool already known to be down shows at once too.
+fn report_pools(snap: &Snapshot, pool_down: &mut HashMap<String, bool>) {
     pool_down.retain(|name, _| {
         let keep = snap.config.route(name).is_some();
         if !keep {

@@ -260,20 +260,16 @@ const PROTECTED: [&str; 4] = ["host", "x-forwarded-for", "x-forwarded-proto", "x
 /// as received, before Pingora derives the upstream request from it), so they reach the upstream
 /// and the client cannot strip them; Pingora would otherwise refuse the request with 400.
 fn keep_forwarding_headers(req: &mut RequestHeader) {
+    let is_protected = |t: &str| {
+        let t = t.trim().trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-');
+        PROTECTED.iter().any(|p| t.eq_ignore_ascii_case(p))
+    };
     let Some(conn) = req.headers.get(http::header::CONNECTION).and_then(|v| v.to_str().ok()) else { return };
-    let tokens: Vec<&str> = conn.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
-    let kept: Vec<&str> = tokens
-        .iter()
-        .copied()
-        .filter(|t| {
-            !PROTECTED
-                .iter()
-                .any(|p| t.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-').eq_ignore_ascii_case(p))
-        })
-        .collect();
-    if kept.len() == tokens.len() {
+    // The common case (`keep-alive`, `close`) allocates nothing.
+    if !conn.split(',').any(is_protected) {
         return;
     }
+    let kept: Vec<&str> = conn.split(',').map(str::trim).filter(|t| !t.is_empty() && !is_protected(t)).collect();
     let value = kept.join(", ");
     if value.is_empty() {
         req.remove_header(&http::header::CONNECTION);
