@@ -265,8 +265,9 @@ fn keep_forwarding_headers(req: &mut RequestHeader) {
         PROTECTED.iter().any(|p| t.eq_ignore_ascii_case(p))
     };
     let Some(conn) = req.headers.get(http::header::CONNECTION).and_then(|v| v.to_str().ok()) else { return };
-    // The common case (`keep-alive`, `close`) allocates nothing.
-    if !conn.split(',').any(is_protected) {
+    // The common case (`keep-alive`, `close`) names none of them: a byte scan, nothing allocated.
+    let mentions = |needle: &[u8]| conn.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
+    if !(mentions(b"host") || mentions(b"forwarded")) || !conn.split(',').any(is_protected) {
         return;
     }
     let kept: Vec<&str> = conn.split(',').map(str::trim).filter(|t| !t.is_empty() && !is_protected(t)).collect();
