@@ -14,7 +14,7 @@ use http::{HeaderName, HeaderValue};
 use super::file::{FileConfig, RouteSection, UpstreamSection};
 use super::rollout::{build_health, build_rollout, Health, Rollout};
 use super::shadow::Shadow;
-use super::units::parse_duration;
+use super::units::{parse_duration, parse_size};
 use super::Problem;
 
 /// Weights are kept in hundredths of a percent: 0..=10000.
@@ -295,6 +295,21 @@ impl Problems {
         self.0.push(Problem::new(key, Some(value.to_string()), message));
     }
 
+    /// A size such as `"64KiB"`, above zero; `example` shows a valid one in the message.
+    pub(super) fn size(&mut self, key: &str, value: &str, example: &str) -> usize {
+        match parse_size(value) {
+            Ok(n) if n > 0 => n,
+            Ok(_) => {
+                self.add(key, quote(value), format!("must be greater than zero, e.g. \"{example}\""));
+                1
+            }
+            Err(msg) => {
+                self.add(key, quote(value), msg);
+                1
+            }
+        }
+    }
+
     pub(super) fn duration(&mut self, key: &str, value: &str) -> Duration {
         match parse_duration(value) {
             Ok(d) if !d.is_zero() => d,
@@ -388,17 +403,6 @@ impl Config {
         let tls = file.server.tls.as_ref().and_then(|t| super::tls::load(&mut p, t));
         let limits = {
             let l = &file.server.limits;
-            let size = |p: &mut Problems, key: &str, v: &str| match super::units::parse_size(v) {
-                Ok(n) if n > 0 => n,
-                Ok(_) => {
-                    p.add(key, quote(v), "must be above zero, e.g. \"64KiB\"");
-                    1
-                }
-                Err(msg) => {
-                    p.add(key, quote(v), msg);
-                    1
-                }
-            };
             for (key, v) in
                 [("server.limits.max_headers", l.max_headers), ("server.limits.max_connections", l.max_connections)]
             {
@@ -410,7 +414,7 @@ impl Config {
                 header_timeout: p.duration("server.limits.header_timeout", &l.header_timeout),
                 idle_timeout: p.duration("server.limits.idle_timeout", &l.idle_timeout),
                 body_timeout: p.duration("server.limits.body_timeout", &l.body_timeout),
-                max_header_bytes: size(&mut p, "server.limits.max_header_bytes", &l.max_header_bytes),
+                max_header_bytes: p.size("server.limits.max_header_bytes", &l.max_header_bytes, "64KiB"),
                 max_headers: l.max_headers,
                 max_connections: l.max_connections,
             }
@@ -700,17 +704,7 @@ fn build_route(
     });
 
     let shadow = super::shadow::build(p, key, r.shadow.as_ref(), r.compare.as_ref());
-    let max_request_body = match super::units::parse_size(&r.max_request_body) {
-        Ok(n) if n > 0 => n,
-        Ok(_) => {
-            p.add(format!("{key}.max_request_body"), quote(&r.max_request_body), "must be above zero, e.g. \"64MiB\"");
-            0
-        }
-        Err(msg) => {
-            p.add(format!("{key}.max_request_body"), quote(&r.max_request_body), msg);
-            0
-        }
-    };
+    let max_request_body = p.size(&format!("{key}.max_request_body"), &r.max_request_body, "64MiB");
 
     let rollout = r.rollout.as_ref().map(|ro| build_rollout(p, key, ro, shadow.is_some()));
 

@@ -6,7 +6,6 @@ use http::{HeaderName, Method};
 
 use super::file::{CompareSection, ShadowSection};
 use super::model::{parse_percent, quote, Problems, Side};
-use super::units::parse_size;
 use crate::compare::JsonPath;
 
 /// Where shadow copies go.
@@ -103,17 +102,7 @@ pub(super) fn build(
             _ => p.add(format!("{skey}.methods[{i}]"), quote(m), "is not an HTTP method; e.g. \"GET\" or \"POST\""),
         }
     }
-    let max_body = match parse_size(&s.max_body) {
-        Ok(n) if n > 0 => n,
-        Ok(_) => {
-            p.add(format!("{skey}.max_body"), quote(&s.max_body), "must be greater than zero, e.g. \"1MiB\"");
-            1
-        }
-        Err(msg) => {
-            p.add(format!("{skey}.max_body"), quote(&s.max_body), msg);
-            1
-        }
-    };
+    let max_body = p.size(&format!("{skey}.max_body"), &s.max_body, "1MiB");
     if s.max_in_flight == 0 {
         p.add(format!("{skey}.max_in_flight"), 0, "must be at least 1 (set enabled = false to stop shadowing)");
     }
