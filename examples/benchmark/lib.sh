@@ -89,3 +89,21 @@ wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/n
 
 # metrics ADMIN_PORT REGEX: matching lines of strangler's /metrics.
 metrics() { (exec 3<>"/dev/tcp/127.0.0.1/$1"; printf 'GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n' >&3; grep -E "$2" <&3) || true; }
+
+# start_stack UP_LEGACY UP_NEW PORT ADMIN WEIGHT [EXTRA]: for the proofs and the soak. Builds the
+# release binary and the load generator, makes $work (removed on exit, with every process killed),
+# starts the nginx upstreams and strangler (2 threads, one route at WEIGHT with EXTRA sections;
+# its pid in $work/s.pid, its config in $CONF) and waits for both of strangler's ports.
+start_stack() {
+  cargo build --release --bin strangler --example steady_load 2>&1 | tail -1
+  BIN=target/release
+  work=$(mktemp -d)
+  trap 'for f in "$work/s.pid" "$work/up.pid"; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+  upstream_conf "$work" "$1" "$2"
+  "$NGINX" -c "$work/upstream.conf"
+  strangler_conf "$work" "$3" "$4" "$1" "$2" 2 strangler "$5" "${6:-}"
+  CONF="$work/strangler.toml"
+  "$BIN/strangler" run -c "$CONF" 2>>"$work/strangler.log" &
+  echo $! > "$work/s.pid"
+  wait_port "$3" && wait_port "$4"
+}

@@ -15,25 +15,8 @@ SECONDS_EACH=${PROOF_SECONDS:-15}
 . "$(dirname "$0")/lib.sh"
 install_tools nginx:nginx-light
 
-cargo build --release --bin strangler --example steady_load 2>&1 | tail -1
-BIN=target/release
 UP_LEGACY=22000 UP_NEW=22001 PORT=22080 ADMIN=22090
-work=$(mktemp -d)
-cleanup() {
-  [ -f "$work/s.pid" ] && kill "$(cat "$work/s.pid")" 2>/dev/null || true
-  [ -f "$work/up.pid" ] && kill "$(cat "$work/up.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-upstream_conf "$work" "$UP_LEGACY" "$UP_NEW"
-"$NGINX" -c "$work/upstream.conf"
-strangler_conf "$work" "$PORT" "$ADMIN" "$UP_LEGACY" "$UP_NEW" 2 strangler 10
-CONF="$work/strangler.toml"
-"$BIN/strangler" run -c "$CONF" 2>>"$work/strangler.log" &
-echo $! > "$work/s.pid"
-wait_port "$PORT" && wait_port "$ADMIN"
+start_stack "$UP_LEGACY" "$UP_NEW" "$PORT" "$ADMIN" 10
 
 # proof LABEL ACTION...: the load for SECONDS_EACH, with ACTION running from its first second.
 proof() {

@@ -14,25 +14,10 @@ SETTLE=${SETTLE:-30}
 . "$(dirname "$0")/lib.sh"
 install_tools nginx:nginx-light
 
-cargo build --release --bin strangler --example steady_load 2>&1 | tail -1
-BIN=target/release
 UP_LEGACY=22100 UP_NEW=22101 PORT=22180 ADMIN=22190
-work=$(mktemp -d)
-cleanup() {
-  [ -n "${spid:-}" ] && kill "$spid" 2>/dev/null || true
-  [ -f "$work/up.pid" ] && kill "$(cat "$work/up.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-upstream_conf "$work" "$UP_LEGACY" "$UP_NEW"
-"$NGINX" -c "$work/upstream.conf"
-strangler_conf "$work" "$PORT" "$ADMIN" "$UP_LEGACY" "$UP_NEW" 2 strangler 50 \
+start_stack "$UP_LEGACY" "$UP_NEW" "$PORT" "$ADMIN" 50 \
   "$(printf '[routes.shadow]\nsample = 100\n[routes.compare]\nnoise_sample = 1\nkeep_diffs = 100')"
-"$BIN/strangler" run -c "$work/strangler.toml" 2>>"$work/strangler.log" &
-spid=$!
-wait_port "$PORT" && wait_port "$ADMIN"
+spid=$(cat "$work/s.pid")
 
 rss() { awk '/VmRSS/ { print $2 }' "/proc/$spid/status"; }
 "$BIN/examples/steady_load" "http://127.0.0.1:$PORT/" "$RATE" "$DURATION" > "$work/load.out" &
