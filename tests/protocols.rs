@@ -208,8 +208,17 @@ async fn websocket_upgrades_are_relayed_both_ways_and_never_shadowed() {
         let mut side = None;
         for msg in ["one", "two", "three"] {
             stream.write_all(msg.as_bytes()).await.expect("write");
-            let echo = read_some(&mut stream).await;
-            let (who, said) = echo.split_once(':').expect("name:message");
+            // TCP keeps no message boundaries: read until the whole echo is in.
+            let mut echo = read_some(&mut stream).await;
+            while !echo.ends_with(msg) && !echo.is_empty() {
+                let more = read_some(&mut stream).await;
+                if more.is_empty() {
+                    break;
+                }
+                echo.push_str(&more);
+            }
+            let (who, said) =
+                echo.split_once(':').unwrap_or_else(|| panic!("name:message, got {echo:?}; log:\n{}", s.log()));
             assert_eq!(said, msg);
             assert!(side.is_none_or(|s| s == who), "the side changed mid-connection");
             side = Some(who.to_string());
