@@ -20,17 +20,19 @@ start_stack "$UP_LEGACY" "$UP_NEW" "$PORT" "$ADMIN" 50 \
 spid=$(cat "$work/s.pid")
 
 rss() { awk '/VmRSS/ { print $2 }' "/proc/$spid/status"; }
+# Open sockets of strangler (client and upstream connections, listeners): memory follows them.
+socks() { find "/proc/$spid/fd" -lname 'socket:*' 2>/dev/null | wc -l; }
 "$BIN/examples/steady_load" "http://127.0.0.1:$PORT/" "$RATE" "$DURATION" > "$work/load.out" &
 load=$!
 start=$(date +%s)
-echo "t_s rss_kib" > "$work/rss"
+echo "t_s rss_kib sockets" > "$work/rss"
 while kill -0 "$load" 2>/dev/null; do
-  echo "$(( $(date +%s) - start )) $(rss)" >> "$work/rss"
+  echo "$(( $(date +%s) - start )) $(rss) $(socks)" >> "$work/rss"
   sleep 5
 done
 wait "$load"
 sleep "$SETTLE"
-echo "$(( $(date +%s) - start )) $(rss)" >> "$work/rss"
+echo "$(( $(date +%s) - start )) $(rss) $(socks)" >> "$work/rss"
 
 warm=$(awk -v w="$WARMUP" 'NR > 1 && $1 >= w { print $2; exit }' "$work/rss")
 peak=$(awk 'NR > 1 && $2 > m { m = $2 } END { print m }' "$work/rss")
@@ -39,5 +41,7 @@ echo "soak: ${DURATION}s at $RATE requests/s, shadow on, $(nproc) cores"
 echo "load: $(cat "$work/load.out")"
 metrics "$ADMIN" '^strangler_shadow_total' | sed 's/^/  /'
 echo "rss every minute (KiB): $(awk 'NR > 1 && $1 % 60 < 5 { printf "%s ", $2 }' "$work/rss")"
+echo "sockets every minute: $(awk 'NR > 1 && $1 % 60 < 5 { printf "%s ", $3 }' "$work/rss"), at the end: $(tail -1 "$work/rss" | awk '{ print $3 }')"
+[ -z "${KEEP_RSS:-}" ] || cp "$work/rss" "$KEEP_RSS"
 echo "rss after ${WARMUP}s warm-up: $warm KiB   peak: $peak KiB   end (${SETTLE}s after the load): $end KiB"
 awk -v w="$warm" -v e="$end" 'BEGIN { printf "end / warm-up = %.3f (target <= 1.10)\n", e / w }'
