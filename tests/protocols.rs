@@ -193,10 +193,11 @@ async fn websocket_upgrades_are_relayed_both_ways_and_never_shadowed() {
          [[routes]]\nname = \"ws\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 50\n[routes.shadow]\nsample = 100\n"
     );
     let s = Strangler::start(&body).await;
-    // Pingora 0.9.1 sometimes ends the upstream half of an upgraded exchange right after the 101
-    // ("try_reserve() body pipe for upstream ... Closed" in its debug log), so the client's first
-    // frame finds the connection closed. That is counted and bounded here, and reported in the
-    // README; every connection that stays open must relay both ways on one side.
+    // Pingora 0.9.1 ends the upstream half of an upgraded exchange right after the 101 when it
+    // reads the 101 before the upgrade request's empty body end (cloudflare/pingora#946; "try_reserve()
+    // body pipe for upstream ... Closed" in its debug log), so the client's first frame finds the
+    // connection closed. It takes a preempted proxy thread: counted and bounded here, reported in
+    // the README; every connection that stays open must relay both ways on one side.
     let (mut relayed, mut closed_early) = (0, 0);
     while relayed < 6 {
         let mut stream = TcpStream::connect(("127.0.0.1", s.port)).await.expect("connect");
