@@ -15,11 +15,13 @@
 //! Around it: [`config`] (file -> validated model, written back by runtime changes), [`snapshot`]
 //! (the running config, swapped whole on reload), [`live`] (per-side figures over any window),
 //! [`control`] (reload on file change or SIGHUP, weights by hand and by the rollout controller,
-//! health checks, the admin listener), [`server`] (process assembly) and [`logging`].
+//! health checks, the admin listener), [`server`] (process assembly), [`lifecycle`] (systemd
+//! readiness, the SIGUSR2 upgrade) and [`logging`].
 
 pub mod compare;
 pub mod config;
 pub mod control;
+pub mod lifecycle;
 pub mod limits;
 pub mod live;
 pub mod logging;

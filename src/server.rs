@@ -24,6 +24,7 @@ use crate::control::health::HealthService;
 use crate::control::reload::{guard_sighup, ReloadService, Reloader};
 use crate::control::rollout::{Control, RolloutService};
 use crate::control::sampler::SamplerService;
+use crate::lifecycle::{Ready, Signals};
 use crate::limits::Guarded;
 use crate::proxy::Strangler;
 use crate::shadow::Shadower;
@@ -100,6 +101,7 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     let h2c = cfg.server.h2c;
     let limits = cfg.limits.clone();
     let admin_addr = cfg.admin.listen;
+    let signals = Signals { config: path.to_path_buf(), upgrade_sock: cfg.server.upgrade_sock.clone().into() };
     let shared = Shared::new(cfg);
 
     let connector_options = ConnectorOptions::from_server_conf(&server.configuration);
@@ -141,6 +143,10 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     // Admin answers /readyz only once the proxy listeners are up.
     let admin = server.add_service(admin);
     admin.add_dependency(&proxy);
+    // Tells systemd (Type=notify) this process is ready and the main one, once both listen.
+    let ready = server.add_service(background_service("ready", Ready));
+    ready.add_dependency(&proxy);
+    ready.add_dependency(&admin);
     server.add_service(reload);
     server.add_service(background_service("rollout", RolloutService::new(control)));
     server.add_service(background_service("live", SamplerService::new(shared.clone())));
@@ -152,6 +158,6 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
         config = %path.display(),
         "strangler starting"
     );
-    server.run(RunArgs::default());
+    server.run(RunArgs { shutdown_signal: Box::new(signals) });
     Ok(())
 }

@@ -201,6 +201,8 @@ pub struct Options {
     pub server: String,
     /// Extra keys of `[admin]` (a token).
     pub admin: String,
+    /// Environment of the process (NOTIFY_SOCKET, as systemd sets it).
+    pub env: Vec<(String, String)>,
 }
 
 const QUIET_LOG: &str = "level = \"info\"\naccess_log = false\n";
@@ -231,14 +233,14 @@ impl Strangler {
         let admin_port = free_port();
         let text = Self::full_config(port, admin_port, dir.path(), &opts, body);
         std::fs::write(&config, text).expect("write config");
-        let child = Self::spawn(dir.path(), &config);
+        let child = Self::spawn(dir.path(), &config, &opts);
         let mut s = Strangler { child, port, admin_port, dir, config, opts };
         s.wait_ready().await;
         s
     }
 
     /// The binary on `config`, its stderr appended to `strangler.log` in `dir`.
-    fn spawn(dir: &Path, config: &Path) -> Child {
+    fn spawn(dir: &Path, config: &Path, opts: &Options) -> Child {
         let log_file =
             std::fs::OpenOptions::new().create(true).append(true).open(dir.join("strangler.log")).expect("log file");
         Command::new(bin())
@@ -246,6 +248,8 @@ impl Strangler {
             .arg(config)
             .env_remove("RUST_LOG")
             .env_remove("STRANGLER_ADMIN_TOKEN")
+            .env_remove("NOTIFY_SOCKET")
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
@@ -257,7 +261,7 @@ impl Strangler {
     pub async fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = Self::spawn(self.dir.path(), &self.config);
+        self.child = Self::spawn(self.dir.path(), &self.config, &self.opts);
         self.wait_ready().await;
     }
 
