@@ -6,6 +6,7 @@
 # Each proxy is run twice under callgrind, serving N1 and N2 keep-alive requests from `ab`; the
 # difference divided by N2 - N1 removes start-up and shutdown. Kernel work (syscalls, TCP) is not
 # counted: it is the same for both, so the ratio here is an upper bound of the CPU ratio.
+# KEEP_CG=DIR keeps the profiles, to see where the difference goes with callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N1=${N1:-2000}
@@ -34,6 +35,8 @@ count() {
   kill -INT "$pid"
   wait "$pid" 2>/dev/null || true
   awk '/^totals:/ { print $2 }' "$work/cg.out"
+  # KEEP_CG=DIR keeps each profile (for callgrind_annotate) as DIR/PORT-N.out.
+  [ -z "${KEEP_CG:-}" ] || cp "$work/cg.out" "$KEEP_CG/$port-$n.out"
 }
 per_request() {
   local port=$1; shift

@@ -3,7 +3,8 @@
 # the answers take) through strangler while
 #   (a) the weight changes 100 times: 50 edits of the file, 50 calls of the admin API,
 #   (b) the config is reloaded 100 times (SIGHUP),
-#   (c) the binary is upgraded 3 times (a new `strangler run --upgrade`, SIGQUIT to the old one).
+#   (c) the binary is upgraded 3 times (a new `strangler run --upgrade`, SIGQUIT to the old one),
+#   (d) and 3 times more with one signal (SIGUSR2: the process starts its successor itself).
 # Each prints requests sent, failed (non-2xx, connection errors, other) and latency. The promise:
 # zero failed requests and zero connection errors in every case.
 #
@@ -60,6 +61,18 @@ upgrades() {
   done
 }
 
+# The successor is the old process's child; it becomes the one to signal next.
+usr2_upgrades() {
+  for _ in 1 2 3; do
+    local old new=""; old=$(cat "$work/s.pid")
+    kill -USR2 "$old"
+    while [ -z "$new" ]; do sleep 0.05; new=$(pgrep -P "$old" strangler || true); done
+    echo "$new" > "$work/s.pid"
+    while kill -0 "$old" 2>/dev/null; do sleep 0.1; done
+    sleep 0.5
+  done
+}
+
 echo "machine: $(nproc) cores; load: $RATE requests/s for ${SECONDS_EACH}s per proof, open loop"
 reload_count() { metrics "$ADMIN" '^strangler_config_reloads_total' | tr '\n' ' '; }
 proof "baseline (nothing happening)" true
@@ -69,3 +82,5 @@ proof "100 reloads (SIGHUP)" reloads
 echo "  after: $(reload_count)"
 proof "3 binary upgrades (SIGQUIT)" upgrades
 echo "  after: serving pid $(cat "$work/s.pid"), the original exited"
+proof "3 one-signal upgrades (SIGUSR2)" usr2_upgrades
+echo "  after: serving pid $(cat "$work/s.pid"), started by its predecessor"
