@@ -287,3 +287,19 @@ async fn sigusr2_with_a_successor_that_fails_keeps_the_running_process_serving()
     assert_eq!(r.status(), 200);
     assert_eq!(notify.next(Duration::from_millis(200)), None, "no other process claimed to be the main one");
 }
+
+/// Transparent huge pages are off for the process unless `server.huge_pages`: with them, memory a
+/// burst of connections took stays resident after the burst (see `make soak`).
+#[tokio::test]
+async fn transparent_huge_pages_are_off_unless_asked_for() {
+    let up = MockUpstream::builder("up").no_record().start().await;
+    let thp = |s: &Strangler| {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", s.child.id())).expect("status");
+        status.lines().find_map(|l| l.strip_prefix("THP_enabled:").map(|v| v.trim().to_string()))
+    };
+    let plain = Strangler::start(&one_route(&up)).await;
+    assert_eq!(thp(&plain).as_deref(), Some("0"));
+    let opts = Options { server: "huge_pages = true".to_string(), ..Options::default() };
+    let huge = Strangler::start_with(opts, &one_route(&up)).await;
+    assert_eq!(thp(&huge).as_deref(), Some("1"));
+}

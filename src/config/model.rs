@@ -78,6 +78,7 @@ pub struct ServerSettings {
     /// Which listeners terminate TLS; the certificate itself is in [`Config::tls`].
     pub tls_listen: TlsListen,
     pub h2c: bool,
+    pub huge_pages: bool,
 }
 
 /// Which proxy listeners terminate TLS.
@@ -398,6 +399,7 @@ impl Config {
                 upgrade_sock: s.upgrade_sock.clone(),
                 tls_listen,
                 h2c: s.h2c,
+                huge_pages: s.huge_pages,
             }
         };
         let tls = file.server.tls.as_ref().and_then(|t| super::tls::load(&mut p, t));
