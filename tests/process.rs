@@ -20,6 +20,14 @@ fn wait_exit(s: &mut Strangler, within: Duration) -> Option<std::process::ExitSt
     None
 }
 
+/// One route, both sides on `up`.
+fn one_route(up: &MockUpstream) -> String {
+    format!(
+        "[upstreams.up]\naddresses = [\"{}\"]\n\n[[routes]]\nname = \"r\"\nlegacy = \"up\"\nnew = \"up\"\n",
+        up.address()
+    )
+}
+
 #[test]
 fn version() {
     let out = Command::new(bin()).arg("--version").output().expect("run");
@@ -30,11 +38,7 @@ fn version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_lets_in_flight_requests_finish_then_exits_within_the_grace_period() {
     let slow = MockUpstream::builder("slow").delay(Duration::from_millis(700)).start().await;
-    let body = format!(
-        "[upstreams.slow]\naddresses = [\"{}\"]\n\n[[routes]]\nname = \"r\"\nlegacy = \"slow\"\nnew = \"slow\"\n",
-        slow.address()
-    );
-    let mut s = Strangler::start(&body).await;
+    let mut s = Strangler::start(&one_route(&slow)).await;
     let c = client();
     let in_flight = tokio::spawn(c.get(s.url("/")).send());
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -52,11 +56,7 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_within_the_grace_peri
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigint_stops_at_once() {
     let up = MockUpstream::start("up").await;
-    let body = format!(
-        "[upstreams.up]\naddresses = [\"{}\"]\n\n[[routes]]\nname = \"r\"\nlegacy = \"up\"\nnew = \"up\"\n",
-        up.address()
-    );
-    let mut s = Strangler::start(&body).await;
+    let mut s = Strangler::start(&one_route(&up)).await;
     let t = Instant::now();
     s.signal("INT");
     wait_exit(&mut s, Duration::from_secs(3)).expect("strangler did not exit after SIGINT");
@@ -160,13 +160,6 @@ impl Load {
         }
         (self.ok.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
     }
-}
-
-fn one_route(up: &MockUpstream) -> String {
-    format!(
-        "[upstreams.up]\naddresses = [\"{}\"]\n\n[[routes]]\nname = \"r\"\nlegacy = \"up\"\nnew = \"up\"\n",
-        up.address()
-    )
 }
 
 /// Pingora's promise, kept: during a binary upgrade every request is answered by the old process

@@ -4,7 +4,8 @@
 # quiet. Resident memory is sampled every 5 s: after warm-up (WARMUP s), at its peak, and at the
 # end (SETTLE s after the load stops). The promise: the end is within 10% of the warm-up figure.
 #
-# Knobs: DURATION (1800 s), RATE (200 requests/s), WARMUP (60 s), SETTLE (30 s).
+# Knobs: DURATION (1800 s), RATE (200 requests/s), WARMUP (60 s), SETTLE (30 s); KEEP_RSS=FILE
+# keeps the samples (seconds, RSS KiB, open sockets).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-1800}
@@ -22,17 +23,18 @@ spid=$(cat "$work/s.pid")
 rss() { awk '/VmRSS/ { print $2 }' "/proc/$spid/status"; }
 # Open sockets of strangler (client and upstream connections, listeners): memory follows them.
 socks() { find "/proc/$spid/fd" -lname 'socket:*' 2>/dev/null | wc -l; }
+sample() { echo "$(( $(date +%s) - start )) $(rss) $(socks)" >> "$work/rss"; }
 "$BIN/examples/steady_load" "http://127.0.0.1:$PORT/" "$RATE" "$DURATION" > "$work/load.out" &
 load=$!
 start=$(date +%s)
 echo "t_s rss_kib sockets" > "$work/rss"
 while kill -0 "$load" 2>/dev/null; do
-  echo "$(( $(date +%s) - start )) $(rss) $(socks)" >> "$work/rss"
+  sample
   sleep 5
 done
 wait "$load"
 sleep "$SETTLE"
-echo "$(( $(date +%s) - start )) $(rss) $(socks)" >> "$work/rss"
+sample
 
 warm=$(awk -v w="$WARMUP" 'NR > 1 && $1 >= w { print $2; exit }' "$work/rss")
 peak=$(awk 'NR > 1 && $2 > m { m = $2 } END { print m }' "$work/rss")
