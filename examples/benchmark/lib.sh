@@ -9,7 +9,7 @@ install_tools() {
   if [ ${#need[@]} -gt 0 ]; then
     local sudo; sudo=$([ "$(id -u)" = 0 ] || echo sudo)
     echo "installing ${need[*]}"
-    $sudo apt-get update -qq && $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   fi
   NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 }
