@@ -5,19 +5,20 @@
 //! 1. [`proxy`]: Pingora hands us the request; the `ProxyHttp` impl is a table of contents.
 //! 2. [`route::table`]: match a route by host, then the longest path prefix.
 //! 3. [`route::split`]: choose legacy or new (override header, sticky key hash, or random draw).
-//! 4. [`proxy::forward`]: pick a healthy address of the chosen pool and forward; on a route that
+//! 4. [`proxy::forward`]: ask the chosen side's [`upstream`] pool for a healthy address and forward; on a route that
 //!    fails over, what new cannot take goes to legacy.
 //! 5. [`shadow`]: for shadowed requests, tee the request and the answer, send the copy to the
 //!    other side from a spawned task.
 //! 6. [`compare`]: off the request path, diff the two answers, learn noise, keep the mismatches.
 //! 7. [`proxy::record`]: count it in [`metrics`] and write the access log line.
 //!
-//! Around it: [`config`] (file -> validated model, written back by runtime changes), [`snapshot`]
+//! Around it: [`api`] (every admin API shape, shared by server, CLI and tests), [`config`] (file -> validated model, written back by runtime changes), [`snapshot`]
 //! (the running config, swapped whole on reload), [`live`] (per-side figures over any window),
 //! [`control`] (reload on file change or SIGHUP, weights by hand and by the rollout controller,
 //! health checks, the admin listener), [`server`] (process assembly), [`lifecycle`] (systemd
 //! readiness, the SIGUSR2 upgrade) and [`logging`].
 
+pub mod api;
 pub mod compare;
 pub mod config;
 pub mod control;
@@ -31,3 +32,4 @@ pub mod route;
 pub mod server;
 pub mod shadow;
 pub mod snapshot;
+pub mod upstream;

@@ -29,23 +29,62 @@ pub fn header_complete() {
     let _ = HEADER_SEEN.try_with(|seen| seen.store(true, Ordering::Relaxed));
 }
 
-/// Count one refusal.
-pub fn count(limit: &str) {
-    METRICS.limits.with_label_values(&[limit]).inc();
+/// A limit a request or connection can be refused by, as counted in `strangler_limits_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `max_connections`: the connection was closed at once.
+    Connections,
+    /// The request header did not arrive within `header_timeout`.
+    HeaderTimeout,
+    HeaderBytes,
+    HeaderCount,
+    /// A body over the route's `max_request_body`.
+    Body,
+    /// A request body that stopped coming (`body_timeout`).
+    BodyTimeout,
+    /// Framing a proxy must not guess about (400).
+    Framing,
 }
 
-/// The header-level limits: `Err(reason)` when the request is over one (answer 431).
-pub fn check_header(req: &RequestHeader, limits: &Limits) -> Result<(), &'static str> {
+impl Limit {
+    pub const ALL: [Limit; 7] = [
+        Limit::Connections,
+        Limit::HeaderTimeout,
+        Limit::HeaderBytes,
+        Limit::HeaderCount,
+        Limit::Body,
+        Limit::BodyTimeout,
+        Limit::Framing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::Connections => "connections",
+            Limit::HeaderTimeout => "header_timeout",
+            Limit::HeaderBytes => "header_bytes",
+            Limit::HeaderCount => "header_count",
+            Limit::Body => "body",
+            Limit::BodyTimeout => "body_timeout",
+            Limit::Framing => "framing",
+        }
+    }
+
+    /// Count one refusal.
+    pub fn count(self) {
+        METRICS.limits.with_label_values(&[self.as_str()]).inc();
+    }
+}
+
+/// The header-level limits: the one the request is over, if any (answer 431).
+pub fn check_header(req: &RequestHeader, limits: &Limits) -> Result<(), Limit> {
     if req.headers.len() > limits.max_headers {
-        count("header_count");
-        return Err("header_count");
+        return Err(Limit::HeaderCount);
     }
     let uri =
         req.uri.path_and_query().map_or(0, |p| p.as_str().len()) + req.uri.authority().map_or(0, |a| a.as_str().len());
     let size = uri + req.headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>();
     if size > limits.max_header_bytes {
-        count("header_bytes");
-        return Err("header_bytes");
+        return Err(Limit::HeaderBytes);
     }
     Ok(())
 }
@@ -55,7 +94,7 @@ pub fn check_header(req: &RequestHeader, limits: &Limits) -> Result<(), &'static
 /// a `Transfer-Encoding` other than exactly `chunked` (`chunked, chunked`, `gzip`), and several
 /// `Content-Length` values that disagree. An answer to any of them closes the connection, so
 /// bytes that follow can never become a second request.
-pub fn check_framing(req: &RequestHeader) -> Result<(), &'static str> {
+pub fn check_framing(req: &RequestHeader) -> Result<(), Limit> {
     let mut te = req.headers.get_all(http::header::TRANSFER_ENCODING).iter();
     let mut cl = req.headers.get_all(http::header::CONTENT_LENGTH).iter();
     let bad = match (te.next(), cl.next()) {
@@ -68,8 +107,7 @@ pub fn check_framing(req: &RequestHeader) -> Result<(), &'static str> {
         (Some(_), Some(_)) => true,
     };
     if bad {
-        count("framing");
-        return Err("framing");
+        return Err(Limit::Framing);
     }
     Ok(())
 }
@@ -139,7 +177,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
     async fn process_new(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
         if self.open.fetch_add(1, Ordering::Relaxed) >= self.limits.max_connections {
             self.open.fetch_sub(1, Ordering::Relaxed);
-            count("connections");
+            Limit::Connections.count();
             return None;
         }
         let _slot = Slot(&self.open);
@@ -155,13 +193,13 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
                     r = serve => r,
                     // The first header never completed: nothing was proxied, drop the connection.
                     () = expire => {
-                        count("header_timeout");
+                        Limit::HeaderTimeout.count();
                         None
                     }
                 }
             }
             None => {
-                count("header_timeout");
+                Limit::HeaderTimeout.count();
                 None
             }
         }

@@ -8,8 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
+use crate::api::{LiveWindow, SideLive};
 use crate::config::Side;
 use crate::metrics::side_index;
 
@@ -164,10 +163,10 @@ impl Window {
     }
 
     /// The figures the API and `strangler status` show.
-    pub fn summary(&self) -> WindowSummary {
+    pub fn summary(&self) -> LiveWindow {
         let side = |s: Side| {
             let f = self.side(s);
-            SideSummary {
+            SideLive {
                 requests: f.requests,
                 rps: if self.seconds > 0.0 { f.requests as f64 / self.seconds } else { 0.0 },
                 error_rate: f.error_rate(),
@@ -175,7 +174,7 @@ impl Window {
                 p99_ms: f.quantile_ms(0.99),
             }
         };
-        WindowSummary {
+        LiveWindow {
             seconds: self.seconds,
             legacy: side(Side::Legacy),
             new: side(Side::New),
@@ -183,25 +182,6 @@ impl Window {
             mismatch_rate: self.mismatch_rate(),
         }
     }
-}
-
-#[derive(Debug, Serialize)]
-pub struct SideSummary {
-    pub requests: u64,
-    pub rps: f64,
-    /// Percent of 5xx answers and failed attempts.
-    pub error_rate: Option<f64>,
-    pub p50_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct WindowSummary {
-    pub seconds: f64,
-    pub legacy: SideSummary,
-    pub new: SideSummary,
-    pub shadow_compared: u64,
-    pub mismatch_rate: Option<f64>,
 }
 
 /// How far back the live window reaches.

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use strangler::config;
 use strangler::control::client::{AdminClient, ClientError};
 use strangler::control::render;
+use strangler::{api, config};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -89,12 +89,12 @@ enum RolloutAction {
     Abort,
 }
 
-impl RolloutAction {
-    fn as_str(self) -> &'static str {
-        match self {
-            RolloutAction::Pause => "pause",
-            RolloutAction::Resume => "resume",
-            RolloutAction::Abort => "abort",
+impl From<RolloutAction> for api::RolloutAction {
+    fn from(a: RolloutAction) -> api::RolloutAction {
+        match a {
+            RolloutAction::Pause => api::RolloutAction::Pause,
+            RolloutAction::Resume => api::RolloutAction::Resume,
+            RolloutAction::Abort => api::RolloutAction::Abort,
         }
     }
 }
@@ -121,11 +121,7 @@ impl AdminArgs {
     }
 
     /// Print the answer (as JSON or through `human`), or the error as one line; exit 1 on error.
-    fn show(
-        &self,
-        answer: Result<serde_json::Value, ClientError>,
-        human: fn(&serde_json::Value) -> String,
-    ) -> ExitCode {
+    fn show<T: serde::Serialize>(&self, answer: Result<T, ClientError>, human: fn(&T) -> String) -> ExitCode {
         match answer {
             Ok(v) if self.json => {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -155,25 +151,25 @@ fn main() -> ExitCode {
         },
         Command::Check { config } => check(&config.path),
         Command::Status { admin } => {
-            let answer = admin.client().and_then(|c| c.get("/api/routes"));
+            let answer = admin.client().and_then(|c| c.get("/routes"));
             admin.show(answer, render::status)
         }
         Command::Weight { route, percent, admin } => {
-            let body = serde_json::json!({ "percent": percent });
-            let answer = admin.client().and_then(|c| c.put(&format!("/api/routes/{route}/weight"), &body));
+            let body = api::WeightRequest { percent };
+            let answer = admin.client().and_then(|c| c.put(&format!("/routes/{route}/weight"), &body));
             admin.show(answer, render::weight)
         }
         Command::Reload { admin } => {
-            let answer = admin.client().and_then(|c| c.post("/api/reload"));
+            let answer = admin.client().and_then(|c| c.post("/reload"));
             admin.show(answer, render::reload)
         }
         Command::Rollout { route, action, admin } => {
-            let answer =
-                admin.client().and_then(|c| c.post(&format!("/api/routes/{route}/rollout/{}", action.as_str())));
+            let action = api::RolloutAction::from(action);
+            let answer = admin.client().and_then(|c| c.post(&format!("/routes/{route}/rollout/{}", action.as_str())));
             admin.show(answer, render::rollout)
         }
         Command::Diffs { route, limit, admin } => {
-            let answer = admin.client().and_then(|c| c.get(&format!("/api/routes/{route}/diffs?limit={limit}")));
+            let answer = admin.client().and_then(|c| c.get(&format!("/routes/{route}/diffs?limit={limit}")));
             admin.show(answer, render::diffs)
         }
     }

@@ -133,6 +133,14 @@ impl Metrics {
             ),
             &["limit"],
         )?;
+        // Series that count refusals and reload results exist from the start, at 0: a dashboard's
+        // rate() sees the first one, and "none yet" reads as 0, not as a missing series.
+        for result in ["ok", "error"] {
+            config_reloads.with_label_values(&[result]);
+        }
+        for limit in crate::limits::Limit::ALL {
+            limits.with_label_values(&[limit.as_str()]);
+        }
         registry.register(Box::new(limits.clone()))?;
         registry.register(Box::new(failovers.clone()))?;
         registry.register(Box::new(rollout_step.clone()))?;

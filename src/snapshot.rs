@@ -11,23 +11,20 @@ use crate::config::Config;
 use crate::metrics::{RouteStats, METRICS};
 use crate::route::{Matched, RouteTable};
 use crate::shadow::ShadowState;
+use crate::upstream::Pools;
 
 pub struct Snapshot {
     pub config: Arc<Config>,
+    /// The upstream pools with their run-time state, by upstream name.
+    pub pools: Pools,
     pub table: RouteTable,
 }
 
 impl Snapshot {
-    /// Metric handles, shadow state (learned noise, recent diffs) and live figures of routes,
-    /// and the health of upstream addresses, are carried over from `previous` by name.
+    /// Metric handles, shadow state (learned noise, recent diffs) and live figures of routes are
+    /// carried over from `previous` by route name; pools by upstream name (see [`Pools::build`]).
     fn new(config: Config, previous: Option<&Snapshot>) -> Self {
-        if let Some(prev) = previous {
-            for (name, up) in &config.upstreams {
-                if let Some(old) = prev.config.upstreams.get(name) {
-                    up.inherit_health(old);
-                }
-            }
-        }
+        let pools = Pools::build(&config.upstreams, previous.map(|p| &p.pools));
         let entries = config
             .routes
             .iter()
@@ -40,10 +37,11 @@ impl Snapshot {
                     state.configure(cfg);
                     state
                 });
-                Matched { route: route.clone(), stats, shadow }
+                let pools = [pools.of(&route.legacy), pools.of(&route.new)];
+                Matched { route: route.clone(), stats, shadow, pools }
             })
             .collect();
-        Snapshot { table: RouteTable::new(entries), config: Arc::new(config) }
+        Snapshot { table: RouteTable::new(entries), pools, config: Arc::new(config) }
     }
 }
 

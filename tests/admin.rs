@@ -5,6 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use strangler::api::{ErrorBody, RouteView, Routes};
 
 fn body(legacy: &MockUpstream, new: &MockUpstream) -> String {
     format!(
@@ -27,32 +28,30 @@ async fn health_metrics_and_the_routes_api() {
     assert!(m.headers()["content-type"].to_str().expect("ct").starts_with("text/plain"));
     assert!(m.text().await.expect("text").contains("strangler_route_weight_percent{route=\"orders\"} 12.5"));
 
-    let all: serde_json::Value =
-        c.get(s.admin_url("/api/routes")).send().await.expect("routes").json().await.expect("json");
-    let r = &all["routes"][0];
-    assert_eq!(r["name"], "orders");
-    assert_eq!(r["weight"], 12.5);
-    assert_eq!(r["sticky"], "cookie:sid");
-    assert_eq!(r["hosts"][0], "*.example.com");
-    assert_eq!(r["override"]["token"], true, "whether a token is set, never the token");
-    assert!(!all.to_string().contains("\"t\""), "the token must not be exposed");
-    assert_eq!(r["sides"]["new"]["addresses"][0]["address"], new.address());
-    assert_eq!(r["sides"]["new"]["addresses"][0]["healthy"], true);
+    let all: Routes = s.api("/routes").await;
+    let r = &all.routes[0];
+    assert_eq!(r.name, "orders");
+    assert_eq!(r.weight, 12.5);
+    assert_eq!(r.sticky.as_deref(), Some("cookie:sid"));
+    assert_eq!(r.hosts, ["*.example.com"]);
+    let token_shown = r.override_.as_ref().map(|o| o.token);
+    assert_eq!(token_shown, Some(true), "whether a token is set, never the token");
+    assert!(!serde_json::to_string(&all).unwrap().contains("\"t\""), "the token must not be exposed");
+    assert_eq!(r.sides.new.addresses[0].address, new.address());
+    assert!(r.sides.new.addresses[0].healthy);
 
+    // The unversioned paths are an alias of the current version: the same shapes.
     let one = c.get(s.admin_url("/api/routes/orders")).send().await.expect("route");
     assert_eq!(one.status(), 200);
-    assert_eq!(one.json::<serde_json::Value>().await.expect("json")["name"], "orders");
+    assert_eq!(&one.json::<RouteView>().await.expect("a route").name, "orders");
 
-    let missing = c.get(s.admin_url("/api/routes/nope")).send().await.expect("route");
+    let missing = c.get(s.admin_url("/api/v1/routes/nope")).send().await.expect("route");
     assert_eq!(missing.status(), 404);
-    assert!(missing.json::<serde_json::Value>().await.expect("json")["error"]
-        .as_str()
-        .expect("error")
-        .contains("nope"));
+    assert!(missing.json::<ErrorBody>().await.expect("an error").error.contains("nope"));
 
-    let post = c.post(s.admin_url("/api/routes")).send().await.expect("post");
+    let post = c.post(s.admin_url("/api/v1/routes")).send().await.expect("post");
     assert_eq!(post.status(), 405);
-    assert!(post.json::<serde_json::Value>().await.expect("json")["error"].is_string());
+    assert!(post.json::<ErrorBody>().await.expect("an error").error.contains("GET"));
 }
 
 async fn wait_for_log(s: &Strangler, needle: &str) -> String {

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use serde_json::json;
+use strangler::api::{ErrorBody, Routes, WeightChanged};
 
 /// A route with comments and formatting an operator would not want rewritten.
 fn body(legacy: &MockUpstream, new: &MockUpstream, weight: &str) -> String {
@@ -29,14 +29,25 @@ async fn served_by_new(s: &Strangler, n: usize) -> usize {
     new
 }
 
-async fn put_weight(s: &Strangler, route: &str, body: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+/// The status and the typed answer: the change on 200, the API's error otherwise.
+async fn put_weight(
+    s: &Strangler,
+    route: &str,
+    body: &str,
+    token: Option<&str>,
+) -> (u16, Result<WeightChanged, ErrorBody>) {
     let mut req = client().put(s.admin_url(&format!("/api/routes/{route}/weight"))).body(body.to_string());
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
     let resp = req.send().await.expect("put");
     let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    let text = resp.text().await.expect("body");
+    fn typed<T: serde::de::DeserializeOwned>(status: u16, text: &str) -> T {
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{status} with an answer of another shape ({e}): {text}"))
+    }
+    let answer = if status == 200 { Ok(typed(status, &text)) } else { Err(typed(status, &text)) };
+    (status, answer)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -48,8 +59,9 @@ async fn a_weight_set_by_the_api_is_served_written_alone_and_survives_a_restart(
     assert_eq!(served_by_new(&s, 20).await, 0);
 
     let (status, answer) = put_weight(&s, "orders", r#"{"percent": 100}"#, None).await;
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!((answer["old"].as_f64(), answer["weight"].as_f64()), (Some(0.0), Some(100.0)));
+    let answer = answer.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!((answer.old, answer.weight), (0.0, 100.0));
     assert_eq!(served_by_new(&s, 20).await, 20, "served at once");
 
     let after = std::fs::read_to_string(&s.config).expect("read");
@@ -59,7 +71,7 @@ async fn a_weight_set_by_the_api_is_served_written_alone_and_survives_a_restart(
 
     // Our own write is not a foreign change: the watcher does not reload it.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(s.metric("strangler_config_reloads_total{result=\"ok\"}").await, 0.0);
+    assert_eq!(s.metric("strangler_config_reloads_total{result=\"ok\"}").await, Some(0.0));
     let log = s.log();
     assert!(
         log.lines().any(|l| l.contains("weight set") && l.contains("route=\"orders\"") && l.contains("new=100")),
@@ -68,7 +80,7 @@ async fn a_weight_set_by_the_api_is_served_written_alone_and_survives_a_restart(
     assert!(log.contains("peer=\"127.0.0.1:"), "the mutation is logged with who:\n{log}");
 
     s.restart().await;
-    assert_eq!(s.api("/api/routes/orders").await["weight"], 100.0);
+    assert_eq!(s.route("orders").await.weight, 100.0);
     assert_eq!(served_by_new(&s, 10).await, 10, "the weight survives a restart");
 }
 
@@ -90,8 +102,9 @@ async fn bad_calls_get_a_4xx_and_change_nothing() {
         ("payments", r#"{"percent": 5}"#, 404, "payments"),
     ] {
         let (status, answer) = put_weight(&s, route, payload, None).await;
-        assert_eq!(status, want, "{payload}: {answer}");
-        assert!(answer["error"].as_str().unwrap_or_default().contains(words), "{payload}: {answer}");
+        assert_eq!(status, want, "{payload}: {answer:?}");
+        let error = answer.unwrap_err().error;
+        assert!(error.contains(words), "{payload}: {error}");
     }
     let get = client().get(s.admin_url("/api/routes/orders/weight")).send().await.expect("get");
     assert_eq!(get.status(), 405);
@@ -100,9 +113,10 @@ async fn bad_calls_get_a_4xx_and_change_nothing() {
     // A write that cannot happen (the operator made the file read-only) changes nothing.
     std::fs::set_permissions(&s.config, std::fs::Permissions::from_mode(0o444)).expect("chmod");
     let (status, answer) = put_weight(&s, "orders", r#"{"percent": 50}"#, None).await;
-    assert_eq!(status, 500, "{answer}");
-    assert!(answer["error"].as_str().unwrap_or_default().contains("read-only"), "{answer}");
-    assert_eq!(s.api("/api/routes/orders").await["weight"], 10.0, "not applied either");
+    assert_eq!(status, 500, "{answer:?}");
+    let error = answer.unwrap_err().error;
+    assert!(error.contains("read-only"), "{error}");
+    assert_eq!(s.route("orders").await.weight, 10.0, "not applied either");
     assert_eq!(std::fs::read_to_string(&s.config).expect("read"), before);
     let n = served_by_new(&s, 200).await;
     assert!((5..50).contains(&n), "still about 10% on new, not 50%: {n} of 200");
@@ -123,8 +137,8 @@ async fn with_a_token_the_api_wants_it_and_compares_it_whole() {
 
     for token in [None, Some("wrong"), Some("s3cre"), Some("s3cret2")] {
         let (status, answer) = put_weight(&s, "orders", r#"{"percent": 50}"#, token).await;
-        assert_eq!(status, 401, "{token:?}: {answer}");
-        assert!(answer["error"].as_str().unwrap_or_default().contains("Bearer"));
+        assert_eq!(status, 401, "{token:?}: {answer:?}");
+        assert!(answer.unwrap_err().error.contains("Bearer"));
     }
     let reload = client().post(s.admin_url("/api/reload")).send().await.expect("post");
     assert_eq!(reload.status(), 401);
@@ -132,11 +146,11 @@ async fn with_a_token_the_api_wants_it_and_compares_it_whole() {
     assert_eq!(read.status(), 401, "diffs and routes carry user data: the token guards reads too");
     let metrics = client().get(s.admin_url("/metrics")).send().await.expect("get");
     assert_eq!(metrics.status(), 200, "scrapers and probes need no token");
-    assert_eq!(s.metric("strangler_route_weight_percent{route=\"orders\"}").await, 10.0);
+    assert_eq!(s.metric("strangler_route_weight_percent{route=\"orders\"}").await, Some(10.0));
 
     let (status, answer) = put_weight(&s, "orders", r#"{"percent": 50}"#, Some("s3cret")).await;
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!(s.metric("strangler_route_weight_percent{route=\"orders\"}").await, 50.0);
+    assert_eq!(status, 200, "{answer:?}");
+    assert_eq!(s.metric("strangler_route_weight_percent{route=\"orders\"}").await, Some(50.0));
 
     // The CLI reads the token from the same config.
     let (ok, out, err) = s.cli(&["weight", "users", "25"]);
@@ -167,17 +181,20 @@ async fn the_cli_status_weight_reload_and_their_errors() {
 
     let (ok, out, _) = s.cli(&["status", "--json"]);
     assert!(ok);
-    let v: serde_json::Value = serde_json::from_str(&out).expect("--json prints JSON");
-    let live = &v["routes"][0]["live"];
-    let total = live["legacy"]["requests"].as_u64().unwrap_or(0) + live["new"]["requests"].as_u64().unwrap_or(0);
-    assert_eq!(total, 40, "live figures count every request of the last minute: {live}");
-    assert!(live["new"]["p99_ms"].as_f64().is_some_and(|p| p > 0.0), "{live}");
-    assert_eq!(live["new"]["error_rate"].as_f64(), Some(0.0));
+    let v: Routes = serde_json::from_str(&out).expect("--json prints the API's JSON");
+    let live = &v.routes[0].live;
+    assert_eq!(
+        live.legacy.requests + live.new.requests,
+        40,
+        "live figures count every request of the last minute: {live:?}"
+    );
+    assert!(live.new.p99_ms.is_some_and(|p| p > 0.0), "{live:?}");
+    assert_eq!(live.new.error_rate, Some(0.0));
 
     let (ok, out, err) = s.cli(&["weight", "orders", "12.5", "--json"]);
     assert!(ok, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    assert_eq!(v["weight"], 12.5);
+    let v: WeightChanged = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v.weight, 12.5);
     assert!(std::fs::read_to_string(&s.config).expect("read").contains("weight = 12.5   # percent on new"));
 
     for (args, words) in [
@@ -198,11 +215,10 @@ async fn the_cli_status_weight_reload_and_their_errors() {
     let (ok, _, err) = s.cli(&["reload"]);
     assert!(!ok);
     assert!(err.contains("422") && err.contains("routes[0].weight"), "{err}");
-    assert_eq!(s.api("/api/routes/orders").await["weight"], 12.5);
+    assert_eq!(s.route("orders").await.weight, 12.5);
     std::fs::write(&s.config, good.replace("weight = 12.5", "weight = 30")).expect("write");
     let (ok, out, err) = s.cli(&["reload"]);
     assert!(ok, "{err}");
     assert!(out.contains("orders=30"), "{out}");
-    let answer = json!(s.api("/api/routes/orders").await["weight"]);
-    assert_eq!(answer, json!(30.0));
+    assert_eq!(s.route("orders").await.weight, 30.0);
 }

@@ -25,8 +25,8 @@ async fn weight_10_sends_about_10_percent_to_new() {
     // Requests are counted once the response is sent, so the last few may land just after it.
     let counted = "strangler_requests_total{code=\"200\",route=\"orders\",side=\"new\"}";
     s.wait_metric(counted, new.hits() as f64).await;
-    assert_eq!(s.metric(counted).await, new.hits() as f64);
-    assert_eq!(s.metric("strangler_route_weight_percent{route=\"orders\"}").await, 10.0);
+    assert_eq!(s.metric(counted).await, Some(new.hits() as f64));
+    assert_eq!(s.metric("strangler_route_weight_percent{route=\"orders\"}").await, Some(10.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -73,7 +73,7 @@ async fn sticky_cookie_keeps_its_side_and_raising_the_weight_never_moves_a_key_b
 
     let mut previous = at10;
     for w in [50.0, 100.0] {
-        let before = s.metric("strangler_config_reloads_total{result=\"ok\"}").await;
+        let before = s.metric_value("strangler_config_reloads_total{result=\"ok\"}").await;
         s.rewrite(&body(w));
         s.wait_metric("strangler_config_reloads_total{result=\"ok\"}", before + 1.0).await;
         let now = sides(&c, &s.url("/x")).await;
@@ -148,7 +148,7 @@ async fn no_route_is_a_404_counted_under_dash() {
     assert_eq!(legacy.hits() + new.hits(), 0);
     // Counted once the response is sent: wait for it rather than race it.
     s.wait_metric("strangler_requests_total{code=\"404\",route=\"-\",side=\"-\"}", 1.0).await;
-    assert_eq!(s.metric("strangler_requests_total{code=\"404\",route=\"-\",side=\"-\"}").await, 1.0);
+    assert_eq!(s.metric("strangler_requests_total{code=\"404\",route=\"-\",side=\"-\"}").await, Some(1.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -173,8 +173,14 @@ async fn upstream_down_is_502_and_silent_upstream_is_504_within_read_timeout() {
     assert_eq!(r.status(), 504);
     assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(3), "504 after {took:?}");
 
-    assert_eq!(s.metric("strangler_upstream_errors_total{kind=\"connect\",route=\"down\",side=\"legacy\"}").await, 1.0);
-    assert_eq!(s.metric("strangler_upstream_errors_total{kind=\"timeout\",route=\"slow\",side=\"legacy\"}").await, 1.0);
+    assert_eq!(
+        s.metric("strangler_upstream_errors_total{kind=\"connect\",route=\"down\",side=\"legacy\"}").await,
+        Some(1.0)
+    );
+    assert_eq!(
+        s.metric("strangler_upstream_errors_total{kind=\"timeout\",route=\"slow\",side=\"legacy\"}").await,
+        Some(1.0)
+    );
     // The proxy still serves after both failures.
     assert_eq!(c.get(s.url("/down")).send().await.expect("send").status(), 502);
 }
@@ -218,8 +224,8 @@ async fn override_header_forces_a_side_only_with_the_right_token() {
     assert_eq!(side("/locked", "new;token=wrong").await, "legacy", "wrong token: ignored");
     assert_eq!(side("/locked", "new;token=s3cret").await, "new");
     assert_eq!(side("/open", "sideways").await, "legacy", "bad value: ignored");
-    assert_eq!(s.metric("strangler_override_rejected_total{route=\"locked\"}").await, 2.0);
-    assert_eq!(s.metric("strangler_override_rejected_total{route=\"open\"}").await, 1.0);
+    assert_eq!(s.metric("strangler_override_rejected_total{route=\"locked\"}").await, Some(2.0));
+    assert_eq!(s.metric("strangler_override_rejected_total{route=\"open\"}").await, Some(1.0));
     // The header (and its token) never reaches the upstreams.
     assert!(new.received().iter().chain(legacy.received().iter()).all(|r| !r.headers.contains_key("x-target")));
 }
@@ -269,5 +275,8 @@ async fn tls_upstream_with_sni_and_a_private_ca() {
     assert_eq!(r.text().await.expect("body"), "tls:orders.internal", "SNI sent to the upstream");
     // The certificate is for orders.internal: a pool that expects another name must not connect.
     assert_eq!(c.get(s.url("/bad")).send().await.expect("send").status(), 502);
-    assert_eq!(s.metric("strangler_upstream_errors_total{kind=\"tls\",route=\"bad\",side=\"legacy\"}").await, 1.0);
+    assert_eq!(
+        s.metric("strangler_upstream_errors_total{kind=\"tls\",route=\"bad\",side=\"legacy\"}").await,
+        Some(1.0)
+    );
 }

@@ -81,19 +81,19 @@ async fn an_invalid_file_is_refused_counted_and_the_old_config_keeps_serving() {
         "[[routes]\nname = ".to_string(),                         // not TOML
         format!("{}weight_typo = 1\n", body(&legacy, &new, 0.0)), // unknown key
     ] {
-        let errors = s.metric(RELOAD_ERR).await;
+        let errors = s.metric_value(RELOAD_ERR).await;
         s.rewrite(&broken);
         s.wait_metric(RELOAD_ERR, errors + 1.0).await;
         let r = c.get(s.url("/")).send().await.expect("send");
         assert_eq!(r.text().await.expect("text"), "new", "the last valid config (weight 100) must keep serving");
     }
     // Truncated to nothing, then deleted: still serving, still the old config.
-    let errors = s.metric(RELOAD_ERR).await;
+    let errors = s.metric_value(RELOAD_ERR).await;
     std::fs::remove_file(&s.config).expect("delete");
     s.wait_metric(RELOAD_ERR, errors + 1.0).await;
     assert_eq!(c.get(s.url("/")).send().await.expect("send").text().await.expect("text"), "new");
     assert!(s.is_running());
-    assert_eq!(s.metric(RELOAD_OK).await, 0.0);
+    assert_eq!(s.metric(RELOAD_OK).await, Some(0.0));
     assert!(s.log().contains("routes[0].weight"), "the log names the bad key:\n{}", s.log());
 
     // A valid file again is picked up.

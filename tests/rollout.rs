@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use serde_json::Value;
+use strangler::api::{RolloutActed, RolloutStatus, RolloutView};
 
 fn route(legacy: &MockUpstream, new: &MockUpstream, extra: &str, rollout: &str) -> String {
     format!(
@@ -45,19 +45,19 @@ impl Drop for Traffic {
     }
 }
 
-async fn rollout(s: &Strangler) -> Value {
-    s.api("/api/routes/orders").await["rollout"].clone()
+async fn rollout(s: &Strangler) -> RolloutView {
+    s.rollout("orders").await
 }
 
 /// Wait until the rollout's state satisfies `done`.
-async fn wait_rollout(s: &Strangler, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+async fn wait_rollout(s: &Strangler, what: &str, done: impl Fn(&RolloutView) -> bool) -> RolloutView {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let r = rollout(s).await;
         if done(&r) {
             return r;
         }
-        assert!(Instant::now() < deadline, "rollout never {what}: {r}\nlog:\n{}", s.log());
+        assert!(Instant::now() < deadline, "rollout never {what}: {r:?}\nlog:\n{}", s.log());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -85,11 +85,11 @@ async fn a_healthy_new_service_walks_every_step_to_100() {
     let s = Strangler::start(&body).await;
     let _traffic = Traffic::start(&s);
 
-    let r = wait_rollout(&s, "complete", |r| r["status"] == "complete").await;
-    assert_eq!(r["step"], 3);
-    assert_eq!(s.api("/api/routes/orders").await["weight"], 100.0);
+    let r = wait_rollout(&s, "complete", |r| r.status == RolloutStatus::Complete).await;
+    assert_eq!(r.step, Some(3));
+    assert_eq!(s.route("orders").await.weight, 100.0);
     assert_eq!(file_weight(&s), 100.0, "every step goes through the file");
-    assert_eq!(s.metric("strangler_rollout_step{route=\"orders\"}").await, 3.0);
+    assert_eq!(s.metric("strangler_rollout_step{route=\"orders\"}").await, Some(3.0));
     let log = s.log();
     for step in ["rollout step 1 passed", "rollout step 2 passed", "rollout complete"] {
         assert!(log.contains(step), "{step:?} not logged:\n{log}");
@@ -116,20 +116,20 @@ async fn a_new_service_failing_at_step_2_is_rolled_back_to_0_and_paused() {
     let s = Strangler::start(&body).await;
     let _traffic = Traffic::start(&s);
 
-    wait_rollout(&s, "at step 2", |r| r["step"] == 2).await;
+    wait_rollout(&s, "at step 2", |r| r.step == Some(2)).await;
     failing.store(true, Ordering::Relaxed);
-    let r = wait_rollout(&s, "rolled back", |r| r["status"] == "rolled_back").await;
-    let reason = r["reason"].as_str().unwrap_or_default();
+    let r = wait_rollout(&s, "rolled back", |r| r.status == RolloutStatus::RolledBack).await;
+    let reason = r.reason.clone().expect("a reason");
     assert!(reason.contains("rolled back at step 2 (50%)") && reason.contains("error rate"), "{reason}");
-    assert_eq!(s.api("/api/routes/orders").await["weight"], 0.0);
+    assert_eq!(s.route("orders").await.weight, 0.0);
     assert_eq!(file_weight(&s), 0.0);
-    assert_eq!(s.metric("strangler_rollout_step{route=\"orders\"}").await, 0.0);
+    assert_eq!(s.metric("strangler_rollout_step{route=\"orders\"}").await, Some(0.0));
     assert!(s.log().contains("rollout rolled back at step 2"), "the log says why:\n{}", s.log());
 
     // Paused: it stays at 0 however long the traffic goes on.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(rollout(&s).await["status"], "rolled_back");
-    assert_eq!(s.api("/api/routes/orders").await["weight"], 0.0);
+    assert_eq!(rollout(&s).await.status, RolloutStatus::RolledBack);
+    assert_eq!(s.route("orders").await.weight, 0.0);
     let (ok, out, _) = s.cli(&["status"]);
     assert!(ok);
     assert!(out.contains("rolled_back") && out.contains("error rate"), "status shows it:\n{out}");
@@ -150,12 +150,12 @@ async fn the_mismatch_gate_trips_on_its_own_and_hold_keeps_the_step() {
     let s = Strangler::start(&body).await;
     let _traffic = Traffic::start(&s);
 
-    let r = wait_rollout(&s, "held", |r| r["status"] == "paused").await;
-    let reason = r["reason"].as_str().unwrap_or_default();
+    let r = wait_rollout(&s, "held", |r| r.status == RolloutStatus::Paused).await;
+    let reason = r.reason.clone().expect("a reason");
     assert!(reason.contains("held at step 1 (10%)") && reason.contains("shadow mismatch rate"), "{reason}");
     assert!(!reason.contains("error rate") && !reason.contains("p99"), "{reason}");
-    assert_eq!(s.api("/api/routes/orders").await["weight"], 10.0, "hold keeps the step's weight");
-    assert_eq!(s.metric("strangler_rollout_step{route=\"orders\"}").await, 1.0);
+    assert_eq!(s.route("orders").await.weight, 10.0, "hold keeps the step's weight");
+    assert_eq!(s.metric("strangler_rollout_step{route=\"orders\"}").await, Some(1.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -166,11 +166,11 @@ async fn the_latency_gate_trips_on_its_own_before_the_hold_ends() {
     let s = Strangler::start(&body).await;
     let _traffic = Traffic::start(&s);
 
-    let r = wait_rollout(&s, "rolled back", |r| r["status"] == "rolled_back").await;
-    let reason = r["reason"].as_str().unwrap_or_default();
+    let r = wait_rollout(&s, "rolled back", |r| r.status == RolloutStatus::RolledBack).await;
+    let reason = r.reason.clone().expect("a reason");
     assert!(reason.contains("p99") && reason.contains("limit 1.5x"), "{reason}");
     assert!(!reason.contains("error rate"), "{reason}");
-    assert_eq!(s.api("/api/routes/orders").await["weight"], 0.0);
+    assert_eq!(s.route("orders").await.weight, 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -188,25 +188,25 @@ async fn a_killed_binary_resumes_at_the_same_step() {
     // Small batches, so step 2 cannot collect its 20 new requests before the kill.
     let c = client();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while rollout(&s).await["step"] != 2 {
+    while rollout(&s).await.step != Some(2) {
         assert!(Instant::now() < deadline, "never reached step 2: {}", s.log());
         for _ in 0..8 {
             c.get(s.url("/orders/1")).send().await.expect("send");
         }
     }
     let before = rollout(&s).await;
-    assert_eq!(before["status"], "running");
+    assert_eq!(before.status, RolloutStatus::Running);
     tokio::time::sleep(Duration::from_millis(400)).await;
 
     s.restart().await;
     let after = rollout(&s).await;
-    assert_eq!(after["status"], "running", "{after}");
-    assert_eq!(after["step"], 2, "resumed at the same step, not from the start: {after}");
-    assert_eq!(s.api("/api/routes/orders").await["weight"], 50.0);
-    assert!(after["held_ms"].as_u64().unwrap_or(0) >= 400, "the step's hold kept its start: {after}");
+    assert_eq!(after.status, RolloutStatus::Running, "{after:?}");
+    assert_eq!(after.step, Some(2), "resumed at the same step, not from the start: {after:?}");
+    assert_eq!(s.route("orders").await.weight, 50.0);
+    assert!(after.held_ms.unwrap() >= 400, "the step's hold kept its start: {after:?}");
 
     let _traffic = Traffic::start(&s);
-    wait_rollout(&s, "complete", |r| r["status"] == "complete").await;
+    wait_rollout(&s, "complete", |r| r.status == RolloutStatus::Complete).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -215,37 +215,37 @@ async fn the_operator_wins_pause_resume_abort() {
     let new = MockUpstream::start("new").await;
     let body = route(&legacy, &new, "", "steps = [10, 50, 100]\nhold = \"1h\"");
     let s = Strangler::start(&body).await;
-    wait_rollout(&s, "started", |r| r["status"] == "running").await;
-    assert_eq!(s.api("/api/routes/orders").await["weight"], 10.0, "a new rollout starts at step 1");
+    wait_rollout(&s, "started", |r| r.status == RolloutStatus::Running).await;
+    assert_eq!(s.route("orders").await.weight, 10.0, "a new rollout starts at step 1");
 
     // A weight set by hand pauses the rollout, and says so.
     let (ok, out, err) = s.cli(&["weight", "orders", "30"]);
     assert!(ok, "{err}");
     assert!(out.contains("rollout is paused"), "{out}");
     let r = rollout(&s).await;
-    assert_eq!(r["status"], "paused");
-    assert!(r["reason"].as_str().unwrap_or_default().contains("by hand"), "{r}");
+    assert_eq!(r.status, RolloutStatus::Paused);
+    assert!(r.reason.clone().expect("a reason").contains("by hand"), "{r:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(s.api("/api/routes/orders").await["weight"], 30.0, "the controller leaves it alone");
+    assert_eq!(s.route("orders").await.weight, 30.0, "the controller leaves it alone");
 
     // Resume continues from the step at or below the weight.
     let (ok, out, err) = s.cli(&["rollout", "orders", "resume"]);
     assert!(ok, "{err}");
     assert!(out.contains("running at step 1 of 3 (10%)"), "{out}");
-    assert_eq!(s.api("/api/routes/orders").await["weight"], 10.0);
+    assert_eq!(s.route("orders").await.weight, 10.0);
 
     let (ok, _, err) = s.cli(&["rollout", "orders", "pause"]);
     assert!(ok, "{err}");
-    assert_eq!(rollout(&s).await["status"], "paused");
+    assert_eq!(rollout(&s).await.status, RolloutStatus::Paused);
     let (ok, _, _) = s.cli(&["rollout", "orders", "pause"]);
     assert!(ok, "pausing a paused rollout is not an error");
 
     let (ok, out, err) = s.cli(&["rollout", "orders", "abort", "--json"]);
     assert!(ok, "{err}");
-    let v: Value = serde_json::from_str(&out).expect("JSON");
-    assert_eq!(v["rollout"]["status"], "aborted");
-    assert_eq!(s.api("/api/routes/orders").await["weight"], 0.0);
-    assert_eq!(s.metric("strangler_rollout_step{route=\"orders\"}").await, 0.0);
+    let v: RolloutActed = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v.rollout.status, RolloutStatus::Aborted);
+    assert_eq!(s.route("orders").await.weight, 0.0);
+    assert_eq!(s.metric("strangler_rollout_step{route=\"orders\"}").await, Some(0.0));
 
     let (ok, _, err) = s.cli(&["rollout", "orders", "pause"]);
     assert!(!ok);
@@ -257,6 +257,6 @@ async fn the_operator_wins_pause_resume_abort() {
 
     let (ok, _, err) = s.cli(&["rollout", "orders", "resume"]);
     assert!(ok, "{err}");
-    assert_eq!(rollout(&s).await["status"], "running");
-    assert_eq!(s.api("/api/routes/orders").await["weight"], 10.0);
+    assert_eq!(rollout(&s).await.status, RolloutStatus::Running);
+    assert_eq!(s.route("orders").await.weight, 10.0);
 }

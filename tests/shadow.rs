@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{bin, client, MockUpstream, Received, Strangler};
-use serde_json::{json, Value};
+use serde_json::json;
+use strangler::api::{DiffRecord, Diffs, Field};
 
 /// Two routes on the same legacy pool: `/on` shadows to `new`, `/off` does not.
 fn on_and_off(legacy: &MockUpstream, new_addr: &str, shadow: &str) -> String {
@@ -80,7 +81,7 @@ async fn a_huge_shadow_answer_is_skipped_without_touching_the_client() {
     let s = Strangler::start(&on_and_off(&legacy, &new.address(), "max_body = \"1MiB\"")).await;
     assert_isolated(&s).await;
     s.wait_metric("strangler_shadow_total{result=\"skipped\",route=\"on\"}", 30.0).await;
-    assert_eq!(s.metric("strangler_shadow_total{result=\"mismatch\",route=\"on\"}").await, 0.0);
+    assert_eq!(s.metric("strangler_shadow_total{result=\"mismatch\",route=\"on\"}").await, Some(0.0));
 }
 
 fn shadow_headers(r: &Received) -> Option<&str> {
@@ -165,7 +166,7 @@ async fn shadows_over_max_in_flight_are_dropped_not_queued() {
     let c = client();
     let took = timed(&c, &s.url("/on/x"), 4).await;
     assert!(took[3] < Duration::from_millis(500), "a dropped shadow made the client wait: {took:?}");
-    assert_eq!(s.metric("strangler_shadow_total{result=\"dropped\",route=\"on\"}").await, 3.0);
+    assert_eq!(s.metric("strangler_shadow_total{result=\"dropped\",route=\"on\"}").await, Some(3.0));
     s.wait_metric("strangler_shadow_total{result=\"mismatch\",route=\"on\"}", 1.0).await;
     assert_eq!(new.hits(), 1);
     // The slot is free again once the shadow is done.
@@ -231,42 +232,38 @@ async fn differences_are_found_reported_and_shown_by_the_cli() {
             _ => 3.0,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while done(&metrics(&s).await) < want {
+        while done(&metrics(&s).await).is_none_or(|n| n < want) {
             assert!(Instant::now() < deadline, "no mismatch recorded for {path}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
     for (place, n) in [("body", 1.0), ("status", 1.0), ("header", 1.0)] {
         let sample = format!("strangler_shadow_mismatches_total{{route=\"api\",where=\"{place}\"}}");
-        assert_eq!(s.metric(&sample).await, n, "{sample}");
+        assert_eq!(s.metric(&sample).await, Some(n), "{sample}");
     }
-    assert_eq!(s.metric("strangler_shadow_total{result=\"match\",route=\"api\"}").await, 2.0);
+    assert_eq!(s.metric("strangler_shadow_total{result=\"match\",route=\"api\"}").await, Some(2.0));
 
-    let api: Value =
-        c.get(s.admin_url("/api/routes/api/diffs")).send().await.expect("diffs").json().await.expect("json");
-    let diffs = api["diffs"].as_array().expect("diffs");
-    let wheres = |i: usize| -> Vec<&str> {
-        diffs[i]["differences"].as_array().expect("list").iter().map(|d| d["where"].as_str().expect("where")).collect()
-    };
+    let api: Diffs = s.api("/routes/api/diffs").await;
+    let diffs = &api.diffs;
+    let wheres = |i: usize| -> Vec<String> { diffs[i].differences.iter().map(|d| d.field.to_string()).collect() };
     assert_eq!(diffs.len(), 3);
     assert_eq!(wheres(0), ["header:x-flavor"], "x-ignored and date are ignored");
     assert_eq!(wheres(1), ["status"]);
     // 10 == 10.0 and key order do not count; the ignored path does not either.
     assert_eq!(wheres(2), ["json:$.total", "json:$.amount"]);
-    let total = &diffs[2]["differences"][0];
-    assert_eq!((total["legacy"].clone(), total.get("new")), (json!(3), None));
-    assert_eq!((diffs[1]["legacy"]["status"].clone(), diffs[1]["new"]["status"].clone()), (json!(404), json!(400)));
-    assert_eq!((diffs[2]["method"].as_str(), diffs[2]["path"].as_str()), (Some("GET"), Some("/api/json")));
-    let limited: Value =
-        c.get(s.admin_url("/api/routes/api/diffs?limit=1")).send().await.expect("diffs").json().await.expect("json");
-    assert_eq!(limited["diffs"].as_array().map(Vec::len), Some(1));
+    let total = &diffs[2].differences[0];
+    assert_eq!((total.legacy.clone(), total.new.clone()), (Some(json!(3)), None));
+    assert_eq!((diffs[1].legacy.status, diffs[1].new.status), (404, 400));
+    assert_eq!((diffs[2].method.as_str(), diffs[2].path.as_str()), ("GET", "/api/json"));
+    let limited: Diffs = s.api("/routes/api/diffs?limit=1").await;
+    assert_eq!(limited.diffs.len(), 1);
     let bad = c.get(s.admin_url("/api/routes/api/diffs?limit=zero")).send().await.expect("diffs");
     assert_eq!(bad.status(), 400);
     assert!(bad.text().await.expect("body").contains("\"error\""));
 
-    let route: Value = c.get(s.admin_url("/api/routes/api")).send().await.expect("route").json().await.expect("json");
-    assert_eq!(route["shadow"]["counts"]["mismatch"], json!(3));
-    assert_eq!(route["shadow"]["target"], json!("other"));
+    let shadow = s.route("api").await.shadow.expect("the route shadows");
+    assert_eq!(shadow.counts.mismatch, 3);
+    assert_eq!(shadow.target, "other");
 
     // The CLI, reading the admin address from the same config.
     let out = Command::new(bin()).args(["diffs", "api", "-c"]).arg(&s.config).output().expect("cli");
@@ -280,8 +277,8 @@ async fn differences_are_found_reported_and_shown_by_the_cli() {
         .arg(&s.config)
         .output()
         .expect("cli");
-    let v: Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
-    assert_eq!(v["diffs"].as_array().map(Vec::len), Some(1));
+    let v: Diffs = serde_json::from_slice(&out.stdout).expect("--json prints the API's JSON");
+    assert_eq!(v.diffs.len(), 1);
 
     // Errors: one clear line, non-zero exit.
     let out = Command::new(bin()).args(["diffs", "nope", "-c"]).arg(&s.config).output().expect("cli");
@@ -322,20 +319,17 @@ async fn noise_is_learned_from_one_side_and_real_differences_are_not() {
         c.get(s.url(&format!("/thing/{i}"))).send().await.expect("get");
         s.wait_metric("strangler_shadow_total{result=\"mismatch\",route=\"api\"}", f64::from(i + 1)).await;
     }
-    let route: Value = c.get(s.admin_url("/api/routes/api")).send().await.expect("route").json().await.expect("json");
-    let learned: Vec<&str> =
-        route["shadow"]["noise"].as_array().expect("noise").iter().map(|n| n["field"].as_str().expect("f")).collect();
+    let noise = s.route("api").await.shadow.expect("the route shadows").noise;
+    let learned: Vec<String> = noise.iter().map(|n| n.field.to_string()).collect();
     assert_eq!(learned, ["header:x-request-id", "json:$.id", "json:$.items[*].rid"]);
-    assert_eq!(route["shadow"]["noise"][1]["seen"], json!(5));
-    assert_eq!(s.metric("strangler_noise_fields{route=\"api\"}").await, 3.0);
+    assert_eq!(noise[1].seen, 5);
+    assert_eq!(s.metric("strangler_noise_fields{route=\"api\"}").await, Some(3.0));
     // Each request was sent twice to legacy (the answer and the noise probe) and once to new.
     assert_eq!((legacy.hits(), new.hits()), (10, 5));
 
-    let api: Value =
-        c.get(s.admin_url("/api/routes/api/diffs")).send().await.expect("diffs").json().await.expect("json");
-    for d in api["diffs"].as_array().expect("diffs") {
-        let wheres: Vec<&str> =
-            d["differences"].as_array().expect("l").iter().map(|x| x["where"].as_str().expect("w")).collect();
+    let api: Diffs = s.api("/routes/api/diffs").await;
+    for d in &api.diffs {
+        let wheres: Vec<String> = d.differences.iter().map(|x| x.field.to_string()).collect();
         assert_eq!(wheres, ["json:$.value"], "only the real difference is reported, even on the first request");
     }
 }
@@ -373,15 +367,15 @@ async fn redacted_headers_never_reach_the_api_or_the_diffs_file() {
             assert!(!text.contains(secret), "{secret} leaked: {text}");
         }
     }
-    let line: Value = serde_json::from_str(file.trim()).expect("one JSON line");
-    assert_eq!(line["request_headers"]["authorization"], json!("[redacted]"));
-    assert_eq!(
-        line["differences"][0],
-        json!({"where": "header:set-cookie", "legacy": "[redacted]", "new": "[redacted]"})
-    );
+    let line: DiffRecord = serde_json::from_str(file.trim()).expect("one JSON line, a diff record");
+    assert_eq!(line.request_headers["authorization"], json!("[redacted]"));
+    let redacted = Some(json!("[redacted]"));
+    let first = &line.differences[0];
+    assert_eq!(first.field, Field::Header("set-cookie".into()));
+    assert_eq!((&first.legacy, &first.new), (&redacted, &redacted));
     // What is not redacted is shown as it is, so a mismatch can be reproduced.
-    assert!(line["request_headers"]["x-strangler-shadow"].is_null());
-    assert_eq!(line["path"], json!("/x"));
+    assert!(!line.request_headers.contains_key("x-strangler-shadow"));
+    assert_eq!(line.path, "/x");
 }
 
 #[tokio::test]
@@ -405,14 +399,14 @@ async fn shadowing_is_turned_on_and_off_by_a_reload_and_learned_noise_survives_i
     c.get(s.url("/b")).send().await.expect("get");
     // Both sides answer the same up to their random fields: learned, then a match.
     s.wait_metric("strangler_shadow_total{result=\"match\",route=\"api\"}", 1.0).await;
-    assert_eq!(s.metric("strangler_noise_fields{route=\"api\"}").await, 3.0);
+    assert_eq!(s.metric("strangler_noise_fields{route=\"api\"}").await, Some(3.0));
 
     // A reload that keeps the route keeps what it learned.
     s.rewrite(&route(&on.replace("noise_sample = 100.0", "noise_sample = 0.0")));
     s.wait_metric("strangler_config_reloads_total{result=\"ok\"}", 2.0).await;
     c.get(s.url("/c")).send().await.expect("get");
     s.wait_metric("strangler_shadow_total{result=\"match\",route=\"api\"}", 2.0).await;
-    assert_eq!(s.metric("strangler_shadow_total{result=\"mismatch\",route=\"api\"}").await, 0.0);
+    assert_eq!(s.metric("strangler_shadow_total{result=\"mismatch\",route=\"api\"}").await, Some(0.0));
 
     s.rewrite(&route("[routes.shadow]\nenabled = false\n"));
     s.wait_metric("strangler_config_reloads_total{result=\"ok\"}", 3.0).await;

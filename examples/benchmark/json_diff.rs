@@ -35,7 +35,7 @@ fn main() {
     let rules = Rules { ignore_headers: &[], ignore_paths: &ignore, noise: &noise };
 
     let found = compare(&legacy, &new, &rules).differences;
-    let wheres: Vec<&str> = found.iter().map(|d| d.where_.as_str()).collect();
+    let wheres: Vec<String> = found.iter().map(|d| d.field.to_string()).collect();
     assert_eq!(wheres, ["json:$.items[123].price", "json:$.items[321].tags[2]", "json:$.meta.generated_at"]);
 
     let bytes = legacy.body.len() + new.body.len();

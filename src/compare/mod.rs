@@ -15,9 +15,9 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
-use serde::Serialize;
 use serde_json::Value;
 
+pub use crate::api::{Difference, Field};
 pub use noise::Noise;
 pub use path::{JsonPath, Step};
 
@@ -57,32 +57,6 @@ impl Rules<'_> {
     }
 }
 
-/// One difference between legacy's and new's answer. `None` = absent on that side.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Difference {
-    /// `status`, `header:NAME`, `json:$.path` or `body`.
-    #[serde(rename = "where")]
-    pub where_: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub legacy: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub new: Option<Value>,
-    /// For `body`: the first byte offset where the two bodies differ.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub offset: Option<usize>,
-}
-
-impl Difference {
-    /// The metric label: `status`, `header` or `body` (JSON paths count as body).
-    pub fn kind(&self) -> &'static str {
-        match self.where_.split(':').next() {
-            Some("status") => "status",
-            Some("header") => "header",
-            _ => "body",
-        }
-    }
-}
-
 /// The result for one pair: empty `differences` means a match.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -95,28 +69,28 @@ pub fn compare(legacy: &Answer, new: &Answer, rules: &Rules) -> Outcome {
     let mut out = Outcome::default();
     if legacy.status != new.status {
         out.differences.push(Difference {
-            where_: "status".into(),
+            field: Field::Status,
             legacy: Some(legacy.status.into()),
             new: Some(new.status.into()),
             offset: None,
         });
     }
     for (name, l, n) in header_differences(&legacy.headers, &new.headers, &|h| rules.ignores_header(h)) {
-        out.differences.push(Difference { where_: format!("header:{name}"), legacy: l, new: n, offset: None });
+        out.differences.push(Difference { field: Field::Header(name), legacy: l, new: n, offset: None });
     }
     match body_difference(&legacy.body, &new.body, &|p| rules.ignores_path(p)) {
         BodyDiff::Same => {}
         BodyDiff::Json(found, truncated) => {
             out.truncated = truncated;
             out.differences.extend(found.into_iter().map(|f| Difference {
-                where_: format!("json:{}", f.path),
+                field: Field::Json(f.path),
                 legacy: f.legacy,
                 new: f.new,
                 offset: None,
             }));
         }
         BodyDiff::Bytes { offset, legacy, new } => out.differences.push(Difference {
-            where_: "body".into(),
+            field: Field::Body,
             legacy: Some(legacy.into()),
             new: Some(new.into()),
             offset: Some(offset),
@@ -223,7 +197,7 @@ mod tests {
         let ip: Vec<JsonPath> = ignore_paths.iter().map(|p| JsonPath::parse(p).expect("path")).collect();
         let noise = Noise::default();
         let rules = Rules { ignore_headers: &ih, ignore_paths: &ip, noise: &noise };
-        compare(a, b, &rules).differences.into_iter().map(|d| d.where_).collect()
+        compare(a, b, &rules).differences.into_iter().map(|d| d.field.to_string()).collect()
     }
 
     #[test]
@@ -250,7 +224,7 @@ mod tests {
         let out = compare(&answer(200, &[], "hello world"), &answer(200, &[], "hello there"), &rules);
         assert_eq!(out.differences.len(), 1);
         let d = &out.differences[0];
-        assert_eq!((d.where_.as_str(), d.offset), ("body", Some(6)));
+        assert_eq!((&d.field, d.offset), (&Field::Body, Some(6)));
         assert_eq!(d.legacy, Some(Value::from("world")));
         let out = compare(&answer(200, &[], "abc"), &answer(200, &[], "abcdef"), &rules);
         assert_eq!(out.differences[0].offset, Some(3));

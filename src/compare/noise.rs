@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::path::{JsonPath, Step};
+use crate::api::{Field, NoiseField};
 
 /// A route's learned noise, with how many times each field was seen differing.
 #[derive(Debug, Clone, Default)]
@@ -41,10 +42,11 @@ impl Noise {
         self.len() == 0
     }
 
-    /// Every learned field as `header:NAME` or `json:$.path`, with its count.
-    pub fn fields(&self) -> Vec<(String, u64)> {
-        let headers = self.headers.iter().map(|(h, n)| (format!("header:{h}"), *n));
-        headers.chain(self.paths.iter().map(|(p, n)| (format!("json:{p}"), *n))).collect()
+    /// Every learned field, with its count: headers first, then JSON paths.
+    pub fn fields(&self) -> Vec<NoiseField> {
+        let headers = self.headers.iter().map(|(h, n)| NoiseField { field: Field::Header(h.clone()), seen: *n });
+        let paths = self.paths.iter().map(|(p, n)| NoiseField { field: Field::Json(p.to_string()), seen: *n });
+        headers.chain(paths).collect()
     }
 }
 
@@ -61,6 +63,7 @@ mod tests {
         assert!(n.ignores_header("x-request-id"));
         assert!(n.ignores_path(&[Step::Key("items"), Step::Index(9), Step::Key("id")]));
         assert!(!n.ignores_path(&[Step::Key("items"), Step::Index(9), Step::Key("price")]));
-        assert_eq!(n.fields(), [("header:x-request-id".to_string(), 2), ("json:$.items[*].id".to_string(), 2)]);
+        let fields: Vec<(String, u64)> = n.fields().into_iter().map(|f| (f.field.to_string(), f.seen)).collect();
+        assert_eq!(fields, [("header:x-request-id".to_string(), 2), ("json:$.items[*].id".to_string(), 2)]);
     }
 }

@@ -5,37 +5,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, HeaderName};
-use serde::Serialize;
 use serde_json::Value;
 
-use super::Difference;
+use crate::api::Field;
+pub use crate::api::{DiffRecord, SideAnswer};
 
 pub const REDACTED: &str = "[redacted]";
-
-/// One mismatching pair, as the API and the diffs file show it.
-#[derive(Debug, Clone, Serialize)]
-pub struct DiffRecord {
-    /// RFC 3339, UTC.
-    pub at: String,
-    pub route: String,
-    pub method: String,
-    /// Path and query.
-    pub path: String,
-    /// The side whose answer the client got.
-    pub served_by: &'static str,
-    pub legacy: SideAnswer,
-    pub new: SideAnswer,
-    pub differences: Vec<Difference>,
-    /// More differences existed than were kept.
-    pub truncated: bool,
-    pub request_headers: BTreeMap<String, Value>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SideAnswer {
-    pub status: u16,
-    pub duration_ms: f64,
-}
 
 /// Replace the values of redacted headers: in the request headers and in header differences.
 pub fn redact(record: &mut DiffRecord, redact: &[HeaderName]) {
@@ -46,7 +21,7 @@ pub fn redact(record: &mut DiffRecord, redact: &[HeaderName]) {
         }
     }
     for d in record.differences.iter_mut() {
-        if d.where_.strip_prefix("header:").is_some_and(hidden) {
+        if matches!(&d.field, Field::Header(name) if hidden(name)) {
             for side in [&mut d.legacy, &mut d.new] {
                 if side.is_some() {
                     *side = Some(Value::from(REDACTED));
@@ -105,11 +80,11 @@ mod tests {
             route: "r".into(),
             method: "GET".into(),
             path: path.into(),
-            served_by: "legacy",
+            served_by: crate::config::Side::Legacy,
             legacy: SideAnswer { status: 200, duration_ms: 1.0 },
             new: SideAnswer { status: 200, duration_ms: 1.0 },
-            differences: vec![Difference {
-                where_: "header:set-cookie".into(),
+            differences: vec![crate::api::Difference {
+                field: Field::Header("set-cookie".into()),
                 legacy: Some("a=1".into()),
                 new: None,
                 offset: None,

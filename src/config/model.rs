@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +23,8 @@ pub const WEIGHT_SCALE: u32 = 10_000;
 pub const TOKEN_ENV: &str = "STRANGLER_ADMIN_TOKEN";
 
 /// Which service answers a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Side {
     Legacy,
     New,
@@ -121,8 +121,9 @@ pub struct LogSettings {
     pub diffs_file: Option<PathBuf>,
 }
 
-/// A named pool of upstream addresses.
-#[derive(Debug)]
+/// A named pool of upstream addresses, as the file declares it. What the process learns about
+/// the addresses (health, round-robin position) lives in [`crate::upstream::Pool`].
+#[derive(Debug, PartialEq, Eq)]
 pub struct Upstream {
     pub name: String,
     pub addrs: Vec<SocketAddr>,
@@ -134,54 +135,6 @@ pub struct Upstream {
     /// HTTP/2 to the upstream.
     pub http2: bool,
     pub health: Health,
-    /// Per address (same order as `addrs`): false once health checks found it down. Carried
-    /// over reloads for addresses the pool keeps.
-    pub healthy: Box<[AtomicBool]>,
-    next: AtomicUsize,
-}
-
-impl Upstream {
-    /// Where this request starts in the pool: round robin across requests.
-    pub fn start_index(&self) -> usize {
-        self.next.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// The address for attempt `attempt` of a request that started at `start`. Addresses are
-    /// taken in round-robin order from `start`, healthy ones first: each retry after a failed
-    /// connect moves to the next, and addresses found down are tried only when nothing else is
-    /// left (a pool that is entirely down is still tried rather than refused).
-    pub fn addr(&self, start: usize, attempt: usize) -> SocketAddr {
-        let n = self.addrs.len();
-        let at = |k: usize| start.wrapping_add(k) % n;
-        let healthy = (0..n).filter(|k| self.is_healthy(at(*k))).count();
-        let nth = attempt % n;
-        let (want_healthy, skip) = if nth < healthy { (true, nth) } else { (false, nth - healthy) };
-        let k = (0..n).filter(|k| self.is_healthy(at(*k)) == want_healthy).nth(skip).unwrap_or(nth);
-        self.addrs[at(k)]
-    }
-
-    pub fn is_healthy(&self, i: usize) -> bool {
-        !self.health.enabled || self.healthy.get(i).is_none_or(|h| h.load(Ordering::Relaxed))
-    }
-
-    /// Addresses not found down.
-    pub fn healthy_count(&self) -> usize {
-        (0..self.addrs.len()).filter(|i| self.is_healthy(*i)).count()
-    }
-
-    /// Every address found down by health checks.
-    pub fn all_down(&self) -> bool {
-        self.healthy_count() == 0
-    }
-
-    /// Take over the health of the addresses `previous` (the same pool before a reload) shares.
-    pub fn inherit_health(&self, previous: &Upstream) {
-        for (i, addr) in self.addrs.iter().enumerate() {
-            if let Some(j) = previous.addrs.iter().position(|a| a == addr) {
-                self.healthy[i].store(previous.is_healthy(j), Ordering::Relaxed);
-            }
-        }
-    }
 }
 
 /// How a request's sticky key is found.
@@ -612,7 +565,6 @@ fn build_upstream(p: &mut Problems, name: &str, u: &UpstreamSection) -> Option<U
     if p.0.len() > before {
         return None;
     }
-    let healthy = addrs.iter().map(|_| AtomicBool::new(true)).collect();
     Some(Upstream {
         name: name.to_string(),
         addrs,
@@ -623,8 +575,6 @@ fn build_upstream(p: &mut Problems, name: &str, u: &UpstreamSection) -> Option<U
         read_timeout,
         http2: u.http2,
         health,
-        healthy,
-        next: AtomicUsize::new(0),
     })
 }
 

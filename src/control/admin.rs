@@ -9,20 +9,19 @@ use async_trait::async_trait;
 use http::{Method, Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
-use serde_json::{json, Value};
 
-use crate::compare::store::DiffRecord;
+use crate::api::{self, RolloutAction, Side};
 use crate::config::model::parse_weight_percent;
-use crate::config::model::Upstream;
 use crate::config::persist::PersistError;
 use crate::config::shadow::Shadow;
 use crate::control::reload::{ChangeError, Trigger};
-use crate::control::rollout::{Action, Control, ControlError};
+use crate::control::rollout::{Control, ControlError};
 use crate::metrics::METRICS;
 use crate::route::split::constant_time_eq;
 use crate::route::Matched;
 use crate::shadow::ShadowState;
 use crate::snapshot::Shared;
+use crate::upstream::Pool;
 
 pub struct AdminApp {
     shared: Arc<Shared>,
@@ -34,71 +33,68 @@ impl AdminApp {
         AdminApp { shared, control }
     }
 
-    fn route_json(&self, m: &Matched) -> Value {
+    fn route_view(&self, m: &Matched) -> api::RouteView {
         let route = &m.route;
-        let hosts: Vec<String> = route.hosts.iter().map(|h| h.to_string()).collect();
-        json!({
-            "name": route.name,
-            "hosts": hosts,
-            "path_prefix": route.path_prefix,
-            "weight": route.weight_percent(),
-            "sticky": route.sticky.as_ref().map(|s| s.describe()),
-            "override": route.override_.as_ref().map(|o| json!({"header": o.header.as_str(), "token": o.token.is_some()})),
-            "expose_side": route.expose_side,
-            "failover": route.failover,
-            "sides": {
-                "legacy": Self::upstream_json(&route.legacy),
-                "new": Self::upstream_json(&route.new),
-            },
-            "new_pool_down": route.new.all_down(),
-            "live": m.stats.live.last_minute(&m.reading()).summary(),
-            "shadow": route.shadow.as_ref().zip(m.shadow.as_ref()).map(|(s, state)| Self::shadow_json(s, state)),
-            "rollout": self.control.describe(m),
-        })
+        api::RouteView {
+            name: route.name.clone(),
+            hosts: route.hosts.iter().map(|h| h.to_string()).collect(),
+            path_prefix: route.path_prefix.clone(),
+            weight: route.weight_percent(),
+            sticky: route.sticky.as_ref().map(|s| s.describe()),
+            override_: route
+                .override_
+                .as_ref()
+                .map(|o| api::OverrideView { header: o.header.as_str().to_string(), token: o.token.is_some() }),
+            expose_side: route.expose_side,
+            failover: route.failover,
+            sides: api::Sides { legacy: pool_view(m.pool(Side::Legacy)), new: pool_view(m.pool(Side::New)) },
+            new_pool_down: m.pool(Side::New).all_down(),
+            live: m.stats.live.last_minute(&m.reading()).summary(),
+            shadow: route.shadow.as_ref().zip(m.shadow.as_ref()).map(|(s, state)| shadow_view(s, state)),
+            rollout: self.control.describe(m),
+        }
     }
+}
 
-    fn shadow_json(s: &Shadow, state: &ShadowState) -> Value {
-        let names = |list: &[http::HeaderName]| list.iter().map(|h| h.as_str().to_string()).collect::<Vec<_>>();
-        let counts: serde_json::Map<String, Value> =
-            state.counts().into_iter().map(|(k, v)| (k.to_string(), v.into())).collect();
-        json!({
-            "enabled": s.enabled,
-            "target": s.target.as_str(),
-            "sample": f64::from(s.sample) / 100.0,
-            "methods": s.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
-            "max_body": s.max_body,
-            "max_in_flight": s.max_in_flight,
-            "in_flight": state.in_flight(),
-            "timeout_ms": s.timeout.as_millis() as u64,
-            "compare": {
-                "ignore_headers": names(&s.compare.ignore_headers),
-                "ignore_json_paths": s.compare.ignore_json_paths.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-                "noise_sample": f64::from(s.compare.noise_sample) / 100.0,
-                "keep_diffs": s.compare.keep_diffs,
-                "redact_headers": names(&s.compare.redact_headers),
-            },
-            "counts": counts,
-            "noise": noise_json(state),
-        })
+fn shadow_view(s: &Shadow, state: &ShadowState) -> api::ShadowView {
+    let names = |list: &[http::HeaderName]| list.iter().map(|h| h.as_str().to_string()).collect::<Vec<_>>();
+    api::ShadowView {
+        enabled: s.enabled,
+        target: s.target.as_str().to_string(),
+        sample: f64::from(s.sample) / 100.0,
+        methods: s.methods.iter().map(|m| m.as_str().to_string()).collect(),
+        max_body: s.max_body,
+        max_in_flight: s.max_in_flight,
+        in_flight: state.in_flight(),
+        timeout_ms: s.timeout.as_millis() as u64,
+        compare: api::CompareView {
+            ignore_headers: names(&s.compare.ignore_headers),
+            ignore_json_paths: s.compare.ignore_json_paths.iter().map(|p| p.to_string()).collect(),
+            noise_sample: f64::from(s.compare.noise_sample) / 100.0,
+            keep_diffs: s.compare.keep_diffs,
+            redact_headers: names(&s.compare.redact_headers),
+        },
+        counts: state.counts(),
+        noise: state.noise().fields(),
     }
+}
 
-    fn upstream_json(u: &Upstream) -> Value {
-        let addrs: Vec<Value> = u
+fn pool_view(pool: &Pool) -> api::PoolView {
+    let u = &pool.config;
+    api::PoolView {
+        upstream: u.name.clone(),
+        addresses: u
             .addrs
             .iter()
             .enumerate()
-            .map(|(i, a)| json!({ "address": a.to_string(), "healthy": u.is_healthy(i) }))
-            .collect();
-        json!({
-            "upstream": u.name,
-            "addresses": addrs,
-            "healthy": u.healthy_count(),
-            "tls": u.tls,
-            "health_check": u.health.enabled.then(|| match &u.health.path {
-                Some(p) => format!("GET {p} every {:?}", u.health.interval),
-                None => format!("connect every {:?}", u.health.interval),
-            }),
-        })
+            .map(|(i, a)| api::AddressView { address: a.to_string(), healthy: pool.is_healthy(i) })
+            .collect(),
+        healthy: pool.healthy_count(),
+        tls: u.tls,
+        health_check: u.health.enabled.then(|| match &u.health.path {
+            Some(p) => format!("GET {p} every {:?}", u.health.interval),
+            None => format!("connect every {:?}", u.health.interval),
+        }),
     }
 }
 
@@ -127,15 +123,9 @@ impl AdminApp {
                 format!("route {name:?} has no [routes.shadow] section, so nothing is compared"),
             );
         };
-        let diffs = state.recent.latest(limit);
-        let diffs: Vec<&DiffRecord> = diffs.iter().map(|d| d.as_ref()).collect();
-        json_response(StatusCode::OK, &json!({ "route": name, "diffs": diffs, "noise": noise_json(state) }))
+        let diffs = state.recent.latest(limit).iter().map(|d| d.as_ref().clone()).collect();
+        json_response(StatusCode::OK, &api::Diffs { route: name.to_string(), diffs, noise: state.noise().fields() })
     }
-}
-
-/// A route's learned noise: `[{"field": "json:$.at", "seen": 4}, ...]`.
-fn noise_json(state: &ShadowState) -> Vec<Value> {
-    state.noise().fields().into_iter().map(|(field, seen)| json!({"field": field, "seen": seen})).collect()
 }
 
 /// Records returned by the diffs endpoint without `limit`.
@@ -152,14 +142,22 @@ fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Ve
     resp
 }
 
-fn json_response(status: StatusCode, v: &Value) -> Response<Vec<u8>> {
-    let mut body = serde_json::to_vec_pretty(v).unwrap_or_default();
-    body.push(b'\n');
-    respond(status, "application/json", body)
+fn json_response(status: StatusCode, v: &impl serde::Serialize) -> Response<Vec<u8>> {
+    match serde_json::to_vec_pretty(v) {
+        Ok(mut body) => {
+            body.push(b'\n');
+            respond(status, "application/json", body)
+        }
+        Err(e) => respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "application/json",
+            format!("{{\"error\": \"the answer could not be encoded: {e}\"}}\n").into_bytes(),
+        ),
+    }
 }
 
 pub fn error_response(status: StatusCode, msg: impl Into<String>) -> Response<Vec<u8>> {
-    json_response(status, &json!({ "error": msg.into() }))
+    json_response(status, &api::ErrorBody { error: msg.into(), problems: Vec::new() })
 }
 
 /// Largest request body the admin API reads.
@@ -180,8 +178,13 @@ enum Endpoint {
 }
 
 impl Endpoint {
-    fn of(segments: &[&str]) -> Option<Endpoint> {
-        Some(match segments {
+    /// The endpoint of a path's segments. `/api/v1/...` and the unversioned `/api/...` alias
+    /// are the same endpoints; `segments` comes back without the version.
+    fn of(segments: &mut Vec<&str>) -> Option<Endpoint> {
+        if segments.len() > 1 && segments[0] == "api" && segments[1] == "v1" {
+            segments.remove(1);
+        }
+        Some(match segments.as_slice() {
             ["livez"] => Endpoint::Livez,
             ["readyz"] => Endpoint::Readyz,
             ["metrics"] => Endpoint::Metrics,
@@ -248,16 +251,9 @@ async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, Response<Vec<
     }
 }
 
-/// `{"percent": 50}`
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WeightBody {
-    percent: f64,
-}
-
 /// The weight (hundredths of a percent) a `PUT .../weight` body asks for, or why it is refused.
 pub fn parse_weight_body(body: &[u8]) -> Result<u32, String> {
-    let parsed: WeightBody =
+    let parsed: api::WeightRequest =
         serde_json::from_slice(body).map_err(|e| format!("the body must be JSON like {{\"percent\": 50}} ({e})"))?;
     parse_weight_percent(parsed.percent).map_err(|msg| format!("percent = {}: {msg}", parsed.percent))
 }
@@ -287,43 +283,67 @@ impl AdminApp {
             Ok(w) => w,
             Err(msg) => return error_response(StatusCode::BAD_REQUEST, msg),
         };
-        match self.control.set_weight(name, weight, who) {
-            Ok(change) => json_response(
+        let (control, route, who) = (self.control.clone(), name.to_string(), who.to_string());
+        match off_runtime(move || control.set_weight(&route, weight, &who)).await {
+            Ok(Ok(change)) => json_response(
                 StatusCode::OK,
-                &json!({
-                    "route": name,
-                    "old": change.old,
-                    "weight": change.new,
-                    "persisted": self.control.reloader().path().display().to_string(),
-                    "rollout_paused": change.rollout_paused,
-                }),
+                &api::WeightChanged {
+                    route: name.to_string(),
+                    old: change.old,
+                    weight: change.new,
+                    persisted: self.control.reloader().path().display().to_string(),
+                    rollout_paused: change.rollout_paused,
+                },
             ),
-            Err(e) => control_error(e),
+            Ok(Err(e)) => control_error(e),
+            Err(resp) => resp,
         }
     }
 
     /// `POST /api/reload`: the file, now.
-    fn reload(&self, who: &str) -> Response<Vec<u8>> {
+    async fn reload(&self, who: &str) -> Response<Vec<u8>> {
         tracing::info!(target: "strangler::admin", peer = who, "reload requested");
-        match self.control.reloader().reload(Trigger::Api) {
-            Ok(_) => {
+        let control = self.control.clone();
+        match off_runtime(move || control.reloader().reload(Trigger::Api)).await {
+            Ok(Ok(_)) => {
                 let snap = self.shared.load();
-                let weights: serde_json::Map<String, Value> =
-                    snap.config.routes.iter().map(|r| (r.name.clone(), r.weight_percent().into())).collect();
-                json_response(StatusCode::OK, &json!({ "reloaded": true, "weights": weights }))
+                let weights = snap.config.routes.iter().map(|r| (r.name.clone(), r.weight_percent())).collect();
+                json_response(StatusCode::OK, &api::Reloaded { reloaded: true, weights })
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 let problems: Vec<String> = e.to_string().lines().map(str::to_string).collect();
-                json_response(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &json!({
-                        "error": format!("config reload rejected, the running config keeps serving: {}", problems.join("; ")),
-                        "problems": problems,
-                    }),
-                )
+                let error =
+                    format!("config reload rejected, the running config keeps serving: {}", problems.join("; "));
+                json_response(StatusCode::UNPROCESSABLE_ENTITY, &api::ErrorBody { error, problems })
             }
+            Err(resp) => resp,
         }
     }
+
+    /// `POST /api/v1/routes/{name}/rollout/{action}`.
+    async fn rollout(&self, name: &str, action: &str, who: &str) -> Response<Vec<u8>> {
+        let Some(action) = RolloutAction::parse(action) else {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                format!("no rollout action {action:?}; use pause, resume or abort"),
+            );
+        };
+        let (control, route, who) = (self.control.clone(), name.to_string(), who.to_string());
+        match off_runtime(move || control.act(&route, action, &who)).await {
+            Ok(Ok(rollout)) => json_response(StatusCode::OK, &api::RolloutActed { route: name.to_string(), rollout }),
+            Ok(Err(e)) => control_error(e),
+            Err(resp) => resp,
+        }
+    }
+}
+
+/// Run a change (file reads, validation with its DNS look-ups and certificate files, fsync)
+/// on the blocking pool: the admin runtime keeps answering `/readyz` and `/metrics` meanwhile.
+async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Response<Vec<u8>>> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        tracing::error!("an admin change did not complete: {e}");
+        error_response(StatusCode::INTERNAL_SERVER_ERROR, format!("the change did not complete: {e}"))
+    })
 }
 
 #[async_trait]
@@ -331,8 +351,8 @@ impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let Some(endpoint) = Endpoint::of(&segments) else {
+        let mut segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let Some(endpoint) = Endpoint::of(&mut segments) else {
             return error_response(StatusCode::NOT_FOUND, format!("no admin endpoint at {path}"));
         };
         if !endpoint.allows(&method) {
@@ -363,20 +383,20 @@ impl ServeHttp for AdminApp {
             (Endpoint::Metrics, _) => respond(StatusCode::OK, "text/plain; version=0.0.4", METRICS.render()),
             (Endpoint::Routes, _) => {
                 let snap = self.shared.load();
-                let routes: Vec<Value> = snap
+                let routes = snap
                     .config
                     .routes
                     .iter()
                     .filter_map(|r| snap.table.get(&r.name))
-                    .map(|m| self.route_json(m))
+                    .map(|m| self.route_view(m))
                     .collect();
                 json_response(
                     StatusCode::OK,
-                    &json!({ "routes": routes, "window_seconds": crate::live::LIVE_WINDOW.as_secs() }),
+                    &api::Routes { routes, window_seconds: crate::live::LIVE_WINDOW.as_secs() },
                 )
             }
             (Endpoint::Route, [_, _, name]) => match self.shared.load().table.get(name) {
-                Some(m) => json_response(StatusCode::OK, &self.route_json(m)),
+                Some(m) => json_response(StatusCode::OK, &self.route_view(m)),
                 None => error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}")),
             },
             (Endpoint::Diffs, [_, _, name, _]) => {
@@ -387,17 +407,11 @@ impl ServeHttp for AdminApp {
                 let name = name.to_string();
                 self.put_weight(session, &name, &who).await
             }
-            (Endpoint::Reload, _) => self.reload(&who),
-            (Endpoint::Rollout, [_, _, name, _, action]) => match Action::parse(action) {
-                Some(action) => match self.control.act(name, action, &who) {
-                    Ok(state) => json_response(StatusCode::OK, &json!({ "route": name, "rollout": state })),
-                    Err(e) => control_error(e),
-                },
-                None => error_response(
-                    StatusCode::NOT_FOUND,
-                    format!("no rollout action {action:?}; use pause, resume or abort"),
-                ),
-            },
+            (Endpoint::Reload, _) => self.reload(&who).await,
+            (Endpoint::Rollout, [_, _, name, _, action]) => {
+                let (name, action) = (name.to_string(), action.to_string());
+                self.rollout(&name, &action, &who).await
+            }
             _ => error_response(StatusCode::NOT_FOUND, format!("no admin endpoint at {path}")),
         }
     }

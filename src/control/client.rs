@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
+use crate::api::{self, ErrorBody};
 use crate::config::model::TOKEN_ENV;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,8 +20,8 @@ pub enum ClientError {
     /// The API's own `{"error": ...}`, with the status.
     #[error("{status}: {message}")]
     Api { status: u16, message: String },
-    #[error("the admin API at {url} answered {status} with a body that is not JSON")]
-    NotJson { url: String, status: u16 },
+    #[error("the admin API at {url} answered {status} with a body this version cannot read ({why})")]
+    Unreadable { url: String, status: u16, why: String },
 }
 
 pub struct AdminClient {
@@ -65,31 +67,36 @@ impl AdminClient {
         Ok(AdminClient { base, token, agent })
     }
 
-    pub fn get(&self, path: &str) -> Result<Value, ClientError> {
-        let url = format!("{}{path}", self.base);
+    /// `GET` an API path (under [`api::PREFIX`], e.g. `/routes`).
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = self.url(path);
         let req = self.auth(self.agent.get(&url));
         let resp = req.call().map_err(|e| ClientError::Unreachable { url: url.clone(), why: e.to_string() })?;
         read(url, resp)
     }
 
     /// `PUT` a JSON body.
-    pub fn put(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
-        let url = format!("{}{path}", self.base);
+    pub fn put<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let body = serde_json::to_string(body).map_err(|e| ClientError::Unreachable {
+            url: url.clone(),
+            why: format!("cannot encode the request: {e}"),
+        })?;
         let req = self.auth(self.agent.put(&url)).header("content-type", "application/json");
-        let resp = req
-            .send(body.to_string())
-            .map_err(|e| ClientError::Unreachable { url: url.clone(), why: e.to_string() })?;
+        let resp = req.send(body).map_err(|e| ClientError::Unreachable { url: url.clone(), why: e.to_string() })?;
         read(url, resp)
     }
 
-    /// `POST` without a body.
-    pub fn post(&self, path: &str) -> Result<Value, ClientError> {
-        let url = format!("{}{path}", self.base);
-        let resp = self
-            .auth(self.agent.post(&url))
-            .send_empty()
-            .map_err(|e| ClientError::Unreachable { url: url.clone(), why: e.to_string() })?;
+    /// `POST` without a body (declared as JSON, as every mutation is).
+    pub fn post<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let req = self.auth(self.agent.post(&url)).header("content-type", "application/json");
+        let resp = req.send_empty().map_err(|e| ClientError::Unreachable { url: url.clone(), why: e.to_string() })?;
         read(url, resp)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}{path}", self.base, api::PREFIX)
     }
 
     fn auth<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
@@ -100,15 +107,16 @@ impl AdminClient {
     }
 }
 
-fn read(url: String, mut resp: http::Response<ureq::Body>) -> Result<Value, ClientError> {
+fn read<T: DeserializeOwned>(url: String, mut resp: http::Response<ureq::Body>) -> Result<T, ClientError> {
     let status = resp.status().as_u16();
     let text = resp.body_mut().read_to_string().unwrap_or_default();
-    let value: Value = serde_json::from_str(&text).map_err(|_| ClientError::NotJson { url, status })?;
+    let unreadable =
+        |why: serde_json::Error| ClientError::Unreadable { url: url.clone(), status, why: why.to_string() };
     if status >= 400 {
-        let message = value.get("error").and_then(|e| e.as_str()).unwrap_or("request failed").to_string();
-        return Err(ClientError::Api { status, message });
+        let body: ErrorBody = serde_json::from_str(&text).map_err(unreadable)?;
+        return Err(ClientError::Api { status, message: body.error });
     }
-    Ok(value)
+    serde_json::from_str(&text).map_err(unreadable)
 }
 
 /// A wildcard listen address is reached through loopback.

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +21,7 @@ use pingora::services::background::BackgroundService;
 use tokio::sync::mpsc;
 
 use crate::config::rollout::Health;
-use crate::config::Upstream;
+use crate::config::{Side, Upstream};
 use crate::metrics::METRICS;
 use crate::snapshot::{Shared, Snapshot};
 
@@ -116,7 +115,8 @@ impl HealthService {
         let mut old: HashMap<(String, SocketAddr), Target> =
             old.into_iter().map(|t| ((t.upstream.clone(), t.addr), t)).collect();
         let mut targets = Vec::new();
-        for (name, up) in &snap.config.upstreams {
+        for pool in snap.pools.iter() {
+            let (name, up) = (&pool.config.name, &pool.config);
             if !up.health.enabled {
                 continue;
             }
@@ -132,7 +132,7 @@ impl HealthService {
             let Some((_, check)) = checks.get(name) else { continue };
             for (i, addr) in up.addrs.iter().enumerate() {
                 let mut t = old.remove(&(name.clone(), *addr)).unwrap_or_else(|| {
-                    let healthy = up.is_healthy(i);
+                    let healthy = pool.is_healthy(i);
                     METRICS.upstream_healthy.with_label_values(&[name, &addr.to_string()]).set(i64::from(healthy));
                     Target {
                         upstream: name.clone(),
@@ -146,6 +146,9 @@ impl HealthService {
                         healthy,
                     }
                 });
+                // A result that landed in the previous snapshot's pool while this one was built
+                // is restated here: the pool requests now use agrees with the checker.
+                pool.set_healthy(*addr, t.healthy);
                 t.check = check.clone();
                 // A result in flight was sent for the old list's index: it may be dropped.
                 t.in_flight = false;
@@ -157,7 +160,7 @@ impl HealthService {
         for ((name, addr), _) in old {
             let _ = METRICS.upstream_healthy.remove_label_values(&[&name, &addr.to_string()]);
         }
-        checks.retain(|name, _| snap.config.upstreams.contains_key(name));
+        checks.retain(|name, _| snap.pools.get(name).is_some());
         targets
     }
 }
@@ -210,17 +213,16 @@ impl BackgroundService for HealthService {
                         continue;
                     }
                     let snap = self.shared.load();
-                    let Some(up) = snap.config.upstreams.get(&t.upstream) else { continue };
+                    let Some(pool) = snap.pools.get(&t.upstream) else { continue };
                     t.streak += 1;
-                    let needed = if t.healthy { up.health.fails } else { up.health.passes };
+                    let health = &pool.config.health;
+                    let needed = if t.healthy { health.fails } else { health.passes };
                     if t.streak < needed {
                         continue;
                     }
                     t.healthy = !t.healthy;
                     t.streak = 0;
-                    if let Some(j) = up.addrs.iter().position(|a| *a == addr) {
-                        up.healthy[j].store(t.healthy, Ordering::Relaxed);
-                    }
+                    pool.set_healthy(addr, t.healthy);
                     METRICS.upstream_healthy.with_label_values(&[&t.upstream, &addr.to_string()]).set(i64::from(t.healthy));
                     match &result {
                         Ok(()) => tracing::info!(upstream = t.upstream, %addr, "address is healthy again"),
@@ -243,8 +245,9 @@ fn report_pools(snap: &Snapshot, pool_down: &mut HashMap<String, bool>) {
         }
         keep
     });
-    for route in &snap.config.routes {
-        let down = route.new.all_down();
+    for m in snap.table.iter() {
+        let (route, new) = (&m.route, m.pool(Side::New));
+        let down = new.all_down();
         let before = pool_down.insert(route.name.clone(), down);
         if before == Some(down) {
             continue;
@@ -253,13 +256,13 @@ fn report_pools(snap: &Snapshot, pool_down: &mut HashMap<String, bool>) {
         if down {
             tracing::warn!(
                 route = route.name,
-                upstream = route.new.name,
+                upstream = new.name(),
                 "every address of the new pool is down: all of the route's traffic goes to legacy"
             );
         } else if before.is_some() {
             tracing::info!(
                 route = route.name,
-                upstream = route.new.name,
+                upstream = new.name(),
                 "the new pool is back: the route's weight applies again"
             );
         }

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod gates;
 pub mod health;
 pub mod reload;
 pub mod render;

@@ -4,6 +4,8 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use crate::api::{self, Side};
+
 /// Widest value shown in a table cell; longer ones are cut with an ellipsis.
 const CELL: usize = 48;
 
@@ -17,50 +19,41 @@ fn cell(v: Option<&Value>) -> String {
     }
 }
 
-/// The elements of a JSON array; none for anything else.
-fn elements(v: &Value) -> &[Value] {
-    v.as_array().map(Vec::as_slice).unwrap_or_default()
-}
-
 /// `strangler diffs ROUTE`: each mismatch as a header line and a where / legacy / new table.
-pub fn diffs(answer: &Value) -> String {
-    let route = answer["route"].as_str().unwrap_or("?");
-    let list = elements(&answer["diffs"]);
+pub fn diffs(answer: &api::Diffs) -> String {
+    let route = &answer.route;
     let mut out = String::new();
-    let noise: Vec<String> = elements(&answer["noise"])
-        .iter()
-        .map(|n| format!("{} (seen {})", n["field"].as_str().unwrap_or("?"), n["seen"]))
-        .collect();
+    let noise: Vec<String> = answer.noise.iter().map(|n| format!("{} (seen {})", n.field, n.seen)).collect();
     if !noise.is_empty() {
         let _ = writeln!(out, "route {route}: noise learned and ignored: {}", noise.join(", "));
     }
-    if list.is_empty() {
+    if answer.diffs.is_empty() {
         let _ = writeln!(out, "route {route}: no mismatches recorded");
         return out;
     }
-    let _ = writeln!(out, "route {route}: {} recent mismatch(es), newest first", list.len());
-    for d in list {
-        let ms = |side: &str| d[side]["duration_ms"].as_f64().unwrap_or(0.0);
+    let _ = writeln!(out, "route {route}: {} recent mismatch(es), newest first", answer.diffs.len());
+    for d in &answer.diffs {
         let _ = writeln!(
             out,
             "\n{}  {} {}  (served by {})\n  legacy: {} in {:.1} ms   new: {} in {:.1} ms",
-            d["at"].as_str().unwrap_or("-"),
-            d["method"].as_str().unwrap_or("-"),
-            d["path"].as_str().unwrap_or("-"),
-            d["served_by"].as_str().unwrap_or("-"),
-            d["legacy"]["status"],
-            ms("legacy"),
-            d["new"]["status"],
-            ms("new"),
+            d.at,
+            d.method,
+            d.path,
+            d.served_by.as_str(),
+            d.legacy.status,
+            d.legacy.duration_ms,
+            d.new.status,
+            d.new.duration_ms,
         );
-        let rows: Vec<[String; 3]> = elements(&d["differences"])
+        let rows: Vec<[String; 3]> = d
+            .differences
             .iter()
             .map(|x| {
-                let mut place = x["where"].as_str().unwrap_or("?").to_string();
-                if let Some(off) = x.get("offset").and_then(Value::as_u64) {
+                let mut place = x.field.to_string();
+                if let Some(off) = x.offset {
                     let _ = write!(place, " @{off}");
                 }
-                [place, cell(x.get("legacy")), cell(x.get("new"))]
+                [place, cell(x.legacy.as_ref()), cell(x.new.as_ref())]
             })
             .collect();
         let header = ["WHERE".to_string(), "LEGACY".to_string(), "NEW".to_string()];
@@ -69,7 +62,7 @@ pub fn diffs(answer: &Value) -> String {
         for r in [&header].into_iter().chain(&rows) {
             let _ = writeln!(out, "  {:w0$}  {:w1$}  {}", r[0], r[1], r[2]);
         }
-        if d["truncated"].as_bool() == Some(true) {
+        if d.truncated {
             let _ = writeln!(out, "  (more differences not kept)");
         }
     }
@@ -77,53 +70,54 @@ pub fn diffs(answer: &Value) -> String {
 }
 
 /// A number with `decimals`, or `-` when the API had none (no traffic).
-fn num(v: &Value, decimals: usize, unit: &str) -> String {
-    v.as_f64().map_or_else(|| "-".to_string(), |f| format!("{f:.decimals$}{unit}"))
+fn num(v: Option<f64>, decimals: usize, unit: &str) -> String {
+    v.map_or_else(|| "-".to_string(), |f| format!("{f:.decimals$}{unit}"))
 }
 
 /// `legacy/new` for one figure of the live window.
-fn pair(live: &Value, key: &str, decimals: usize, unit: &str) -> String {
-    format!("{}/{}", num(&live["legacy"][key], decimals, unit), num(&live["new"][key], decimals, unit))
+fn pair(live: &api::LiveWindow, figure: fn(&api::SideLive) -> Option<f64>, decimals: usize) -> String {
+    let side = |s: Side| num(figure(live.side(s)), decimals, "");
+    format!("{}/{}", side(Side::Legacy), side(Side::New))
 }
 
 /// The rollout column: `2/4 running`, `rolled_back`, or `-` without a rollout.
-fn rollout_cell(r: &Value) -> String {
-    match r["status"].as_str() {
+fn rollout_cell(r: Option<&api::RolloutView>) -> String {
+    match r {
         None => "-".to_string(),
-        Some(status) => match r["step"].as_u64() {
-            Some(step) => format!("{step}/{} {status}", elements(&r["steps"]).len()),
-            None => status.to_string(),
+        Some(r) => match r.step {
+            Some(step) => format!("{step}/{} {}", r.steps.len(), r.status.as_str()),
+            None => r.status.as_str().to_string(),
         },
     }
 }
 
 /// `strangler status`: one line per route with the last minute's figures, then why any rollout
 /// stopped and which new pools are down.
-pub fn status(answer: &Value) -> String {
-    let routes = elements(&answer["routes"]);
+pub fn status(answer: &api::Routes) -> String {
     let header = ["ROUTE", "WEIGHT", "RPS L/N", "5XX% L/N", "P99 MS L/N", "MISMATCH", "ROLLOUT"];
     let mut rows: Vec<[String; 7]> = vec![header.map(str::to_string)];
     let mut notes = Vec::new();
-    for r in routes {
-        let name = r["name"].as_str().unwrap_or("?").to_string();
-        let live = &r["live"];
+    for r in &answer.routes {
+        let live = &r.live;
         rows.push([
-            name.clone(),
-            format!("{}%", percent(&r["weight"])),
-            pair(live, "rps", 1, ""),
-            pair(live, "error_rate", 1, ""),
-            pair(live, "p99_ms", 1, ""),
-            num(&live["mismatch_rate"], 1, "%"),
-            rollout_cell(&r["rollout"]),
+            r.name.clone(),
+            format!("{}%", percent(r.weight)),
+            pair(live, |s| Some(s.rps), 1),
+            pair(live, |s| s.error_rate, 1),
+            pair(live, |s| s.p99_ms, 1),
+            num(live.mismatch_rate, 1, "%"),
+            rollout_cell(r.rollout.as_ref()),
         ]);
-        if let Some(reason) = r["rollout"]["reason"].as_str() {
-            notes.push(format!("{name}: rollout {}: {reason}", r["rollout"]["status"].as_str().unwrap_or("?")));
+        if let Some(ro) = &r.rollout {
+            if let Some(reason) = &ro.reason {
+                notes.push(format!("{}: rollout {}: {reason}", r.name, ro.status.as_str()));
+            }
+            if let Some(err) = &ro.error {
+                notes.push(format!("{}: rollout cannot change the weight: {err}", r.name));
+            }
         }
-        if let Some(err) = r["rollout"]["error"].as_str() {
-            notes.push(format!("{name}: rollout cannot change the weight: {err}"));
-        }
-        if r["new_pool_down"].as_bool() == Some(true) {
-            notes.push(format!("{name}: every address of the new pool is down; all traffic goes to legacy"));
+        if r.new_pool_down {
+            notes.push(format!("{}: every address of the new pool is down; all traffic goes to legacy", r.name));
         }
     }
     let widths: Vec<usize> = (0..7).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
@@ -132,7 +126,7 @@ pub fn status(answer: &Value) -> String {
         let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
-    if routes.is_empty() {
+    if answer.routes.is_empty() {
         let _ = writeln!(out, "(no routes)");
     }
     if !notes.is_empty() {
@@ -141,55 +135,52 @@ pub fn status(answer: &Value) -> String {
             let _ = writeln!(out, "{n}");
         }
     }
-    let _ = writeln!(out, "(live figures over the last {} s)", answer["window_seconds"].as_u64().unwrap_or(60));
+    let _ = writeln!(out, "(live figures over the last {} s)", answer.window_seconds);
     out
 }
 
 /// A percentage as people write it: `25`, `12.5`.
-fn percent(v: &Value) -> String {
-    match v.as_f64() {
-        Some(f) if f.fract() == 0.0 => format!("{f:.0}"),
-        Some(f) => f.to_string(),
-        None => "?".to_string(),
+fn percent(f: f64) -> String {
+    if f.fract() == 0.0 {
+        format!("{f:.0}")
+    } else {
+        f.to_string()
     }
 }
 
 /// `strangler weight ROUTE PERCENT`.
-pub fn weight(answer: &Value) -> String {
+pub fn weight(answer: &api::WeightChanged) -> String {
     let mut out = format!(
         "{}: weight {}% -> {}% (written to {})\n",
-        answer["route"].as_str().unwrap_or("?"),
-        percent(&answer["old"]),
-        percent(&answer["weight"]),
-        answer["persisted"].as_str().unwrap_or("the config file"),
+        answer.route,
+        percent(answer.old),
+        percent(answer.weight),
+        answer.persisted,
     );
-    if answer["rollout_paused"].as_bool() == Some(true) {
+    if answer.rollout_paused {
         out.push_str("its rollout is paused: `strangler rollout ROUTE resume` hands the route back to it\n");
     }
     out
 }
 
 /// `strangler reload`.
-pub fn reload(answer: &Value) -> String {
-    let weights: Vec<String> = answer["weights"]
-        .as_object()
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}%", percent(v))).collect())
-        .unwrap_or_default();
+pub fn reload(answer: &api::Reloaded) -> String {
+    let weights: Vec<String> = answer.weights.iter().map(|(k, v)| format!("{k}={}%", percent(*v))).collect();
     format!("reloaded: {}\n", weights.join(" "))
 }
 
 /// `strangler rollout ROUTE ACTION`.
-pub fn rollout(answer: &Value) -> String {
-    let r = &answer["rollout"];
+pub fn rollout(answer: &api::RolloutActed) -> String {
+    let r = &answer.rollout;
+    let step = r.step.map_or("-".to_string(), |s| s.to_string());
     let mut out = format!(
-        "{}: rollout {} at step {} of {} ({}%)\n",
-        answer["route"].as_str().unwrap_or("?"),
-        r["status"].as_str().unwrap_or("?"),
-        r["step"],
-        elements(&r["steps"]).len(),
-        percent(&r["step_weight"]),
+        "{}: rollout {} at step {step} of {} ({}%)\n",
+        answer.route,
+        r.status.as_str(),
+        r.steps.len(),
+        r.step_weight.map_or("-".to_string(), percent),
     );
-    if let Some(reason) = r["reason"].as_str() {
+    if let Some(reason) = &r.reason {
         let _ = writeln!(out, "  {reason}");
     }
     out
@@ -203,8 +194,9 @@ mod tests {
 
     #[test]
     fn a_mismatch_is_a_readable_side_by_side() {
-        let answer = json!({"route": "orders", "diffs": [{
-            "at": "2026-11-22T10:00:00.000Z", "method": "GET", "path": "/orders/7", "served_by": "legacy",
+        let answer: api::Diffs = serde_json::from_value(json!({"route": "orders", "noise": [], "diffs": [{
+            "at": "2026-11-22T10:00:00.000Z", "route": "orders", "method": "GET", "path": "/orders/7",
+            "served_by": "legacy", "request_headers": {},
             "legacy": {"status": 200, "duration_ms": 3.12}, "new": {"status": 404, "duration_ms": 1.0},
             "differences": [
                 {"where": "status", "legacy": 200, "new": 404},
@@ -213,17 +205,20 @@ mod tests {
                 {"where": "body", "legacy": "x".repeat(100), "new": "y", "offset": 12},
             ],
             "truncated": false,
-        }]});
+        }]}))
+        .unwrap();
         let text = diffs(&answer);
         assert!(text.contains("GET /orders/7  (served by legacy)"), "{text}");
         assert!(text.contains("legacy: 200 in 3.1 ms   new: 404 in 1.0 ms"), "{text}");
-        let row = |w: &str| text.lines().find(|l| l.trim_start().starts_with(w)).unwrap_or_default().to_string();
+        let row = |w: &str| text.lines().find(|l| l.trim_start().starts_with(w)).unwrap().to_string();
         let words = |w: &str| row(w).split_whitespace().map(str::to_string).collect::<Vec<_>>();
-        assert_eq!(words("json:$.total"), ["json:$.total", "15", "null"], "{text}");
+        assert_eq!(words("json:$.total"), ["json:$.total", "15", "null"], "a null stays a value: {text}");
         assert_eq!(words("json:$.amount"), ["json:$.amount", "(absent)", "\"15\""], "{text}");
         assert!(row("body @12").contains('…'), "{text}");
-        assert_eq!(diffs(&json!({"route": "r", "diffs": []})), "route r: no mismatches recorded\n");
-        let noise = json!({"route": "r", "diffs": [], "noise": [{"field": "json:$.at", "seen": 4}]});
+        let empty = api::Diffs { route: "r".into(), diffs: vec![], noise: vec![] };
+        assert_eq!(diffs(&empty), "route r: no mismatches recorded\n");
+        let noise =
+            api::Diffs { noise: vec![api::NoiseField { field: api::Field::Json("$.at".into()), seen: 4 }], ..empty };
         assert!(diffs(&noise).starts_with("route r: noise learned and ignored: json:$.at (seen 4)\n"));
     }
 }

@@ -18,43 +18,20 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 
+use crate::api::{GateWindow, RolloutAction, RolloutLimits, RolloutStatus, RolloutView};
 use crate::config::persist::{self, PersistError};
 use crate::config::rollout::{OnFailure, Rollout};
 use crate::config::Side;
+use crate::control::gates::{figures, judge, latency_ratio};
 use crate::control::reload::{ChangeError, Reloader};
-use crate::live::{Reading, Window};
+use crate::live::Reading;
 use crate::metrics::METRICS;
 use crate::route::Matched;
 use crate::snapshot::Shared;
 
 /// How often rollouts are evaluated.
 pub const TICK: Duration = Duration::from_millis(100);
-/// Legacy answers needed in a step before the p99 ratio means anything.
-const LATENCY_MIN_LEGACY: u64 = 20;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Running,
-    Paused,
-    RolledBack,
-    Aborted,
-    Complete,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Running => "running",
-            Status::Paused => "paused",
-            Status::RolledBack => "rolled_back",
-            Status::Aborted => "aborted",
-            Status::Complete => "complete",
-        }
-    }
-}
 
 /// What the state file keeps per route.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,7 +43,7 @@ struct Progress {
     step: usize,
     /// Unix milliseconds when the current step began: the hold survives restarts.
     step_started_ms: u64,
-    status: Status,
+    status: RolloutStatus,
     reason: Option<String>,
 }
 
@@ -76,25 +53,6 @@ struct Tracked {
     baseline: Reading,
     /// The last failure to persist a weight, logged once.
     last_error: Option<String>,
-}
-
-/// An operator's action on a rollout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Pause,
-    Resume,
-    Abort,
-}
-
-impl Action {
-    pub fn parse(s: &str) -> Option<Action> {
-        match s {
-            "pause" => Some(Action::Pause),
-            "resume" => Some(Action::Resume),
-            "abort" => Some(Action::Abort),
-            _ => None,
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,10 +145,10 @@ impl Control {
         }
         tracing::info!(target: "strangler::admin", peer = who, route, old = pct(old), new = pct(weight), "weight set");
         let mut rollout_paused = false;
-        if let Some(t) = rollouts.get_mut(route).filter(|t| t.progress.status == Status::Running) {
+        if let Some(t) = rollouts.get_mut(route).filter(|t| t.progress.status == RolloutStatus::Running) {
             let reason = format!("weight set to {}% by hand (from {who}); rollout paused", pct(weight));
             tracing::warn!(route, "{reason}");
-            t.progress.status = Status::Paused;
+            t.progress.status = RolloutStatus::Paused;
             t.progress.reason = Some(reason);
             rollout_paused = true;
             self.save(&rollouts);
@@ -203,7 +161,7 @@ impl Control {
     }
 
     /// Pause, resume or abort a route's rollout.
-    pub fn act(&self, route: &str, action: Action, who: &str) -> Result<Value, ControlError> {
+    pub fn act(&self, route: &str, action: RolloutAction, who: &str) -> Result<RolloutView, ControlError> {
         let mut rollouts = self.lock();
         let m = self.current(route)?;
         let cfg = m.route.rollout.clone().ok_or_else(|| ControlError::NoRollout(route.to_string()))?;
@@ -216,7 +174,7 @@ impl Control {
         rollouts.insert(route.to_string(), t);
         self.save(&rollouts);
         result?;
-        Ok(self.describe_locked(&rollouts, &m).unwrap_or(Value::Null))
+        self.describe_locked(&rollouts, &m).ok_or_else(|| ControlError::NoRollout(route.to_string()))
     }
 
     fn apply_action(
@@ -224,26 +182,26 @@ impl Control {
         m: &Matched,
         cfg: &Rollout,
         t: &mut Tracked,
-        action: Action,
+        action: RolloutAction,
         who: &str,
     ) -> Result<(), ControlError> {
         let route = m.route.name.as_str();
         let p = &mut t.progress;
         match (action, p.status) {
-            (Action::Pause, Status::Running) => {
-                p.status = Status::Paused;
+            (RolloutAction::Pause, RolloutStatus::Running) => {
+                p.status = RolloutStatus::Paused;
                 p.reason = Some(format!("paused by hand (from {who})"));
             }
-            (Action::Pause, Status::Paused) => {}
-            (Action::Pause, other) | (Action::Resume, other @ Status::Complete) => {
+            (RolloutAction::Pause, RolloutStatus::Paused) => {}
+            (RolloutAction::Pause, other) | (RolloutAction::Resume, other @ RolloutStatus::Complete) => {
                 return Err(ControlError::Conflict(format!(
                     "the rollout of {route:?} is {}; nothing to {}",
                     other.as_str(),
-                    if action == Action::Pause { "pause" } else { "resume" }
+                    if action == RolloutAction::Pause { "pause" } else { "resume" }
                 )))
             }
-            (Action::Resume, Status::Running) => {}
-            (Action::Resume, _) => {
+            (RolloutAction::Resume, RolloutStatus::Running) => {}
+            (RolloutAction::Resume, _) => {
                 // Continue from the step at or below the current weight (step 1 after a
                 // rollback or an abort), at that step's weight.
                 let step = step_for(&cfg.steps, m.route.weight);
@@ -254,16 +212,16 @@ impl Control {
                     steps: cfg.steps.clone(),
                     step,
                     step_started_ms: now_ms(),
-                    status: Status::Running,
+                    status: RolloutStatus::Running,
                     reason: Some(format!("resumed by hand (from {who})")),
                 };
                 t.baseline = m.reading();
             }
-            (Action::Abort, _) => {
+            (RolloutAction::Abort, _) => {
                 if m.route.weight != 0 {
                     self.write_weight(route, 0)?;
                 }
-                p.status = Status::Aborted;
+                p.status = RolloutStatus::Aborted;
                 p.reason = Some(format!("aborted by hand (from {who}); weight 0"));
             }
         }
@@ -282,15 +240,15 @@ impl Control {
             steps: cfg.steps.clone(),
             step,
             step_started_ms: now_ms(),
-            status: Status::Running,
+            status: RolloutStatus::Running,
             reason: None,
         };
         if weight > cfg.steps[cfg.steps.len() - 1] {
-            progress.status = Status::Complete;
+            progress.status = RolloutStatus::Complete;
             progress.reason = Some(format!("weight {}% is beyond the last step", pct(weight)));
         } else if weight != cfg.steps[step] {
             if let Err(e) = self.write_weight(&m.route.name, cfg.steps[step]) {
-                progress.status = Status::Paused;
+                progress.status = RolloutStatus::Paused;
                 progress.reason = Some(format!("cannot start: {e}"));
             }
         }
@@ -324,7 +282,7 @@ impl Control {
                 Some(old) => {
                     // New steps: take the rollout up again from the weight, keeping a pause.
                     let mut t = self.adopt(m, cfg);
-                    if old.progress.status != Status::Running {
+                    if old.progress.status != RolloutStatus::Running {
                         t.progress.status = old.progress.status;
                         t.progress.reason = old.progress.reason;
                     }
@@ -348,7 +306,7 @@ impl Control {
     }
 
     fn drive(&self, m: &Matched, cfg: &Rollout, t: &mut Tracked) {
-        if t.progress.status != Status::Running {
+        if t.progress.status != RolloutStatus::Running {
             return;
         }
         let route = m.route.name.as_str();
@@ -364,7 +322,7 @@ impl Control {
                 pct(expected)
             );
             tracing::warn!(route, "{reason}");
-            t.progress.status = Status::Paused;
+            t.progress.status = RolloutStatus::Paused;
             t.progress.reason = Some(reason);
             return;
         }
@@ -381,7 +339,7 @@ impl Control {
         }
         if step + 1 == cfg.steps.len() {
             tracing::info!(route, step = step + 1, "rollout complete: every step passed ({})", figures(cfg, &window));
-            t.progress.status = Status::Complete;
+            t.progress.status = RolloutStatus::Complete;
             t.progress.reason = Some("every step passed".to_string());
             return;
         }
@@ -414,7 +372,7 @@ impl Control {
                 Ok(()) => {
                     let reason = format!("rolled back at step {step} ({}%): {why}", pct(cfg.steps[step - 1]));
                     tracing::warn!(route, "rollout {reason}; weight 0, paused");
-                    t.progress.status = Status::RolledBack;
+                    t.progress.status = RolloutStatus::RolledBack;
                     t.progress.reason = Some(reason);
                 }
                 // Still running: the gate trips again on the next tick and the rollback is retried.
@@ -423,7 +381,7 @@ impl Control {
             OnFailure::Hold => {
                 let reason = format!("held at step {step} ({}%): {why}", pct(cfg.steps[step - 1]));
                 tracing::warn!(route, "rollout {reason}; paused");
-                t.progress.status = Status::Paused;
+                t.progress.status = RolloutStatus::Paused;
                 t.progress.reason = Some(reason);
             }
         }
@@ -439,7 +397,7 @@ impl Control {
 
     fn publish_step(route: &str, p: &Progress) {
         let step = match p.status {
-            Status::RolledBack | Status::Aborted => 0,
+            RolloutStatus::RolledBack | RolloutStatus::Aborted => 0,
             _ => p.step as i64 + 1,
         };
         METRICS.rollout_step.with_label_values(&[route]).set(step);
@@ -458,119 +416,55 @@ impl Control {
     // === what the API shows ===
 
     /// The rollout state of a route, for the API; `None` when it has no rollout.
-    pub fn describe(&self, m: &Matched) -> Option<Value> {
+    pub fn describe(&self, m: &Matched) -> Option<RolloutView> {
         let rollouts = self.lock();
         self.describe_locked(&rollouts, m)
     }
 
-    fn describe_locked(&self, rollouts: &BTreeMap<String, Tracked>, m: &Matched) -> Option<Value> {
+    fn describe_locked(&self, rollouts: &BTreeMap<String, Tracked>, m: &Matched) -> Option<RolloutView> {
         let cfg = m.route.rollout.as_ref()?;
-        let steps: Vec<f64> = cfg.steps.iter().map(|s| pct(*s)).collect();
-        let limits = json!({
-            "hold_ms": cfg.hold.as_millis() as u64,
-            "min_requests": cfg.min_requests,
-            "max_error_rate": cfg.max_error_rate,
-            "max_mismatch_rate": cfg.max_mismatch_rate,
-            "max_latency_ratio": cfg.max_latency_ratio,
-            "on_failure": cfg.on_failure.as_str(),
-        });
-        let Some(t) = rollouts.get(&m.route.name) else {
-            return Some(json!({ "status": "starting", "steps": steps, "limits": limits }));
+        let limits = RolloutLimits {
+            hold_ms: cfg.hold.as_millis() as u64,
+            min_requests: cfg.min_requests,
+            max_error_rate: cfg.max_error_rate,
+            max_mismatch_rate: cfg.max_mismatch_rate,
+            max_latency_ratio: cfg.max_latency_ratio,
+            on_failure: cfg.on_failure.as_str().to_string(),
         };
+        let mut view = RolloutView {
+            status: RolloutStatus::Starting,
+            step: None,
+            steps: cfg.steps.iter().map(|s| pct(*s)).collect(),
+            step_weight: None,
+            held_ms: None,
+            reason: None,
+            error: None,
+            limits,
+            window: None,
+        };
+        let Some(t) = rollouts.get(&m.route.name) else { return Some(view) };
         let p = &t.progress;
         let w = m.reading().since(&t.baseline);
         let new = w.side(Side::New);
-        Some(json!({
-            "status": p.status.as_str(),
-            "step": p.step + 1,
-            "steps": steps,
-            "step_weight": pct(cfg.steps.get(p.step).copied().unwrap_or(0)),
-            "held_ms": now_ms().saturating_sub(p.step_started_ms),
-            "reason": p.reason,
-            "error": t.last_error,
-            "limits": limits,
-            "window": {
-                "new_requests": new.requests,
-                "error_rate": new.error_rate(),
-                "mismatch_rate": w.mismatch_rate(),
-                "latency_ratio": latency_ratio(&w),
-            },
-        }))
+        view.status = p.status;
+        view.step = Some(p.step + 1);
+        view.step_weight = Some(pct(cfg.steps.get(p.step).copied().unwrap_or(0)));
+        view.held_ms = Some(now_ms().saturating_sub(p.step_started_ms));
+        view.reason = p.reason.clone();
+        view.error = t.last_error.clone();
+        view.window = Some(GateWindow {
+            new_requests: new.requests,
+            error_rate: new.error_rate(),
+            mismatch_rate: w.mismatch_rate(),
+            latency_ratio: latency_ratio(&w),
+        });
+        Some(view)
     }
 }
 
 /// The step at or below `weight`; the first step when below them all.
 fn step_for(steps: &[u32], weight: u32) -> usize {
     steps.iter().rposition(|s| *s <= weight).unwrap_or(0)
-}
-
-/// new p99 / legacy p99 over the window, when both sides have enough answers.
-fn latency_ratio(w: &Window) -> Option<f64> {
-    let legacy = w.side(Side::Legacy);
-    if legacy.timed() < LATENCY_MIN_LEGACY {
-        return None;
-    }
-    let (new, old) = (w.side(Side::New).quantile_ms(0.99)?, legacy.quantile_ms(0.99)?);
-    Some(new / old)
-}
-
-/// Check the gates over a step's window. Before the step's end (`last` false) a gate trips only
-/// when it is certain to fail: rates count against at least `min_requests`, so a handful of
-/// early errors is not yet a verdict but enough of them is. At the end, the actual rates.
-fn judge(cfg: &Rollout, w: &Window, last: bool) -> Result<(), String> {
-    let new = w.side(Side::New);
-    let floor = |n: u64| if last { n } else { n.max(cfg.min_requests) };
-    let denom = floor(new.requests);
-    if denom > 0 {
-        let rate = new.errors as f64 * 100.0 / denom as f64;
-        if rate > cfg.max_error_rate {
-            return Err(format!(
-                "new error rate {:.2}% > {}% ({} of {} requests)",
-                new.errors as f64 * 100.0 / new.requests.max(1) as f64,
-                cfg.max_error_rate,
-                new.errors,
-                new.requests
-            ));
-        }
-    }
-    if let Some(max) = cfg.max_mismatch_rate {
-        let compared = w.shadow_match + w.shadow_mismatch;
-        let denom = floor(compared);
-        if compared > 0 && denom > 0 && w.shadow_mismatch as f64 * 100.0 / denom as f64 > max {
-            return Err(format!(
-                "shadow mismatch rate {:.2}% > {max}% ({} of {compared} comparisons)",
-                w.shadow_mismatch as f64 * 100.0 / compared as f64,
-                w.shadow_mismatch
-            ));
-        }
-    }
-    if new.timed() >= cfg.min_requests.max(1) {
-        if let Some(ratio) = latency_ratio(w) {
-            if ratio > cfg.max_latency_ratio {
-                return Err(format!(
-                    "new p99 {:.1} ms is {ratio:.2}x legacy p99 {:.1} ms (limit {}x)",
-                    new.quantile_ms(0.99).unwrap_or_default(),
-                    w.side(Side::Legacy).quantile_ms(0.99).unwrap_or_default(),
-                    cfg.max_latency_ratio
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A step's figures for the log.
-fn figures(cfg: &Rollout, w: &Window) -> String {
-    let new = w.side(Side::New);
-    let opt = |v: Option<f64>, unit: &str| v.map_or("n/a".to_string(), |v| format!("{v:.2}{unit}"));
-    format!(
-        "{} new requests (min {}), error rate {}, mismatch rate {}, p99 ratio {}",
-        new.requests,
-        cfg.min_requests,
-        opt(new.error_rate(), "%"),
-        opt(w.mismatch_rate(), "%"),
-        opt(latency_ratio(w), "x"),
-    )
 }
 
 /// The background task that drives rollouts.

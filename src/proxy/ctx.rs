@@ -3,17 +3,17 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::route::{Choice, Matched};
+pub use super::admit::Routed;
+use crate::config::Side;
 use crate::shadow::Capture;
+use crate::upstream::Failure;
 
 /// Everything strangler knows about one request.
 pub struct Ctx {
     pub started: Instant,
-    /// The matched route, pinned for the whole request (its upstreams come with it), so a reload
-    /// in flight never changes where this request goes.
-    pub route: Option<Matched>,
-    /// The side, chosen once in `request_filter`: a retry in `upstream_peer` never re-rolls it.
-    pub choice: Option<Choice>,
+    /// The route and side, set once the request is admitted; `None` for a refused or unmatched
+    /// request, which never reaches an upstream.
+    pub routed: Option<Routed>,
     pub upstream: UpstreamAttempt,
     /// `log.access_log` of the snapshot the request was routed on.
     pub access_log: bool,
@@ -33,8 +33,8 @@ pub struct UpstreamAttempt {
     /// Index in the pool of the first attempt; retries walk on from it.
     pub start: usize,
     pub attempts: usize,
-    /// Kind of the last upstream failure, for metrics and the access log.
-    pub error: Option<&'static str>,
+    /// The last upstream failure, for metrics and the access log.
+    pub error: Option<Failure>,
     /// New could not take the request and it was retried on legacy.
     pub failed_over: bool,
 }
@@ -43,8 +43,7 @@ impl Ctx {
     pub fn new() -> Self {
         Ctx {
             started: Instant::now(),
-            route: None,
-            choice: None,
+            routed: None,
             upstream: UpstreamAttempt::default(),
             access_log: false,
             client_ip: None,
@@ -54,11 +53,15 @@ impl Ctx {
     }
 
     pub fn route_name(&self) -> &str {
-        self.route.as_ref().map_or(crate::metrics::NO_ROUTE, |m| m.route.name.as_str())
+        self.routed.as_ref().map_or(crate::metrics::NO_ROUTE, |r| r.matched.route.name.as_str())
+    }
+
+    pub fn side(&self) -> Option<Side> {
+        self.routed.as_ref().map(|r| r.choice.side)
     }
 
     pub fn side_name(&self) -> &'static str {
-        self.choice.map_or("-", |c| c.side.as_str())
+        self.side().map_or("-", Side::as_str)
     }
 }
 

@@ -1,92 +1,72 @@
-//! Forwarding: match the route, choose the side, build the upstream peer and request headers.
+//! Forwarding: act on the admission decision, take a peer from the chosen side's pool, fail new
+//! over to legacy, and build the upstream request headers.
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, HOST};
+use http::header::{HeaderName, HeaderValue, HOST};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
+use super::admit::{self, admit, Admission, Routed};
 use super::ctx::{Ctx, UpstreamAttempt};
-use super::record;
-use crate::config::{Side, Upstream};
-use crate::limits;
+use crate::config::Side;
+use crate::limits::Limit;
 use crate::metrics::METRICS;
-use crate::route::{choose_side, Decision};
 use crate::shadow;
 use crate::snapshot::Shared;
+use crate::upstream::Failure;
 
 pub const SIDE_HEADER: HeaderName = HeaderName::from_static("x-strangler-side");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-/// Check the request's framing and header limits, match a route, hold a declared body to the
-/// route's cap, and choose a side. Answers itself (returning `Ok(true)`) with 400, 431 or 413 for a
-/// refused request and 404 when no route matches, before any upstream is contacted.
+/// Admit the request on the current snapshot (see [`admit`]) and act on the decision: answer a
+/// refusal (400, 431, 413) or a missing route (404) here, before any upstream is contacted
+/// (returning `Ok(true)`), or keep the routed request, with its shadow tee, in `ctx`.
 pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
     keep_forwarding_headers(session.req_header_mut());
-    let req = session.req_header();
-    let host = req.uri.host().or_else(|| req.headers.get(HOST).and_then(|v| v.to_str().ok()));
-    // Everything that reads the snapshot happens here, before any await.
-    let mut refused = None;
-    let idle;
-    let declared = req.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let found = {
+    let client_ip = peer_ip(session);
+    // Everything that reads the snapshot happens in this block, before any await.
+    let (admission, idle, body_timeout) = {
         let snap = shared.load();
+        let req = session.req_header();
         ctx.access_log = snap.config.log.access_log;
-        let limits = &snap.config.limits;
-        idle = (limits.idle_timeout, limits.body_timeout);
-        if limits::check_framing(req).is_err() {
-            refused = Some(400);
-        } else if limits::check_header(req, limits).is_err() {
-            refused = Some(431);
+        let admission = admit(&snap, req, client_ip);
+        if let Admission::Routed(r) = &admission {
+            ctx.shadow = shadow::begin(&r.matched, r.choice.side, req, snap.config.log.diffs_file.as_ref());
         }
-        let found = snap.table.find(host, req.uri.path()).filter(|_| refused.is_none());
-        if found.is_some_and(|m| declared.is_some_and(|n| n > m.route.max_request_body as u64)) {
-            limits::count("body");
-            refused = Some(413);
-        }
-        found.filter(|_| refused.is_none()).cloned().map(|matched| {
-            let mut choice = choose_side(&matched.route, &req.headers, peer_ip(session));
-            // A new pool that health checks found entirely down takes nothing but forced
-            // (override) requests: the rest go to legacy.
-            if choice.side == Side::New && choice.decision != Decision::Override && matched.route.new.all_down() {
-                choice.side = Side::Legacy;
-            }
-            let capture = shadow::begin(&matched, choice.side, req, snap.config.log.diffs_file.as_ref());
-            (matched, choice, capture)
-        })
+        (admission, snap.config.limits.idle_timeout, snap.config.limits.body_timeout)
     };
-    let (idle, body_timeout) = idle;
     // Only a connection Pingora keeps alive gets our idle timeout: it turns keep-alive off where
     // reuse would be unsafe (Content-Length with Transfer-Encoding), and that must stay off.
     if session.get_keepalive().is_some() {
         session.set_keepalive(Some(idle.as_secs().max(1)));
     }
     session.set_read_timeout(Some(body_timeout));
-    if let Some(code) = refused {
-        // Answered before any upstream is contacted; the unread body makes the connection unusable.
-        session.set_keepalive(None);
-        let body: &'static [u8] = match code {
-            413 => b"request body too large\n",
-            431 => b"request header too large\n",
-            _ => b"bad request framing: an unsupported Transfer-Encoding or conflicting Content-Length\n",
-        };
-        Box::pin(session.respond_error_with_body(code, Bytes::from_static(body))).await?;
-        return Ok(true);
+    match admission {
+        Admission::Routed(routed) => {
+            if routed.choice.override_rejected {
+                METRICS.override_rejected.with_label_values(&[&routed.matched.route.name]).inc();
+            }
+            ctx.body_left = routed.matched.route.max_request_body;
+            ctx.routed = Some(routed);
+            Ok(false)
+        }
+        Admission::Refuse(limit) => {
+            limit.count();
+            // Answered before any upstream is contacted; the unread body makes the connection
+            // unusable. Boxed, like the 404: rare paths must not grow every request's future.
+            session.set_keepalive(None);
+            let (code, body) = admit::refusal(limit);
+            Box::pin(session.respond_error_with_body(code, Bytes::from_static(body))).await?;
+            Ok(true)
+        }
+        Admission::NoRoute => {
+            Box::pin(session.respond_error_with_body(404, Bytes::from_static(b"no route matches this request\n")))
+                .await?;
+            Ok(true)
+        }
     }
-    let Some((matched, choice, capture)) = found else {
-        // Boxed: the rare 404 path must not grow every request's future.
-        Box::pin(session.respond_error_with_body(404, Bytes::from_static(b"no route matches this request\n"))).await?;
-        return Ok(true);
-    };
-    if choice.override_rejected {
-        METRICS.override_rejected.with_label_values(&[&matched.route.name]).inc();
-    }
-    ctx.shadow = capture;
-    ctx.body_left = matched.route.max_request_body;
-    ctx.route = Some(matched);
-    ctx.choice = Some(choice);
-    Ok(false)
 }
 
 /// The downstream peer's IP (none for Unix-socket clients).
@@ -94,51 +74,35 @@ fn peer_ip(session: &Session) -> Option<std::net::IpAddr> {
     session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
 }
 
-fn chosen(ctx: &Ctx) -> Result<(&crate::config::Route, Side)> {
-    match (&ctx.route, ctx.choice) {
-        (Some(m), Some(c)) => Ok((&m.route, c.side)),
-        _ => Error::e_explain(ErrorType::InternalError, "no route chosen before upstream selection"),
+fn routed(ctx: &Ctx) -> Result<&Routed> {
+    match &ctx.routed {
+        Some(r) => Ok(r),
+        None => Error::e_explain(ErrorType::InternalError, "no route chosen before upstream selection"),
     }
 }
 
 /// The peer for this attempt: the chosen side's pool, round robin, the next address on a retry.
 pub fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-    let (route, side) = chosen(ctx)?;
-    let up = route.upstream(side).clone();
+    let r = routed(ctx)?;
+    let pool = r.matched.pool(r.choice.side).clone();
     if ctx.upstream.attempts == 0 {
-        ctx.upstream.start = up.start_index();
+        ctx.upstream.start = pool.start_index();
     }
-    let addr = up.addr(ctx.upstream.start, ctx.upstream.attempts);
+    let addr = pool.addr(ctx.upstream.start, ctx.upstream.attempts);
     ctx.upstream.attempts += 1;
     ctx.upstream.addr = Some(addr);
-    Ok(Box::new(http_peer(&up, addr)))
-}
-
-/// The peer for one address of a pool, with the pool's TLS and timeouts.
-pub fn http_peer(up: &Upstream, addr: std::net::SocketAddr) -> HttpPeer {
-    let sni = if up.tls { up.sni.clone() } else { String::new() };
-    let mut peer = HttpPeer::new(addr, up.tls, sni);
-    peer.options.connection_timeout = Some(up.connect_timeout);
-    // Connect and read timeouts only: a write timeout would register a timer on every write of
-    // every request, and an upstream that stops reading also stops answering, which the read
-    // timeout already catches.
-    peer.options.read_timeout = Some(up.read_timeout);
-    if up.http2 {
-        // TLS: offer h2 (and h1) by ALPN; plain text: h2c by prior knowledge, as gRPC servers take.
-        let min = if up.tls { 1 } else { 2 };
-        peer.options.set_http_version(2, min);
-    }
-    peer
+    Ok(Box::new(pool.peer(addr)))
 }
 
 /// Count the failed connect and, while the pool has addresses not yet tried, retry on the next.
 /// When new's pool is exhausted and the route fails over, retry on legacy.
 pub fn on_connect_failure(ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
-    let kind = record::error_kind(e.etype());
+    let kind = Failure::of(e.etype());
     ctx.upstream.error = Some(kind);
-    let Ok((route, side)) = chosen(ctx) else { return e };
-    METRICS.upstream_errors.with_label_values(&[&route.name, side.as_str(), kind]).inc();
-    if ctx.upstream.attempts < route.upstream(side).addrs.len() {
+    let Ok(r) = routed(ctx) else { return e };
+    let side = r.choice.side;
+    METRICS.upstream_errors.with_label_values(&[&r.matched.route.name, side.as_str(), kind.as_str()]).inc();
+    if ctx.upstream.attempts < r.matched.pool(side).len() {
         e.set_retry(true);
     } else if can_fail_over(ctx) {
         fail_over(ctx);
@@ -150,17 +114,19 @@ pub fn on_connect_failure(ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
 /// New may hand this request to legacy: the route fails over, new was chosen, and it has not
 /// failed over already.
 fn can_fail_over(ctx: &Ctx) -> bool {
-    matches!(chosen(ctx), Ok((route, Side::New)) if route.failover && !ctx.upstream.failed_over)
+    ctx.routed
+        .as_ref()
+        .is_some_and(|r| r.choice.side == Side::New && r.matched.route.failover && !ctx.upstream.failed_over)
 }
 
 /// Send the rest of this request to legacy. New's failed attempt counts against its error rate
 /// (a failing new service still trips a rollout gate though users were saved). A shadow copy
 /// taken for the new answer is void: it would compare legacy with itself.
 fn fail_over(ctx: &mut Ctx) {
-    if let (Some(m), Some(choice)) = (&ctx.route, ctx.choice.as_mut()) {
-        choice.side = Side::Legacy;
-        m.stats.live.record_failed_attempt(Side::New);
-        METRICS.failovers.with_label_values(&[&m.route.name]).inc();
+    if let Some(r) = ctx.routed.as_mut() {
+        r.choice.side = Side::Legacy;
+        r.matched.stats.live.record_failed_attempt(Side::New);
+        METRICS.failovers.with_label_values(&[&r.matched.route.name]).inc();
     }
     ctx.upstream = UpstreamAttempt { failed_over: true, ..UpstreamAttempt::default() };
     if let Some(capture) = ctx.shadow.take() {
@@ -179,7 +145,7 @@ pub fn upstream_response(session: &Session, resp: &ResponseHeader, ctx: &mut Ctx
     if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated() {
         return Ok(());
     }
-    METRICS.upstream_errors.with_label_values(&[ctx.route_name(), Side::New.as_str(), "status"]).inc();
+    METRICS.upstream_errors.with_label_values(&[ctx.route_name(), Side::New.as_str(), Failure::Status.as_str()]).inc();
     fail_over(ctx);
     let mut e = Error::explain(ErrorType::HTTPStatus(status), format!("new answered {status}; retrying on legacy"));
     e.set_retry(true);
@@ -192,8 +158,9 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &mut Ct
     if ctx.client_ip.is_none() {
         ctx.client_ip = peer_ip(session).and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok());
     }
-    let (route, side) = chosen(ctx)?;
-    if let Some(host) = &route.upstream(side).host_header {
+    let r = routed(ctx)?;
+    let route = &r.matched.route;
+    if let Some(host) = &route.upstream(r.choice.side).host_header {
         req.insert_header(HOST, host.clone())?;
     }
     if let Some(ip) = &ctx.client_ip {
@@ -218,9 +185,9 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &mut Ct
 }
 
 pub fn downstream_response(resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
-    let (route, side) = chosen(ctx)?;
-    if route.expose_side {
-        resp.insert_header(SIDE_HEADER, HeaderValue::from_static(side.as_str()))?;
+    let r = routed(ctx)?;
+    if r.matched.route.expose_side {
+        resp.insert_header(SIDE_HEADER, HeaderValue::from_static(r.choice.side.as_str()))?;
     }
     Ok(())
 }
@@ -246,7 +213,7 @@ pub fn request_body(ctx: &mut Ctx, chunk: Option<&Bytes>) -> Result<()> {
             Ok(())
         }
         None => {
-            limits::count("body");
+            Limit::Body.count();
             Error::e_explain(ErrorType::HTTPStatus(413), "request body over the route's max_request_body")
         }
     }

@@ -1,6 +1,7 @@
 //! The Pingora `ProxyHttp` implementation. It is a table of contents: each phase hands off to one
 //! function in [`forward`] or [`record`], in the order a request lives through them.
 
+pub mod admit;
 pub mod ctx;
 pub mod forward;
 pub mod record;

@@ -6,24 +6,7 @@ use pingora::proxy::{FailToProxy, Session};
 
 use super::ctx::Ctx;
 use crate::metrics::METRICS;
-
-/// A short label for an upstream failure, used in metrics and logs.
-pub fn error_kind(e: &ErrorType) -> &'static str {
-    use ErrorType::*;
-    match e {
-        ConnectTimedout => "connect_timeout",
-        ConnectRefused | ConnectNoRoute | ConnectError | SocketError | BindError => "connect",
-        TLSHandshakeFailure | TLSHandshakeTimedout | InvalidCert | HandshakeError => "tls",
-        ReadTimedout | WriteTimedout => "timeout",
-        ConnectionClosed | ReadError | WriteError => "reset",
-        InvalidHTTPHeader => "protocol",
-        _ => "other",
-    }
-}
-
-fn is_connect_error(e: &ErrorType) -> bool {
-    matches!(error_kind(e), "connect_timeout" | "connect" | "tls")
-}
+use crate::upstream::Failure;
 
 /// Answer the client when proxying failed: 504 for an upstream that was too slow (Pingora would
 /// say 502), 502 for one that could not be reached or broke the protocol.
@@ -39,17 +22,17 @@ pub async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ctx) -> F
             0 // the client is gone
         }
         ErrorType::ReadTimedout if *e.esource() == ErrorSource::Downstream => {
-            crate::limits::count("body_timeout");
+            crate::limits::Limit::BodyTimeout.count();
             408 // a request body that stopped coming (slow POST)
         }
         _ if *e.esource() == ErrorSource::Downstream => 400,
         _ => 500,
     };
     if upstream {
-        let kind = error_kind(e.etype());
+        let kind = Failure::of(e.etype());
         // Connect failures were counted per attempt in `fail_to_connect`.
-        if !is_connect_error(e.etype()) {
-            METRICS.upstream_errors.with_label_values(&[ctx.route_name(), ctx.side_name(), kind]).inc();
+        if !kind.is_connect() {
+            METRICS.upstream_errors.with_label_values(&[ctx.route_name(), ctx.side_name(), kind.as_str()]).inc();
         }
         ctx.upstream.error = Some(kind);
     }
@@ -73,9 +56,9 @@ pub fn request_done(session: &Session, e: Option<&Error>, ctx: &Ctx) {
     let code = status.as_ref().map_or("0", |s| s.as_str());
     let (route, side) = (ctx.route_name(), ctx.side_name());
     let elapsed = ctx.started.elapsed();
-    match (&ctx.route, ctx.choice) {
-        (Some(m), Some(c)) => m.stats.record(c.side, status, elapsed),
-        _ => {
+    match &ctx.routed {
+        Some(r) => r.matched.stats.record(r.choice.side, status, elapsed),
+        None => {
             METRICS.requests.with_label_values(&[route, side, code]).inc();
             METRICS.request_duration.with_label_values(&[route, side]).observe(elapsed.as_secs_f64());
         }
@@ -93,7 +76,7 @@ pub fn request_done(session: &Session, e: Option<&Error>, ctx: &Ctx) {
             status = code,
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             upstream = upstream.as_deref().unwrap_or("-"),
-            error = ctx.upstream.error.or(e.map(|_| "proxy")).unwrap_or("-"),
+            error = ctx.upstream.error.map(Failure::as_str).or(e.map(|_| "proxy")).unwrap_or("-"),
         );
     }
 }

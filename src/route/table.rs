@@ -2,27 +2,31 @@
 
 use std::sync::Arc;
 
-use crate::config::model::{HostPattern, Route};
-use crate::metrics::RouteStats;
-use crate::shadow::ShadowState;
+use crate::config::model::{HostPattern, Route, Side};
+use crate::metrics::{side_index, RouteStats};
+use crate::shadow::{ShadowState, Verdict};
+use crate::upstream::Pool;
 
-/// A route as the request path holds it: the validated route, its metric handles and, when it
-/// shadows, its shadow state (the last two outlive reloads).
+/// A route as the request path holds it: the validated route, its metric handles, its two
+/// upstream pools and, when it shadows, its shadow state (all but the route outlive reloads).
 #[derive(Clone)]
 pub struct Matched {
     pub route: Arc<Route>,
     pub stats: Arc<RouteStats>,
     pub shadow: Option<Arc<ShadowState>>,
+    /// Legacy's and new's pools, in [`side_index`] order.
+    pub pools: [Arc<Pool>; 2],
 }
 
 impl Matched {
+    pub fn pool(&self, side: Side) -> &Arc<Pool> {
+        &self.pools[side_index(side)]
+    }
+
     /// The route's live counters now, with its shadow results.
     pub fn reading(&self) -> crate::live::Reading {
-        let (matched, mismatched) = self.shadow.as_ref().map_or((0, 0), |s| {
-            let counts = s.counts();
-            let get = |name: &str| counts.iter().find(|(k, _)| *k == name).map_or(0, |(_, v)| *v);
-            (get("match"), get("mismatch"))
-        });
+        let (matched, mismatched) =
+            self.shadow.as_ref().map_or((0, 0), |s| (s.count_of(Verdict::Match), s.count_of(Verdict::Mismatch)));
         self.stats.live.read(matched, mismatched)
     }
 }

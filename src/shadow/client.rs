@@ -10,7 +10,7 @@ use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 
 use crate::config::Upstream;
-use crate::proxy::forward::http_peer;
+use crate::upstream::Pool;
 
 pub const SHADOW_HEADER: http::HeaderName = http::HeaderName::from_static("x-strangler-shadow");
 
@@ -56,18 +56,18 @@ pub fn prepare(
     req
 }
 
-/// Send `req` with `body` to the next address of `up`, read the answer up to `max_body` bytes,
+/// Send `req` with `body` to the next address of `pool`, read the answer up to `max_body` bytes,
 /// all within `timeout`.
 pub async fn exchange(
     connector: &Connector,
-    up: &Upstream,
+    pool: &Pool,
     req: RequestHeader,
     body: Bytes,
     max_body: usize,
     timeout: Duration,
 ) -> Result<Raw, ExchangeError> {
     let started = Instant::now();
-    match tokio::time::timeout(timeout, send(connector, up, req, body, max_body)).await {
+    match tokio::time::timeout(timeout, send(connector, pool, req, body, max_body)).await {
         Ok(Ok((status, headers, body))) => Ok(Raw { status, headers, body, took: started.elapsed() }),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(ExchangeError::Timeout(timeout)),
@@ -76,13 +76,13 @@ pub async fn exchange(
 
 async fn send(
     connector: &Connector,
-    up: &Upstream,
+    pool: &Pool,
     req: RequestHeader,
     body: Bytes,
     max_body: usize,
 ) -> Result<(u16, http::HeaderMap, Bytes), ExchangeError> {
     let err = |e: Box<pingora::Error>| ExchangeError::Upstream(e.to_string());
-    let peer = http_peer(up, up.addr(up.start_index(), 0));
+    let peer = pool.next_peer();
     let (mut session, _reused) = connector.get_http_session(&peer).await.map_err(err)?;
     session.write_request_header(Box::new(req)).await.map_err(err)?;
     if !body.is_empty() {

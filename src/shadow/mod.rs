@@ -30,6 +30,7 @@ pub use state::{ShadowState, Verdict};
 use crate::compare::store::DiffRecord;
 use crate::config::{Route, Side, WEIGHT_SCALE};
 use crate::route::Matched;
+use crate::upstream::Pool;
 
 /// Process-wide shadow machinery: the upstream connector (with its own connection pool) and the
 /// diffs file.
@@ -95,6 +96,7 @@ pub fn begin(m: &Matched, served: Side, req: &RequestHeader, diffs_file: Option<
     Some(Box::new(Capture {
         state: state.clone(),
         route: m.route.clone(),
+        pools: m.pools.clone(),
         served,
         target,
         max_body: cfg.max_body,
@@ -129,6 +131,7 @@ pub struct Primary {
 pub struct Capture {
     state: Arc<ShadowState>,
     route: Arc<Route>,
+    pools: [Arc<Pool>; 2],
     served: Side,
     target: Side,
     max_body: usize,
@@ -183,6 +186,7 @@ impl Capture {
             shadower: shadower.clone(),
             state: self.state.clone(),
             route: self.route.clone(),
+            pools: self.pools.clone(),
             served: self.served,
             target: self.target,
             permit: self.permit.take(),

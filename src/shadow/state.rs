@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 use prometheus::{Histogram, IntCounter, IntGauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::api::{MismatchKind, ShadowCounts};
 use crate::compare::store::Recent;
 use crate::compare::{JsonPath, Noise};
 use crate::config::shadow::Shadow;
@@ -41,8 +42,6 @@ impl Verdict {
     }
 }
 
-const WHERE: [&str; 3] = ["status", "header", "body"];
-
 pub struct ShadowState {
     pub route: String,
     /// Swapped when `max_in_flight` changes; permits of the old semaphore drain on their own.
@@ -66,7 +65,7 @@ impl ShadowState {
             noise: ArcSwap::from_pointee(Noise::default()),
             recent: Recent::default(),
             results: RESULTS.map(|r| METRICS.shadow.with_label_values(&[route, r.as_str()])),
-            mismatches: WHERE.map(|w| METRICS.shadow_mismatches.with_label_values(&[route, w])),
+            mismatches: MismatchKind::ALL.map(|k| METRICS.shadow_mismatches.with_label_values(&[route, k.as_str()])),
             duration: [Side::Legacy, Side::New]
                 .map(|s| METRICS.shadow_duration.with_label_values(&[route, s.as_str()])),
             noise_fields: METRICS.noise_fields.with_label_values(&[route]),
@@ -95,14 +94,23 @@ impl ShadowState {
         self.results[r as usize].inc();
     }
 
-    pub fn counts(&self) -> [(&'static str, u64); 5] {
-        RESULTS.map(|r| (r.as_str(), self.results[r as usize].get()))
+    /// Shadowed requests of one result since start.
+    pub fn count_of(&self, r: Verdict) -> u64 {
+        self.results[r as usize].get()
     }
 
-    pub fn count_mismatch(&self, kind: &str) {
-        if let Some(i) = WHERE.iter().position(|w| *w == kind) {
-            self.mismatches[i].inc();
+    pub fn counts(&self) -> ShadowCounts {
+        ShadowCounts {
+            matched: self.count_of(Verdict::Match),
+            mismatch: self.count_of(Verdict::Mismatch),
+            error: self.count_of(Verdict::Error),
+            dropped: self.count_of(Verdict::Dropped),
+            skipped: self.count_of(Verdict::Skipped),
         }
+    }
+
+    pub fn count_mismatch(&self, kind: MismatchKind) {
+        self.mismatches[kind as usize].inc();
     }
 
     pub fn observe(&self, side: Side, seconds: f64) {
@@ -127,7 +135,8 @@ impl ShadowState {
         if learned > 0 {
             let noise = self.noise.load();
             self.noise_fields.set(noise.len() as i64);
-            tracing::info!(route = %self.route, fields = ?noise.fields(), "learned {learned} noise field(s)");
+            let fields: Vec<String> = noise.fields().iter().map(|f| f.field.to_string()).collect();
+            tracing::info!(route = %self.route, ?fields, "learned {learned} noise field(s)");
         }
     }
 }

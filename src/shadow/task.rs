@@ -18,6 +18,8 @@ use crate::compare::store::{header_map, redact, DiffRecord, SideAnswer};
 use crate::compare::{compare, noise_between, Answer, Noise, Outcome, Rules};
 use crate::config::shadow::{is_safe, Shadow};
 use crate::config::{Route, Side, WEIGHT_SCALE};
+use crate::metrics::side_index;
+use crate::upstream::Pool;
 
 /// Bodies above this size are compared on the blocking pool, off the proxy's worker threads.
 const INLINE_COMPARE: usize = 64 * 1024;
@@ -26,6 +28,8 @@ pub struct Job {
     pub shadower: Arc<Shadower>,
     pub state: Arc<ShadowState>,
     pub route: Arc<Route>,
+    /// Legacy's and new's pools, as the request was routed.
+    pub pools: [Arc<Pool>; 2],
     pub served: Side,
     pub target: Side,
     /// The route's in-flight slot, released when the task ends.
@@ -39,9 +43,9 @@ pub struct Job {
 impl Job {
     /// Send the captured request to `side`'s pool, as a shadow.
     async fn send(&self, side: Side, cfg: &Shadow) -> Result<Raw, ExchangeError> {
-        let up = self.route.upstream(side);
-        let req = client::prepare(&self.request, self.client_host.as_ref(), up, self.body.len());
-        client::exchange(&self.shadower.connector, up, req, self.body.clone(), cfg.max_body, cfg.timeout).await
+        let pool = &self.pools[side_index(side)];
+        let req = client::prepare(&self.request, self.client_host.as_ref(), &pool.config, self.body.len());
+        client::exchange(&self.shadower.connector, pool, req, self.body.clone(), cfg.max_body, cfg.timeout).await
     }
 }
 
@@ -103,7 +107,7 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
     if outcome.differences.is_empty() {
         return Verdict::Match;
     }
-    let mut kinds: Vec<&str> = outcome.differences.iter().map(|d| d.kind()).collect();
+    let mut kinds: Vec<_> = outcome.differences.iter().map(|d| d.field.kind()).collect();
     kinds.sort();
     kinds.dedup();
     for k in kinds {
@@ -114,7 +118,7 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
         route: job.route.name.clone(),
         method: job.request.method.to_string(),
         path: job.request.uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
-        served_by: job.served.as_str(),
+        served_by: job.served,
         legacy: SideAnswer { status: statuses.0, duration_ms: took_ms(Side::Legacy) },
         new: SideAnswer { status: statuses.1, duration_ms: took_ms(Side::New) },
         differences: outcome.differences,

@@ -265,9 +265,21 @@ impl Strangler {
         self.wait_ready().await;
     }
 
-    /// The admin API's JSON for `path` (a GET).
-    pub async fn api(&self, path: &str) -> serde_json::Value {
-        reqwest::get(self.admin_url(path)).await.expect("admin API").json().await.expect("JSON")
+    /// The admin API's answer to a GET of `path` (under `/api/v1`), as its typed shape.
+    pub async fn api<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let url = self.admin_url(&format!("{}{path}", strangler::api::PREFIX));
+        let text = reqwest::get(&url).await.expect("admin API").text().await.expect("body");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {url}: {e}; the answer was:\n{text}"))
+    }
+
+    /// `GET /api/v1/routes/{name}`.
+    pub async fn route(&self, name: &str) -> strangler::api::RouteView {
+        self.api(&format!("/routes/{name}")).await
+    }
+
+    /// The rollout state of route `name`.
+    pub async fn rollout(&self, name: &str) -> strangler::api::RolloutView {
+        self.route(name).await.rollout.unwrap_or_else(|| panic!("route {name} shows no rollout"))
     }
 
     /// Run the CLI against this instance: `strangler ARGS -c CONFIG`; (exit ok, stdout, stderr).
@@ -338,17 +350,36 @@ impl Strangler {
         assert!(ok.success());
     }
 
-    /// The value of one metric sample, e.g. `strangler_config_reloads_total{result="ok"}`; 0 if absent.
-    pub async fn metric(&self, sample: &str) -> f64 {
-        let text = reqwest::get(self.admin_url("/metrics")).await.expect("metrics").text().await.expect("text");
-        parse_metric(&text, sample)
+    /// The value of one metric sample, e.g. `strangler_config_reloads_total{result="ok"}` (labels
+    /// in any order); `None` when the exporter has no such series.
+    pub async fn metric(&self, sample: &str) -> Option<f64> {
+        parse_metric(&self.metrics_text().await, sample)
     }
 
-    /// Wait until `sample` reaches at least `value`.
+    /// Like [`Self::metric`], but the series must exist: a failure lists the series there are.
+    pub async fn metric_value(&self, sample: &str) -> f64 {
+        let text = self.metrics_text().await;
+        parse_metric(&text, sample).unwrap_or_else(|| panic!("{}", missing_series(&text, sample)))
+    }
+
+    async fn metrics_text(&self) -> String {
+        reqwest::get(self.admin_url("/metrics")).await.expect("metrics").text().await.expect("text")
+    }
+
+    /// Wait until `sample` exists and reaches at least `value`.
     pub async fn wait_metric(&self, sample: &str, value: f64) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.metric(sample).await < value {
-            assert!(Instant::now() < deadline, "{sample} never reached {value}; log:\n{}", self.log());
+        loop {
+            let text = self.metrics_text().await;
+            if parse_metric(&text, sample).is_some_and(|v| v >= value) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{sample} never reached {value}: {}\nlog:\n{}",
+                missing_series(&text, sample),
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -365,12 +396,43 @@ impl Drop for Strangler {
     }
 }
 
-/// Find a sample in Prometheus text; labels must be given in the exporter's (sorted) order.
-pub fn parse_metric(text: &str, sample: &str) -> f64 {
-    text.lines()
-        .filter_map(|l| l.strip_prefix(sample))
-        .find_map(|rest| rest.strip_prefix(' ').and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
+/// A sample's name and labels: `name{a="x",b="y"}` -> ("name", {a: x, b: y}).
+fn parse_sample(sample: &str) -> (&str, std::collections::BTreeSet<(String, String)>) {
+    let (name, labels) = match sample.split_once('{') {
+        Some((name, rest)) => (name, rest.trim_end_matches('}')),
+        None => (sample, ""),
+    };
+    let labels = labels
+        .split(',')
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+        .collect();
+    (name.trim(), labels)
+}
+
+/// The value of the series `sample` names in Prometheus text, matching its labels as a set
+/// (in any order); `None` when there is no such series.
+pub fn parse_metric(text: &str, sample: &str) -> Option<f64> {
+    let want = parse_sample(sample);
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        (parse_sample(series) == want).then(|| value.trim().parse().ok()).flatten()
+    })
+}
+
+/// What a failure says when a series is absent: the series of that metric that do exist.
+fn missing_series(text: &str, sample: &str) -> String {
+    let name = parse_sample(sample).0;
+    let found: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && parse_sample(l.split(' ').next().unwrap_or("")).0 == name)
+        .collect();
+    if found.is_empty() {
+        format!("no series named {name} at all (a typo?)")
+    } else {
+        format!("no series {sample}; the series of {name} are:\n  {}", found.join("\n  "))
+    }
 }
 
 /// A client that keeps connections alive, as real callers do.

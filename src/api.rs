@@ -1,0 +1,490 @@
+//! Every request and response shape of the admin API, as serde types. The server serialises
+//! them, the CLI and the tests deserialise them, and the console and other instances read the
+//! same JSON: a shape is a contract, so renaming a field here is a breaking change that the
+//! compiler shows on both sides.
+//!
+//! The API lives under [`PREFIX`] (`/api/v1`); `/api/...` without the version is an alias of the
+//! current version, kept for scripts written against it. A change that removes or renames a
+//! field gets a new version; adding a field does not (readers ignore fields they do not know).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+pub use crate::config::Side;
+
+/// The version of the shapes below.
+pub const VERSION: u32 = 1;
+/// Where the current version of the API is served.
+pub const PREFIX: &str = "/api/v1";
+
+// === errors ===
+
+/// Every 4xx and 5xx answer of the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong and, where there is one, what to do instead.
+    pub error: String,
+    /// For a refused reload: each problem of the config file, one per entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+// === routes ===
+
+/// `GET /api/v1/routes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Routes {
+    pub routes: Vec<RouteView>,
+    /// The span the `live` figures cover, in seconds.
+    pub window_seconds: u64,
+}
+
+/// `GET /api/v1/routes/{name}`, and each entry of [`Routes`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteView {
+    pub name: String,
+    /// Host patterns; empty = any host.
+    pub hosts: Vec<String>,
+    pub path_prefix: String,
+    /// Percent of requests served by new.
+    pub weight: f64,
+    /// `cookie:NAME`, `header:NAME` or `client_ip`; `None` = a random draw per request.
+    pub sticky: Option<String>,
+    #[serde(rename = "override")]
+    pub override_: Option<OverrideView>,
+    pub expose_side: bool,
+    pub failover: bool,
+    pub sides: Sides,
+    /// Every address of new's pool is down: all non-forced traffic goes to legacy.
+    pub new_pool_down: bool,
+    pub live: LiveWindow,
+    pub shadow: Option<ShadowView>,
+    pub rollout: Option<RolloutView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverrideView {
+    pub header: String,
+    /// Whether a token is required; the token itself is never shown.
+    pub token: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sides {
+    pub legacy: PoolView,
+    pub new: PoolView,
+}
+
+/// An upstream pool as the route uses it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolView {
+    pub upstream: String,
+    pub addresses: Vec<AddressView>,
+    /// Addresses not found down.
+    pub healthy: usize,
+    pub tls: bool,
+    /// What the health check does (`GET /healthz every 1s`); `None` when checks are off.
+    pub health_check: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddressView {
+    pub address: String,
+    pub healthy: bool,
+}
+
+/// One side's figures over the live window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SideLive {
+    pub requests: u64,
+    pub rps: f64,
+    /// Percent of 5xx answers and failed attempts; `None` without requests.
+    pub error_rate: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+/// Both sides over the live window (the last minute).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveWindow {
+    pub seconds: f64,
+    pub legacy: SideLive,
+    pub new: SideLive,
+    pub shadow_compared: u64,
+    /// Percent of comparisons that mismatched; `None` without comparisons.
+    pub mismatch_rate: Option<f64>,
+}
+
+impl LiveWindow {
+    pub fn side(&self, side: Side) -> &SideLive {
+        match side {
+            Side::Legacy => &self.legacy,
+            Side::New => &self.new,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShadowView {
+    pub enabled: bool,
+    /// `other`, `legacy` or `new`.
+    pub target: String,
+    /// Percent of eligible requests.
+    pub sample: f64,
+    pub methods: Vec<String>,
+    pub max_body: usize,
+    pub max_in_flight: usize,
+    pub in_flight: usize,
+    pub timeout_ms: u64,
+    pub compare: CompareView,
+    pub counts: ShadowCounts,
+    pub noise: Vec<NoiseField>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareView {
+    pub ignore_headers: Vec<String>,
+    pub ignore_json_paths: Vec<String>,
+    /// Percent of compared requests also sent again to the serving side to learn noise.
+    pub noise_sample: f64,
+    pub keep_diffs: usize,
+    pub redact_headers: Vec<String>,
+}
+
+/// Shadowed requests of a route by result, since start (as `strangler_shadow_total`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShadowCounts {
+    #[serde(rename = "match")]
+    pub matched: u64,
+    pub mismatch: u64,
+    pub error: u64,
+    pub dropped: u64,
+    pub skipped: u64,
+}
+
+/// A field learned as noise, with how many same-side pairs it differed in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoiseField {
+    pub field: Field,
+    pub seen: u64,
+}
+
+// === rollout ===
+
+/// Where a rollout stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutStatus {
+    /// Configured, not yet taken up by the controller (the first tick after start or reload).
+    Starting,
+    Running,
+    Paused,
+    RolledBack,
+    Aborted,
+    Complete,
+}
+
+impl RolloutStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutStatus::Starting => "starting",
+            RolloutStatus::Running => "running",
+            RolloutStatus::Paused => "paused",
+            RolloutStatus::RolledBack => "rolled_back",
+            RolloutStatus::Aborted => "aborted",
+            RolloutStatus::Complete => "complete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutView {
+    pub status: RolloutStatus,
+    /// 1-based; `None` while starting.
+    pub step: Option<usize>,
+    /// Each step's weight, percent.
+    pub steps: Vec<f64>,
+    pub step_weight: Option<f64>,
+    /// How long the current step has held.
+    pub held_ms: Option<u64>,
+    /// Why it paused, rolled back or resumed.
+    pub reason: Option<String>,
+    /// The last failure to write a weight, if the controller is stuck on one.
+    pub error: Option<String>,
+    pub limits: RolloutLimits,
+    /// The gates' figures since the step began; `None` while starting.
+    pub window: Option<GateWindow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutLimits {
+    pub hold_ms: u64,
+    pub min_requests: u64,
+    pub max_error_rate: f64,
+    pub max_mismatch_rate: Option<f64>,
+    pub max_latency_ratio: f64,
+    /// `rollback` or `hold`.
+    pub on_failure: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateWindow {
+    pub new_requests: u64,
+    pub error_rate: Option<f64>,
+    pub mismatch_rate: Option<f64>,
+    pub latency_ratio: Option<f64>,
+}
+
+/// An operator's action on a rollout: `POST /api/v1/routes/{name}/rollout/{action}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutAction {
+    Pause,
+    Resume,
+    Abort,
+}
+
+impl RolloutAction {
+    pub const ALL: [RolloutAction; 3] = [RolloutAction::Pause, RolloutAction::Resume, RolloutAction::Abort];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutAction::Pause => "pause",
+            RolloutAction::Resume => "resume",
+            RolloutAction::Abort => "abort",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RolloutAction> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// The answer to a rollout action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutActed {
+    pub route: String,
+    pub rollout: RolloutView,
+}
+
+// === weight and reload ===
+
+/// `PUT /api/v1/routes/{name}/weight` body: `{"percent": 50}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightRequest {
+    pub percent: f64,
+}
+
+/// The answer to a weight change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightChanged {
+    pub route: String,
+    /// Percent before and after.
+    pub old: f64,
+    pub weight: f64,
+    /// The file the change was written to before this answer.
+    pub persisted: String,
+    /// The change paused the route's rollout: the operator wins.
+    pub rollout_paused: bool,
+}
+
+/// `POST /api/v1/reload` answered 200.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reloaded {
+    pub reloaded: bool,
+    /// Each route's weight in the config now serving, percent.
+    pub weights: BTreeMap<String, f64>,
+}
+
+// === diffs ===
+
+/// `GET /api/v1/routes/{name}/diffs?limit=N`: the newest mismatches first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diffs {
+    pub route: String,
+    pub diffs: Vec<DiffRecord>,
+    pub noise: Vec<NoiseField>,
+}
+
+/// One mismatching pair, as the API and the diffs file show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiffRecord {
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub route: String,
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// The side whose answer the client got.
+    pub served_by: Side,
+    pub legacy: SideAnswer,
+    pub new: SideAnswer,
+    pub differences: Vec<Difference>,
+    /// More differences existed than were kept.
+    pub truncated: bool,
+    /// Repeated headers as arrays; redacted ones as `[redacted]`.
+    pub request_headers: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SideAnswer {
+    pub status: u16,
+    pub duration_ms: f64,
+}
+
+/// One difference between legacy's and new's answer. `None` = absent on that side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Difference {
+    #[serde(rename = "where")]
+    pub field: Field,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    pub legacy: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    pub new: Option<Value>,
+    /// For `body`: the first byte offset where the two bodies differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<usize>,
+}
+
+/// A value that is there, `null` included: only a missing key is `None`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// Where two answers differ. Written as `status`, `header:NAME`, `json:$.path` or `body`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Field {
+    Status,
+    /// A header, by lowercase name.
+    Header(String),
+    /// A JSON value, by path (`$.items[3].price`, or generalised `$.items[*].price`).
+    Json(String),
+    /// A body that is not JSON.
+    Body,
+}
+
+impl Field {
+    /// The metric label (`strangler_shadow_mismatches_total{where}`).
+    pub fn kind(&self) -> MismatchKind {
+        match self {
+            Field::Status => MismatchKind::Status,
+            Field::Header(_) => MismatchKind::Header,
+            Field::Json(_) | Field::Body => MismatchKind::Body,
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Field::Status => f.write_str("status"),
+            Field::Header(h) => write!(f, "header:{h}"),
+            Field::Json(p) => write!(f, "json:{p}"),
+            Field::Body => f.write_str("body"),
+        }
+    }
+}
+
+impl FromStr for Field {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Field, String> {
+        match s.split_once(':') {
+            None if s == "status" => Ok(Field::Status),
+            None if s == "body" => Ok(Field::Body),
+            Some(("header", name)) if !name.is_empty() => Ok(Field::Header(name.to_string())),
+            Some(("json", path)) if path.starts_with('$') => Ok(Field::Json(path.to_string())),
+            _ => Err(format!("{s:?} is not a field: use status, header:NAME, json:$.path or body")),
+        }
+    }
+}
+
+impl Serialize for Field {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Field, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What part of an answer a mismatch is in, as counted in `strangler_shadow_mismatches_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MismatchKind {
+    Status,
+    Header,
+    /// The body, JSON or not.
+    Body,
+}
+
+impl MismatchKind {
+    pub const ALL: [MismatchKind; 3] = [MismatchKind::Status, MismatchKind::Header, MismatchKind::Body];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MismatchKind::Status => "status",
+            MismatchKind::Header => "header",
+            MismatchKind::Body => "body",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_round_trip_through_their_text() {
+        for text in ["status", "body", "header:x-request-id", "json:$.items[*].id", "json:$"] {
+            let f: Field = text.parse().unwrap();
+            assert_eq!(f.to_string(), text);
+            assert_eq!(serde_json::to_value(&f).unwrap(), Value::from(text));
+        }
+        for bad in ["", "header:", "json:items", "statuses", "cookie:sid"] {
+            assert!(bad.parse::<Field>().is_err(), "{bad:?} must be refused");
+        }
+        assert_eq!(Field::Json("$.a".into()).kind(), MismatchKind::Body);
+        assert_eq!(Field::Header("a".into()).kind().as_str(), "header");
+    }
+
+    #[test]
+    fn a_diff_record_reads_back_as_written() {
+        let record = DiffRecord {
+            at: "2026-11-22T10:00:00.000Z".into(),
+            route: "orders".into(),
+            method: "GET".into(),
+            path: "/orders/7".into(),
+            served_by: Side::New,
+            legacy: SideAnswer { status: 200, duration_ms: 3.0 },
+            new: SideAnswer { status: 404, duration_ms: 1.0 },
+            differences: vec![
+                Difference { field: Field::Status, legacy: Some(200.into()), new: Some(404.into()), offset: None },
+                Difference { field: Field::Json("$.total".into()), legacy: Some(3.into()), new: None, offset: None },
+                Difference { field: Field::Json("$.note".into()), legacy: None, new: Some(Value::Null), offset: None },
+            ],
+            truncated: false,
+            request_headers: BTreeMap::new(),
+        };
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["served_by"], "new");
+        assert_eq!(json["differences"][1]["where"], "json:$.total");
+        assert!(json["differences"][1].get("new").is_none(), "absent stays absent, not null");
+        let back: DiffRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back, record);
+    }
+
+    #[test]
+    fn weight_requests_refuse_unknown_fields() {
+        assert!(serde_json::from_str::<WeightRequest>(r#"{"percent": 5}"#).is_ok());
+        assert!(serde_json::from_str::<WeightRequest>(r#"{"percent": 5, "route": "x"}"#).is_err());
+    }
+}
