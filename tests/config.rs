@@ -234,3 +234,18 @@ fn rollout_failover_and_health_rules() {
     let off = load_str(&health("enabled = false"), Path::new("x.toml")).expect("valid");
     assert!(!off.routes[0].legacy.health.enabled);
 }
+
+/// An array, inline table or multi-line string left open is reported by the parser where it
+/// gave up, lines below; the problem names the key whose value opened it, at its line.
+#[test]
+fn a_value_left_open_is_blamed_on_its_key() {
+    for (value, shown) in [("[", "= ["), ("{ cookie = \"sid\"", "inline table"), ("\"\"\"", "= \"\"\"")] {
+        let text = route(&format!("sticky = {value}\nweight = 10\nfailover = true"));
+        let e = errors(&text);
+        let rendered = e.to_string();
+        assert!(rendered.contains("routes[0].sticky"), "{value}: {rendered}");
+        assert!(rendered.contains(shown), "{value}: {rendered}");
+        let line = text.lines().position(|l| l.starts_with("sticky")).unwrap() + 1;
+        assert_eq!(e.problems[0].location.map(|l| l.0), Some(line), "{value}: {rendered}");
+    }
+}

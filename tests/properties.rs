@@ -28,16 +28,20 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     /// Any value on any line of the reference config: loaded, or refused with every problem
-    /// naming the file.
+    /// naming the file, and one of them naming the key that was edited.
     #[test]
     fn any_value_on_any_key_is_loaded_or_refused_clearly(line in 0usize..400, v in value()) {
         let lines: Vec<&str> = BASE.lines().collect();
         let i = line % lines.len();
+        let mut key = None;
         let edited: Vec<String> = lines
             .iter()
             .enumerate()
             .map(|(n, l)| match l.split_once(" = ") {
-                Some((k, _)) if n == i && !l.starts_with('#') => format!("{k} = {v}"),
+                Some((k, _)) if n == i && !l.starts_with('#') => {
+                    key = Some(k.trim().to_string());
+                    format!("{k} = {v}")
+                }
                 _ => l.to_string(),
             })
             .collect();
@@ -46,6 +50,10 @@ proptest! {
             for l in e.to_string().lines() {
                 prop_assert!(l.starts_with("conf/x.toml"), "{}", l);
             }
+            // The unedited file is valid, so the edit is what is wrong: say where.
+            let key = key.expect("only an edited file can be refused");
+            let named = e.problems.iter().any(|p| p.key.split('.').any(|part| part.split('[').next() == Some(key.as_str())));
+            prop_assert!(named, "no problem names the edited key {:?}:\n{}", key, e);
         }
     }
 

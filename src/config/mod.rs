@@ -87,9 +87,18 @@ fn parse_problem(text: &str, e: &toml::de::Error) -> Problem {
     let message: Vec<&str> = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let mut p = Problem::new("", None, message.join("; "));
     let Some(span) = e.span() else { return p };
-    let (line, col) = line_col(text, span.start);
+    let (mut line, col) = line_col(text, span.start);
     p.location = Some((line, col));
-    let snippet = text.get(span).unwrap_or_default().trim();
+    let mut snippet = text.get(span).unwrap_or_default().trim();
+    // An array or inline table left open is reported where the parser gave up, often lines
+    // below: the key to fix is the one whose value opened it, and that is where to point.
+    if let Some(opened) = open_value_at(text, line) {
+        line = opened;
+        let line_text = text.lines().nth(line - 1).unwrap_or_default();
+        let value_at = line_text.find('=').map_or(0, |i| i + 1);
+        snippet = line_text[value_at..].trim();
+        p.location = Some((line, value_at + 1));
+    }
     // Name the key the way validation messages do (`routes[1].weight`): the table header above
     // the error plus the key on its line.
     let line_text = text.lines().nth(line - 1).unwrap_or_default();
@@ -104,6 +113,59 @@ fn parse_problem(text: &str, e: &toml::de::Error) -> Problem {
         }
     }
     p
+}
+
+/// The 1-based line of the `key = ` whose array, inline table or multi-line string is still
+/// open at `line`, if any.
+fn open_value_at(text: &str, line: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    // A `"""` or `'''` string spans lines; a `"` or `'` one ends with its line.
+    let mut long: Option<&str> = None;
+    let mut opened = None;
+    for (n, l) in text.lines().take(line.saturating_sub(1)).enumerate() {
+        let mut short: Option<char> = None;
+        let mut rest = l;
+        while let Some(c) = rest.chars().next() {
+            let at_value = depth == 0 && long.is_none() && l.contains('=');
+            if let Some(delim) = long {
+                match rest.find(delim) {
+                    Some(i) => {
+                        rest = &rest[i + delim.len()..];
+                        long = None;
+                    }
+                    None => break,
+                }
+                continue;
+            }
+            if let Some(q) = short {
+                if c == q {
+                    short = None;
+                }
+            } else if rest.starts_with("\"\"\"") || rest.starts_with("'''") {
+                long = Some(&rest[..3]);
+                if at_value {
+                    opened = Some(n + 1);
+                }
+                rest = &rest[3..];
+                continue;
+            } else {
+                match c {
+                    '"' | '\'' => short = Some(c),
+                    '#' => break,
+                    '[' | '{' if depth > 0 || at_value => {
+                        if depth == 0 {
+                            opened = Some(n + 1);
+                        }
+                        depth += 1;
+                    }
+                    ']' | '}' if depth > 0 => depth -= 1,
+                    _ => {}
+                }
+            }
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    opened.filter(|_| depth > 0 || long.is_some())
 }
 
 /// The table a line belongs to, e.g. `server` or `routes[2]` for the third `[[routes]]`.
