@@ -48,6 +48,9 @@ pub struct Metrics {
     pub new_pool_down: IntGaugeVec,
     /// `limits_total{limit}`: requests and connections refused by a limit.
     pub limits: IntCounterVec,
+    /// `diffs_file_dropped_total`: mismatches not written to `log.diffs_file` because its writer
+    /// fell behind.
+    pub diffs_file_dropped: IntCounter,
 }
 
 /// The process-wide metrics.
@@ -141,6 +144,11 @@ impl Metrics {
         for limit in crate::limits::Limit::ALL {
             limits.with_label_values(&[limit.as_str()]);
         }
+        let diffs_file_dropped = IntCounter::with_opts(opts(
+            "diffs_file_dropped_total",
+            "Mismatches not written to log.diffs_file because its writer fell behind.",
+        ))?;
+        registry.register(Box::new(diffs_file_dropped.clone()))?;
         registry.register(Box::new(limits.clone()))?;
         registry.register(Box::new(failovers.clone()))?;
         registry.register(Box::new(rollout_step.clone()))?;
@@ -173,6 +181,7 @@ impl Metrics {
             upstream_healthy,
             new_pool_down,
             limits,
+            diffs_file_dropped,
         })
     }
 

@@ -7,13 +7,12 @@
 //! the two off the request path and records the result.
 
 pub mod client;
+pub mod diffs_file;
 pub mod state;
 pub mod task;
 
-use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -25,45 +24,23 @@ use rand::Rng;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 pub use client::SHADOW_HEADER;
+use diffs_file::DiffsFile;
 pub use state::{ShadowState, Verdict};
 
-use crate::compare::store::DiffRecord;
 use crate::config::{Route, Side, WEIGHT_SCALE};
 use crate::route::Matched;
 use crate::upstream::Pool;
 
 /// Process-wide shadow machinery: the upstream connector (with its own connection pool) and the
-/// diffs file.
+/// diffs file's writer.
 pub struct Shadower {
     connector: Connector,
-    diffs_file: Mutex<Option<(PathBuf, File)>>,
+    diffs_file: DiffsFile,
 }
 
 impl Shadower {
     pub fn new(connector: Connector) -> Self {
-        Shadower { connector, diffs_file: Mutex::new(None) }
-    }
-
-    /// Append one mismatch to `[log] diffs_file` as a JSON line.
-    fn append_diff(&self, path: &Path, record: &DiffRecord) {
-        let mut line = match serde_json::to_vec(record) {
-            Ok(l) => l,
-            Err(e) => return tracing::warn!("could not encode a diff record: {e}"),
-        };
-        line.push(b'\n');
-        let mut guard = self.diffs_file.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.as_ref().is_none_or(|(p, _)| p != path) {
-            match std::fs::OpenOptions::new().create(true).append(true).open(path) {
-                Ok(f) => *guard = Some((path.to_path_buf(), f)),
-                Err(e) => return tracing::warn!(file = %path.display(), "cannot open the diffs file: {e}"),
-            }
-        }
-        if let Some((_, f)) = guard.as_mut() {
-            // One write per line: with O_APPEND, lines from concurrent writers never interleave.
-            if let Err(e) = f.write_all(&line) {
-                tracing::warn!(file = %path.display(), "cannot append to the diffs file: {e}");
-            }
-        }
+        Shadower { connector, diffs_file: DiffsFile::start() }
     }
 }
 

@@ -127,10 +127,11 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
     };
     redact(&mut record, &c.redact_headers);
     tracing::debug!(route = %record.route, path = %record.path, differences = record.differences.len(), "shadow mismatch");
+    let record = Arc::new(record);
     if let Some(path) = &job.diffs_file {
-        job.shadower.append_diff(path, &record);
+        job.shadower.diffs_file.append(path, record.clone());
     }
-    job.state.recent.push(Arc::new(record), c.keep_diffs);
+    job.state.recent.push(record, c.keep_diffs);
     Verdict::Mismatch
 }
 
