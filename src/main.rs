@@ -186,12 +186,12 @@ fn check(path: &std::path::Path) -> ExitCode {
                     r.hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(",")
                 };
                 let shadow = match &r.shadow {
-                    Some(s) if s.enabled => format!("{}@{}%", s.target.as_str(), f64::from(s.sample) / 100.0),
+                    Some(s) if s.enabled => format!("{}@{}%", s.target.as_str(), s.sample),
                     Some(_) => "disabled".to_string(),
                     None => "none".to_string(),
                 };
                 let rollout = r.rollout.as_ref().map_or("none".to_string(), |ro| {
-                    let steps: Vec<String> = ro.steps.iter().map(|s| (f64::from(*s) / 100.0).to_string()).collect();
+                    let steps: Vec<String> = ro.steps.iter().map(|s| s.to_string()).collect();
                     format!("{}%/{}", steps.join(","), humantime::format_duration(ro.hold))
                 });
                 println!(

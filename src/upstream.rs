@@ -219,7 +219,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::rollout::Health;
+    use crate::config::Health;
 
     fn upstream(name: &str, ports: &[u16], health: bool) -> Arc<Upstream> {
         Arc::new(Upstream {

@@ -37,7 +37,7 @@ fn rejects(text: &str, key: &str, words: &[&str]) {
 #[test]
 fn a_valid_config_loads() {
     let cfg = load_str(&route("weight = 12.5\nsticky = { cookie = \"sid\" }"), Path::new("x.toml")).expect("valid");
-    assert_eq!(cfg.routes[0].weight, 1250);
+    assert_eq!(cfg.routes[0].weight.hundredths(), 1250);
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn shadow_and_compare_settings() {
     )
     .expect("valid");
     let s = cfg.routes[0].shadow.as_ref().expect("shadow");
-    assert_eq!((s.sample, s.max_body, s.max_in_flight), (1250, 64 << 10, 256));
+    assert_eq!((s.sample.hundredths(), s.max_body, s.max_in_flight), (1250, 64 << 10, 256));
     assert_eq!(s.methods, [http::Method::GET, http::Method::POST]);
     assert_eq!(s.compare.ignore_headers[0].as_str(), "x-request-id");
     assert_eq!(s.compare.ignore_json_paths[0].to_string(), "$.items[*].etag");
@@ -206,7 +206,7 @@ fn rollout_failover_and_health_rules() {
     let r = &ok.routes[0];
     assert!(r.failover);
     let ro = r.rollout.as_ref().expect("rollout");
-    assert_eq!(ro.steps, vec![500, 2550, 10_000]);
+    assert_eq!(ro.steps.iter().map(|s| s.hundredths()).collect::<Vec<_>>(), [500, 2550, 10_000]);
     assert_eq!(ro.hold, std::time::Duration::from_secs(600));
     assert_eq!((ro.min_requests, ro.max_error_rate, ro.max_latency_ratio), (500, 1.0, 1.5));
     assert!(r.new.health.enabled, "health checks are on by default");

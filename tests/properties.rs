@@ -71,7 +71,7 @@ proptest! {
         let percent = f64::from(w) / 100.0;
         let out = persist::set_weight(BASE, Path::new("f.toml"), "orders", percent).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let cfg = load_str(&out, Path::new("f.toml")).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert_eq!(cfg.route("orders").map(|r| r.weight), Some(w));
+        prop_assert_eq!(cfg.route("orders").map(|r| r.weight.hundredths()), Some(w));
         let changed = BASE.lines().zip(out.lines()).filter(|(a, b)| a != b).count();
         prop_assert_eq!(changed, usize::from(w != 1000));
         prop_assert_eq!(BASE.lines().count(), out.lines().count());
@@ -81,7 +81,7 @@ proptest! {
     #[test]
     fn any_weight_body_gives_a_weight_or_a_reason(body in proptest::collection::vec(any::<u8>(), 0..64)) {
         match parse_weight_body(&body) {
-            Ok(w) => prop_assert!(w <= 10_000),
+            Ok(w) => prop_assert!(w.hundredths() <= 10_000),
             Err(msg) => prop_assert!(!msg.is_empty()),
         }
     }
@@ -89,6 +89,6 @@ proptest! {
     #[test]
     fn every_valid_percent_is_taken_exactly(w in 0u32..=10_000) {
         let body = format!("{{\"percent\": {}}}", f64::from(w) / 100.0);
-        prop_assert_eq!(parse_weight_body(body.as_bytes()), Ok(w));
+        prop_assert_eq!(parse_weight_body(body.as_bytes()).map(|p| p.hundredths()), Ok(w));
     }
 }

@@ -6,16 +6,22 @@
 pub mod file;
 pub mod model;
 pub mod persist;
+mod problems;
+mod process;
 pub mod rollout;
+mod route;
 pub mod shadow;
 pub mod tls;
 mod units;
+mod upstream;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use model::{Config, Route, Side, Sticky, Upstream, WEIGHT_SCALE};
+pub use model::{Config, Route, Side, Sticky, Upstream};
+pub use problems::{Percent, WEIGHT_SCALE};
 pub use units::{parse_duration, parse_size};
+pub use upstream::Health;
 
 /// One thing wrong with a config file, with enough context to fix it without reading code.
 #[derive(Debug, Clone, PartialEq, Eq)]

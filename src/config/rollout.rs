@@ -1,9 +1,9 @@
-//! `[routes.rollout]` and `[upstreams.NAME.health]`, validated.
+//! `[routes.rollout]`, validated.
 
 use std::time::Duration;
 
-use super::file::{HealthSection, RolloutSection};
-use super::model::{parse_percent, quote, Problems};
+use super::file::RolloutSection;
+use super::problems::{quote, Percent, Problems};
 
 /// What a rollout does when a gate is violated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,8 +26,8 @@ impl OnFailure {
 /// A route's automatic progressive delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rollout {
-    /// Weights in hundredths of a percent, strictly increasing, each above 0.
-    pub steps: Vec<u32>,
+    /// Weights, strictly increasing, each above 0.
+    pub steps: Vec<Percent>,
     pub hold: Duration,
     pub min_requests: u64,
     /// Percent.
@@ -45,8 +45,10 @@ pub(super) fn build_rollout(p: &mut Problems, key: &str, r: &RolloutSection, sha
         p.add(format!("{key}.steps"), "[]", "list at least one weight, e.g. [1, 10, 50, 100]");
     }
     for (i, w) in r.steps.iter().enumerate() {
-        match parse_percent(*w, "steps") {
-            Ok(0) => p.add(format!("{key}.steps[{i}]"), w, "must be above 0: a step at 0% sends nothing to new"),
+        match Percent::parse(*w, "steps") {
+            Ok(v) if v.is_zero() => {
+                p.add(format!("{key}.steps[{i}]"), w, "must be above 0: a step at 0% sends nothing to new")
+            }
             Ok(v) if steps.last().is_some_and(|prev| v <= *prev) => {
                 p.add(format!("{key}.steps[{i}]"), w, "steps must increase, e.g. [1, 10, 50, 100]")
             }
@@ -94,39 +96,5 @@ pub(super) fn build_rollout(p: &mut Problems, key: &str, r: &RolloutSection, sha
         max_mismatch_rate: r.max_mismatch_rate,
         max_latency_ratio: r.max_latency_ratio,
         on_failure,
-    }
-}
-
-/// Active health checks of an upstream pool.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Health {
-    pub enabled: bool,
-    pub interval: Duration,
-    pub timeout: Duration,
-    /// HTTP path to `GET`; `None` = a connect is the check.
-    pub path: Option<String>,
-    pub fails: u32,
-    pub passes: u32,
-}
-
-pub(super) fn build_health(p: &mut Problems, key: &str, h: &HealthSection) -> Health {
-    let key = format!("{key}.health");
-    if let Some(path) = &h.path {
-        if !path.starts_with('/') || path.parse::<http::Uri>().is_err() {
-            p.add(format!("{key}.path"), quote(path), "must be a request path such as \"/healthz\"");
-        }
-    }
-    for (field, v) in [("fails", h.fails), ("passes", h.passes)] {
-        if v == 0 {
-            p.add(format!("{key}.{field}"), 0, "must be at least 1 consecutive check");
-        }
-    }
-    Health {
-        enabled: h.enabled,
-        interval: p.duration(&format!("{key}.interval"), &h.interval),
-        timeout: p.duration(&format!("{key}.timeout"), &h.timeout),
-        path: h.path.clone(),
-        fails: h.fails,
-        passes: h.passes,
     }
 }

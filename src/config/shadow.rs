@@ -5,7 +5,8 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 
 use super::file::{CompareSection, ShadowSection};
-use super::model::{parse_percent, quote, Problems, Side};
+use super::model::Side;
+use super::problems::{quote, Percent, Problems};
 use crate::compare::JsonPath;
 
 /// Where shadow copies go.
@@ -44,7 +45,7 @@ pub struct Shadow {
     pub enabled: bool,
     pub target: ShadowTarget,
     /// Hundredths of a percent of eligible requests, 0..=10000.
-    pub sample: u32,
+    pub sample: Percent,
     pub methods: Vec<Method>,
     pub max_body: usize,
     pub max_in_flight: usize,
@@ -58,7 +59,7 @@ pub struct Compare {
     pub ignore_headers: Vec<HeaderName>,
     pub ignore_json_paths: Vec<JsonPath>,
     /// Hundredths of a percent, 0..=10000.
-    pub noise_sample: u32,
+    pub noise_sample: Percent,
     pub keep_diffs: usize,
     pub redact_headers: Vec<HeaderName>,
 }
@@ -94,7 +95,7 @@ pub(super) fn build(
             ShadowTarget::Other
         }
     };
-    let sample = percent(p, &format!("{skey}.sample"), s.sample);
+    let sample = p.percent(&format!("{skey}.sample"), s.sample, "percentages");
     let mut methods = Vec::new();
     for (i, m) in s.methods.iter().enumerate() {
         match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
@@ -137,7 +138,7 @@ pub(super) fn build(
             }
         })
         .collect();
-    let noise_sample = percent(p, &format!("{ckey}.noise_sample"), c.noise_sample);
+    let noise_sample = p.percent(&format!("{ckey}.noise_sample"), c.noise_sample, "percentages");
     Some(Shadow {
         enabled: s.enabled,
         target,
@@ -147,12 +148,5 @@ pub(super) fn build(
         max_in_flight: s.max_in_flight.max(1),
         timeout,
         compare: Compare { ignore_headers, ignore_json_paths, noise_sample, keep_diffs: c.keep_diffs, redact_headers },
-    })
-}
-
-fn percent(p: &mut Problems, key: &str, v: f64) -> u32 {
-    parse_percent(v, "percentages").unwrap_or_else(|msg| {
-        p.add(key, v, msg);
-        0
     })
 }

@@ -9,7 +9,8 @@ use pingora::tls::sign::CertifiedKey;
 use pingora::tls::{ClientHello, CryptoProvider, ResolvesServerCert};
 
 use super::file::TlsSection;
-use super::model::{quote, Problems, Tls};
+use super::model::Tls;
+use super::problems::{quote, Problems};
 
 /// Read and check `[server.tls]`: the files exist, hold PEM, and the key matches the leaf.
 pub(super) fn load(p: &mut Problems, t: &TlsSection) -> Option<Tls> {

@@ -11,9 +11,9 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 use crate::api::{self, RolloutAction, Side};
-use crate::config::model::parse_weight_percent;
 use crate::config::persist::PersistError;
 use crate::config::shadow::Shadow;
+use crate::config::Percent;
 use crate::control::reload::{ChangeError, Trigger};
 use crate::control::rollout::{Control, ControlError};
 use crate::metrics::METRICS;
@@ -61,7 +61,7 @@ fn shadow_view(s: &Shadow, state: &ShadowState) -> api::ShadowView {
     api::ShadowView {
         enabled: s.enabled,
         target: s.target.as_str().to_string(),
-        sample: f64::from(s.sample) / 100.0,
+        sample: s.sample.as_f64(),
         methods: s.methods.iter().map(|m| m.as_str().to_string()).collect(),
         max_body: s.max_body,
         max_in_flight: s.max_in_flight,
@@ -70,7 +70,7 @@ fn shadow_view(s: &Shadow, state: &ShadowState) -> api::ShadowView {
         compare: api::CompareView {
             ignore_headers: names(&s.compare.ignore_headers),
             ignore_json_paths: s.compare.ignore_json_paths.iter().map(|p| p.to_string()).collect(),
-            noise_sample: f64::from(s.compare.noise_sample) / 100.0,
+            noise_sample: s.compare.noise_sample.as_f64(),
             keep_diffs: s.compare.keep_diffs,
             redact_headers: names(&s.compare.redact_headers),
         },
@@ -251,11 +251,11 @@ async fn read_body(session: &mut ServerSession) -> Result<Vec<u8>, Response<Vec<
     }
 }
 
-/// The weight (hundredths of a percent) a `PUT .../weight` body asks for, or why it is refused.
-pub fn parse_weight_body(body: &[u8]) -> Result<u32, String> {
+/// The weight a `PUT .../weight` body asks for, or why it is refused.
+pub fn parse_weight_body(body: &[u8]) -> Result<Percent, String> {
     let parsed: api::WeightRequest =
         serde_json::from_slice(body).map_err(|e| format!("the body must be JSON like {{\"percent\": 50}} ({e})"))?;
-    parse_weight_percent(parsed.percent).map_err(|msg| format!("percent = {}: {msg}", parsed.percent))
+    Percent::parse(parsed.percent, "weights").map_err(|msg| format!("percent = {}: {msg}", parsed.percent))
 }
 
 fn control_error(e: ControlError) -> Response<Vec<u8>> {

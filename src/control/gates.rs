@@ -84,11 +84,12 @@ mod tests {
 
     use super::*;
     use crate::config::rollout::OnFailure;
+    use crate::config::Percent;
     use crate::live::Live;
 
     fn cfg(min_requests: u64) -> Rollout {
         Rollout {
-            steps: vec![100, 10_000],
+            steps: vec![Percent::from_hundredths(100), Percent::FULL],
             hold: Duration::from_secs(60),
             min_requests,
             max_error_rate: 1.0,

@@ -20,7 +20,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::sync::mpsc;
 
-use crate::config::rollout::Health;
+use crate::config::Health;
 use crate::config::{Side, Upstream};
 use crate::metrics::METRICS;
 use crate::snapshot::{Shared, Snapshot};

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::{GateWindow, RolloutAction, RolloutLimits, RolloutStatus, RolloutView};
 use crate::config::persist::{self, PersistError};
 use crate::config::rollout::{OnFailure, Rollout};
-use crate::config::Side;
+use crate::config::{Percent, Side};
 use crate::control::gates::{figures, judge, latency_ratio};
 use crate::control::reload::{ChangeError, Reloader};
 use crate::live::Reading;
@@ -36,9 +36,9 @@ pub const TICK: Duration = Duration::from_millis(100);
 /// What the state file keeps per route.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Progress {
-    /// The steps (hundredths of a percent) `step` indexes; a config with other steps re-derives
-    /// the step from the weight.
-    steps: Vec<u32>,
+    /// The steps `step` indexes (in the file: hundredths of a percent); a config with other
+    /// steps re-derives the step from the weight.
+    steps: Vec<Percent>,
     /// Index into `steps`.
     step: usize,
     /// Unix milliseconds when the current step began: the hold survives restarts.
@@ -91,8 +91,8 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-fn pct(w: u32) -> f64 {
-    f64::from(w) / 100.0
+fn pct(w: Percent) -> f64 {
+    w.as_f64()
 }
 
 impl Control {
@@ -128,7 +128,7 @@ impl Control {
     }
 
     /// Persist and apply a weight (hundredths of a percent).
-    fn write_weight(&self, route: &str, weight: u32) -> Result<(), ChangeError> {
+    fn write_weight(&self, route: &str, weight: Percent) -> Result<(), ChangeError> {
         let path = self.reloader.path().to_path_buf();
         self.reloader.change(|text| persist::set_weight(text, &path, route, pct(weight)))
     }
@@ -137,7 +137,7 @@ impl Control {
 
     /// Set a route's weight from the admin API. A running rollout on the route is paused: the
     /// operator wins.
-    pub fn set_weight(&self, route: &str, weight: u32, who: &str) -> Result<WeightChange, ControlError> {
+    pub fn set_weight(&self, route: &str, weight: Percent, who: &str) -> Result<WeightChange, ControlError> {
         let mut rollouts = self.lock();
         let old = self.current(route)?.route.weight;
         if old != weight {
@@ -218,8 +218,8 @@ impl Control {
                 t.baseline = m.reading();
             }
             (RolloutAction::Abort, _) => {
-                if m.route.weight != 0 {
-                    self.write_weight(route, 0)?;
+                if !m.route.weight.is_zero() {
+                    self.write_weight(route, Percent::ZERO)?;
                 }
                 p.status = RolloutStatus::Aborted;
                 p.reason = Some(format!("aborted by hand (from {who}); weight 0"));
@@ -368,7 +368,7 @@ impl Control {
     fn fail(&self, route: &str, cfg: &Rollout, t: &mut Tracked, why: &str) {
         let step = t.progress.step + 1;
         match cfg.on_failure {
-            OnFailure::Rollback => match self.write_weight(route, 0) {
+            OnFailure::Rollback => match self.write_weight(route, Percent::ZERO) {
                 Ok(()) => {
                     let reason = format!("rolled back at step {step} ({}%): {why}", pct(cfg.steps[step - 1]));
                     tracing::warn!(route, "rollout {reason}; weight 0, paused");
@@ -448,7 +448,7 @@ impl Control {
         let new = w.side(Side::New);
         view.status = p.status;
         view.step = Some(p.step + 1);
-        view.step_weight = Some(pct(cfg.steps.get(p.step).copied().unwrap_or(0)));
+        view.step_weight = Some(pct(cfg.steps.get(p.step).copied().unwrap_or_default()));
         view.held_ms = Some(now_ms().saturating_sub(p.step_started_ms));
         view.reason = p.reason.clone();
         view.error = t.last_error.clone();
@@ -463,7 +463,7 @@ impl Control {
 }
 
 /// The step at or below `weight`; the first step when below them all.
-fn step_for(steps: &[u32], weight: u32) -> usize {
+fn step_for(steps: &[Percent], weight: Percent) -> usize {
     steps.iter().rposition(|s| *s <= weight).unwrap_or(0)
 }
 
@@ -498,7 +498,8 @@ mod tests {
 
     #[test]
     fn the_step_is_at_or_below_the_weight() {
-        let steps = [100, 1000, 5000, 10_000];
+        let steps = [100, 1000, 5000, 10_000].map(Percent::from_hundredths);
+        let step_for = |steps: &[Percent], w: u32| step_for(steps, Percent::from_hundredths(w));
         assert_eq!(step_for(&steps, 0), 0);
         assert_eq!(step_for(&steps, 100), 0);
         assert_eq!(step_for(&steps, 3000), 1);

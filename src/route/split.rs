@@ -16,7 +16,7 @@ use http::HeaderMap;
 use rand::Rng;
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::config::model::{Override, Route, Side, Sticky, WEIGHT_SCALE};
+use crate::config::model::{Override, Percent, Route, Side, Sticky, WEIGHT_SCALE};
 
 /// The bucket (0..10000) of a sticky key on a route.
 pub fn bucket(route: &str, key: &[u8]) -> u32 {
@@ -27,9 +27,9 @@ pub fn bucket(route: &str, key: &[u8]) -> u32 {
     (h.digest() % u64::from(WEIGHT_SCALE)) as u32
 }
 
-/// Side for a bucket at a weight (hundredths of a percent).
-pub fn side_for_bucket(bucket: u32, weight: u32) -> Side {
-    if bucket < weight {
+/// Side for a bucket at a weight.
+pub fn side_for_bucket(bucket: u32, weight: Percent) -> Side {
+    if bucket < weight.hundredths() {
         Side::New
     } else {
         Side::Legacy
@@ -64,7 +64,7 @@ pub fn choose_side(route: &Route, headers: &HeaderMap, client_ip: Option<IpAddr>
     }
     let weight = route.weight;
     // Weights 0 and 100 need no key and no draw.
-    if weight == 0 || weight >= WEIGHT_SCALE {
+    if weight.is_zero() || weight.is_full() {
         let decision = if route.sticky.is_some() { Decision::Sticky } else { Decision::Random };
         return Choice { side: side_for_bucket(0, weight), decision, override_rejected };
     }

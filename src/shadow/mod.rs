@@ -20,14 +20,13 @@ use http::header::{CONTENT_LENGTH, HOST, UPGRADE};
 use http::HeaderValue;
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
-use rand::Rng;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 pub use client::SHADOW_HEADER;
 use diffs_file::DiffsFile;
 pub use state::{ShadowState, Verdict};
 
-use crate::config::{Route, Side, WEIGHT_SCALE};
+use crate::config::{Route, Side};
 use crate::route::Matched;
 use crate::upstream::Pool;
 
@@ -58,7 +57,7 @@ pub fn begin(m: &Matched, served: Side, req: &RequestHeader, diffs_file: Option<
     {
         return None;
     }
-    if cfg.sample < WEIGHT_SCALE && rand::thread_rng().gen_range(0..WEIGHT_SCALE) >= cfg.sample {
+    if !cfg.sample.draw() {
         return None;
     }
     let declared = req.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());

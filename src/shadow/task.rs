@@ -8,7 +8,6 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use http::HeaderValue;
 use pingora::http::RequestHeader;
-use rand::Rng;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use super::client::{self, ExchangeError, Raw};
@@ -17,7 +16,7 @@ use crate::compare::body::{decode, DecodeError};
 use crate::compare::store::{header_map, redact, DiffRecord, SideAnswer};
 use crate::compare::{compare, noise_between, Answer, Noise, Outcome, Rules};
 use crate::config::shadow::{is_safe, Shadow};
-use crate::config::{Route, Side, WEIGHT_SCALE};
+use crate::config::{Route, Side};
 use crate::metrics::side_index;
 use crate::upstream::Pool;
 
@@ -90,9 +89,7 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
     };
 
     let c = &cfg.compare;
-    let noise_drawn = c.noise_sample > 0
-        && is_safe(&job.request.method)
-        && (c.noise_sample >= WEIGHT_SCALE || rand::thread_rng().gen_range(0..WEIGHT_SCALE) < c.noise_sample);
+    let noise_drawn = is_safe(&job.request.method) && c.noise_sample.draw();
     if noise_drawn {
         learn_noise(job, cfg, &served).await;
     }

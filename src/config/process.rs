@@ -1,0 +1,141 @@
+//! The process-local sections, validated: `[server]` (with `[server.limits]`), `[admin]` and
+//! `[log]`. They describe this process, not the routing: several instances of a fleet share
+//! routes but each has its own.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use super::file::FileConfig;
+use super::model::{AdminSettings, Limits, LogFormat, LogSettings, ServerSettings, TlsListen, TOKEN_ENV};
+use super::problems::{parse_listen, quote, Problems};
+use super::Problem;
+
+/// `[server]`, but its `[server.tls]` certificate and `[server.limits]`.
+pub(super) fn build_server(p: &mut Problems, file: &FileConfig) -> ServerSettings {
+    let s = &file.server;
+    if s.listen.is_empty() {
+        p.push(Problem::new("server.listen", Some("[]".into()), "needs at least one address, e.g. [\"0.0.0.0:8080\"]"));
+    }
+    let listen =
+        s.listen.iter().enumerate().filter_map(|(i, a)| parse_listen(p, &format!("server.listen[{i}]"), a)).collect();
+    let threads = match s.threads {
+        Some(0) => {
+            p.add("server.threads", 0, "must be at least 1 (or removed to use one thread per core)");
+            1
+        }
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    if s.upgrade_sock.is_empty() {
+        p.add("server.upgrade_sock", "\"\"", "must be a path for a unix socket, e.g. \"/tmp/strangler_upgrade.sock\"");
+    }
+    let ca_file = s.ca_file.as_ref().map(PathBuf::from);
+    if let Some(ca) = &ca_file {
+        match std::fs::read_to_string(ca) {
+            Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => {}
+            Ok(_) => p.add(
+                "server.ca_file",
+                quote(&ca.display().to_string()),
+                "holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            ),
+            Err(e) => p.add(
+                "server.ca_file",
+                quote(&ca.display().to_string()),
+                format!("cannot be read ({e}); give the path of a PEM CA bundle"),
+            ),
+        }
+    }
+    let tls_listen = match s.tls.as_ref().map(|t| &t.listen) {
+        None => TlsListen::None,
+        Some(None) => TlsListen::All,
+        Some(Some(list)) => TlsListen::Extra(
+            list.iter()
+                .enumerate()
+                .filter_map(|(i, a)| parse_listen(p, &format!("server.tls.listen[{i}]"), a))
+                .collect(),
+        ),
+    };
+    ServerSettings {
+        ca_file,
+        listen,
+        threads,
+        grace_period: p.duration("server.grace_period", &s.grace_period),
+        upgrade_sock: s.upgrade_sock.clone(),
+        tls_listen,
+        h2c: s.h2c,
+        huge_pages: s.huge_pages,
+    }
+}
+
+/// `[server.limits]`.
+pub(super) fn build_limits(p: &mut Problems, file: &FileConfig) -> Limits {
+    let l = &file.server.limits;
+    for (key, v) in [("server.limits.max_headers", l.max_headers), ("server.limits.max_connections", l.max_connections)]
+    {
+        if v == 0 {
+            p.add(key, 0, "must be at least 1");
+        }
+    }
+    Limits {
+        header_timeout: p.duration("server.limits.header_timeout", &l.header_timeout),
+        idle_timeout: p.duration("server.limits.idle_timeout", &l.idle_timeout),
+        body_timeout: p.duration("server.limits.body_timeout", &l.body_timeout),
+        max_header_bytes: p.size("server.limits.max_header_bytes", &l.max_header_bytes, "64KiB"),
+        max_headers: l.max_headers,
+        max_connections: l.max_connections,
+    }
+}
+
+/// `[admin]`; the token may come from the environment.
+pub(super) fn build_admin(p: &mut Problems, file: &FileConfig) -> AdminSettings {
+    let a = &file.admin;
+    let listen = parse_listen(p, "admin.listen", &a.listen);
+    let token = std::env::var(TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .or_else(|| Some(a.token.clone()).filter(|t| !t.is_empty()));
+    if let Some(addr) = listen {
+        if !addr.ip().is_loopback() && token.is_none() {
+            p.add(
+                    "admin.token",
+                    "\"\"",
+                    format!("a token is required when admin.listen ({addr}) is not a loopback address: set admin.token or {TOKEN_ENV}, or listen on 127.0.0.1"),
+                );
+        }
+    }
+    AdminSettings { listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))), token }
+}
+
+/// `[log]`.
+pub(super) fn build_log(p: &mut Problems, file: &FileConfig) -> LogSettings {
+    let l = &file.log;
+    if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&l.level) {
+        p.add("log.level", quote(&l.level), format!("not a valid log filter ({e}); use error, warn, info, debug, trace or directives like \"strangler=debug,pingora=warn\""));
+    }
+    let format = match l.format.as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            p.add("log.format", quote(other), "must be \"text\" or \"json\"");
+            LogFormat::Text
+        }
+    };
+    let diffs_file = l.diffs_file.as_ref().map(PathBuf::from);
+    if let Some(f) = &diffs_file {
+        // Checked without creating the file: `check` must not leave files behind.
+        let problem = if f.exists() {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(f)
+                .err()
+                .map(|e| format!("cannot be opened for appending ({e})"))
+        } else {
+            let dir = f.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            (!dir.is_dir()).then(|| format!("is in {}, which is not a directory", dir.display()))
+        };
+        if let Some(why) = problem {
+            p.add("log.diffs_file", quote(&f.display().to_string()), format!("{why}; give a writable file path"));
+        }
+    }
+    LogSettings { level: l.level.clone(), format, access_log: l.access_log, diffs_file }
+}
