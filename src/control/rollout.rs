@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -47,6 +48,7 @@ struct Progress {
     reason: Option<String>,
 }
 
+#[derive(Clone)]
 struct Tracked {
     progress: Progress,
     /// Counters when the step's window began.
@@ -80,6 +82,9 @@ pub struct Control {
     shared: Arc<Shared>,
     state_file: PathBuf,
     rollouts: Mutex<BTreeMap<String, Tracked>>,
+    /// A copy of `rollouts` as of the last change, for the API: reading it never waits on a
+    /// tick that holds the lock through a weight write (an fsync).
+    published: ArcSwap<BTreeMap<String, Tracked>>,
 }
 
 /// `conf/strangler.toml` -> `conf/strangler.rollout.json`.
@@ -107,7 +112,7 @@ impl Control {
             Err(_) => BTreeMap::new(),
         };
         let now = shared.load();
-        let rollouts = saved
+        let rollouts: BTreeMap<String, Tracked> = saved
             .into_iter()
             .filter_map(|(name, progress)| {
                 let m = now.table.get(&name)?;
@@ -116,7 +121,8 @@ impl Control {
                 Some((name, tracked))
             })
             .collect();
-        Arc::new(Control { reloader, shared, state_file, rollouts: Mutex::new(rollouts) })
+        let published = ArcSwap::from_pointee(rollouts.clone());
+        Arc::new(Control { reloader, shared, state_file, rollouts: Mutex::new(rollouts), published })
     }
 
     pub fn reloader(&self) -> &Reloader {
@@ -267,6 +273,8 @@ impl Control {
         let mut rollouts = self.lock();
         let snap = self.shared.load();
         let mut dirty = false;
+        // Something the API shows changed without a change to keep (a weight write failing).
+        let mut shown = false;
         rollouts.retain(|name, _| {
             let keep = snap.config.route(name).is_some_and(|r| r.rollout.is_some());
             if !keep {
@@ -295,13 +303,17 @@ impl Control {
                 }
             };
             let before = (t.progress.step, t.progress.status);
+            let error_before = t.last_error.clone();
             self.drive(m, cfg, &mut t);
             dirty |= before != (t.progress.step, t.progress.status);
+            shown |= error_before != t.last_error;
             Self::publish_step(&route.name, &t.progress);
             rollouts.insert(route.name.clone(), t);
         }
         if dirty {
             self.save(&rollouts);
+        } else if shown {
+            self.published.store(Arc::new(rollouts.clone()));
         }
     }
 
@@ -403,7 +415,9 @@ impl Control {
         METRICS.rollout_step.with_label_values(&[route]).set(step);
     }
 
+    /// Keep the progress in the state file, and show it to the API.
     fn save(&self, rollouts: &BTreeMap<String, Tracked>) {
+        self.published.store(Arc::new(rollouts.clone()));
         let state: BTreeMap<&String, &Progress> = rollouts.iter().map(|(k, t)| (k, &t.progress)).collect();
         let mut text = serde_json::to_string_pretty(&state).unwrap_or_default();
         text.push('\n');
@@ -417,8 +431,7 @@ impl Control {
 
     /// The rollout state of a route, for the API; `None` when it has no rollout.
     pub fn describe(&self, m: &Matched) -> Option<RolloutView> {
-        let rollouts = self.lock();
-        self.describe_locked(&rollouts, m)
+        self.describe_locked(&self.published.load(), m)
     }
 
     fn describe_locked(&self, rollouts: &BTreeMap<String, Tracked>, m: &Matched) -> Option<RolloutView> {
