@@ -1,7 +1,7 @@
 //! Limits against abusive or broken clients. At the connection level (Pingora has no hook before a
 //! request's header is complete, so the proxy app is wrapped): a cap on open client connections and
 //! a deadline for a new connection's whole first request header (slowloris). Per request: header
-//! size and count ([`check_header`]), the keep-alive idle timeout, and the route's body cap (in the
+//! size and count and framing ([`inspect`]), the keep-alive idle timeout, and the route's body cap (in the
 //! proxy). Every refusal is counted in `strangler_limits_total{limit}`.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -75,41 +75,60 @@ impl Limit {
     }
 }
 
-/// The header-level limits: the one the request is over, if any (answer 431).
-pub fn check_header(req: &RequestHeader, limits: &Limits) -> Result<(), Limit> {
+/// What admission needs from a request's header, picked up while checking it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inspected<'a> {
+    /// The host the request names: its absolute URI's, else its `Host` header.
+    pub host: Option<&'a str>,
+    /// A declared body size.
+    pub content_length: Option<u64>,
+}
+
+/// Check a request's header in one walk over it (no hashed lookup per header), refusing:
+/// - framing a proxy must not guess about (RFC 9112 §6.3), with 400 before any upstream is
+///   contacted: `Content-Length` with `Transfer-Encoding` (the classic smuggling pair), a
+///   `Transfer-Encoding` other than exactly `chunked` (`chunked, chunked`, `gzip`), and several
+///   `Content-Length` values that disagree. An answer to any of them closes the connection, so
+///   bytes that follow can never become a second request;
+/// - then a header over the count or size limits (431).
+pub fn inspect<'a>(req: &'a RequestHeader, limits: &Limits) -> Result<Inspected<'a>, Limit> {
+    use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+    let mut size =
+        req.uri.path_and_query().map_or(0, |p| p.as_str().len()) + req.uri.authority().map_or(0, |a| a.as_str().len());
+    let (mut te, mut te_count, mut cl, mut cl_conflict, mut host) = (None, 0, None, false, None);
+    for (name, value) in req.headers.iter() {
+        size += name.as_str().len() + value.len() + 4;
+        if *name == TRANSFER_ENCODING {
+            te = Some(value);
+            te_count += 1;
+        } else if *name == CONTENT_LENGTH {
+            match cl {
+                None => cl = Some(value.as_bytes().trim_ascii()),
+                Some(first) => cl_conflict |= value.as_bytes().trim_ascii() != first,
+            }
+        } else if *name == HOST && host.is_none() {
+            host = value.to_str().ok();
+        }
+    }
+    let bad_framing = match (te, cl) {
+        (None, None) => false,
+        (Some(t), None) => te_count > 1 || !t.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"),
+        (None, Some(first)) => first.contains(&b',') || cl_conflict,
+        (Some(_), Some(_)) => true,
+    };
+    if bad_framing {
+        return Err(Limit::Framing);
+    }
     if req.headers.len() > limits.max_headers {
         return Err(Limit::HeaderCount);
     }
-    let uri =
-        req.uri.path_and_query().map_or(0, |p| p.as_str().len()) + req.uri.authority().map_or(0, |a| a.as_str().len());
-    let size = uri + req.headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>();
     if size > limits.max_header_bytes {
         return Err(Limit::HeaderBytes);
     }
-    Ok(())
-}
-
-/// Request framing a proxy must not guess about (RFC 9112 §6.3), refused with 400 before any
-/// upstream is contacted: `Content-Length` with `Transfer-Encoding` (the classic smuggling pair),
-/// a `Transfer-Encoding` other than exactly `chunked` (`chunked, chunked`, `gzip`), and several
-/// `Content-Length` values that disagree. An answer to any of them closes the connection, so
-/// bytes that follow can never become a second request.
-pub fn check_framing(req: &RequestHeader) -> Result<(), Limit> {
-    let mut te = req.headers.get_all(http::header::TRANSFER_ENCODING).iter();
-    let mut cl = req.headers.get_all(http::header::CONTENT_LENGTH).iter();
-    let bad = match (te.next(), cl.next()) {
-        (None, None) => false,
-        (Some(t), None) => te.next().is_some() || !t.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"),
-        (None, Some(first)) => {
-            let first = first.as_bytes().trim_ascii();
-            first.contains(&b',') || cl.any(|v| v.as_bytes().trim_ascii() != first)
-        }
-        (Some(_), Some(_)) => true,
-    };
-    if bad {
-        return Err(Limit::Framing);
-    }
-    Ok(())
+    Ok(Inspected {
+        host: req.uri.host().or(host),
+        content_length: cl.and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()),
+    })
 }
 
 /// A Pingora app (the proxy) behind the connection limits.
@@ -212,4 +231,67 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
     /// clients move to the new process on their own; connections still idle when the grace period
     /// ends close with the process.
     async fn cleanup(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            header_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            body_timeout: Duration::from_secs(1),
+            max_header_bytes: 200,
+            max_headers: 4,
+            max_connections: 1,
+        }
+    }
+
+    fn request(uri: &str, headers: &[(&str, &str)]) -> RequestHeader {
+        let mut req = RequestHeader::build("POST", uri.as_bytes(), None).unwrap();
+        for (k, v) in headers {
+            req.append_header(k.to_string(), *v).unwrap();
+        }
+        req
+    }
+
+    #[test]
+    fn framing_a_proxy_must_not_guess_about_is_refused() {
+        let l = limits();
+        let refused = |h: &[(&str, &str)]| inspect(&request("/", h), &l).err();
+        assert_eq!(refused(&[("transfer-encoding", "chunked")]), None);
+        assert_eq!(refused(&[("transfer-encoding", " Chunked ")]), None);
+        assert_eq!(refused(&[("content-length", "5"), ("content-length", "5")]), None, "agreeing copies");
+        for bad in [
+            &[("transfer-encoding", "chunked, chunked")][..],
+            &[("transfer-encoding", "gzip")],
+            &[("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")],
+            &[("transfer-encoding", "chunked"), ("content-length", "5")],
+            &[("content-length", "5"), ("content-length", "6")],
+            &[("content-length", "5, 5")],
+        ] {
+            assert_eq!(refused(bad), Some(Limit::Framing), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn header_limits_and_what_routing_needs() {
+        let l = limits();
+        let many = [("a", "1"), ("b", "1"), ("c", "1"), ("d", "1"), ("e", "1")];
+        assert_eq!(inspect(&request("/", &many), &l).err(), Some(Limit::HeaderCount));
+        let long = "x".repeat(200);
+        assert_eq!(inspect(&request("/", &[("a", &long)]), &l).err(), Some(Limit::HeaderBytes));
+        let framing_first =
+            [("content-length", "1"), ("transfer-encoding", "chunked"), ("c", "1"), ("d", "1"), ("e", "1")];
+        assert_eq!(inspect(&request("/", &framing_first), &l).err(), Some(Limit::Framing));
+
+        let req = request("/x", &[("host", "api.example.com"), ("content-length", " 42 ")]);
+        let seen = inspect(&req, &l).unwrap();
+        assert_eq!(seen, Inspected { host: Some("api.example.com"), content_length: Some(42) });
+        let mut req = request("/x", &[("host", "api.example.com")]);
+        req.set_uri("http://other.example/x".parse().unwrap());
+        assert_eq!(inspect(&req, &l).unwrap().host, Some("other.example"), "an absolute URI's host wins");
+        assert_eq!(inspect(&request("/", &[]), &l).unwrap(), Inspected { host: None, content_length: None });
+    }
 }

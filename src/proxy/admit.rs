@@ -4,7 +4,6 @@
 
 use std::net::IpAddr;
 
-use http::header::{CONTENT_LENGTH, HOST};
 use pingora::http::RequestHeader;
 
 use crate::config::Side;
@@ -31,13 +30,12 @@ pub struct Routed {
 
 /// Framing and header limits, the route, a declared body against the route's cap, then the side.
 pub fn admit(snap: &Snapshot, req: &RequestHeader, client_ip: Option<IpAddr>) -> Admission {
-    if let Err(limit) = limits::check_framing(req).and_then(|()| limits::check_header(req, &snap.config.limits)) {
-        return Admission::Refuse(limit);
-    }
-    let host = req.uri.host().or_else(|| req.headers.get(HOST).and_then(|v| v.to_str().ok()));
-    let Some(matched) = snap.table.find(host, req.uri.path()) else { return Admission::NoRoute };
-    let declared = req.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > matched.route.max_request_body as u64) {
+    let seen = match limits::inspect(req, &snap.config.limits) {
+        Ok(seen) => seen,
+        Err(limit) => return Admission::Refuse(limit),
+    };
+    let Some(matched) = snap.table.find(seen.host, req.uri.path()) else { return Admission::NoRoute };
+    if seen.content_length.is_some_and(|n| n > matched.route.max_request_body as u64) {
         return Admission::Refuse(Limit::Body);
     }
     let mut choice = choose_side(&matched.route, &req.headers, client_ip);
