@@ -58,8 +58,15 @@ impl Problems {
         }
     }
 
+    /// A duration such as `"30s"`, above zero and at most [`MAX_DURATION`]: every duration is
+    /// added to a clock somewhere, and one past any sane value would overflow it (a panic in a
+    /// background task) or be cut short when stored in milliseconds.
     pub(super) fn duration(&mut self, key: &str, value: &str) -> Duration {
         match parse_duration(value) {
+            Ok(d) if d > MAX_DURATION => {
+                self.add(key, quote(value), "must be at most 365 days, e.g. \"30s\" or \"2h\"");
+                Duration::from_secs(1)
+            }
             Ok(d) if !d.is_zero() => d,
             Ok(_) => {
                 self.add(key, quote(value), "must be greater than zero, e.g. \"1s\"");
@@ -71,6 +78,18 @@ impl Problems {
             }
         }
     }
+}
+
+/// The longest duration any setting takes.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A whole number setting from `min` to `max`; the message names the range.
+pub(super) fn bounded<T: PartialOrd + fmt::Display + Copy>(p: &mut Problems, key: &str, v: T, min: T, max: T) -> T {
+    if v < min || v > max {
+        p.add(key, v, format!("must be from {min} to {max}"));
+        return min;
+    }
+    v
 }
 
 pub(super) fn quote(s: &str) -> String {

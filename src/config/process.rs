@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::file::FileConfig;
 use super::model::{AdminSettings, Limits, LogFormat, LogSettings, ServerSettings, TlsListen, TOKEN_ENV};
-use super::problems::{parse_listen, quote, Problems};
+use super::problems::{bounded, parse_listen, quote, Problems};
 use super::Problem;
 
 /// `[server]`, but its `[server.tls]` certificate and `[server.limits]`.
@@ -19,11 +19,7 @@ pub(super) fn build_server(p: &mut Problems, file: &FileConfig) -> ServerSetting
     let listen =
         s.listen.iter().enumerate().filter_map(|(i, a)| parse_listen(p, &format!("server.listen[{i}]"), a)).collect();
     let threads = match s.threads {
-        Some(0) => {
-            p.add("server.threads", 0, "must be at least 1 (or removed to use one thread per core)");
-            1
-        }
-        Some(n) => n,
+        Some(n) => bounded(p, "server.threads", n, 1, 1024),
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     if s.upgrade_sock.is_empty() {
@@ -90,10 +86,13 @@ pub(super) fn build_limits(p: &mut Problems, file: &FileConfig) -> Limits {
 pub(super) fn build_admin(p: &mut Problems, file: &FileConfig) -> AdminSettings {
     let a = &file.admin;
     let listen = parse_listen(p, "admin.listen", &a.listen);
+    // Surrounding white space is never part of a token: `echo TOKEN > file` and a secret mounted
+    // from a file end with a newline that would otherwise lock everyone out.
     let token = std::env::var(TOKEN_ENV)
         .ok()
+        .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
-        .or_else(|| Some(a.token.clone()).filter(|t| !t.is_empty()));
+        .or_else(|| Some(a.token.trim().to_string()).filter(|t| !t.is_empty()));
     if let Some(addr) = listen {
         if !addr.ip().is_loopback() && token.is_none() {
             p.add(

@@ -6,7 +6,10 @@ use http::{HeaderName, Method};
 
 use super::file::{CompareSection, ShadowSection};
 use super::model::Side;
-use super::problems::{quote, Percent, Problems};
+use super::problems::{bounded, quote, Percent, Problems};
+
+/// Shadow copies in flight per route at most: each holds up to two bodies of `max_body`.
+pub const MAX_IN_FLIGHT: usize = 100_000;
 use crate::compare::JsonPath;
 
 /// Where shadow copies go.
@@ -104,9 +107,7 @@ pub(super) fn build(
         }
     }
     let max_body = p.size(&format!("{skey}.max_body"), &s.max_body, "1MiB");
-    if s.max_in_flight == 0 {
-        p.add(format!("{skey}.max_in_flight"), 0, "must be at least 1 (set enabled = false to stop shadowing)");
-    }
+    let max_in_flight = bounded(p, &format!("{skey}.max_in_flight"), s.max_in_flight, 1, MAX_IN_FLIGHT);
     let timeout = p.duration(&format!("{skey}.timeout"), &s.timeout);
 
     let default = CompareSection::default();
@@ -145,7 +146,7 @@ pub(super) fn build(
         sample,
         methods,
         max_body,
-        max_in_flight: s.max_in_flight.max(1),
+        max_in_flight,
         timeout,
         compare: Compare { ignore_headers, ignore_json_paths, noise_sample, keep_diffs: c.keep_diffs, redact_headers },
     })

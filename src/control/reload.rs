@@ -3,6 +3,7 @@
 //! are debounced. Each reload parses and validates a complete new config and swaps it in with one
 //! store; an invalid file is logged and counted and the running config keeps serving.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,6 +15,7 @@ use pingora::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::config::model::TOKEN_ENV;
 use crate::config::persist::{self, PersistError};
 use crate::config::{self, ConfigError};
 use crate::metrics::METRICS;
@@ -66,12 +68,36 @@ pub struct Reloader {
     /// writes included) are ignored. Held for the whole of a reload or a change: they never
     /// interleave.
     last_seen: Mutex<Option<Vec<u8>>>,
+    /// Where the admin listener was bound at start; it stays there whatever the file says now.
+    admin_bound: SocketAddr,
 }
 
 impl Reloader {
     pub fn new(path: PathBuf, shared: Arc<Shared>) -> Self {
         let last_seen = std::fs::read(&path).ok();
-        Reloader { path, shared, last_seen: Mutex::new(last_seen) }
+        let admin_bound = shared.load().config.admin.listen;
+        Reloader { path, shared, last_seen: Mutex::new(last_seen), admin_bound }
+    }
+
+    /// What a new config must satisfy against the running process, beyond being valid: the
+    /// admin listener stays bound where it started, so "a token is required unless admin.listen
+    /// is loopback" is checked against that address. A file that moves `admin.listen` to
+    /// loopback and drops the token must not open the running, non-loopback listener.
+    fn fits_running(&self, cfg: config::Config) -> Result<config::Config, ConfigError> {
+        if self.admin_bound.ip().is_loopback() || cfg.admin.token.is_some() {
+            return Ok(cfg);
+        }
+        Err(ConfigError {
+            file: self.path.clone(),
+            problems: vec![config::Problem::new(
+                "admin.token",
+                Some("\"\"".to_string()),
+                format!(
+                    "the running admin listener is bound to {} (not loopback; admin.listen changes need a restart), so a token stays required: set admin.token or {TOKEN_ENV}",
+                    self.admin_bound
+                ),
+            )],
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -93,7 +119,8 @@ impl Reloader {
                 file: self.path.clone(),
                 problems: vec![config::Problem::new("", None, format!("cannot read the file: {e}"))],
             })
-            .and_then(|b| config::load_str(&String::from_utf8_lossy(&b), &self.path));
+            .and_then(|b| config::load_str(&String::from_utf8_lossy(&b), &self.path))
+            .and_then(|cfg| self.fits_running(cfg));
         match result {
             Ok(new) => {
                 let old = self.shared.replace(new);
@@ -126,7 +153,9 @@ impl Reloader {
         let text = std::fs::read_to_string(&self.path)
             .map_err(|why| PersistError::Write { file: self.path.display().to_string(), why })?;
         let edited = edit(&text)?;
-        let cfg = config::load_str(&edited, &self.path).map_err(ChangeError::Invalid)?;
+        let cfg = config::load_str(&edited, &self.path)
+            .and_then(|cfg| self.fits_running(cfg))
+            .map_err(ChangeError::Invalid)?;
         persist::write_atomic(&self.path, &edited)?;
         *last = Some(edited.into_bytes());
         self.shared.replace(cfg);

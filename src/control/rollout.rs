@@ -117,6 +117,16 @@ impl Control {
             .filter_map(|(name, progress)| {
                 let m = now.table.get(&name)?;
                 m.route.rollout.as_ref()?;
+                if progress.step >= progress.steps.len() {
+                    tracing::error!(
+                        route = name,
+                        "{}: step {} of a rollout with {} steps does not exist; this rollout starts over from the weight",
+                        state_file.display(),
+                        progress.step + 1,
+                        progress.steps.len()
+                    );
+                    return None;
+                }
                 let tracked = Tracked { progress, baseline: m.reading(), last_error: None };
                 Some((name, tracked))
             })

@@ -203,6 +203,8 @@ pub struct Options {
     pub admin: String,
     /// Environment of the process (NOTIFY_SOCKET, as systemd sets it).
     pub env: Vec<(String, String)>,
+    /// The IP `admin.listen` binds (default 127.0.0.1); the tests reach it on loopback.
+    pub admin_ip: Option<String>,
 }
 
 const QUIET_LOG: &str = "level = \"info\"\naccess_log = false\n";
@@ -299,19 +301,49 @@ impl Strangler {
     }
 
     fn full_config(port: u16, admin_port: u16, dir: &Path, opts: &Options, body: &str) -> String {
+        Self::config_text(
+            port,
+            admin_port,
+            dir,
+            opts,
+            opts.admin_ip.as_deref().unwrap_or("127.0.0.1"),
+            &opts.admin,
+            body,
+        )
+    }
+
+    /// The whole config file, with `[admin]` bound to `admin_ip` and holding `admin` (its other keys).
+    pub fn config_text(
+        port: u16,
+        admin_port: u16,
+        dir: &Path,
+        opts: &Options,
+        admin_ip: &str,
+        admin: &str,
+        body: &str,
+    ) -> String {
         format!(
             "[server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 2\ngrace_period = \"1s\"\nupgrade_sock = \"{}\"\n{}\n\
-             [admin]\nlisten = \"127.0.0.1:{admin_port}\"\n{}\n\n[log]\n{}\n{body}",
+             [admin]\nlisten = \"{admin_ip}:{admin_port}\"\n{admin}\n\n[log]\n{}\n{body}",
             dir.join("upgrade.sock").display(),
             opts.server,
-            opts.admin,
             opts.log.as_deref().unwrap_or(QUIET_LOG),
         )
     }
 
     /// Replace the config body the way editors do: write a temp file, then rename over.
     pub fn rewrite(&self, body: &str) {
-        let text = Self::full_config(self.port, self.admin_port, self.dir.path(), &self.opts, body);
+        self.replace_file(&Self::full_config(self.port, self.admin_port, self.dir.path(), &self.opts, body));
+    }
+
+    /// The config as [`Self::rewrite`] writes it, but with `[admin]` bound to `admin_ip` and
+    /// holding `admin` (its other keys).
+    pub fn text_with_admin(&self, admin_ip: &str, admin: &str, body: &str) -> String {
+        Self::config_text(self.port, self.admin_port, self.dir.path(), &self.opts, admin_ip, admin, body)
+    }
+
+    /// Replace the whole file with `text` the way editors do: a temp file, then a rename.
+    pub fn replace_file(&self, text: &str) {
         let tmp = self.dir.path().join(".strangler.toml.tmp");
         std::fs::write(&tmp, text).expect("write temp");
         std::fs::rename(&tmp, &self.config).expect("rename");
@@ -371,15 +403,14 @@ impl Strangler {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let text = self.metrics_text().await;
-            if parse_metric(&text, sample).is_some_and(|v| v >= value) {
+            let now = parse_metric(&text, sample);
+            if now.is_some_and(|v| v >= value) {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "{sample} never reached {value}: {}\nlog:\n{}",
-                missing_series(&text, sample),
-                self.log()
-            );
+            if Instant::now() >= deadline {
+                let found = now.map_or_else(|| missing_series(&text, sample), |v| format!("it is {v}"));
+                panic!("{sample} never reached {value}: {found}\nlog:\n{}", self.log());
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -1,0 +1,133 @@
+//! What a careless config or a hostile request must not be able to do to a running strangler:
+//! stop its reloads, open its admin API, or lock its operators out.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+fn one_route(up: &MockUpstream, route_extra: &str) -> String {
+    format!(
+        "[upstreams.legacy]\naddresses = [\"{0}\"]\n[upstreams.new]\naddresses = [\"{0}\"]\n\n\
+         [[routes]]\nname = \"r\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 0\n{route_extra}\n",
+        up.address()
+    )
+}
+
+const RELOAD_OK: &str = "strangler_config_reloads_total{result=\"ok\"}";
+const RELOAD_ERR: &str = "strangler_config_reloads_total{result=\"error\"}";
+
+/// Values past any sane range passed `check` and then panicked the reload thread (a semaphore too
+/// large), the health task (a clock overflow), or wrapped around (a hold cut to milliseconds).
+/// Each is now refused naming the key and the range, and reloading keeps working after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn values_past_any_range_are_refused_and_reloading_keeps_working() {
+    let up = MockUpstream::start("up").await;
+    let s = Strangler::start(&one_route(&up, "")).await;
+    let cases = [
+        ("[routes.shadow]\nmax_in_flight = 2305843009213693952", "routes[0].shadow.max_in_flight", "from 1 to 100000"),
+        ("[routes.rollout]\nhold = \"18446744073709552s\"", "routes[0].rollout.hold", "at most 365 days"),
+    ];
+    for (i, (section, key, words)) in cases.iter().enumerate() {
+        let body = one_route(&up, section);
+        std::fs::write(s.dir.path().join("check.toml"), s.text_with_admin("127.0.0.1", "", &body)).unwrap();
+        let out = std::process::Command::new(bin())
+            .args(["check", "-c"])
+            .arg(s.dir.path().join("check.toml"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{key}: check accepted it");
+        assert!(err.contains(key) && err.contains(words), "{key}: {err}");
+
+        s.rewrite(&body);
+        s.wait_metric(RELOAD_ERR, (i + 1) as f64).await;
+    }
+    let health = format!(
+        "[upstreams.legacy]\naddresses = [\"{0}\"]\n[upstreams.legacy.health]\ninterval = \"300000000000y\"\n\
+         [upstreams.new]\naddresses = [\"{0}\"]\n\n[[routes]]\nname = \"r\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 0\n",
+        up.address()
+    );
+    s.rewrite(&health);
+    s.wait_metric(RELOAD_ERR, 3.0).await;
+    assert!(s.log().contains("upstreams.legacy.health.interval"), "{}", s.log());
+
+    // The reload thread is alive: a good file is still applied.
+    s.rewrite(&one_route(&up, "").replace("weight = 0", "weight = 100"));
+    s.wait_metric(RELOAD_OK, 1.0).await;
+    assert_eq!(s.route("r").await.weight, 100.0);
+}
+
+/// The admin listener stays bound where it started. A file that moves `admin.listen` to
+/// loopback and drops the token must not open the running listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reload_cannot_remove_the_token_of_a_listener_bound_beyond_loopback() {
+    let up = MockUpstream::start("up").await;
+    let opts = Options { admin_ip: Some("0.0.0.0".into()), admin: "token = \"s3cret\"".into(), ..Options::default() };
+    let s = Strangler::start_with(opts, &one_route(&up, "")).await;
+    s.replace_file(&s.text_with_admin("127.0.0.1", "token = \"\"", &one_route(&up, "")));
+    s.wait_metric(RELOAD_ERR, 1.0).await;
+    assert!(s.log().contains("so a token stays required"), "{}", s.log());
+
+    let c = client();
+    let put = c
+        .put(s.admin_url("/api/v1/routes/r/weight"))
+        .header("content-type", "application/json")
+        .body(r#"{"percent": 50}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 401, "the token still guards the API");
+    let put = c
+        .put(s.admin_url("/api/v1/routes/r/weight"))
+        .bearer_auth("s3cret")
+        .body(r#"{"percent": 50}"#)
+        .send()
+        .await
+        .unwrap();
+    // The file on disk has no token: the change is refused as a whole, and nothing moves.
+    assert_eq!(put.status(), 409, "{}", put.text().await.unwrap());
+    assert_eq!(s.metric("strangler_route_weight_percent{route=\"r\"}").await, Some(0.0));
+}
+
+/// A token handed over with a trailing newline (a secret mounted from a file, `echo` into an
+/// environment file) is the token without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_with_a_trailing_newline_still_works() {
+    let up = MockUpstream::start("up").await;
+    let opts = Options { env: vec![("STRANGLER_ADMIN_TOKEN".into(), "s3cret\n".into())], ..Options::default() };
+    let s = Strangler::start_with(opts, &one_route(&up, "")).await;
+    let c = client();
+    let ok = c.get(s.admin_url("/api/v1/routes")).bearer_auth("s3cret").send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let wrong = c.get(s.admin_url("/api/v1/routes")).bearer_auth("s3cre").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+}
+
+/// A rollout state file naming a step the rollout does not have is refused with a reason, and
+/// the rollout starts over from the weight instead of the controller panicking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rollout_state_file_with_a_step_out_of_range_is_refused() {
+    let up = MockUpstream::start("up").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("strangler.toml");
+    std::fs::write(
+        dir.path().join("strangler.rollout.json"),
+        r#"{"r": {"steps": [100, 1000, 10000], "step": 99, "step_started_ms": 0, "status": "running", "reason": null}}"#,
+    )
+    .unwrap();
+    let s = Strangler::start_at(dir, config, &one_route(&up, "[routes.rollout]\nsteps = [1, 10, 100]\nhold = \"1h\""))
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = s.rollout("r").await;
+        if r.step == Some(1) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{r:?}\n{}", s.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(s.log().contains("step 100 of a rollout with 3 steps does not exist"), "{}", s.log());
+    assert_eq!(s.route("r").await.weight, 1.0);
+}
