@@ -44,10 +44,12 @@ pub enum Limit {
     BodyTimeout,
     /// Framing a proxy must not guess about (400).
     Framing,
+    /// A path the upstream could read two ways (400), see [`crate::route::path`].
+    Path,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 7] = [
+    pub const ALL: [Limit; 8] = [
         Limit::Connections,
         Limit::HeaderTimeout,
         Limit::HeaderBytes,
@@ -55,6 +57,7 @@ impl Limit {
         Limit::Body,
         Limit::BodyTimeout,
         Limit::Framing,
+        Limit::Path,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +69,7 @@ impl Limit {
             Limit::Body => "body",
             Limit::BodyTimeout => "body_timeout",
             Limit::Framing => "framing",
+            Limit::Path => "path",
         }
     }
 

@@ -131,3 +131,55 @@ async fn a_rollout_state_file_with_a_step_out_of_range_is_refused() {
     assert!(s.log().contains("step 100 of a rollout with 3 steps does not exist"), "{}", s.log());
     assert_eq!(s.route("r").await.weight, 1.0);
 }
+
+/// Send one raw HTTP/1.1 request (no client library to clean the path up) and read the answer.
+async fn raw_get(s: &Strangler, target: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", s.port)).await.unwrap();
+    let request = format!("GET {target} HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// `/payments` at weight 0 beside a catch-all at 100: no spelling of a payments path may reach
+/// new through the catch-all, and the upstream acts on the path that was routed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unnormalised_paths_cannot_bypass_a_route() {
+    let legacy = MockUpstream::start("legacy").await;
+    let new = MockUpstream::start("new").await;
+    let body = format!(
+        "{}[[routes]]\nname = \"payments\"\npath_prefix = \"/payments\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 0\n\n\
+         [[routes]]\nname = \"rest\"\npath_prefix = \"/\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 100\n",
+        pools(&legacy, &new)
+    );
+    let s = Strangler::start(&body).await;
+    for target in [
+        "/payments/1",
+        "/x/../payments/1",
+        "/%70ayments/1",
+        "//payments/1",
+        "/payments/./1",
+        "/%2e%2e/payments/1",
+        "/%2E%2E/x/../payments//1",
+    ] {
+        let answer = raw_get(&s, target).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{target}: {answer}");
+        assert!(answer.ends_with("legacy"), "{target} was served by new: {answer}");
+    }
+    let paths: Vec<String> = legacy.received().iter().map(|r| r.path.clone()).collect();
+    assert!(paths.iter().all(|p| p == "/payments/1"), "the upstream acts on the routed path: {paths:?}");
+    let query = raw_get(&s, "/x/../payments/1?next=/a/../b").await;
+    assert!(query.ends_with("legacy"), "{query}");
+    assert_eq!(legacy.received().last().map(|r| r.path.clone()).as_deref(), Some("/payments/1?next=/a/../b"));
+
+    let hits = (legacy.hits(), new.hits());
+    for target in ["/payments%2f1", "/payments%2F1", "/payments%5c1", "/payments%001", "/payments%zz"] {
+        let answer = raw_get(&s, target).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{target}: {answer}");
+    }
+    assert_eq!((legacy.hits(), new.hits()), hits, "a refused path reaches no upstream");
+    assert_eq!(s.metric("strangler_limits_total{limit=\"path\"}").await, Some(5.0));
+    assert!(raw_get(&s, "/other").await.ends_with("new"), "the catch-all still serves");
+}

@@ -52,6 +52,10 @@ pub fn refusal(limit: Limit) -> (u16, &'static [u8]) {
     match limit {
         Limit::Body => (413, b"request body too large\n"),
         Limit::HeaderBytes | Limit::HeaderCount => (431, b"request header too large\n"),
+        Limit::Path => (
+            400,
+            b"ambiguous path: an encoded slash or backslash, a backslash, an encoded NUL, a malformed escape or bytes that are not UTF-8\n",
+        ),
         _ => (400, b"bad request framing: an unsupported Transfer-Encoding or conflicting Content-Length\n"),
     }
 }

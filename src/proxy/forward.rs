@@ -1,6 +1,8 @@
 //! Forwarding: act on the admission decision, take a peer from the chosen side's pool, fail new
 //! over to legacy, and build the upstream request headers.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, HOST};
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -12,6 +14,7 @@ use super::ctx::{Ctx, UpstreamAttempt};
 use crate::config::Side;
 use crate::limits::Limit;
 use crate::metrics::METRICS;
+use crate::route::path::{self, Ambiguous};
 use crate::shadow;
 use crate::snapshot::Shared;
 use crate::upstream::Failure;
@@ -25,13 +28,14 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 /// (returning `Ok(true)`), or keep the routed request, with its shadow tee, in `ctx`.
 pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
     keep_forwarding_headers(session.req_header_mut());
+    let path_refused = normalize_path(session.req_header_mut()).is_err();
     let client_ip = peer_ip(session);
     // Everything that reads the snapshot happens in this block, before any await.
     let (admission, idle, body_timeout) = {
         let snap = shared.load();
         let req = session.req_header();
         ctx.access_log = snap.config.log.access_log;
-        let admission = admit(&snap, req, client_ip);
+        let admission = if path_refused { Admission::Refuse(Limit::Path) } else { admit(&snap, req, client_ip) };
         if let Admission::Routed(r) = &admission {
             ctx.shadow = shadow::begin(&r.matched, r.choice.side, req, snap.config.log.diffs_file.as_ref());
         }
@@ -67,6 +71,27 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
             Ok(true)
         }
     }
+}
+
+/// Route and forward the normalised path (see [`crate::route::path`]), with the query as sent.
+/// A target that is not UTF-8 is refused too: the URI Pingora routes on is then a lossy rendering
+/// of the bytes the upstream would get.
+fn normalize_path(req: &mut RequestHeader) -> std::result::Result<(), Ambiguous> {
+    if !req.raw_path_is_utf8() {
+        return Err(Ambiguous::BadEscape);
+    }
+    let normal = match path::normalize(req.uri.path())? {
+        Cow::Borrowed(_) => return Ok(()),
+        Cow::Owned(p) => p,
+    };
+    let target = match req.uri.query() {
+        Some(q) => format!("{normal}?{q}"),
+        None => normal,
+    };
+    let mut parts = req.uri.clone().into_parts();
+    parts.path_and_query = Some(target.parse().map_err(|_| Ambiguous::BadEscape)?);
+    req.set_uri(http::Uri::from_parts(parts).map_err(|_| Ambiguous::BadEscape)?);
+    Ok(())
 }
 
 /// The downstream peer's IP (none for Unix-socket clients).

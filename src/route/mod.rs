@@ -1,5 +1,6 @@
 //! Which route a request belongs to ([`table`]) and which side serves it ([`split`]).
 
+pub mod path;
 pub mod split;
 pub mod table;
 
