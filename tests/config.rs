@@ -139,6 +139,7 @@ fn shadow_and_compare_settings() {
     rejects(&shadow("methods = [\"G ET\"]"), "routes[0].shadow.methods[0]", &["HTTP method"]);
     rejects(&shadow("max_body = \"1 parsec\""), "routes[0].shadow.max_body", &["\"1MiB\""]);
     rejects(&shadow("max_in_flight = 0"), "routes[0].shadow.max_in_flight", &["at least 1"]);
+    rejects(&shadow("max_in_flight = 100001"), "routes[0].shadow.max_in_flight", &["from 1 to 100000"]);
     rejects(&shadow("timeout = \"soon\""), "routes[0].shadow.timeout", &["\"30s\""]);
     rejects(&shadow("mirror = true"), "mirror", &["unknown field"]);
     rejects(

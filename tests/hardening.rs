@@ -135,9 +135,9 @@ async fn a_rollout_state_file_with_a_step_out_of_range_is_refused() {
 /// Send one raw HTTP/1.1 request (no client library to clean the path up) and read the answer.
 async fn raw_get(s: &Strangler, target: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", s.port)).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", s.port)).await.expect("connect");
     let request = format!("GET {target} HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(request.as_bytes()).await.expect("write");
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).to_string()
@@ -182,4 +182,74 @@ async fn unnormalised_paths_cannot_bypass_a_route() {
     assert_eq!((legacy.hits(), new.hits()), hits, "a refused path reaches no upstream");
     assert_eq!(s.metric("strangler_limits_total{limit=\"path\"}").await, Some(5.0));
     assert!(raw_get(&s, "/other").await.ends_with("new"), "the catch-all still serves");
+}
+
+/// A client cannot mark its request as a shadow (the upstream may skip side effects for it, and
+/// it would never be compared), claim another address or host, or send any other
+/// `x-strangler-*` header upstream; the route's override header keeps working. From a proxy in
+/// `server.trusted_proxies`, forwarding headers are believed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_cannot_forge_what_only_strangler_or_a_trusted_proxy_sets() {
+    let legacy =
+        MockUpstream::builder("legacy").reply(|_| (200, vec![], bytes::Bytes::from_static(b"a"))).start().await;
+    let new = MockUpstream::builder("new").reply(|_| (200, vec![], bytes::Bytes::from_static(b"b"))).start().await;
+    let body = format!(
+        "{}[[routes]]\nname = \"r\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 0\n\
+         override = {{ header = \"x-strangler-target\", token = \"qa\" }}\n[routes.shadow]\n",
+        pools(&legacy, &new)
+    );
+    let s = Strangler::start(&body).await;
+    let c = client();
+    let forged = [
+        ("x-strangler-shadow", "1"),
+        ("x-strangler-side", "new"),
+        ("x-strangler-anything", "x"),
+        ("forwarded", "for=203.0.113.9"),
+        ("x-real-ip", "203.0.113.9"),
+        ("x-forwarded-host", "evil.example"),
+        ("x-forwarded-for", "203.0.113.9"),
+    ];
+    let mut req = c.get(s.url("/x"));
+    for (k, v) in forged {
+        req = req.header(k, v);
+    }
+    assert_eq!(req.send().await.expect("send").text().await.expect("body"), "a");
+    // Not a shadow, whatever it said: it was shadowed to new and compared.
+    s.wait_metric("strangler_shadow_total{result=\"mismatch\",route=\"r\"}", 1.0).await;
+    for got in [&legacy.received()[0], &new.received()[0]] {
+        for (k, _) in forged.iter().filter(|(k, _)| *k != "x-forwarded-for" && *k != "x-strangler-shadow") {
+            assert!(!got.headers.contains_key(*k), "{k} reached the upstream: {:?}", got.headers);
+        }
+        assert_eq!(got.headers["x-forwarded-for"], "127.0.0.1");
+    }
+    assert!(!legacy.received()[0].headers.contains_key("x-strangler-shadow"), "the primary got the forged marker");
+    assert_eq!(new.received()[0].headers["x-strangler-shadow"], "1", "the real shadow copy carries strangler's own");
+
+    // The override header is the route's, with its token: it still forces a side.
+    let forced = c.get(s.url("/y")).header("x-strangler-target", "new;token=qa").send().await.expect("send");
+    assert_eq!(forced.text().await.expect("body"), "b");
+
+    // From a trusted proxy, its forwarding headers are believed.
+    let opts = Options { server: "trusted_proxies = [\"127.0.0.0/8\"]".into(), ..Options::default() };
+    let t = Strangler::start_with(opts, &body).await;
+    let before = legacy.received().len();
+    c.get(t.url("/z"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-real-ip", "203.0.113.9")
+        .send()
+        .await
+        .expect("send");
+    let got = &legacy.received()[before];
+    assert_eq!(got.headers["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(got.headers["x-real-ip"], "203.0.113.9");
+}
+
+#[test]
+fn trusted_proxies_are_checked_by_check() {
+    let text = "[upstreams.l]\naddresses = [\"127.0.0.1:1\"]\n[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/33\", \"proxy\"]\n";
+    let e = strangler::config::load_str(text, std::path::Path::new("t.toml")).expect_err("refused");
+    let rendered = e.to_string();
+    assert!(rendered.contains("server.trusted_proxies[1] = \"10.0.0.0/33\""), "{rendered}");
+    assert!(rendered.contains("server.trusted_proxies[2] = \"proxy\""), "{rendered}");
+    assert!(!rendered.contains("trusted_proxies[0]"), "{rendered}");
 }

@@ -144,11 +144,15 @@ async fn chunked_post(port: u16, path: &str, payload: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The loop guard: a shadow copy that comes back through a trusted hop (a service behind
+/// strangler calling another route) is not shadowed again. From an untrusted client the marker
+/// is dropped instead (`tests/hardening.rs`).
 #[tokio::test]
 async fn a_request_that_is_already_a_shadow_is_never_shadowed_again() {
     let legacy = MockUpstream::start("legacy").await;
     let new = MockUpstream::start("new").await;
-    let s = Strangler::start(&on_and_off(&legacy, &new.address(), "")).await;
+    let opts = common::Options { server: "trusted_proxies = [\"127.0.0.1\"]".into(), ..Default::default() };
+    let s = Strangler::start_with(opts, &on_and_off(&legacy, &new.address(), "")).await;
     let c = client();
     let r = c.get(s.url("/on/a")).header("x-strangler-shadow", "1").send().await.expect("get");
     assert_eq!(r.text().await.expect("body"), "legacy");

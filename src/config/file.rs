@@ -61,6 +61,12 @@ pub struct ServerSection {
     /// Limits against abusive or broken clients.
     #[serde(default)]
     pub limits: LimitsSection,
+    /// Peers (CIDRs such as "10.0.0.0/8") whose forwarding headers are believed: their
+    /// `x-forwarded-for` is appended to and their `forwarded`, `x-real-ip`,
+    /// `x-forwarded-host` and `x-strangler-shadow` pass. From anyone else they are replaced or
+    /// removed. Empty by default: strangler is the edge.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[server.limits]`
@@ -155,6 +161,7 @@ impl Default for ServerSection {
             h2c: false,
             huge_pages: false,
             limits: LimitsSection::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -52,6 +52,49 @@ pub struct Config {
     /// The certificate for TLS listeners, when any.
     pub tls: Option<Tls>,
     pub limits: Limits,
+    /// `server.trusted_proxies`: applied on reload.
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+impl Config {
+    /// Whether `peer` is a proxy whose forwarding headers are believed.
+    pub fn trusts(&self, peer: Option<std::net::IpAddr>) -> bool {
+        peer.is_some_and(|ip| self.trusted_proxies.iter().any(|c| c.contains(ip)))
+    }
+}
+
+/// An address range, `10.0.0.0/8` or `fd00::/8` (a bare address is the range of one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: std::net::IpAddr,
+    bits: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (addr, bits) = match s.split_once('/') {
+            Some((a, b)) => (a.parse::<std::net::IpAddr>().ok()?, Some(b.parse::<u8>().ok()?)),
+            None => (s.parse().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let bits = bits.unwrap_or(max);
+        (bits <= max).then_some(Cidr { network: addr, bits })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        let (net, ip, width) = match (self.network, ip) {
+            (V4(n), V4(i)) => (u128::from(u32::from(n)), u128::from(u32::from(i)), 32),
+            (V6(n), V6(i)) => (u128::from(n), u128::from(i), 128),
+            (V4(n), V6(i)) => match i.to_ipv4_mapped() {
+                Some(i) => (u128::from(u32::from(n)), u128::from(u32::from(i)), 32),
+                None => return false,
+            },
+            (V6(_), V4(_)) => return false,
+        };
+        let host_bits = width - u32::from(self.bits);
+        host_bits >= width || (net >> host_bits) == (ip >> host_bits)
+    }
 }
 
 /// `[server.limits]`. The connection-level ones (`max_connections`, `header_timeout`) are bound at
@@ -253,7 +296,18 @@ impl Config {
             .filter_map(|(name, u)| upstream::build(&mut p, name, u).map(|u| (name.clone(), Arc::new(u))))
             .collect();
         let routes = route::build_all(&mut p, &file.routes, &file.upstreams, &upstreams);
-        p.into_result(Config { path: path.to_path_buf(), server, admin, log, upstreams, routes, tls, limits })
+        let trusted_proxies = process::build_trusted(&mut p, &file);
+        p.into_result(Config {
+            path: path.to_path_buf(),
+            server,
+            admin,
+            log,
+            upstreams,
+            routes,
+            tls,
+            limits,
+            trusted_proxies,
+        })
     }
 
     pub fn route(&self, name: &str) -> Option<&Arc<Route>> {

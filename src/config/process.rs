@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::file::FileConfig;
-use super::model::{AdminSettings, Limits, LogFormat, LogSettings, ServerSettings, TlsListen, TOKEN_ENV};
+use super::model::{AdminSettings, Cidr, Limits, LogFormat, LogSettings, ServerSettings, TlsListen, TOKEN_ENV};
 use super::problems::{bounded, parse_listen, quote, Problems};
 use super::Problem;
 
@@ -137,4 +137,23 @@ pub(super) fn build_log(p: &mut Problems, file: &FileConfig) -> LogSettings {
         }
     }
     LogSettings { level: l.level.clone(), format, access_log: l.access_log, diffs_file }
+}
+
+/// `server.trusted_proxies`.
+pub(super) fn build_trusted(p: &mut Problems, file: &FileConfig) -> Vec<Cidr> {
+    let list = &file.server.trusted_proxies;
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let cidr = Cidr::parse(c.trim());
+            if cidr.is_none() {
+                p.add(
+                    format!("server.trusted_proxies[{i}]"),
+                    quote(c),
+                    "must be an address or a range such as \"10.0.0.0/8\" or \"fd00::/8\"",
+                );
+            }
+            cidr
+        })
+        .collect()
 }

@@ -107,7 +107,12 @@ pub(super) fn build(
         }
     }
     let max_body = p.size(&format!("{skey}.max_body"), &s.max_body, "1MiB");
-    let max_in_flight = bounded(p, &format!("{skey}.max_in_flight"), s.max_in_flight, 1, MAX_IN_FLIGHT);
+    let max_in_flight = if s.max_in_flight == 0 {
+        p.add(format!("{skey}.max_in_flight"), 0, "must be at least 1 (set enabled = false to stop shadowing)");
+        1
+    } else {
+        bounded(p, &format!("{skey}.max_in_flight"), s.max_in_flight, 1, MAX_IN_FLIGHT)
+    };
     let timeout = p.duration(&format!("{skey}.timeout"), &s.timeout);
 
     let default = CompareSection::default();

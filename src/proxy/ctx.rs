@@ -20,6 +20,8 @@ pub struct Ctx {
     /// The client's IP as a header value, formatted once per downstream connection and carried
     /// over keep-alive requests.
     pub client_ip: Option<http::HeaderValue>,
+    /// The peer is in `server.trusted_proxies`: its forwarding headers are believed.
+    pub trusted_peer: bool,
     /// The tee of a shadowed request; `None` for the rest.
     pub shadow: Option<Box<Capture>>,
     /// Request body bytes still allowed by the route's `max_request_body`.
@@ -47,6 +49,7 @@ impl Ctx {
             upstream: UpstreamAttempt::default(),
             access_log: false,
             client_ip: None,
+            trusted_peer: false,
             shadow: None,
             body_left: usize::MAX,
         }

@@ -33,6 +33,10 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
     // Everything that reads the snapshot happens in this block, before any await.
     let (admission, idle, body_timeout) = {
         let snap = shared.load();
+        ctx.trusted_peer = snap.config.trusts(client_ip);
+        if !ctx.trusted_peer {
+            drop_client_marks(session.req_header_mut(), &snap.config);
+        }
         let req = session.req_header();
         ctx.access_log = snap.config.log.access_log;
         let admission = if path_refused { Admission::Refuse(Limit::Path) } else { admit(&snap, req, client_ip) };
@@ -70,6 +74,29 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
                 .await?;
             Ok(true)
         }
+    }
+}
+
+/// Headers only strangler, or a proxy in `server.trusted_proxies`, may set: from anyone else
+/// they are removed before routing. A client must not mark its request as a shadow (the
+/// upstream may skip side effects for it, and it would never be compared: a way to hide from the
+/// mismatch gate), nor claim another client's address or host. The override header, named by a
+/// route, stays: it has a token rule of its own.
+fn drop_client_marks(req: &mut RequestHeader, config: &crate::config::Config) {
+    let is_override =
+        |name: &HeaderName| config.routes.iter().any(|r| r.override_.as_ref().is_some_and(|o| o.header == name));
+    // One scan of the names: the usual request carries none of them and allocates nothing.
+    let mut marks: Vec<HeaderName> = Vec::new();
+    for name in req.headers.keys() {
+        let n = name.as_str();
+        let mark = (n.starts_with("x-strangler-") && !is_override(name))
+            || matches!(n, "forwarded" | "x-real-ip" | "x-forwarded-host");
+        if mark {
+            marks.push(name.clone());
+        }
+    }
+    for name in &marks {
+        req.remove_header(name);
     }
 }
 
@@ -189,8 +216,9 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &mut Ct
         req.insert_header(HOST, host.clone())?;
     }
     if let Some(ip) = &ctx.client_ip {
+        // A trusted proxy's list is appended to; anyone else's is replaced: it is only a claim.
         let xff = match req.headers.get(X_FORWARDED_FOR).map(|v| v.as_bytes()) {
-            Some(prev) if !prev.is_empty() => {
+            Some(prev) if !prev.is_empty() && ctx.trusted_peer => {
                 HeaderValue::from_bytes(&[prev, b", ", ip.as_bytes()].concat()).unwrap_or_else(|_| ip.clone())
             }
             _ => ip.clone(),
