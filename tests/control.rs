@@ -36,7 +36,10 @@ async fn put_weight(
     body: &str,
     token: Option<&str>,
 ) -> (u16, Result<WeightChanged, ErrorBody>) {
-    let mut req = client().put(s.admin_url(&format!("/api/routes/{route}/weight"))).body(body.to_string());
+    let mut req = client()
+        .put(s.admin_url(&format!("/api/routes/{route}/weight")))
+        .header("content-type", "application/json")
+        .body(body.to_string());
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }

@@ -82,6 +82,7 @@ async fn a_reload_cannot_remove_the_token_of_a_listener_bound_beyond_loopback() 
     let put = c
         .put(s.admin_url("/api/v1/routes/r/weight"))
         .bearer_auth("s3cret")
+        .header("content-type", "application/json")
         .body(r#"{"percent": 50}"#)
         .send()
         .await
@@ -252,4 +253,49 @@ fn trusted_proxies_are_checked_by_check() {
     assert!(rendered.contains("server.trusted_proxies[1] = \"10.0.0.0/33\""), "{rendered}");
     assert!(rendered.contains("server.trusted_proxies[2] = \"proxy\""), "{rendered}");
     assert!(!rendered.contains("trusted_proxies[0]"), "{rendered}");
+}
+
+/// A page of another site open in an operator's browser cannot change anything through the
+/// default admin listener (loopback, no token), nor read it through DNS rebinding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_site_cannot_use_the_admin_api() {
+    let up = MockUpstream::start("up").await;
+    let s = Strangler::start(&one_route(&up, "")).await;
+    let c = client();
+    let put = |ct: Option<&str>, origin: Option<&str>, host: Option<&str>| {
+        let mut req = c.put(s.admin_url("/api/v1/routes/r/weight")).body(r#"{"percent": 50}"#);
+        for (k, v) in [("content-type", ct), ("origin", origin), ("host", host)] {
+            if let Some(v) = v {
+                req = req.header(k, v);
+            }
+        }
+        req.send()
+    };
+    let own = format!("http://127.0.0.1:{}", s.admin_port);
+    for (what, ct, origin, host) in [
+        ("a form's text/plain, no preflight", Some("text/plain"), Some("http://evil.example"), None),
+        ("no content type", None, None, None),
+        ("JSON from another origin", Some("application/json"), Some("http://evil.example"), None),
+        ("JSON through DNS rebinding", Some("application/json"), None, Some("evil.example:9090")),
+    ] {
+        let resp = put(ct, origin, host).await.expect("put");
+        assert_eq!(resp.status(), 403, "{what}");
+        let body: strangler::api::ErrorBody = resp.json().await.expect("a JSON reason");
+        assert!(!body.error.is_empty(), "{what}");
+    }
+    let read = c.get(s.admin_url("/api/v1/routes/r/diffs")).header("host", "evil.example").send().await.expect("get");
+    assert_eq!(read.status(), 403, "a rebinding page reads nothing");
+    assert_eq!(s.route("r").await.weight, 0.0, "nothing changed");
+    assert_eq!(s.metric("strangler_route_weight_percent{route=\"r\"}").await, Some(0.0));
+
+    // The listener's own page, the CLI and scripts pass.
+    let ok = put(Some("application/json; charset=utf-8"), Some(&own), None).await.expect("put");
+    assert_eq!(ok.status(), 200, "{}", ok.text().await.expect("body"));
+    let (ok, out, err) = s.cli(&["weight", "r", "25"]);
+    assert!(ok, "{out}{err}");
+    let by_name = c.get(s.admin_url("/api/v1/routes")).header("host", "localhost").send().await.expect("get");
+    assert_eq!(by_name.status(), 200);
+    // Probes and scrapers are not browsers: any Host.
+    let metrics = c.get(s.admin_url("/metrics")).header("host", "strangler-0.svc:9090").send().await.expect("get");
+    assert_eq!(metrics.status(), 200);
 }

@@ -250,7 +250,12 @@ async fn the_operator_wins_pause_resume_abort() {
     let (ok, _, err) = s.cli(&["rollout", "orders", "pause"]);
     assert!(!ok);
     assert!(err.contains("409") && err.contains("aborted"), "{err}");
-    let bad = client().post(s.admin_url("/api/routes/orders/rollout/restart")).send().await.expect("post");
+    let bad = client()
+        .post(s.admin_url("/api/routes/orders/rollout/restart"))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("post");
     assert_eq!(bad.status(), 404);
     let get = client().get(s.admin_url("/api/routes/orders/rollout/pause")).send().await.expect("get");
     assert_eq!(get.status(), 405);

@@ -176,6 +176,10 @@ pub struct AdminSection {
     /// Bearer token for mutations; `STRANGLER_ADMIN_TOKEN` overrides. Mandatory off loopback.
     #[serde(default)]
     pub token: String,
+    /// Host names the API answers to besides IP addresses and `localhost` (a name an operator
+    /// types, "strangler.internal"): any other `Host` is refused, which stops DNS rebinding.
+    #[serde(default)]
+    pub hosts: Vec<String>,
 }
 
 fn default_admin_listen() -> String {
@@ -184,7 +188,7 @@ fn default_admin_listen() -> String {
 
 impl Default for AdminSection {
     fn default() -> Self {
-        AdminSection { listen: default_admin_listen(), token: String::new() }
+        AdminSection { listen: default_admin_listen(), token: String::new(), hosts: Vec::new() }
     }
 }
 

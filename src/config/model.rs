@@ -146,6 +146,8 @@ pub struct AdminSettings {
     pub listen: SocketAddr,
     /// `None` when no token is configured (only allowed on loopback).
     pub token: Option<String>,
+    /// Lowercase host names (no port) the API answers to besides IP literals and `localhost`.
+    pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -102,7 +102,25 @@ pub(super) fn build_admin(p: &mut Problems, file: &FileConfig) -> AdminSettings 
                 );
         }
     }
-    AdminSettings { listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))), token }
+    let hosts = a
+        .hosts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| {
+            let name = h.trim().to_ascii_lowercase();
+            let valid = !name.is_empty()
+                && name.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+            if !valid {
+                p.add(
+                    format!("admin.hosts[{i}]"),
+                    quote(h),
+                    "must be a host name such as \"strangler.internal\" (no port)",
+                );
+            }
+            valid.then_some(name)
+        })
+        .collect();
+    AdminSettings { listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))), token, hosts }
 }
 
 /// `[log]`.

@@ -215,11 +215,64 @@ impl Endpoint {
         }
     }
 
+    fn mutates(self) -> bool {
+        matches!(self, Endpoint::Weight | Endpoint::Reload | Endpoint::Rollout)
+    }
+
     /// Health and metrics stay open for probes and scrapers; the API (whose diffs carry
     /// response bodies) needs the token when one is set.
     fn needs_token(self) -> bool {
         !matches!(self, Endpoint::Livez | Endpoint::Readyz | Endpoint::Metrics)
     }
+}
+
+/// The API answers only what a page of its own, a script or the CLI sends, never a page of
+/// another site in an operator's browser (the default listener is loopback without a token):
+/// - `Host` must be an IP address, `localhost` or a name in `admin.hosts`: a DNS-rebinding page
+///   (evil.example resolving to 127.0.0.1) reads nothing;
+/// - a mutation with an `Origin` must come from this listener's own origin;
+/// - a mutation must say `Content-Type: application/json`, which a cross-site form or a
+///   no-preflight `fetch` cannot send.
+fn same_site(session: &ServerSession, mutation: bool, hosts: &[String]) -> Result<(), String> {
+    let headers = &session.req_header().headers;
+    let host = headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    if !host_allowed(host, hosts) {
+        return Err(format!(
+            "Host {host:?} is not a name of this admin listener: use its address, localhost, or add the name to admin.hosts"
+        ));
+    }
+    if !mutation {
+        return Ok(());
+    }
+    if let Some(origin) = headers.get(http::header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let own = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+        if own != Some(host) {
+            return Err(format!("a request from the page at {origin:?} cannot change anything here (another origin)"));
+        }
+    }
+    let json = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err("changes need Content-Type: application/json".to_string());
+    }
+    Ok(())
+}
+
+/// An IP literal (with or without port), `localhost`, or a configured name.
+fn host_allowed(host: &str, names: &[String]) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => return v6.split(']').next().is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => host
+            .rsplit_once(':')
+            .map_or(host, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { host }),
+    };
+    name.parse::<std::net::IpAddr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || names.iter().any(|n| n.eq_ignore_ascii_case(name))
 }
 
 /// `Authorization: Bearer TOKEN`, compared in constant time.
@@ -365,7 +418,10 @@ impl ServeHttp for AdminApp {
             }
             return resp;
         }
-        let token = self.shared.load().config.admin.token.clone();
+        let (token, hosts) = {
+            let snap = self.shared.load();
+            (snap.config.admin.token.clone(), snap.config.admin.hosts.clone())
+        };
         if let Some(token) = token.filter(|_| endpoint.needs_token()) {
             if !authorized(session, &token) {
                 let mut resp = error_response(
@@ -374,6 +430,12 @@ impl ServeHttp for AdminApp {
                 );
                 resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
                 return resp;
+            }
+        }
+        if endpoint.needs_token() {
+            if let Err(why) = same_site(session, endpoint.mutates(), &hosts) {
+                tracing::warn!(target: "strangler::admin", peer = ?session.client_addr().map(|a| a.to_string()), "refused: {why}");
+                return error_response(StatusCode::FORBIDDEN, why);
             }
         }
         let who = session.client_addr().map_or("-".to_string(), |a| a.to_string());
