@@ -299,3 +299,80 @@ async fn another_site_cannot_use_the_admin_api() {
     let metrics = c.get(s.admin_url("/metrics")).header("host", "strangler-0.svc:9090").send().await.expect("get");
     assert_eq!(metrics.status(), 200);
 }
+
+/// An editor that writes the file in place and pauses half-way (`weight = 10` of `weight = 100`)
+/// must not get the half-written file applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_written_in_place_is_applied_once_it_stops_changing() {
+    use std::io::{Seek, Write};
+    let up = MockUpstream::start("up").await;
+    let s = Strangler::start(&one_route(&up, "")).await;
+    let whole = std::fs::read_to_string(&s.config).expect("read").replace("weight = 0", "weight = 100");
+    let cut = whole.find("weight = 100").expect("weight line") + "weight = 10".len();
+    let mut f = std::fs::OpenOptions::new().write(true).open(&s.config).expect("open in place");
+    f.set_len(0).expect("truncate");
+    f.write_all(&whole.as_bytes()[..cut]).expect("first half");
+    f.flush().expect("flush");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    f.seek(std::io::SeekFrom::Start(cut as u64)).expect("seek");
+    f.write_all(&whole.as_bytes()[cut..]).expect("second half");
+    drop(f);
+    s.wait_metric(RELOAD_OK, 1.0).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(s.route("r").await.weight, 100.0);
+    assert_eq!(s.metric(RELOAD_OK).await, Some(1.0), "the half-written file was never applied:\n{}", s.log());
+    assert!(!s.log().contains("r=10%"), "{}", s.log());
+}
+
+/// An API change is never written over a file that changed on disk since it was loaded: that
+/// could save an editor's half-written file for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_weight_change_is_not_written_over_a_file_changed_on_disk() {
+    let up = MockUpstream::start("up").await;
+    let s = Strangler::start(&one_route(&up, "")).await;
+    // The watcher waits for the file to stay unchanged (at least 450 ms) before loading it: a
+    // change asked for at once finds it not yet loaded.
+    let edited = std::fs::read_to_string(&s.config).expect("read").replace("weight = 0", "weight = 5");
+    std::fs::write(&s.config, &edited).expect("write");
+    let put = client()
+        .put(s.admin_url("/api/v1/routes/r/weight"))
+        .header("content-type", "application/json")
+        .body(r#"{"percent": 50}"#)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status(), 409);
+    let reason: strangler::api::ErrorBody = put.json().await.expect("a JSON reason");
+    assert!(reason.error.contains("changed on disk"), "{}", reason.error);
+    assert_eq!(std::fs::read_to_string(&s.config).expect("read"), edited, "the operator's edit is intact");
+    // Once loaded, the change goes through on top of the operator's edit.
+    s.wait_metric(RELOAD_OK, 1.0).await;
+    let (ok, _, err) = s.cli(&["weight", "r", "50"]);
+    assert!(ok, "{err}");
+    assert!(std::fs::read_to_string(&s.config).expect("read").contains("weight = 50"));
+}
+
+#[test]
+fn a_rewritten_file_keeps_its_mode_and_owner_and_leaves_no_temp_file() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "a = 1\n").expect("write");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        std::os::unix::fs::chown(&file, Some(65534), Some(65534)).expect("chown");
+    }
+    strangler::config::persist::write_atomic(&file, "a = 2\n").expect("write back");
+    let m = std::fs::metadata(&file).expect("meta");
+    assert_eq!(std::fs::read_to_string(&file).expect("read"), "a = 2\n");
+    assert_eq!(m.permissions().mode() & 0o7777, 0o640);
+    if root {
+        assert_eq!((m.uid(), m.gid()), (65534, 65534), "the owner is kept");
+    }
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into())
+        .collect();
+    assert_eq!(names, ["c.toml"]);
+}

@@ -55,14 +55,19 @@ fn target(path: &Path) -> PathBuf {
 /// Replace (or create) the file at `path` with `text`, atomically: a reader sees the old file or the new one,
 /// never a mix, and after a crash the file is whole. A read-only file is refused even where the
 /// process could write it anyway (root): it is how operators say "do not touch".
+///
+/// The temp file has an unpredictable name and is created exclusively, never through a link
+/// (`O_EXCL | O_NOFOLLOW`): another user of a shared directory cannot plant one to be written
+/// through. The new file keeps the old one's mode and owner; when the owner cannot be kept
+/// (the file belongs to another user), nothing is written.
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), PersistError> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 
     let file = target(path);
     let err = |why| PersistError::Write { file: show(&file), why };
-    let perms = match std::fs::metadata(&file) {
-        Ok(m) => m.permissions(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::Permissions::from_mode(0o644),
+    let (perms, owner) = match std::fs::metadata(&file) {
+        Ok(m) => (m.permissions(), Some((m.uid(), m.gid()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (std::fs::Permissions::from_mode(0o644), None),
         Err(e) => return Err(err(e)),
     };
     if perms.mode() & 0o222 == 0 {
@@ -70,17 +75,36 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), PersistError> {
     }
     let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+    let tmp = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
+    let mut created = false;
+    let mut written = || {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(&tmp)?;
+        created = true;
+        if let Some((uid, gid)) = owner {
+            let m = f.metadata()?;
+            if (m.uid(), m.gid()) != (uid, gid) {
+                std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("the file belongs to uid {uid} gid {gid} and rewriting it would change that ({e}); run strangler as its owner or give the file to strangler's user"),
+                    )
+                })?;
+            }
+        }
         f.set_permissions(perms.clone())?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, &file)?;
         // The rename itself is durable only once the directory is synced.
         std::fs::File::open(dir)?.sync_all()
-    })();
-    if written.is_err() {
+    };
+    let written = written();
+    if written.is_err() && created {
         let _ = std::fs::remove_file(&tmp);
     }
     written.map_err(err)

@@ -315,7 +315,7 @@ fn control_error(e: ControlError) -> Response<Vec<u8>> {
     let status = match &e {
         ControlError::NoRoute(_) | ControlError::NoRollout(_) => StatusCode::NOT_FOUND,
         ControlError::Conflict(_) => StatusCode::CONFLICT,
-        ControlError::Change(ChangeError::Invalid(_)) => StatusCode::CONFLICT,
+        ControlError::Change(ChangeError::Invalid(_) | ChangeError::ChangedOnDisk(_)) => StatusCode::CONFLICT,
         ControlError::Change(ChangeError::Persist(PersistError::NoRoute { .. })) => StatusCode::CONFLICT,
         ControlError::Change(ChangeError::Persist(_)) => StatusCode::INTERNAL_SERVER_ERROR,
     };

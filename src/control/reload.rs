@@ -23,6 +23,10 @@ use crate::snapshot::Shared;
 
 /// Quiet time after the last file event before reloading.
 const DEBOUNCE: Duration = Duration::from_millis(150);
+/// A file is loaded once two reads this far apart agree...
+const STABLE_GAP: Duration = Duration::from_millis(300);
+/// ...or, for a file that keeps changing, after this many reads (about 6 s).
+const STABLE_TRIES: usize = 20;
 
 /// What asked for a reload; shown in logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +55,10 @@ pub enum ChangeError {
     /// The file on disk (with the change) does not validate.
     #[error("the config file does not validate, so nothing was changed; fix it first:\n{0}")]
     Invalid(ConfigError),
+    /// The file changed on disk since it was last loaded (an editor may be writing it now):
+    /// writing a change over it could save a half-written file.
+    #[error("{0} changed on disk since it was last loaded, so nothing was changed: it is reloaded as soon as it stops changing (or run `strangler reload`); then try again")]
+    ChangedOnDisk(String),
 }
 
 /// Result of a reload that did not fail.
@@ -152,6 +160,9 @@ impl Reloader {
         let mut last = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
         let text = std::fs::read_to_string(&self.path)
             .map_err(|why| PersistError::Write { file: self.path.display().to_string(), why })?;
+        if last.as_deref().is_some_and(|seen| seen != text.as_bytes()) {
+            return Err(ChangeError::ChangedOnDisk(self.path.display().to_string()));
+        }
         let edited = edit(&text)?;
         let cfg = config::load_str(&edited, &self.path)
             .and_then(|cfg| self.fits_running(cfg))
@@ -210,8 +221,19 @@ impl BackgroundService for ReloadService {
                     let _ = self.reloader.reload(Trigger::Signal);
                 }
                 Some(()) = rx.recv() => {
-                    // Debounce: wait until events stop for a moment, then reload once.
+                    // Debounce: wait until events stop for a moment, then reload once the file
+                    // reads the same twice in a row (an editor writing in place and pausing
+                    // must not get a half-written file applied).
                     while tokio::time::timeout(DEBOUNCE, rx.recv()).await.is_ok_and(|e| e.is_some()) {}
+                    let mut before = std::fs::read(self.reloader.path()).ok();
+                    for _ in 0..STABLE_TRIES {
+                        tokio::time::sleep(STABLE_GAP).await;
+                        let now = std::fs::read(self.reloader.path()).ok();
+                        if now == before {
+                            break;
+                        }
+                        before = now;
+                    }
                     let _ = self.reloader.reload(Trigger::FileChange);
                 }
             }
