@@ -51,6 +51,8 @@ pub struct Metrics {
     /// `diffs_file_dropped_total`: mismatches not written to `log.diffs_file` because its writer
     /// fell behind.
     pub diffs_file_dropped: IntCounter,
+    /// `background_restarts_total{task}`: background tasks started again after a panic.
+    pub background_restarts: IntCounterVec,
 }
 
 /// The process-wide metrics.
@@ -149,6 +151,17 @@ impl Metrics {
             "Mismatches not written to log.diffs_file because its writer fell behind.",
         ))?;
         registry.register(Box::new(diffs_file_dropped.clone()))?;
+        let background_restarts = IntCounterVec::new(
+            opts(
+                "background_restarts_total",
+                "Background tasks (reload, health, rollout, live) started again after a panic.",
+            ),
+            &["task"],
+        )?;
+        for task in ["reload", "health", "rollout", "live"] {
+            background_restarts.with_label_values(&[task]);
+        }
+        registry.register(Box::new(background_restarts.clone()))?;
         registry.register(Box::new(limits.clone()))?;
         registry.register(Box::new(failovers.clone()))?;
         registry.register(Box::new(rollout_step.clone()))?;
@@ -182,6 +195,7 @@ impl Metrics {
             new_pool_down,
             limits,
             diffs_file_dropped,
+            background_restarts,
         })
     }
 

@@ -24,6 +24,7 @@ use crate::control::health::HealthService;
 use crate::control::reload::{guard_sighup, ReloadService, Reloader};
 use crate::control::rollout::{Control, RolloutService};
 use crate::control::sampler::SamplerService;
+use crate::control::supervise::Supervised;
 use crate::lifecycle::{Ready, Signals};
 use crate::limits::Guarded;
 use crate::proxy::Strangler;
@@ -140,7 +141,7 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     admin.add_tcp(&admin_addr.to_string());
     admin.threads = Some(1);
 
-    let reload = background_service("reload", ReloadService::new(reloader));
+    let reload = background_service("reload", Supervised::new("reload", ReloadService::new(reloader)));
 
     let proxy = server.add_service(proxy);
     // Admin answers /readyz only once the proxy listeners are up.
@@ -151,9 +152,10 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     ready.add_dependency(&proxy);
     ready.add_dependency(&admin);
     server.add_service(reload);
-    server.add_service(background_service("rollout", RolloutService::new(control)));
-    server.add_service(background_service("live", SamplerService::new(shared.clone())));
-    server.add_service(background_service("health", HealthService::new(shared.clone(), Some(connector_options))));
+    server.add_service(background_service("rollout", Supervised::new("rollout", RolloutService::new(control))));
+    server.add_service(background_service("live", Supervised::new("live", SamplerService::new(shared.clone()))));
+    let health = HealthService::new(shared.clone(), Some(connector_options));
+    server.add_service(background_service("health", Supervised::new("health", health)));
 
     tracing::info!(
         proxy = %listen.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","),

@@ -376,3 +376,109 @@ fn a_rewritten_file_keeps_its_mode_and_owner_and_leaves_no_temp_file() {
         .collect();
     assert_eq!(names, ["c.toml"]);
 }
+
+/// Every numeric and duration key at the edges of its type and beyond: `check` refuses the value
+/// naming the key, or the running process applies it by a hot reload (and starts on it) without
+/// a panic and keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn extreme_values_are_refused_by_key_or_applied_without_a_panic() {
+    let up = MockUpstream::start("up").await;
+    let template = |key: &str, value: &str| {
+        let mut sections: Vec<(&str, Vec<(&str, String)>)> = vec![
+            ("[server.limits]", vec![]),
+            ("[upstreams.legacy]", vec![("addresses", format!("[\"{}\"]", up.address()))]),
+            ("[upstreams.legacy.health]", vec![("path", "\"/\"".into())]),
+            ("[upstreams.new]", vec![("addresses", format!("[\"{}\"]", up.address()))]),
+            ("[[routes]]", vec![("name", "\"r\"".into()), ("legacy", "\"legacy\"".into()), ("new", "\"new\"".into())]),
+            ("[routes.shadow]", vec![]),
+            ("[routes.compare]", vec![]),
+            ("[routes.rollout]", vec![("steps", "[1, 100]".into())]),
+        ];
+        let (section, field) = key.rsplit_once('.').expect("a section key");
+        let header = format!("[{section}]").replace("[routes]", "[[routes]]");
+        let entry = sections.iter_mut().find(|(h, _)| *h == header).expect("a known section");
+        entry.1.push((field, value.to_string()));
+        let mut text = String::new();
+        for (h, keys) in &sections {
+            text.push_str(h);
+            text.push('\n');
+            for (k, v) in keys {
+                text.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+        text
+    };
+    let durations = ["\"1ns\"", "\"365days\"", "\"366days\"", "\"300000000000y\"", "\"18446744073709552s\"", "\"0s\""];
+    let integers = ["0", "1", "4294967296", "9223372036854775807", "-1"];
+    let percents = ["0", "0.01", "100", "100.01", "1e308", "-0.5"];
+    let sizes = ["\"1\"", "\"1GiB\"", "\"18446744073709551615\"", "\"99999999999999999999\"", "\"0\""];
+    let keys: &[(&str, &[&str])] = &[
+        ("server.limits.header_timeout", &durations),
+        ("server.limits.idle_timeout", &durations),
+        ("server.limits.body_timeout", &durations),
+        ("server.limits.max_header_bytes", &sizes),
+        ("server.limits.max_headers", &integers),
+        ("server.limits.max_connections", &integers),
+        ("upstreams.legacy.connect_timeout", &durations),
+        ("upstreams.legacy.read_timeout", &durations),
+        ("upstreams.legacy.health.interval", &durations),
+        ("upstreams.legacy.health.timeout", &durations),
+        ("upstreams.legacy.health.fails", &integers),
+        ("upstreams.legacy.health.passes", &integers),
+        ("routes.weight", &percents),
+        ("routes.max_request_body", &sizes),
+        ("routes.shadow.sample", &percents),
+        ("routes.shadow.max_body", &sizes),
+        ("routes.shadow.max_in_flight", &integers),
+        ("routes.shadow.timeout", &durations),
+        ("routes.compare.noise_sample", &percents),
+        ("routes.compare.keep_diffs", &integers),
+        ("routes.rollout.hold", &durations),
+        ("routes.rollout.min_requests", &integers),
+        ("routes.rollout.max_error_rate", &percents),
+        ("routes.rollout.max_mismatch_rate", &percents),
+        ("routes.rollout.max_latency_ratio", &percents),
+    ];
+    let mut s = Strangler::start(&template("routes.weight", "0")).await;
+    let (mut refused, mut applied) = (0, 0);
+    let mut last_applied = None;
+    for (key, values) in keys {
+        for v in *values {
+            let body = template(key, v);
+            let field = key.rsplit('.').next().expect("field");
+            match strangler::config::load_str(
+                &s.text_with_admin("127.0.0.1", "", &body),
+                std::path::Path::new("x.toml"),
+            ) {
+                Err(e) => {
+                    let named =
+                        e.problems.iter().any(|p| p.key.ends_with(field) || p.key.contains(&format!("{field}[")));
+                    assert!(named, "{key} = {v} refused without naming it:\n{e}");
+                    refused += 1;
+                }
+                Ok(_) => {
+                    s.rewrite(&body);
+                    let reload = client()
+                        .post(s.admin_url("/api/v1/reload"))
+                        .header("content-type", "application/json")
+                        .send()
+                        .await
+                        .expect("reload");
+                    assert_eq!(reload.status(), 200, "{key} = {v}: {}", reload.text().await.expect("body"));
+                    assert!(s.is_running(), "{key} = {v} stopped the process:\n{}", s.log());
+                    applied += 1;
+                    last_applied = Some(body);
+                }
+            }
+        }
+    }
+    assert!(!s.log().contains("panicked"), "{}", s.log());
+    assert_eq!(s.metric("strangler_background_restarts_total{task=\"reload\"}").await, Some(0.0));
+    // It starts on an accepted extreme too, and serves.
+    s.rewrite(&last_applied.expect("some values are accepted"));
+    s.restart().await;
+    let answer = client().get(s.url("/x")).send().await.expect("get");
+    assert_eq!(answer.status(), 200);
+    eprintln!("extreme values: {refused} refused naming their key, {applied} applied by a hot reload");
+    assert!(refused > 20 && applied > 20, "{refused} refused, {applied} applied");
+}

@@ -10,3 +10,4 @@ pub mod reload;
 pub mod render;
 pub mod rollout;
 pub mod sampler;
+pub mod supervise;
