@@ -215,6 +215,10 @@ pub struct RolloutView {
     pub reason: Option<String>,
     /// The last failure to write a weight, if the controller is stuck on one.
     pub error: Option<String>,
+    /// Why the running step cannot pass yet, however long it holds (too few requests on new,
+    /// too few shadow comparisons for the mismatch gate).
+    #[serde(default)]
+    pub waiting: Option<String>,
     pub limits: RolloutLimits,
     /// The gates' figures since the step began; `None` while starting.
     pub window: Option<GateWindow>,

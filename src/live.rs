@@ -210,15 +210,18 @@ impl Live {
         Live { sides: [SideCounters::new(), SideCounters::new()], ring: Mutex::new(VecDeque::from([start])) }
     }
 
-    /// One answered request. `failed` = a 5xx answer.
-    pub fn record(&self, side: Side, failed: bool, elapsed: Duration) {
+    /// One answered request. `failed` = a 5xx answer; `latency` = how long the upstream took to
+    /// start answering, `None` when it never did.
+    pub fn record(&self, side: Side, failed: bool, latency: Option<Duration>) {
         let c = &self.sides[side_index(side)];
         c.requests.fetch_add(1, Ordering::Relaxed);
         if failed {
             c.errors.fetch_add(1, Ordering::Relaxed);
         }
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        c.latency[bucket_of(micros)].fetch_add(1, Ordering::Relaxed);
+        if let Some(latency) = latency {
+            let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+            c.latency[bucket_of(micros)].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// An attempt that failed without an answer from `side` (e.g. new was retried on legacy):
@@ -288,9 +291,9 @@ mod tests {
         let live = Live::new();
         let start = live.read(0, 0);
         for i in 0..100u64 {
-            live.record(Side::New, i < 3, Duration::from_millis(if i < 98 { 10 } else { 200 }));
+            live.record(Side::New, i < 3, Some(Duration::from_millis(if i < 98 { 10 } else { 200 })));
         }
-        live.record(Side::Legacy, false, Duration::from_millis(20));
+        live.record(Side::Legacy, false, Some(Duration::from_millis(20)));
         live.record_failed_attempt(Side::New);
         let w = live.read(8, 2).since(&start);
         let new = w.side(Side::New);

@@ -27,6 +27,9 @@ pub struct Metrics {
     pub upstream_errors: IntCounterVec,
     /// `override_rejected_total{route}`: override headers ignored for a bad value or token.
     pub override_rejected: IntCounterVec,
+    /// `override_requests_total{route,side}`: requests forced to a side by the override header
+    /// (also in `requests_total`; left out of the live figures and the rollout gates).
+    pub override_requests: IntCounterVec,
     /// `config_reloads_total{result}`
     pub config_reloads: IntCounterVec,
     /// `shadow_total{route,result}`: match, mismatch, error, dropped, skipped.
@@ -99,6 +102,14 @@ impl Metrics {
             opts("override_rejected_total", "Override headers ignored because of a bad value or token."),
             &["route"],
         )?;
+        let override_requests = IntCounterVec::new(
+            opts(
+                "override_requests_total",
+                "Requests forced to a side by the override header; not counted by the rollout gates.",
+            ),
+            &["route", "side"],
+        )?;
+        registry.register(Box::new(override_requests.clone()))?;
         let config_reloads =
             IntCounterVec::new(opts("config_reloads_total", "Config reloads, by result (ok, error)."), &["result"])?;
         let shadow = IntCounterVec::new(
@@ -184,6 +195,7 @@ impl Metrics {
             route_weight,
             upstream_errors,
             override_rejected,
+            override_requests,
             config_reloads,
             shadow,
             shadow_mismatches,
@@ -239,11 +251,22 @@ impl RouteStats {
         RouteStats { route: route.to_string(), live: Live::new(), duration, codes }
     }
 
-    /// Count one request and its duration.
-    pub fn record(&self, side: Side, status: Option<http::StatusCode>, elapsed: Duration) {
+    /// Count one request and its duration. `upstream` is the live figures' part (`None` for a
+    /// request forced by the override header, which the rollout gates must not see: it is QA,
+    /// not the split): how long the upstream took to start answering, if it did.
+    pub fn record(
+        &self,
+        side: Side,
+        status: Option<http::StatusCode>,
+        elapsed: Duration,
+        upstream: Option<Option<Duration>>,
+    ) {
         self.duration[side_index(side)].observe(elapsed.as_secs_f64());
         let code = status.map_or(0, |s| s.as_u16());
-        self.live.record(side, code >= 500, elapsed);
+        match upstream {
+            Some(latency) => self.live.record(side, code >= 500, latency),
+            None => METRICS.override_requests.with_label_values(&[&self.route, side.as_str()]).inc(),
+        }
         let lookup = || METRICS.requests.with_label_values(&[&self.route, side.as_str(), &code.to_string()]);
         match (code as usize).checked_sub(100).filter(|i| *i < CODES) {
             Some(i) => self.codes[side_index(side) * CODES + i].get_or_init(lookup).inc(),

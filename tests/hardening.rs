@@ -482,3 +482,31 @@ async fn extreme_values_are_refused_by_key_or_applied_without_a_panic() {
     eprintln!("extreme values: {refused} refused naming their key, {applied} applied by a hot reload");
     assert!(refused > 20 && applied > 20, "{refused} refused, {applied} applied");
 }
+
+/// A client that uploads slowly makes its request slow, not the upstream: the live figures and
+/// the rollout's latency gate time the upstream from the end of the request body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_upload_does_not_make_the_upstream_look_slow() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = MockUpstream::start("up").await;
+    let s = Strangler::start(&one_route(&up, "")).await;
+    for _ in 0..3 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", s.port)).await.expect("connect");
+        stream
+            .write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("header");
+        for _ in 0..4 {
+            stream.write_all(b"5\r\nhello\r\n").await.expect("chunk");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stream.write_all(b"0\r\n\r\n").await.expect("end");
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+        assert!(out.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&out));
+    }
+    let live = s.route("r").await.live;
+    assert_eq!(live.legacy.requests, 3);
+    let p99 = live.legacy.p99_ms.expect("timed");
+    assert!(p99 < 150.0, "each upload took 400 ms of the client's; the upstream's p99 is {p99} ms");
+}

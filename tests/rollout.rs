@@ -265,3 +265,62 @@ async fn the_operator_wins_pause_resume_abort() {
     assert_eq!(rollout(&s).await.status, RolloutStatus::Running);
     assert_eq!(s.route("orders").await.weight, 10.0);
 }
+
+/// Requests forced by the override header are QA, not the split: a tester hammering a broken
+/// page on new cannot trip a rollback. They still count in `requests_total` and in their own
+/// `override_requests_total`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forced_requests_do_not_move_the_gates() {
+    let legacy = MockUpstream::builder("legacy").no_record().start().await;
+    let new = MockUpstream::builder("new")
+        .no_record()
+        .reply(|r| {
+            let code = if r.path.starts_with("/orders/qa") { 500 } else { 200 };
+            (code, vec![], Bytes::from_static(b"new"))
+        })
+        .start()
+        .await;
+    let body = route(
+        &legacy,
+        &new,
+        "override = { header = \"x-strangler-target\" }\npath_prefix = \"/orders\"",
+        "steps = [10, 50, 100]\nhold = \"1h\"\nmin_requests = 20\nmax_latency_ratio = 1000",
+    );
+    let s = Strangler::start(&body).await;
+    wait_rollout(&s, "started", |r| r.status == RolloutStatus::Running).await;
+    let c = client();
+    for _ in 0..50 {
+        let r = c.get(s.url("/orders/qa")).header("x-strangler-target", "new").send().await.expect("send");
+        assert_eq!(r.status(), 500);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = rollout(&s).await;
+    assert_eq!(r.status, RolloutStatus::Running, "{r:?}");
+    assert_eq!(r.window.as_ref().map(|w| w.new_requests), Some(0), "{r:?}");
+    assert_eq!(s.metric("strangler_override_requests_total{route=\"orders\",side=\"new\"}").await, Some(50.0));
+    assert_eq!(s.metric("strangler_requests_total{code=\"500\",route=\"orders\",side=\"new\"}").await, Some(50.0));
+}
+
+/// A step with a mismatch gate cannot pass on zero comparisons: it holds, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_step_cannot_pass_without_comparisons() {
+    let legacy = MockUpstream::builder("legacy").no_record().start().await;
+    let new = MockUpstream::builder("new").no_record().start().await;
+    let body = route(
+        &legacy,
+        &new,
+        "[routes.shadow]\nsample = 0.0",
+        "steps = [10, 50, 100]\nhold = \"100ms\"\nmin_requests = 5\nmax_mismatch_rate = 1\nmax_latency_ratio = 1000",
+    );
+    let s = Strangler::start(&body).await;
+    let _traffic = Traffic::start(&s);
+    let r = wait_rollout(&s, "waiting for comparisons", |r| {
+        r.waiting.as_deref().is_some_and(|w| w.contains("comparisons"))
+    })
+    .await;
+    assert!(r.window.as_ref().is_some_and(|w| w.new_requests >= 5), "{r:?}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let r = rollout(&s).await;
+    assert_eq!((r.status, r.step), (RolloutStatus::Running, Some(1)), "held well past its hold: {r:?}");
+    assert_eq!(s.route("orders").await.weight, 10.0);
+}

@@ -8,6 +8,27 @@ use crate::live::Window;
 
 /// Legacy answers needed in a step before the p99 ratio means anything.
 const LATENCY_MIN_LEGACY: u64 = 20;
+/// A p99 difference below this never fails the latency gate: on sub-millisecond services one
+/// scheduler hiccup doubles a p99, and a ratio of two tiny numbers says nothing.
+pub const LATENCY_FLOOR_MS: f64 = 1.0;
+
+/// Why a held step cannot pass yet, if it cannot: new has not served `min_requests`, or (with a
+/// mismatch gate) fewer than `min_requests` pairs were compared. A step never passes on no
+/// evidence.
+pub fn waiting(cfg: &Rollout, w: &Window) -> Option<String> {
+    let new = w.side(Side::New).requests;
+    if new < cfg.min_requests {
+        return Some(format!("waiting for new to serve {} requests ({new} so far)", cfg.min_requests));
+    }
+    let compared = w.shadow_match + w.shadow_mismatch;
+    if cfg.max_mismatch_rate.is_some() && compared < cfg.min_requests {
+        return Some(format!(
+            "waiting for {} shadow comparisons to judge the mismatch rate ({compared} so far; is the route shadowed?)",
+            cfg.min_requests
+        ));
+    }
+    None
+}
 
 /// new p99 / legacy p99 over the window, when both sides have enough answers.
 pub fn latency_ratio(w: &Window) -> Option<f64> {
@@ -50,12 +71,12 @@ pub fn judge(cfg: &Rollout, w: &Window, last: bool) -> Result<(), String> {
         }
     }
     if new.timed() >= cfg.min_requests.max(1) {
+        let (new_p99, legacy_p99) =
+            (new.quantile_ms(0.99).unwrap_or_default(), w.side(Side::Legacy).quantile_ms(0.99).unwrap_or_default());
         if let Some(ratio) = latency_ratio(w) {
-            if ratio > cfg.max_latency_ratio {
+            if ratio > cfg.max_latency_ratio && new_p99 - legacy_p99 >= LATENCY_FLOOR_MS {
                 return Err(format!(
-                    "new p99 {:.1} ms is {ratio:.2}x legacy p99 {:.1} ms (limit {}x)",
-                    new.quantile_ms(0.99).unwrap_or_default(),
-                    w.side(Side::Legacy).quantile_ms(0.99).unwrap_or_default(),
+                    "new p99 {new_p99:.1} ms is {ratio:.2}x legacy p99 {legacy_p99:.1} ms (limit {}x)",
                     cfg.max_latency_ratio
                 ));
             }
@@ -99,28 +120,29 @@ mod tests {
         }
     }
 
-    /// A step's window: `new` requests of which `errors` failed, each taking `new_ms`; `legacy`
-    /// requests taking `legacy_ms`; and shadow comparisons.
+    /// A step's window: `new` requests of which `errors` failed, each taking `new_us`
+    /// microseconds; `legacy` requests taking `legacy_us`; and shadow comparisons.
     struct Step {
         new: u64,
         errors: u64,
-        new_ms: u64,
+        new_us: u64,
         legacy: u64,
-        legacy_ms: u64,
+        legacy_us: u64,
         matched: u64,
         mismatched: u64,
     }
 
-    const QUIET: Step = Step { new: 0, errors: 0, new_ms: 10, legacy: 0, legacy_ms: 10, matched: 0, mismatched: 0 };
+    const QUIET: Step =
+        Step { new: 0, errors: 0, new_us: 10_000, legacy: 0, legacy_us: 10_000, matched: 0, mismatched: 0 };
 
     fn window(s: &Step) -> Window {
         let live = Live::new();
         let start = live.read(0, 0);
         for i in 0..s.new {
-            live.record(Side::New, i < s.errors, Duration::from_millis(s.new_ms));
+            live.record(Side::New, i < s.errors, Some(Duration::from_micros(s.new_us)));
         }
         for _ in 0..s.legacy {
-            live.record(Side::Legacy, false, Duration::from_millis(s.legacy_ms));
+            live.record(Side::Legacy, false, Some(Duration::from_micros(s.legacy_us)));
         }
         live.read(s.matched, s.mismatched).since(&start)
     }
@@ -155,16 +177,35 @@ mod tests {
                 Some("mismatch rate"),
             ),
             ("1 mismatch in 1000", Step { matched: 999, mismatched: 1, ..QUIET }, 100, true, None),
-            ("new 3x slower than legacy", Step { new: 100, new_ms: 30, legacy: 100, ..QUIET }, 100, true, Some("p99")),
-            ("new as fast as legacy", Step { new: 100, legacy: 100, ..QUIET }, 100, true, None),
             (
-                "too few legacy answers to compare p99",
-                Step { new: 100, new_ms: 30, legacy: 19, ..QUIET },
+                "new 3x slower than legacy",
+                Step { new: 100, new_us: 30_000, legacy: 100, ..QUIET },
+                100,
+                true,
+                Some("p99"),
+            ),
+            (
+                "3x slower but by under a millisecond",
+                Step { new: 100, new_us: 600, legacy: 100, legacy_us: 200, ..QUIET },
                 100,
                 true,
                 None,
             ),
-            ("too few new answers to compare p99", Step { new: 99, new_ms: 30, legacy: 100, ..QUIET }, 100, true, None),
+            ("new as fast as legacy", Step { new: 100, legacy: 100, ..QUIET }, 100, true, None),
+            (
+                "too few legacy answers to compare p99",
+                Step { new: 100, new_us: 30_000, legacy: 19, ..QUIET },
+                100,
+                true,
+                None,
+            ),
+            (
+                "too few new answers to compare p99",
+                Step { new: 99, new_us: 30_000, legacy: 100, ..QUIET },
+                100,
+                true,
+                None,
+            ),
         ];
         for (what, step, min, last, trips) in cases {
             let verdict = judge(&cfg(*min), &window(step), *last);
@@ -177,9 +218,21 @@ mod tests {
     }
 
     #[test]
+    fn a_step_waits_for_enough_requests_and_comparisons() {
+        let c = cfg(100);
+        let w = |new, matched| window(&Step { new, matched, ..QUIET });
+        assert!(waiting(&c, &w(99, 100)).is_some_and(|why| why.contains("serve 100 requests")));
+        let why = waiting(&c, &w(100, 0)).unwrap();
+        assert!(why.contains("100 shadow comparisons") && why.contains("0 so far"), "{why}");
+        assert_eq!(waiting(&c, &w(100, 100)), None);
+        let without_gate = Rollout { max_mismatch_rate: None, ..cfg(100) };
+        assert_eq!(waiting(&without_gate, &w(100, 0)), None, "no mismatch gate, no comparisons needed");
+    }
+
+    #[test]
     fn the_latency_ratio_needs_legacy_answers() {
         assert_eq!(latency_ratio(&window(&Step { new: 50, legacy: 19, ..QUIET })), None);
-        let ratio = latency_ratio(&window(&Step { new: 50, new_ms: 20, legacy: 50, ..QUIET })).unwrap();
+        let ratio = latency_ratio(&window(&Step { new: 50, new_us: 20_000, legacy: 50, ..QUIET })).unwrap();
         assert!((1.8..=2.2).contains(&ratio), "{ratio}");
     }
 }

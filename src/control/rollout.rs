@@ -24,7 +24,7 @@ use crate::api::{GateWindow, RolloutAction, RolloutLimits, RolloutStatus, Rollou
 use crate::config::persist::{self, PersistError};
 use crate::config::rollout::{OnFailure, Rollout};
 use crate::config::{Percent, Side};
-use crate::control::gates::{figures, judge, latency_ratio};
+use crate::control::gates::{figures, judge, latency_ratio, waiting};
 use crate::control::reload::{ChangeError, Reloader};
 use crate::live::Reading;
 use crate::metrics::METRICS;
@@ -350,8 +350,7 @@ impl Control {
         }
         let window = m.reading().since(&t.baseline);
         let held = now_ms().saturating_sub(t.progress.step_started_ms) >= cfg.hold.as_millis() as u64;
-        let enough = window.side(Side::New).requests >= cfg.min_requests;
-        let last = held && enough;
+        let last = held && waiting(cfg, &window).is_none();
         if let Err(why) = judge(cfg, &window, last) {
             self.fail(route, cfg, t, &why);
             return;
@@ -462,6 +461,7 @@ impl Control {
             held_ms: None,
             reason: None,
             error: None,
+            waiting: None,
             limits,
             window: None,
         };
@@ -475,6 +475,7 @@ impl Control {
         view.held_ms = Some(now_ms().saturating_sub(p.step_started_ms));
         view.reason = p.reason.clone();
         view.error = t.last_error.clone();
+        view.waiting = (p.status == RolloutStatus::Running).then(|| waiting(cfg, &w)).flatten();
         view.window = Some(GateWindow {
             new_requests: new.requests,
             error_rate: new.error_rate(),

@@ -39,6 +39,11 @@ pub struct UpstreamAttempt {
     pub error: Option<Failure>,
     /// New could not take the request and it was retried on legacy.
     pub failed_over: bool,
+    /// When the upstream had the whole request: its body's end, or its header for a retry.
+    pub sent_at: Option<Instant>,
+    /// How long the upstream took to start answering: the latency the live figures and the
+    /// rollout's latency gate use, so a client that uploads or reads slowly cannot move it.
+    pub first_byte: Option<std::time::Duration>,
 }
 
 impl Ctx {

@@ -190,6 +190,7 @@ fn fail_over(ctx: &mut Ctx) {
 /// Pingora can still replay (up to 64 KiB): abandon the answer and retry on legacy. Returns the
 /// retryable error that makes Pingora do so.
 pub fn upstream_response(session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+    ctx.upstream.first_byte = ctx.upstream.sent_at.map(|t| t.elapsed());
     let status = resp.status.as_u16();
     if !(502..=504).contains(&status) || !can_fail_over(ctx) {
         return Ok(());
@@ -234,6 +235,7 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &mut Ct
     if let Some(capture) = ctx.shadow.as_mut() {
         capture.on_upstream_request(req);
     }
+    ctx.upstream.sent_at = Some(std::time::Instant::now());
     Ok(())
 }
 
@@ -258,7 +260,13 @@ pub fn restore(ctx: &mut Ctx, prev: Box<dyn std::any::Any + Send + Sync>) {
 
 /// Count a chunk of the request body against the route's cap; over it, the request ends with 413
 /// (a chunked body declares no size up front, so this is where it is caught).
-pub fn request_body(ctx: &mut Ctx, chunk: Option<&Bytes>) -> Result<()> {
+///
+/// The body's end is when the upstream has the whole request: its time to answer counts from
+/// there, so a client that uploads slowly does not make the upstream look slow.
+pub fn request_body(ctx: &mut Ctx, chunk: Option<&Bytes>, end_of_stream: bool) -> Result<()> {
+    if end_of_stream {
+        ctx.upstream.sent_at = Some(std::time::Instant::now());
+    }
     let n = chunk.map_or(0, Bytes::len);
     match ctx.body_left.checked_sub(n) {
         Some(left) => {

@@ -83,7 +83,7 @@ impl ProxyHttp for Strangler {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        forward::request_body(ctx, body.as_ref())?;
+        forward::request_body(ctx, body.as_ref(), end_of_stream)?;
         if let Some(capture) = ctx.shadow.as_mut() {
             capture.on_request_body(&self.shadower, body.as_ref(), end_of_stream);
         }

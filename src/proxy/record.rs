@@ -6,6 +6,7 @@ use pingora::proxy::{FailToProxy, Session};
 
 use super::ctx::Ctx;
 use crate::metrics::METRICS;
+use crate::route::Decision;
 use crate::upstream::Failure;
 
 /// Answer the client when proxying failed: 504 for an upstream that was too slow (Pingora would
@@ -57,7 +58,10 @@ pub fn request_done(session: &Session, e: Option<&Error>, ctx: &Ctx) {
     let (route, side) = (ctx.route_name(), ctx.side_name());
     let elapsed = ctx.started.elapsed();
     match &ctx.routed {
-        Some(r) => r.matched.stats.record(r.choice.side, status, elapsed),
+        Some(r) => {
+            let split = r.choice.decision != Decision::Override;
+            r.matched.stats.record(r.choice.side, status, elapsed, split.then_some(ctx.upstream.first_byte))
+        }
         None => {
             METRICS.requests.with_label_values(&[route, side, code]).inc();
             METRICS.request_duration.with_label_values(&[route, side]).observe(elapsed.as_secs_f64());
