@@ -131,7 +131,11 @@ fn shadow_and_compare_settings() {
     assert_eq!(s.methods, [http::Method::GET, http::Method::POST]);
     assert_eq!(s.compare.ignore_headers[0].as_str(), "x-request-id");
     assert_eq!(s.compare.ignore_json_paths[0].to_string(), "$.items[*].etag");
-    assert_eq!(s.compare.redact_headers.len(), 3, "authorization, cookie, set-cookie by default");
+    assert_eq!(
+        s.compare.redaction.headers.len(),
+        5,
+        "authorization, proxy-authorization, cookie, set-cookie, x-api-key by default"
+    );
 
     let shadow = |keys: &str| route(&format!("[routes.shadow]\n{keys}"));
     rejects(&shadow("target = \"both\""), "routes[0].shadow.target", &["\"both\"", "\"other\""]);

@@ -510,3 +510,66 @@ async fn a_slow_upload_does_not_make_the_upstream_look_slow() {
     let p99 = live.legacy.p99_ms.expect("timed");
     assert!(p99 < 150.0, "each upload took 400 ms of the client's; the upstream's p99 is {p99} ms");
 }
+
+/// A secret in the query, a JSON value, a header or a text body never reaches the API or the
+/// diffs file, with `redact_headers` set to something else entirely (the defaults stay); the
+/// diffs file is rotated at its cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secrets_are_redacted_wherever_a_mismatch_is_kept() {
+    let reply = |side: &'static str| {
+        move |r: &Received| {
+            let body = if r.path.starts_with("/form") {
+                format!("ok=1&password=pw-{side}&n=2")
+            } else {
+                format!("{{\"user\": {{\"name\": \"{side}\", \"api_token\": \"tok-{side}\"}}, \"card\": {{\"number\": \"num-{side}\"}}}}")
+            };
+            (200, vec![("set-cookie".to_string(), format!("s=cookie-{side}"))], bytes::Bytes::from(body))
+        }
+    };
+    let legacy = MockUpstream::builder("legacy").reply(reply("legacy")).start().await;
+    let new = MockUpstream::builder("new").reply(reply("new")).start().await;
+    let body = format!(
+        "{}[[routes]]\nname = \"r\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 0\n[routes.shadow]\n[routes.compare]\n\
+         noise_sample = 0.0\nignore_headers = [\"x-upstream\"]\nredact_headers = [\"x-other\"]\n\
+         redact_json_paths = [\"$.card.number\"]\n",
+        pools(&legacy, &new)
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("diffs.jsonl");
+    let log = format!(
+        "level = \"info\"\naccess_log = false\ndiffs_file = \"{}\"\ndiffs_file_max = \"2KiB\"\n",
+        file.display()
+    );
+    let s = Strangler::start_with_log(&log, &body).await;
+    let c = client();
+    for i in 0..4 {
+        let path = if i % 2 == 0 { "/api?user=7&api_key=qk-1&session_token=qk-2" } else { "/form" };
+        c.get(s.url(path)).header("authorization", "Bearer hunter2").send().await.expect("get");
+        s.wait_metric("strangler_shadow_total{result=\"mismatch\",route=\"r\"}", f64::from(i + 1)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let api =
+        client().get(s.admin_url("/api/v1/routes/r/diffs")).send().await.expect("diffs").text().await.expect("text");
+    let rotated = std::fs::read_to_string(dir.path().join("diffs.jsonl.1")).expect("a rotated file past 2 KiB");
+    let current = std::fs::read_to_string(&file).expect("the current file");
+    assert!(current.len() <= 2048, "the current file stays under its cap: {} bytes", current.len());
+    assert_eq!(rotated.lines().count() + current.lines().count(), 4, "no line lost in the rotation");
+    for text in [&api, &rotated, &current] {
+        for secret in [
+            "hunter2",
+            "qk-1",
+            "qk-2",
+            "tok-legacy",
+            "tok-new",
+            "num-legacy",
+            "num-new",
+            "pw-legacy",
+            "pw-new",
+            "cookie-legacy",
+            "cookie-new",
+        ] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+    }
+    assert!(api.contains("user=7") && api.contains("n=2"), "what is not secret is kept: {api}");
+}

@@ -9,6 +9,7 @@ pub mod body;
 pub mod json;
 pub mod noise;
 pub mod path;
+pub mod redact;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -164,9 +165,17 @@ fn body_difference(a: &[u8], b: &[u8], ignored: &dyn Fn(&[Step]) -> bool) -> Bod
         return BodyDiff::Same;
     }
     let offset = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+    // From the start of the field the difference is in (`name=value`, a word, a line; both
+    // bodies are the same up to `offset`), so a value is never shown cut: redaction can then
+    // recognise `password=...` and a reader sees what differs in context.
+    let from = offset.saturating_sub(SNIPPET);
+    let start = a[from..offset]
+        .iter()
+        .rposition(|c| matches!(c, b'&' | b'\n' | b',' | b'{' | b' ' | b';' | b'?'))
+        .map_or(from, |i| from + i + 1);
     let snippet = |s: &[u8]| {
         let end = (offset + SNIPPET).min(s.len());
-        String::from_utf8_lossy(&s[offset.min(end)..end]).into_owned()
+        String::from_utf8_lossy(&s[start.min(end)..end]).into_owned()
     };
     BodyDiff::Bytes { offset, legacy: snippet(a), new: snippet(b) }
 }

@@ -75,6 +75,29 @@ impl JsonPath {
         Ok(JsonPath(steps))
     }
 
+    pub fn steps(&self) -> impl Iterator<Item = &PatStep> {
+        self.0.iter()
+    }
+
+    /// The key names along this path.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().filter_map(|s| match s {
+            PatStep::Key(k) => Some(k.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Whether this pattern names `other` (a concrete path) or one of its ancestors.
+    pub fn covers(&self, other: &JsonPath) -> bool {
+        self.0.len() <= other.0.len()
+            && self.0.iter().zip(&other.0).all(|(p, s)| match (p, s) {
+                (PatStep::Key(a), PatStep::Key(b)) => a == b,
+                (PatStep::Index(i), PatStep::Index(j)) => i == j,
+                (PatStep::AnyIndex, PatStep::Index(_) | PatStep::AnyIndex) => true,
+                _ => false,
+            })
+    }
+
     /// Does this pattern name exactly the value at `path`?
     pub fn matches(&self, path: &[Step]) -> bool {
         self.0.len() == path.len()

@@ -1,35 +1,13 @@
-//! The recent mismatches of a route, newest first, bounded by `keep_diffs`; with the headers in
-//! `redact_headers` replaced by `[redacted]` before anything is stored.
+//! The recent mismatches of a route, newest first, bounded by `keep_diffs` and
+//! `keep_diffs_bytes`; records come here redacted ([`super::redact`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use http::{HeaderMap, HeaderName};
+use http::HeaderMap;
 use serde_json::Value;
 
-use crate::api::Field;
 pub use crate::api::{DiffRecord, SideAnswer};
-
-pub const REDACTED: &str = "[redacted]";
-
-/// Replace the values of redacted headers: in the request headers and in header differences.
-pub fn redact(record: &mut DiffRecord, redact: &[HeaderName]) {
-    let hidden = |name: &str| redact.iter().any(|h| h.as_str() == name);
-    for (name, v) in record.request_headers.iter_mut() {
-        if hidden(name) {
-            *v = Value::from(REDACTED);
-        }
-    }
-    for d in record.differences.iter_mut() {
-        if matches!(&d.field, Field::Header(name) if hidden(name)) {
-            for side in [&mut d.legacy, &mut d.new] {
-                if side.is_some() {
-                    *side = Some(Value::from(REDACTED));
-                }
-            }
-        }
-    }
-}
 
 /// Request headers as a map, repeated headers as arrays.
 pub fn header_map(h: &HeaderMap) -> BTreeMap<String, Value> {
@@ -47,22 +25,47 @@ pub fn header_map(h: &HeaderMap) -> BTreeMap<String, Value> {
     out
 }
 
-/// A route's last mismatches.
+/// A route's last mismatches, bounded by count and by bytes (as encoded for the API).
 #[derive(Default)]
 pub struct Recent {
-    items: Mutex<VecDeque<Arc<DiffRecord>>>,
+    items: Mutex<Kept>,
+}
+
+#[derive(Default)]
+struct Kept {
+    records: VecDeque<(Arc<DiffRecord>, usize)>,
+    bytes: usize,
 }
 
 impl Recent {
-    pub fn push(&self, record: Arc<DiffRecord>, keep: usize) {
-        let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
-        items.push_front(record);
-        items.truncate(keep);
+    /// Keep `record` as the newest, then drop the oldest until at most `keep` records of at most
+    /// `max_bytes` in all remain. A record larger than `max_bytes` alone is not kept.
+    pub fn push(&self, record: Arc<DiffRecord>, keep: usize, max_bytes: usize) {
+        let size = serde_json::to_vec(record.as_ref()).map_or(usize::MAX, |v| v.len());
+        if size > max_bytes {
+            tracing::debug!(route = %record.route, size, max_bytes, "a mismatch too large to keep");
+            return;
+        }
+        let mut kept = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        kept.records.push_front((record, size));
+        kept.bytes += size;
+        while kept.records.len() > keep || kept.bytes > max_bytes {
+            match kept.records.pop_back() {
+                Some((_, n)) => kept.bytes -= n,
+                None => break,
+            }
+        }
     }
 
     /// The newest `limit` records, newest first.
     pub fn latest(&self, limit: usize) -> Vec<Arc<DiffRecord>> {
-        self.items.lock().unwrap_or_else(|e| e.into_inner()).iter().take(limit).cloned().collect()
+        let kept = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        kept.records.iter().take(limit).map(|(r, _)| r.clone()).collect()
+    }
+
+    /// Bytes held now.
+    pub fn bytes(&self) -> usize {
+        self.items.lock().unwrap_or_else(|e| e.into_inner()).bytes
     }
 }
 
@@ -84,7 +87,7 @@ mod tests {
             legacy: SideAnswer { status: 200, duration_ms: 1.0 },
             new: SideAnswer { status: 200, duration_ms: 1.0 },
             differences: vec![crate::api::Difference {
-                field: Field::Header("set-cookie".into()),
+                field: crate::api::Field::Header("set-cookie".into()),
                 legacy: Some("a=1".into()),
                 new: None,
                 offset: None,
@@ -95,23 +98,26 @@ mod tests {
     }
 
     #[test]
-    fn redaction_covers_request_headers_and_header_differences() {
-        let mut r = record("/");
-        redact(&mut r, &[HeaderName::from_static("authorization"), HeaderName::from_static("set-cookie")]);
-        assert_eq!(r.request_headers["authorization"], Value::from(REDACTED));
-        assert_eq!(r.request_headers["accept"], serde_json::json!(["a", "b"]));
-        assert_eq!(r.differences[0].legacy, Some(Value::from(REDACTED)));
-        assert_eq!(r.differences[0].new, None);
-    }
-
-    #[test]
     fn keeps_the_newest_records() {
         let recent = Recent::default();
         for i in 0..5 {
-            recent.push(Arc::new(record(&format!("/{i}"))), 3);
+            recent.push(Arc::new(record(&format!("/{i}"))), 3, usize::MAX);
         }
         let paths: Vec<String> = recent.latest(10).iter().map(|r| r.path.clone()).collect();
         assert_eq!(paths, ["/4", "/3", "/2"]);
         assert_eq!(recent.latest(1).len(), 1);
+    }
+
+    #[test]
+    fn keeps_no_more_bytes_than_its_budget() {
+        let recent = Recent::default();
+        let one = serde_json::to_vec(&record("/0")).unwrap().len();
+        for i in 0..10 {
+            recent.push(Arc::new(record(&format!("/{i}"))), 100, one * 3);
+        }
+        assert_eq!(recent.latest(100).len(), 3, "three records fit the budget");
+        assert!(recent.bytes() <= one * 3);
+        recent.push(Arc::new(record(&"/x".repeat(10_000))), 100, one * 3);
+        assert_eq!(recent.latest(1)[0].path, "/9", "a record over the whole budget is not kept");
     }
 }

@@ -208,6 +208,14 @@ pub struct LogSection {
     /// Append every shadow mismatch to this file as one JSON line.
     #[serde(default)]
     pub diffs_file: Option<String>,
+    /// Past this size the diffs file is renamed to `FILE.1` (replacing the previous one) and a
+    /// new one is started.
+    #[serde(default = "default_diffs_file_max")]
+    pub diffs_file_max: String,
+}
+
+fn default_diffs_file_max() -> String {
+    "64MiB".to_string()
 }
 
 fn default_level() -> String {
@@ -222,7 +230,13 @@ fn default_true() -> bool {
 
 impl Default for LogSection {
     fn default() -> Self {
-        LogSection { level: default_level(), format: default_format(), access_log: true, diffs_file: None }
+        LogSection {
+            level: default_level(),
+            format: default_format(),
+            access_log: true,
+            diffs_file: None,
+            diffs_file_max: default_diffs_file_max(),
+        }
     }
 }
 
@@ -487,9 +501,20 @@ pub struct CompareSection {
     /// Recent mismatches kept per route.
     #[serde(default = "default_keep_diffs")]
     pub keep_diffs: usize,
-    /// Headers whose values are replaced by `[redacted]` wherever diffs are stored or shown.
-    #[serde(default = "default_redact_headers")]
+    /// Bytes of recent mismatches kept per route at most (with `keep_diffs`).
+    #[serde(default = "default_keep_diffs_bytes")]
+    pub keep_diffs_bytes: String,
+    /// Headers whose values are replaced by `[redacted]` wherever diffs are stored or shown,
+    /// besides the defaults (authorization, proxy-authorization, cookie, set-cookie, x-api-key).
+    #[serde(default)]
     pub redact_headers: Vec<String>,
+    /// Words that make a query parameter or a JSON key secret, besides the defaults (token,
+    /// password, secret, api_key, apikey, authorization).
+    #[serde(default)]
+    pub redact_query: Vec<String>,
+    /// JSON paths whose values are redacted (`$.card.number`, `$.users[*].email`).
+    #[serde(default)]
+    pub redact_json_paths: Vec<String>,
 }
 
 fn default_ignore_headers() -> Vec<String> {
@@ -501,8 +526,8 @@ fn default_noise_sample() -> f64 {
 fn default_keep_diffs() -> usize {
     100
 }
-fn default_redact_headers() -> Vec<String> {
-    ["authorization", "cookie", "set-cookie"].map(String::from).to_vec()
+fn default_keep_diffs_bytes() -> String {
+    "1MiB".to_string()
 }
 
 impl Default for CompareSection {
@@ -512,7 +537,10 @@ impl Default for CompareSection {
             ignore_json_paths: Vec::new(),
             noise_sample: default_noise_sample(),
             keep_diffs: default_keep_diffs(),
-            redact_headers: default_redact_headers(),
+            keep_diffs_bytes: default_keep_diffs_bytes(),
+            redact_headers: Vec::new(),
+            redact_query: Vec::new(),
+            redact_json_paths: Vec::new(),
         }
     }
 }

@@ -163,6 +163,8 @@ pub struct LogSettings {
     pub access_log: bool,
     /// Every shadow mismatch is appended here as one JSON line.
     pub diffs_file: Option<PathBuf>,
+    /// Past this size the diffs file is rotated to `FILE.1`.
+    pub diffs_file_max: usize,
 }
 
 /// A named pool of upstream addresses, as the file declares it. What the process learns about

@@ -154,7 +154,8 @@ pub(super) fn build_log(p: &mut Problems, file: &FileConfig) -> LogSettings {
             p.add("log.diffs_file", quote(&f.display().to_string()), format!("{why}; give a writable file path"));
         }
     }
-    LogSettings { level: l.level.clone(), format, access_log: l.access_log, diffs_file }
+    let diffs_file_max = p.size("log.diffs_file_max", &l.diffs_file_max, "64MiB");
+    LogSettings { level: l.level.clone(), format, access_log: l.access_log, diffs_file, diffs_file_max }
 }
 
 /// `server.trusted_proxies`.

@@ -10,6 +10,7 @@ use super::problems::{bounded, quote, Percent, Problems};
 
 /// Shadow copies in flight per route at most: each holds up to two bodies of `max_body`.
 pub const MAX_IN_FLIGHT: usize = 100_000;
+use crate::compare::redact::Redaction;
 use crate::compare::JsonPath;
 
 /// Where shadow copies go.
@@ -64,7 +65,9 @@ pub struct Compare {
     /// Hundredths of a percent, 0..=10000.
     pub noise_sample: Percent,
     pub keep_diffs: usize,
-    pub redact_headers: Vec<HeaderName>,
+    pub keep_diffs_bytes: usize,
+    /// The defaults and what the route adds.
+    pub redaction: Redaction,
 }
 
 /// Methods that are safe to send twice, for noise learning.
@@ -132,6 +135,24 @@ pub(super) fn build(
     };
     let ignore_headers = headers(p, "ignore_headers", &c.ignore_headers);
     let redact_headers = headers(p, "redact_headers", &c.redact_headers);
+    let mut redact_json_paths = Vec::new();
+    for (i, path) in c.redact_json_paths.iter().enumerate() {
+        match JsonPath::parse(path) {
+            Ok(jp) => redact_json_paths.push(jp),
+            Err(msg) => p.add(format!("{ckey}.redact_json_paths[{i}]"), quote(path), msg),
+        }
+    }
+    for (i, w) in c.redact_query.iter().enumerate() {
+        if w.trim().is_empty() {
+            p.add(format!("{ckey}.redact_query[{i}]"), quote(w), "must be a word such as \"session\"");
+        }
+    }
+    let redaction = Redaction::new(
+        redact_headers,
+        c.redact_query.iter().map(|w| w.trim().to_string()).collect(),
+        redact_json_paths,
+    );
+    let keep_diffs_bytes = p.size(&format!("{ckey}.keep_diffs_bytes"), &c.keep_diffs_bytes, "1MiB");
     let ignore_json_paths = c
         .ignore_json_paths
         .iter()
@@ -153,6 +174,13 @@ pub(super) fn build(
         max_body,
         max_in_flight,
         timeout,
-        compare: Compare { ignore_headers, ignore_json_paths, noise_sample, keep_diffs: c.keep_diffs, redact_headers },
+        compare: Compare {
+            ignore_headers,
+            ignore_json_paths,
+            noise_sample,
+            keep_diffs: c.keep_diffs,
+            keep_diffs_bytes,
+            redaction,
+        },
     })
 }

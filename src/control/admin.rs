@@ -72,7 +72,7 @@ fn shadow_view(s: &Shadow, state: &ShadowState) -> api::ShadowView {
             ignore_json_paths: s.compare.ignore_json_paths.iter().map(|p| p.to_string()).collect(),
             noise_sample: s.compare.noise_sample.as_f64(),
             keep_diffs: s.compare.keep_diffs,
-            redact_headers: names(&s.compare.redact_headers),
+            redact_headers: names(&s.compare.redaction.headers),
         },
         counts: state.counts(),
         noise: state.noise().fields(),

@@ -41,7 +41,7 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
         ctx.access_log = snap.config.log.access_log;
         let admission = if path_refused { Admission::Refuse(Limit::Path) } else { admit(&snap, req, client_ip) };
         if let Admission::Routed(r) = &admission {
-            ctx.shadow = shadow::begin(&r.matched, r.choice.side, req, snap.config.log.diffs_file.as_ref());
+            ctx.shadow = shadow::begin(&r.matched, r.choice.side, req, &snap.config.log);
         }
         (admission, snap.config.limits.idle_timeout, snap.config.limits.body_timeout)
     };

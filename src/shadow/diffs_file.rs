@@ -17,7 +17,7 @@ use crate::metrics::METRICS;
 const QUEUE: usize = 1024;
 
 pub struct DiffsFile {
-    queue: SyncSender<(PathBuf, Arc<DiffRecord>)>,
+    queue: SyncSender<(PathBuf, usize, Arc<DiffRecord>)>,
     /// The writer thread is gone (it could not start): said once.
     gone: AtomicBool,
 }
@@ -31,9 +31,9 @@ impl DiffsFile {
         DiffsFile { queue, gone: AtomicBool::new(false) }
     }
 
-    /// Queue `record` for `path`; never waits.
-    pub fn append(&self, path: &Path, record: Arc<DiffRecord>) {
-        match self.queue.try_send((path.to_path_buf(), record)) {
+    /// Queue `record` for `path` (rotated past `max` bytes); never waits.
+    pub fn append(&self, path: &Path, max: usize, record: Arc<DiffRecord>) {
+        match self.queue.try_send((path.to_path_buf(), max, record)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => METRICS.diffs_file_dropped.inc(),
             Err(TrySendError::Disconnected(_)) => {
@@ -48,9 +48,11 @@ impl DiffsFile {
 
 /// The writer: one open file (reopened when the configured path changes), one write per line so
 /// that lines from another process appending to the same file never interleave (O_APPEND).
-fn write_all(rx: Receiver<(PathBuf, Arc<DiffRecord>)>) {
-    let mut open: Option<(PathBuf, File)> = None;
-    for (path, record) in rx {
+/// Past `max` bytes the file is renamed to `FILE.1` (replacing the previous one) and a new one
+/// started: the file never grows past twice its cap on disk.
+fn write_all(rx: Receiver<(PathBuf, usize, Arc<DiffRecord>)>) {
+    let mut open: Option<(PathBuf, File, usize)> = None;
+    for (path, max, record) in rx {
         let mut line = match serde_json::to_vec(record.as_ref()) {
             Ok(l) => l,
             Err(e) => {
@@ -59,18 +61,31 @@ fn write_all(rx: Receiver<(PathBuf, Arc<DiffRecord>)>) {
             }
         };
         line.push(b'\n');
-        if open.as_ref().is_none_or(|(p, _)| *p != path) {
+        let full = open.as_ref().is_some_and(|(p, _, size)| *p == path && *size > 0 && size + line.len() > max);
+        if full {
+            open = None;
+            let mut old = path.clone().into_os_string();
+            old.push(".1");
+            if let Err(e) = std::fs::rename(&path, &old) {
+                tracing::warn!(file = %path.display(), "cannot rotate the diffs file: {e}");
+            }
+        }
+        if open.as_ref().is_none_or(|(p, _, _)| *p != path) {
             match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
-                Ok(f) => open = Some((path.clone(), f)),
+                Ok(f) => {
+                    let size = f.metadata().map_or(0, |m| m.len() as usize);
+                    open = Some((path.clone(), f, size));
+                }
                 Err(e) => {
                     tracing::warn!(file = %path.display(), "cannot open the diffs file: {e}");
                     continue;
                 }
             }
         }
-        if let Some((_, f)) = open.as_mut() {
-            if let Err(e) = f.write_all(&line) {
-                tracing::warn!(file = %path.display(), "cannot append to the diffs file: {e}");
+        if let Some((_, f, size)) = open.as_mut() {
+            match f.write_all(&line) {
+                Ok(()) => *size += line.len(),
+                Err(e) => tracing::warn!(file = %path.display(), "cannot append to the diffs file: {e}"),
             }
         }
     }

@@ -26,6 +26,7 @@ pub use client::SHADOW_HEADER;
 use diffs_file::DiffsFile;
 pub use state::{ShadowState, Verdict};
 
+use crate::config::model::LogSettings;
 use crate::config::{Route, Side};
 use crate::route::Matched;
 use crate::upstream::Pool;
@@ -45,7 +46,7 @@ impl Shadower {
 
 /// Decide whether this request is shadowed. `None` for requests that are not eligible, sampled
 /// out, too large (counted `skipped`) or over the route's in-flight limit (counted `dropped`).
-pub fn begin(m: &Matched, served: Side, req: &RequestHeader, diffs_file: Option<&PathBuf>) -> Option<Box<Capture>> {
+pub fn begin(m: &Matched, served: Side, req: &RequestHeader, log: &LogSettings) -> Option<Box<Capture>> {
     let cfg = m.route.shadow.as_ref().filter(|s| s.enabled)?;
     let state = m.shadow.as_ref()?;
     let target = cfg.target.for_served(served)?;
@@ -78,7 +79,7 @@ pub fn begin(m: &Matched, served: Side, req: &RequestHeader, diffs_file: Option<
         max_body: cfg.max_body,
         permit: Some(permit),
         client_host: req.headers.get(HOST).cloned(),
-        diffs_file: diffs_file.cloned(),
+        diffs_file: log.diffs_file.clone().map(|f| (f, log.diffs_file_max)),
         forwarded: None,
         body: BytesMut::new(),
         over: false,
@@ -113,7 +114,8 @@ pub struct Capture {
     max_body: usize,
     permit: Option<OwnedSemaphorePermit>,
     client_host: Option<HeaderValue>,
-    diffs_file: Option<PathBuf>,
+    /// `log.diffs_file` and its size cap.
+    diffs_file: Option<(PathBuf, usize)>,
     forwarded: Option<RequestHeader>,
     body: BytesMut,
     /// The request body went over `max_body`.

@@ -13,7 +13,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use super::client::{self, ExchangeError, Raw};
 use super::{Primary, ShadowState, Shadower, Verdict};
 use crate::compare::body::{decode, DecodeError};
-use crate::compare::store::{header_map, redact, DiffRecord, SideAnswer};
+use crate::compare::store::{header_map, DiffRecord, SideAnswer};
 use crate::compare::{compare, noise_between, Answer, Noise, Outcome, Rules};
 use crate::config::shadow::{is_safe, Shadow};
 use crate::config::{Route, Side};
@@ -36,7 +36,8 @@ pub struct Job {
     pub request: RequestHeader,
     pub client_host: Option<HeaderValue>,
     pub body: Bytes,
-    pub diffs_file: Option<PathBuf>,
+    /// `log.diffs_file` and its size cap.
+    pub diffs_file: Option<(PathBuf, usize)>,
 }
 
 impl Job {
@@ -122,13 +123,13 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
         truncated: outcome.truncated,
         request_headers: header_map(&job.request.headers),
     };
-    redact(&mut record, &c.redact_headers);
+    c.redaction.apply(&mut record);
     tracing::debug!(route = %record.route, path = %record.path, differences = record.differences.len(), "shadow mismatch");
     let record = Arc::new(record);
-    if let Some(path) = &job.diffs_file {
-        job.shadower.diffs_file.append(path, record.clone());
+    if let Some((path, max)) = &job.diffs_file {
+        job.shadower.diffs_file.append(path, *max, record.clone());
     }
-    job.state.recent.push(record, c.keep_diffs);
+    job.state.recent.push(record, c.keep_diffs, c.keep_diffs_bytes);
     Verdict::Mismatch
 }
 

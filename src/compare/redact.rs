@@ -1,0 +1,337 @@
+//! What a stored mismatch must never hold: secrets. Before a diff record is kept (the API, the
+//! console, the diffs file), every place a secret travels is scrubbed to `[redacted]`:
+//! - request headers and header differences named in `redact_headers`, which adds to the
+//!   defaults (`authorization`, `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`);
+//! - query parameters whose name contains a sensitive word (`token`, `password`, `secret`,
+//!   `api_key`, `apikey`, `authorization`, plus `redact_query`);
+//! - JSON values under a key containing one of those words, or at a path in
+//!   `redact_json_paths`, in differences and inside the values they show;
+//! - `name=value` and `"name": value` pairs with such names in snippets of bodies that are not
+//!   JSON (form posts, text).
+
+use http::HeaderName;
+use serde_json::Value;
+
+use super::path::{JsonPath, PatStep, Step};
+use crate::api::{DiffRecord, Field};
+
+pub const REDACTED: &str = "[redacted]";
+
+/// Headers always redacted, whatever `redact_headers` adds.
+pub const DEFAULT_HEADERS: [&str; 5] = ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"];
+/// Words that make a query parameter or a JSON key secret, anywhere in its name.
+pub const DEFAULT_WORDS: [&str; 6] = ["token", "password", "secret", "api_key", "apikey", "authorization"];
+
+/// A route's redaction rules, built once per config.
+#[derive(Debug, Clone, Default)]
+pub struct Redaction {
+    pub headers: Vec<HeaderName>,
+    /// Lowercase.
+    pub words: Vec<String>,
+    pub json_paths: Vec<JsonPath>,
+}
+
+impl Redaction {
+    /// The defaults plus what the route adds.
+    pub fn new(headers: Vec<HeaderName>, words: Vec<String>, json_paths: Vec<JsonPath>) -> Redaction {
+        let mut all: Vec<HeaderName> = DEFAULT_HEADERS.iter().map(|h| HeaderName::from_static(h)).collect();
+        for h in headers {
+            if !all.contains(&h) {
+                all.push(h);
+            }
+        }
+        let mut w: Vec<String> = DEFAULT_WORDS.iter().map(|w| w.to_string()).collect();
+        for word in words {
+            let word = word.to_ascii_lowercase();
+            if !w.contains(&word) {
+                w.push(word);
+            }
+        }
+        Redaction { headers: all, words: w, json_paths }
+    }
+
+    fn secret_header(&self, name: &str) -> bool {
+        self.headers.iter().any(|h| h.as_str().eq_ignore_ascii_case(name))
+    }
+
+    fn secret_name(&self, name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        self.words.iter().any(|w| name.contains(w.as_str()))
+    }
+
+    /// Scrub a record before it is stored anywhere.
+    pub fn apply(&self, record: &mut DiffRecord) {
+        for (name, v) in record.request_headers.iter_mut() {
+            if self.secret_header(name) {
+                *v = Value::from(REDACTED);
+            }
+        }
+        record.path = self.query(&record.path);
+        for d in record.differences.iter_mut() {
+            let whole = match &d.field {
+                Field::Header(name) => self.secret_header(name),
+                Field::Json(path) => self.secret_path(path),
+                Field::Status | Field::Body => false,
+            };
+            for side in [&mut d.legacy, &mut d.new] {
+                let Some(v) = side.as_mut() else { continue };
+                if whole {
+                    *v = Value::from(REDACTED);
+                    continue;
+                }
+                match &d.field {
+                    Field::Json(path) => {
+                        if let Ok(at) = JsonPath::parse(path) {
+                            let mut segs = at
+                                .steps()
+                                .filter_map(|s| match s {
+                                    PatStep::Key(k) => Some(Seg::Key(k.clone())),
+                                    PatStep::Index(i) => Some(Seg::Index(*i)),
+                                    PatStep::AnyIndex => None,
+                                })
+                                .collect();
+                            self.walk(v, &mut segs);
+                        }
+                    }
+                    Field::Body => {
+                        if let Value::String(s) = v {
+                            *s = self.pairs(s);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// A difference's path is secret when a key on it is, or a configured path covers it.
+    fn secret_path(&self, path: &str) -> bool {
+        let Ok(at) = JsonPath::parse(path) else { return false };
+        at.keys().any(|k| self.secret_name(k)) || self.json_paths.iter().any(|p| p.covers(&at))
+    }
+
+    /// Inside a value shown for a difference: secret keys and configured paths below it.
+    fn walk(&self, v: &mut Value, at: &mut Vec<Seg>) {
+        match v {
+            Value::Object(map) => {
+                for (k, child) in map.iter_mut() {
+                    at.push(Seg::Key(k.clone()));
+                    if self.secret_name(k) || self.configured(at) {
+                        *child = Value::from(REDACTED);
+                    } else {
+                        self.walk(child, at);
+                    }
+                    at.pop();
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter_mut().enumerate() {
+                    at.push(Seg::Index(i));
+                    if self.configured(at) {
+                        *child = Value::from(REDACTED);
+                    } else {
+                        self.walk(child, at);
+                    }
+                    at.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn configured(&self, at: &[Seg]) -> bool {
+        if self.json_paths.is_empty() {
+            return false;
+        }
+        let steps: Vec<Step> = at
+            .iter()
+            .map(|s| match s {
+                Seg::Key(k) => Step::Key(k),
+                Seg::Index(i) => Step::Index(*i),
+            })
+            .collect();
+        self.json_paths.iter().any(|p| p.matches(&steps))
+    }
+
+    /// `path?a=1&api_key=x` -> `path?a=1&api_key=[redacted]`.
+    fn query(&self, path: &str) -> String {
+        let Some((base, query)) = path.split_once('?') else { return path.to_string() };
+        let params: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if self.secret_name(&percent_decoded(k)) => format!("{k}={REDACTED}"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        format!("{base}?{}", params.join("&"))
+    }
+
+    /// In a text snippet: the value after `name=` or `"name":` for a secret name, up to the
+    /// next `&`, `,`, `}`, quote or white space.
+    fn pairs(&self, text: &str) -> String {
+        // ASCII lower-casing keeps every byte offset.
+        let lower = text.to_ascii_lowercase();
+        let mut ranges = Vec::new();
+        for word in &self.words {
+            let mut from = 0;
+            while let Some(found) = lower[from..].find(word.as_str()) {
+                from += found + word.len();
+                ranges.extend(value_range(lower.as_bytes(), from));
+            }
+        }
+        ranges.sort_unstable();
+        let mut out = String::with_capacity(text.len());
+        let mut copied = 0;
+        for (start, end) in ranges {
+            if start < copied {
+                continue;
+            }
+            out.push_str(&text[copied..start]);
+            out.push_str(REDACTED);
+            copied = end;
+        }
+        out.push_str(&text[copied..]);
+        out
+    }
+}
+
+/// The value of a `name=value` / `"name": "value"` pair whose name's secret word ends at `at`.
+fn value_range(b: &[u8], mut i: usize) -> Option<(usize, usize)> {
+    let skip = |i: &mut usize, f: &dyn Fn(u8) -> bool| {
+        while *i < b.len() && f(b[*i]) {
+            *i += 1;
+        }
+    };
+    skip(&mut i, &|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-');
+    skip(&mut i, &|c| c == b'"' || c == b'\'');
+    skip(&mut i, &|c| c == b' ');
+    if !matches!(b.get(i), Some(b'=' | b':')) {
+        return None;
+    }
+    i += 1;
+    skip(&mut i, &|c| c == b' ');
+    skip(&mut i, &|c| c == b'"' || c == b'\'');
+    let start = i;
+    skip(&mut i, &|c| !matches!(c, b'&' | b',' | b'}' | b'"' | b'\'' | b' ' | b'\n' | b'\r' | b'\t'));
+    (i > start).then_some((start, i))
+}
+
+/// One step of a concrete path inside a value being scrubbed.
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn percent_decoded(s: &str) -> String {
+    let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if let (b'%', Some(hi), Some(lo)) =
+            (b[i], b.get(i + 1).and_then(|c| hex(*c)), b.get(i + 2).and_then(|c| hex(*c)))
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::api::{Difference, SideAnswer};
+    use crate::config::Side;
+
+    fn record(path: &str, differences: Vec<Difference>) -> DiffRecord {
+        let mut request_headers = BTreeMap::new();
+        request_headers.insert("authorization".to_string(), json!("Bearer hunter2"));
+        request_headers.insert("x-trace".to_string(), json!("t-1"));
+        DiffRecord {
+            at: String::new(),
+            route: "r".into(),
+            method: "GET".into(),
+            path: path.into(),
+            served_by: Side::Legacy,
+            legacy: SideAnswer { status: 200, duration_ms: 1.0 },
+            new: SideAnswer { status: 200, duration_ms: 1.0 },
+            differences,
+            truncated: false,
+            request_headers,
+        }
+    }
+
+    fn diff(field: &str, legacy: Value, new: Value) -> Difference {
+        Difference { field: field.parse().unwrap(), legacy: Some(legacy), new: Some(new), offset: None }
+    }
+
+    #[test]
+    fn a_secret_in_each_place_is_redacted_and_the_rest_is_kept() {
+        let r = Redaction::new(
+            vec![HeaderName::from_static("x-session")],
+            vec!["ssn".into()],
+            vec![JsonPath::parse("$.card.number").unwrap()],
+        );
+        let mut rec = record(
+            "/pay?user=7&api_key=k-123&Access_Token=t-9&%70assword=p-1",
+            vec![
+                diff("header:set-cookie", json!("s=legacy-secret"), json!("s=new-secret")),
+                diff("header:x-session", json!("sess-1"), json!("sess-2")),
+                diff("json:$.user.password", json!("pw-1"), json!("pw-2")),
+                diff(
+                    "json:$.user",
+                    json!({"name": "ann", "client_secret": "cs-1", "ssn": "123"}),
+                    json!({"name": "bob"}),
+                ),
+                diff(
+                    "json:$.card",
+                    json!({"number": "4111", "exp": "12/30"}),
+                    json!({"number": "4242", "exp": "12/30"}),
+                ),
+                diff("json:$.items[0]", json!([{"token": "tk-1"}]), json!(null)),
+                diff("body", json!("a=1&password=hunter3&b=2"), json!("{\"secret\": \"s3\", \"x\": 1}")),
+            ],
+        );
+        r.apply(&mut rec);
+        let text = serde_json::to_string(&rec).unwrap();
+        for secret in [
+            "hunter2",
+            "k-123",
+            "t-9",
+            "p-1",
+            "legacy-secret",
+            "new-secret",
+            "sess-1",
+            "pw-1",
+            "cs-1",
+            "\"123\"",
+            "4111",
+            "4242",
+            "tk-1",
+            "hunter3",
+            "s3",
+        ] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        for kept in ["user=7", "x-trace", "t-1", "ann", "bob", "12/30", "a=1", "b=2", "\\\"x\\\": 1"] {
+            assert!(text.contains(kept), "{kept} was redacted too: {text}");
+        }
+        assert_eq!(rec.path, "/pay?user=7&api_key=[redacted]&Access_Token=[redacted]&%70assword=[redacted]");
+    }
+
+    #[test]
+    fn configured_headers_add_to_the_defaults() {
+        let r = Redaction::new(vec![HeaderName::from_static("x-api-key")], vec![], vec![]);
+        let mut rec = record("/", vec![]);
+        r.apply(&mut rec);
+        assert_eq!(rec.request_headers["authorization"], json!(REDACTED), "the default stays");
+    }
+}
