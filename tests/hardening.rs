@@ -573,3 +573,46 @@ async fn secrets_are_redacted_wherever_a_mismatch_is_kept() {
     }
     assert!(api.contains("user=7") && api.contains("n=2"), "what is not secret is kept: {api}");
 }
+
+/// The install the shipped files create, tried the way it runs: the binary as an unprivileged
+/// user, the config directory and file with the owner and modes `systemd/strangler.tmpfiles`
+/// gives them. A weight change succeeds and persists (under the unit's former `DynamicUser`, a
+/// directory owned by root made every write-back fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_shipped_install_can_write_weights_back() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to run the binary as another user");
+        return;
+    }
+    // The modes the shipped tmpfiles.d entry gives the directory and the file.
+    let tmpfiles =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/strangler.tmpfiles")).expect("tmpfiles");
+    let mode_of = |path: &str| {
+        let line = tmpfiles.lines().find(|l| l.split_whitespace().nth(1) == Some(path)).expect("an entry");
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!((fields[3], fields[4]), ("strangler", "strangler"), "owned by the service's user: {line}");
+        u32::from_str_radix(fields[2], 8).expect("a mode")
+    };
+    let install = Install {
+        uid: 65534,
+        gid: 65534,
+        dir_mode: mode_of("/etc/strangler"),
+        file_mode: mode_of("/etc/strangler/strangler.toml"),
+    };
+    let parent = tempfile::tempdir().expect("dir");
+    std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let etc = parent.path().join("strangler");
+    std::fs::create_dir(&etc).expect("mkdir");
+    let dir = tempfile::TempDir::new_in(&etc).expect("config dir");
+    let config = dir.path().join("strangler.toml");
+    let up = MockUpstream::start("up").await;
+    let opts = Options { install: Some(install), ..Options::default() };
+    let s = Strangler::start_at_with(dir, config, opts, &one_route(&up, "")).await;
+    let (ok, out, err) = s.cli(&["weight", "r", "50"]);
+    assert!(ok, "{out}{err}\n{}", s.log());
+    let m = std::fs::metadata(&s.config).expect("meta");
+    assert!(std::fs::read_to_string(&s.config).expect("read").contains("weight = 50"));
+    assert_eq!((m.uid(), m.gid(), m.permissions().mode() & 0o7777), (65534, 65534, install.file_mode));
+    assert_eq!(s.route("r").await.weight, 50.0);
+}

@@ -205,6 +205,18 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// The IP `admin.listen` binds (default 127.0.0.1); the tests reach it on loopback.
     pub admin_ip: Option<String>,
+    /// Run as this user, with the config directory and file given to it with these modes, as
+    /// an install would set them up (needs root).
+    pub install: Option<Install>,
+}
+
+/// Owner and modes of the config directory and file, as an install creates them.
+#[derive(Clone, Copy, Debug)]
+pub struct Install {
+    pub uid: u32,
+    pub gid: u32,
+    pub dir_mode: u32,
+    pub file_mode: u32,
 }
 
 const QUIET_LOG: &str = "level = \"info\"\naccess_log = false\n";
@@ -230,11 +242,22 @@ impl Strangler {
         Self::launch(dir, config, Options::default(), body).await
     }
 
+    pub async fn start_at_with(dir: tempfile::TempDir, config: PathBuf, opts: Options, body: &str) -> Strangler {
+        Self::launch(dir, config, opts, body).await
+    }
+
     async fn launch(dir: tempfile::TempDir, config: PathBuf, opts: Options, body: &str) -> Strangler {
         let port = free_port();
         let admin_port = free_port();
         let text = Self::full_config(port, admin_port, dir.path(), &opts, body);
         std::fs::write(&config, text).expect("write config");
+        if let Some(i) = opts.install {
+            use std::os::unix::fs::PermissionsExt;
+            for (path, mode) in [(dir.path(), i.dir_mode), (config.as_path(), i.file_mode)] {
+                std::os::unix::fs::chown(path, Some(i.uid), Some(i.gid)).expect("chown (needs root)");
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            }
+        }
         let child = Self::spawn(dir.path(), &config, &opts);
         let mut s = Strangler { child, port, admin_port, dir, config, opts };
         s.wait_ready().await;
@@ -243,10 +266,14 @@ impl Strangler {
 
     /// The binary on `config`, its stderr appended to `strangler.log` in `dir`.
     fn spawn(dir: &Path, config: &Path, opts: &Options) -> Child {
+        use std::os::unix::process::CommandExt;
         let log_file =
             std::fs::OpenOptions::new().create(true).append(true).open(dir.join("strangler.log")).expect("log file");
-        Command::new(bin())
-            .args(["run", "-c"])
+        let mut cmd = Command::new(bin());
+        if let Some(i) = opts.install {
+            cmd.uid(i.uid).gid(i.gid);
+        }
+        cmd.args(["run", "-c"])
             .arg(config)
             .env_remove("RUST_LOG")
             .env_remove("STRANGLER_ADMIN_TOKEN")
