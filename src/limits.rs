@@ -4,9 +4,9 @@
 //! size and count and framing ([`inspect`]), the keep-alive idle timeout, and the route's body cap (in the
 //! proxy). Every refusal is counted in `strangler_limits_total{limit}`.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
@@ -20,13 +20,42 @@ use crate::metrics::METRICS;
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 tokio::task_local! {
-    /// Set by the proxy once a request's header is complete, for the connection task that reads it.
-    static HEADER_SEEN: Arc<AtomicBool>;
+    /// The header deadline of the connection whose task this is.
+    static HEADER_WATCH: Arc<HeaderWatch>;
 }
 
-/// Called by the proxy as soon as a request's header has been read.
+/// A connection's header deadline: its first request's header must be complete within
+/// `header_timeout` of the accept, and every later one within `idle_timeout + header_timeout`
+/// of the previous answer, so a client cannot keep a connection by dripping a header a byte at a
+/// time (Pingora's keep-alive timeout restarts on every byte).
+struct HeaderWatch {
+    /// A header is complete and its request not yet answered: no deadline runs.
+    seen: AtomicBool,
+    /// When the next header must be complete, in microseconds since `start`.
+    deadline_us: AtomicU64,
+    start: Instant,
+    /// From an answer to the next complete header.
+    next: Duration,
+}
+
+impl HeaderWatch {
+    fn deadline(&self) -> Instant {
+        self.start + Duration::from_micros(self.deadline_us.load(Ordering::Relaxed))
+    }
+}
+
+/// Called by the proxy (and the admin listener) as soon as a request's header has been read.
 pub fn header_complete() {
-    let _ = HEADER_SEEN.try_with(|seen| seen.store(true, Ordering::Relaxed));
+    let _ = HEADER_WATCH.try_with(|w| w.seen.store(true, Ordering::Relaxed));
+}
+
+/// Called once a request is answered: the connection's next header gets its own deadline.
+pub fn request_done() {
+    let _ = HEADER_WATCH.try_with(|w| {
+        let next = w.start.elapsed() + w.next;
+        w.deadline_us.store(u64::try_from(next.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        w.seen.store(false, Ordering::Relaxed);
+    });
 }
 
 /// A limit a request or connection can be refused by, as counted in `strangler_limits_total`.
@@ -151,21 +180,32 @@ impl<A> Guarded<A> {
     }
 }
 
-/// Ready when the header deadline passes before the header is complete. Once the header is seen
-/// the timer is never polled again, so the rest of the connection pays nothing for it.
+/// Ready when a header deadline passes before that header is complete. While a request is in
+/// flight the timer is not polled at all, so serving it pays nothing for the deadline; once it is
+/// answered, the next wake-up of the connection (a byte of the next header) arms the timer for
+/// the next deadline. A connection that sends nothing is closed by the keep-alive timeout.
 struct Deadline {
     sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
-    seen: Arc<AtomicBool>,
+    watch: Arc<HeaderWatch>,
 }
 
 impl std::future::Future for Deadline {
     type Output = ();
 
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        if self.seen.load(Ordering::Relaxed) {
+        if self.watch.seen.load(Ordering::Relaxed) {
             return std::task::Poll::Pending;
         }
-        self.sleep.as_mut().poll(cx)
+        loop {
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return std::task::Poll::Pending;
+            }
+            let deadline = self.watch.deadline();
+            if Instant::now() >= deadline {
+                return std::task::Poll::Ready(());
+            }
+            self.sleep.as_mut().reset(deadline.into());
+        }
     }
 }
 
@@ -208,13 +248,18 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         match is_h2(&mut stream, self.h2c, deadline).await {
             Some(true) => ServerApp::process_new(&self.inner, stream, shutdown).await,
             Some(false) => {
-                let seen = Arc::new(AtomicBool::new(false));
-                let serve = HEADER_SEEN.scope(seen.clone(), ServerApp::process_new(&self.inner, stream, shutdown));
-                let expire = Deadline { sleep: Box::pin(tokio::time::sleep(deadline)), seen };
+                let watch = Arc::new(HeaderWatch {
+                    seen: AtomicBool::new(false),
+                    deadline_us: AtomicU64::new(u64::try_from(deadline.as_micros()).unwrap_or(u64::MAX)),
+                    start: Instant::now(),
+                    next: self.limits.idle_timeout + deadline,
+                });
+                let serve = HEADER_WATCH.scope(watch.clone(), ServerApp::process_new(&self.inner, stream, shutdown));
+                let expire = Deadline { sleep: Box::pin(tokio::time::sleep(deadline)), watch };
                 tokio::select! {
                     biased;
                     r = serve => r,
-                    // The first header never completed: nothing was proxied, drop the connection.
+                    // A header never completed in time: nothing is in flight, drop the connection.
                     () = expire => {
                         Limit::HeaderTimeout.count();
                         None

@@ -27,6 +27,9 @@ use crate::control::sampler::SamplerService;
 use crate::control::supervise::Supervised;
 use crate::lifecycle::{Ready, Signals};
 use crate::limits::Guarded;
+
+/// Connections the admin listener holds open at once; more are closed at accept.
+pub const ADMIN_MAX_CONNECTIONS: usize = 64;
 use crate::proxy::Strangler;
 use crate::shadow::Shadower;
 use crate::snapshot::Shared;
@@ -104,6 +107,9 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     let tls_listen = cfg.server.tls_listen.clone();
     let h2c = cfg.server.h2c;
     let limits = cfg.limits.clone();
+    // The admin listener has caps of its own: a handful of operators, scripts and scrapers, never
+    // a crowd; and the same header deadline as the proxy.
+    let admin_limits = config::model::Limits { max_connections: ADMIN_MAX_CONNECTIONS, ..cfg.limits.clone() };
     let admin_addr = cfg.admin.listen;
     let signals = Signals { config: path.to_path_buf(), upgrade_sock: cfg.server.upgrade_sock.clone().into() };
     let shared = Shared::new(cfg);
@@ -137,7 +143,8 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     let reloader = Arc::new(Reloader::new(path.to_path_buf(), shared.clone()));
     let control = Control::new(reloader.clone(), shared.clone());
 
-    let mut admin = Service::new("admin".to_string(), AdminApp::new(shared.clone(), control.clone()));
+    let admin_app = AdminApp::new(shared.clone(), control.clone());
+    let mut admin = Service::new("admin".to_string(), Guarded::new(admin_app, admin_limits, false));
     admin.add_tcp(&admin_addr.to_string());
     admin.threads = Some(1);
 

@@ -616,3 +616,84 @@ async fn the_shipped_install_can_write_weights_back() {
     assert_eq!((m.uid(), m.gid(), m.permissions().mode() & 0o7777), (65534, 65534, install.file_mode));
     assert_eq!(s.route("r").await.weight, 50.0);
 }
+
+/// Every request's header has a deadline, not only a connection's first: after an answer, the
+/// next header must be complete within idle_timeout + header_timeout, however it is dripped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_header_dripped_after_the_first_request_is_cut() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = MockUpstream::start("up").await;
+    let opts = Options {
+        server: "[server.limits]\nheader_timeout = \"1s\"\nidle_timeout = \"1s\"".into(),
+        ..Options::default()
+    };
+    let s = Strangler::start_with(opts, &one_route(&up, "")).await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", s.port)).await.expect("connect");
+    stream.write_all(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n").await.expect("first");
+    let mut buf = [0u8; 4096];
+    let n = stream.read(&mut buf).await.expect("answer");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    let answered = std::time::Instant::now();
+    let drip =
+        b"GET /second HTTP/1.1\r\nHost: a\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut closed = None;
+    for byte in drip {
+        if stream.write_all(&[*byte]).await.is_err() {
+            closed = Some(answered.elapsed());
+            break;
+        }
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buf)).await {
+            closed = Some(answered.elapsed());
+            break;
+        }
+    }
+    let closed = closed.expect("the dripping connection was never closed");
+    assert!(closed < Duration::from_millis(3500), "closed only after {closed:?} (limit 2 s)");
+    assert_eq!(up.hits(), 1, "the dripped request never reached the upstream");
+    assert_eq!(s.metric("strangler_limits_total{limit=\"header_timeout\"}").await, Some(1.0));
+}
+
+/// The admin listener has a connection cap and a header deadline of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_admin_listener_is_capped_and_has_a_header_deadline() {
+    use tokio::io::AsyncReadExt;
+    let up = MockUpstream::start("up").await;
+    let opts = Options { server: "[server.limits]\nheader_timeout = \"1s\"".into(), ..Options::default() };
+    let s = Strangler::start_with(opts, &one_route(&up, "")).await;
+    let mut held = Vec::new();
+    for _ in 0..strangler::server::ADMIN_MAX_CONNECTIONS + 4 {
+        held.push(tokio::net::TcpStream::connect(("127.0.0.1", s.admin_port)).await.expect("connect"));
+    }
+    // Which connections were accepted is up to the scheduler (and connections the harness made
+    // while waiting for the process may still hold slots); at least four are over the cap.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut buf = [0u8; 64];
+    let mut closed = Vec::new();
+    for (i, c) in held.iter_mut().enumerate() {
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_millis(20), c.read(&mut buf)).await {
+            closed.push(i);
+        }
+    }
+    let open: Vec<usize> = (0..held.len()).filter(|i| !closed.contains(i)).collect();
+    assert!(closed.len() >= 4, "the connections over the cap are closed at accept: {closed:?}");
+    assert!(open.len() <= strangler::server::ADMIN_MAX_CONNECTIONS, "{} held open", open.len());
+    // The silent ones are closed at the header deadline, and the listener answers again.
+    let silent = &mut held[open[0]];
+    let read = tokio::time::timeout(Duration::from_secs(3), silent.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "a silent admin connection outlived the deadline: {read:?}");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(client().get(s.admin_url("/livez")).send().await.expect("livez").status(), 200);
+}
+
+/// Connections that end give their admin slot back: far more scrapes than the cap, one
+/// connection each, all answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn admin_slots_come_back_when_connections_end() {
+    let up = MockUpstream::start("up").await;
+    let s = Strangler::start(&one_route(&up, "")).await;
+    for i in 0..3 * strangler::server::ADMIN_MAX_CONNECTIONS {
+        let answer = reqwest::get(s.admin_url("/metrics")).await;
+        assert!(answer.is_ok_and(|a| a.status() == 200), "scrape {i} refused");
+    }
+}

@@ -402,6 +402,15 @@ async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) 
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        crate::limits::header_complete();
+        let answer = self.answer(session).await;
+        crate::limits::request_done();
+        answer
+    }
+}
+
+impl AdminApp {
+    async fn answer(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
         let mut segments: Vec<&str> = path.trim_matches('/').split('/').collect();

@@ -143,5 +143,6 @@ impl ProxyHttp for Strangler {
             capture.finish(e.is_some());
         }
         record::request_done(session, e, ctx);
+        crate::limits::request_done();
     }
 }
