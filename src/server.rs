@@ -117,11 +117,12 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     let connector_options = ConnectorOptions::from_server_conf(&server.configuration);
     let shadower = Arc::new(Shadower::new(Connector::new(Some(connector_options.clone()))));
     let mut app = pingora::proxy::http_proxy(&server.configuration, Strangler::new(shared.clone(), shadower));
-    if h2c {
-        let mut options = HttpServerOptions::default();
-        options.h2c = true;
-        app.server_options = Some(options);
-    }
+    let mut options = HttpServerOptions::default();
+    options.h2c = h2c;
+    // An HTTP/2 connection (TLS or h2c) with no stream in flight is closed after idle_timeout,
+    // as an idle HTTP/1 keep-alive connection is.
+    options.h2_idle_timeout = Some(limits.idle_timeout);
+    app.server_options = Some(options);
     let mut proxy = Service::new("proxy".to_string(), Guarded::new(app, limits, h2c));
     let tls_addrs: Vec<SocketAddr> = match &tls_listen {
         TlsListen::None => Vec::new(),

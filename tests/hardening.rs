@@ -697,3 +697,30 @@ async fn admin_slots_come_back_when_connections_end() {
         assert!(answer.is_ok_and(|a| a.status() == 200), "scrape {i} refused");
     }
 }
+
+/// An HTTP/2 connection with no stream in flight is closed after idle_timeout, as an idle
+/// HTTP/1 keep-alive connection is (HTTP/2 connections had no deadline at all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idle_http2_connection_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = MockUpstream::start("up").await;
+    let opts = Options { server: "h2c = true\n[server.limits]\nidle_timeout = \"1s\"".into(), ..Options::default() };
+    let s = Strangler::start_with(opts, &one_route(&up, "")).await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", s.port)).await.expect("connect");
+    // The client preface and an empty SETTINGS frame, then nothing.
+    stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").await.expect("preface");
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {} // the server's SETTINGS and its ACK
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the idle HTTP/2 connection is still open after 5 s");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900), "closed before idle_timeout: {took:?}");
+}
