@@ -324,32 +324,47 @@ async fn a_file_written_in_place_is_applied_once_it_stops_changing() {
     assert!(!s.log().contains("r=10%"), "{}", s.log());
 }
 
-/// An API change is never written over a file that changed on disk since it was loaded: that
-/// could save an editor's half-written file for good.
+/// An API change is never written over a file an editor is still writing (that could save a
+/// half-written file for good); over a file edited and saved but not yet loaded, it applies on
+/// top of the edit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_weight_change_is_not_written_over_a_file_changed_on_disk() {
+async fn a_weight_change_is_not_written_over_a_file_being_edited() {
+    use std::io::{Seek, Write};
     let up = MockUpstream::start("up").await;
     let s = Strangler::start(&one_route(&up, "")).await;
-    // The watcher waits for the file to stay unchanged (at least 450 ms) before loading it: a
-    // change asked for at once finds it not yet loaded.
-    let edited = std::fs::read_to_string(&s.config).expect("read").replace("weight = 0", "weight = 5");
+    let put = |percent: u32| {
+        client()
+            .put(s.admin_url("/api/v1/routes/r/weight"))
+            .header("content-type", "application/json")
+            .body(format!("{{\"percent\": {percent}}}"))
+            .send()
+    };
+    // Saved, not yet loaded (the watcher waits for the file to settle): the change goes on top.
+    let edited =
+        std::fs::read_to_string(&s.config).expect("read").replace("[[routes]]", "# an operator's note\n[[routes]]");
     std::fs::write(&s.config, &edited).expect("write");
-    let put = client()
-        .put(s.admin_url("/api/v1/routes/r/weight"))
-        .header("content-type", "application/json")
-        .body(r#"{"percent": 50}"#)
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(put.status(), 409);
-    let reason: strangler::api::ErrorBody = put.json().await.expect("a JSON reason");
-    assert!(reason.error.contains("changed on disk"), "{}", reason.error);
-    assert_eq!(std::fs::read_to_string(&s.config).expect("read"), edited, "the operator's edit is intact");
-    // Once loaded, the change goes through on top of the operator's edit.
-    s.wait_metric(RELOAD_OK, 1.0).await;
-    let (ok, _, err) = s.cli(&["weight", "r", "50"]);
-    assert!(ok, "{err}");
-    assert!(std::fs::read_to_string(&s.config).expect("read").contains("weight = 50"));
+    let answer = put(50).await.expect("put");
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.expect("body"));
+    let now = std::fs::read_to_string(&s.config).expect("read");
+    assert!(now.contains("# an operator's note") && now.contains("weight = 50"), "{now}");
+
+    // Being written (the second half lands while the change waits for the file to settle): 409,
+    // and the operator's file ends up exactly as the editor wrote it.
+    let whole = now.replace("# an operator's note", "# a longer note, written in two halves");
+    let cut = whole.len() / 2;
+    let mut f = std::fs::OpenOptions::new().write(true).open(&s.config).expect("open in place");
+    f.set_len(0).expect("truncate");
+    f.write_all(&whole.as_bytes()[..cut]).expect("first half");
+    let pending = tokio::spawn(put(60));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    f.seek(std::io::SeekFrom::Start(cut as u64)).expect("seek");
+    f.write_all(&whole.as_bytes()[cut..]).expect("second half");
+    drop(f);
+    let answer = pending.await.expect("task").expect("put");
+    assert_eq!(answer.status(), 409);
+    let reason: strangler::api::ErrorBody = answer.json().await.expect("a JSON reason");
+    assert!(reason.error.contains("being changed on disk"), "{}", reason.error);
+    assert_eq!(std::fs::read_to_string(&s.config).expect("read"), whole, "the operator's file is intact");
 }
 
 #[test]

@@ -55,9 +55,9 @@ pub enum ChangeError {
     /// The file on disk (with the change) does not validate.
     #[error("the config file does not validate, so nothing was changed; fix it first:\n{0}")]
     Invalid(ConfigError),
-    /// The file changed on disk since it was last loaded (an editor may be writing it now):
-    /// writing a change over it could save a half-written file.
-    #[error("{0} changed on disk since it was last loaded, so nothing was changed: it is reloaded as soon as it stops changing (or run `strangler reload`); then try again")]
+    /// The file is changing on disk right now (an editor is writing it): writing a change over
+    /// it could save a half-written file.
+    #[error("{0} is being changed on disk, so nothing was changed: try again once it is saved")]
     ChangedOnDisk(String),
 }
 
@@ -156,12 +156,23 @@ impl Reloader {
     /// A runtime change: `edit` the file's current text, validate the result as a whole config,
     /// write it atomically, then swap it in. All or nothing: on any error the file and the
     /// running config are as they were. The file watcher sees our write as already known.
+    ///
+    /// A file edited on disk since it was loaded is taken as it is (the change is applied on
+    /// top of the operator's edit) only once it reads the same twice [`STABLE_GAP`] apart: an
+    /// editor still writing it gets `ChangedOnDisk`, never a half-written file saved for good.
     pub fn change(&self, edit: impl FnOnce(&str) -> Result<String, PersistError>) -> Result<(), ChangeError> {
         let mut last = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
-        let text = std::fs::read_to_string(&self.path)
-            .map_err(|why| PersistError::Write { file: self.path.display().to_string(), why })?;
+        let read = || {
+            std::fs::read_to_string(&self.path)
+                .map_err(|why| PersistError::Write { file: self.path.display().to_string(), why })
+        };
+        let text = read()?;
         if last.as_deref().is_some_and(|seen| seen != text.as_bytes()) {
-            return Err(ChangeError::ChangedOnDisk(self.path.display().to_string()));
+            std::thread::sleep(STABLE_GAP);
+            if read()? != text {
+                return Err(ChangeError::ChangedOnDisk(self.path.display().to_string()));
+            }
+            tracing::info!(file = %self.path.display(), "the file was edited since it was loaded: the change applies on top of the edit");
         }
         let edited = edit(&text)?;
         let cfg = config::load_str(&edited, &self.path)
