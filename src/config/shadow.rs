@@ -133,15 +133,22 @@ pub(super) fn build(
             })
             .collect()
     };
+    let json_paths = |p: &mut Problems, field: &str, list: &[String]| -> Vec<JsonPath> {
+        list.iter()
+            .enumerate()
+            .filter_map(|(i, path)| match JsonPath::parse(path) {
+                Ok(jp) => Some(jp),
+                Err(msg) => {
+                    p.add(format!("{ckey}.{field}[{i}]"), quote(path), msg);
+                    None
+                }
+            })
+            .collect()
+    };
     let ignore_headers = headers(p, "ignore_headers", &c.ignore_headers);
     let redact_headers = headers(p, "redact_headers", &c.redact_headers);
-    let mut redact_json_paths = Vec::new();
-    for (i, path) in c.redact_json_paths.iter().enumerate() {
-        match JsonPath::parse(path) {
-            Ok(jp) => redact_json_paths.push(jp),
-            Err(msg) => p.add(format!("{ckey}.redact_json_paths[{i}]"), quote(path), msg),
-        }
-    }
+    let ignore_json_paths = json_paths(p, "ignore_json_paths", &c.ignore_json_paths);
+    let redact_json_paths = json_paths(p, "redact_json_paths", &c.redact_json_paths);
     for (i, w) in c.redact_query.iter().enumerate() {
         if w.trim().is_empty() {
             p.add(format!("{ckey}.redact_query[{i}]"), quote(w), "must be a word such as \"session\"");
@@ -153,18 +160,6 @@ pub(super) fn build(
         redact_json_paths,
     );
     let keep_diffs_bytes = p.size(&format!("{ckey}.keep_diffs_bytes"), &c.keep_diffs_bytes, "1MiB");
-    let ignore_json_paths = c
-        .ignore_json_paths
-        .iter()
-        .enumerate()
-        .filter_map(|(i, path)| match JsonPath::parse(path) {
-            Ok(jp) => Some(jp),
-            Err(msg) => {
-                p.add(format!("{ckey}.ignore_json_paths[{i}]"), quote(path), msg);
-                None
-            }
-        })
-        .collect();
     let noise_sample = p.percent(&format!("{ckey}.noise_sample"), c.noise_sample, "percentages");
     Some(Shadow {
         enabled: s.enabled,

@@ -96,10 +96,6 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-fn pct(w: Percent) -> f64 {
-    w.as_f64()
-}
-
 impl Control {
     /// Load the rollout state file (if any) and take up every rollout where it was.
     pub fn new(reloader: Arc<Reloader>, shared: Arc<Shared>) -> Arc<Self> {
@@ -146,7 +142,7 @@ impl Control {
     /// Persist and apply a weight (hundredths of a percent).
     fn write_weight(&self, route: &str, weight: Percent) -> Result<(), ChangeError> {
         let path = self.reloader.path().to_path_buf();
-        self.reloader.change(|text| persist::set_weight(text, &path, route, pct(weight)))
+        self.reloader.change(|text| persist::set_weight(text, &path, route, weight.as_f64()))
     }
 
     // === by hand ===
@@ -159,17 +155,17 @@ impl Control {
         if old != weight {
             self.write_weight(route, weight)?;
         }
-        tracing::info!(target: "strangler::admin", peer = who, route, old = pct(old), new = pct(weight), "weight set");
+        tracing::info!(target: "strangler::admin", peer = who, route, old = old.as_f64(), new = weight.as_f64(), "weight set");
         let mut rollout_paused = false;
         if let Some(t) = rollouts.get_mut(route).filter(|t| t.progress.status == RolloutStatus::Running) {
-            let reason = format!("weight set to {}% by hand (from {who}); rollout paused", pct(weight));
+            let reason = format!("weight set to {}% by hand (from {who}); rollout paused", weight.as_f64());
             tracing::warn!(route, "{reason}");
             t.progress.status = RolloutStatus::Paused;
             t.progress.reason = Some(reason);
             rollout_paused = true;
             self.save(&rollouts);
         }
-        Ok(WeightChange { old: pct(old), new: pct(weight), rollout_paused })
+        Ok(WeightChange { old: old.as_f64(), new: weight.as_f64(), rollout_paused })
     }
 
     fn current(&self, route: &str) -> Result<Matched, ControlError> {
@@ -261,7 +257,7 @@ impl Control {
         };
         if weight > cfg.steps[cfg.steps.len() - 1] {
             progress.status = RolloutStatus::Complete;
-            progress.reason = Some(format!("weight {}% is beyond the last step", pct(weight)));
+            progress.reason = Some(format!("weight {}% is beyond the last step", weight.as_f64()));
         } else if weight != cfg.steps[step] {
             if let Err(e) = self.write_weight(&m.route.name, cfg.steps[step]) {
                 progress.status = RolloutStatus::Paused;
@@ -271,7 +267,7 @@ impl Control {
         tracing::info!(
             route = m.route.name,
             step = step + 1,
-            weight = pct(cfg.steps[step]),
+            weight = cfg.steps[step].as_f64(),
             status = progress.status.as_str(),
             "rollout taken up"
         );
@@ -339,9 +335,9 @@ impl Control {
         if weight != expected {
             let reason = format!(
                 "weight changed to {}% outside the rollout (step {} is {}%); paused, resume to continue",
-                pct(weight),
+                weight.as_f64(),
                 step + 1,
-                pct(expected)
+                expected.as_f64()
             );
             tracing::warn!(route, "{reason}");
             t.progress.status = RolloutStatus::Paused;
@@ -369,8 +365,8 @@ impl Control {
             Ok(()) => {
                 tracing::info!(
                     route,
-                    from = pct(expected),
-                    to = pct(next),
+                    from = expected.as_f64(),
+                    to = next.as_f64(),
                     "rollout step {} passed ({}); now step {}",
                     step + 1,
                     figures(cfg, &window),
@@ -391,7 +387,7 @@ impl Control {
         match cfg.on_failure {
             OnFailure::Rollback => match self.write_weight(route, Percent::ZERO) {
                 Ok(()) => {
-                    let reason = format!("rolled back at step {step} ({}%): {why}", pct(cfg.steps[step - 1]));
+                    let reason = format!("rolled back at step {step} ({}%): {why}", cfg.steps[step - 1].as_f64());
                     tracing::warn!(route, "rollout {reason}; weight 0, paused");
                     t.progress.status = RolloutStatus::RolledBack;
                     t.progress.reason = Some(reason);
@@ -400,7 +396,7 @@ impl Control {
                 Err(e) => self.persist_failed(route, t, &e),
             },
             OnFailure::Hold => {
-                let reason = format!("held at step {step} ({}%): {why}", pct(cfg.steps[step - 1]));
+                let reason = format!("held at step {step} ({}%): {why}", cfg.steps[step - 1].as_f64());
                 tracing::warn!(route, "rollout {reason}; paused");
                 t.progress.status = RolloutStatus::Paused;
                 t.progress.reason = Some(reason);
@@ -456,7 +452,7 @@ impl Control {
         let mut view = RolloutView {
             status: RolloutStatus::Starting,
             step: None,
-            steps: cfg.steps.iter().map(|s| pct(*s)).collect(),
+            steps: cfg.steps.iter().map(|s| s.as_f64()).collect(),
             step_weight: None,
             held_ms: None,
             reason: None,
@@ -471,7 +467,7 @@ impl Control {
         let new = w.side(Side::New);
         view.status = p.status;
         view.step = Some(p.step + 1);
-        view.step_weight = Some(pct(cfg.steps.get(p.step).copied().unwrap_or_default()));
+        view.step_weight = Some(cfg.steps.get(p.step).copied().unwrap_or_default().as_f64());
         view.held_ms = Some(now_ms().saturating_sub(p.step_started_ms));
         view.reason = p.reason.clone();
         view.error = t.last_error.clone();
