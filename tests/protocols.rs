@@ -241,8 +241,16 @@ async fn websocket_upgrades_are_relayed_both_ways_and_never_shadowed() {
             assert!(closed_early <= 3, "{closed_early} upgraded connections closed right after the 101");
         }
     }
-    let upgrades = s.metric("strangler_requests_total{code=\"101\",route=\"ws\",side=\"legacy\"}").await.unwrap_or(0.0)
-        + s.metric("strangler_requests_total{code=\"101\",route=\"ws\",side=\"new\"}").await.unwrap_or(0.0);
+    // An upgraded exchange is counted when it ends: the last one ends as its client goes, just now.
+    let mut upgrades = 0.0;
+    for _ in 0..50 {
+        upgrades = s.metric("strangler_requests_total{code=\"101\",route=\"ws\",side=\"legacy\"}").await.unwrap_or(0.0)
+            + s.metric("strangler_requests_total{code=\"101\",route=\"ws\",side=\"new\"}").await.unwrap_or(0.0);
+        if upgrades >= f64::from(relayed + closed_early) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(upgrades, f64::from(relayed + closed_early), "each upgrade is counted");
     for result in ["match", "mismatch", "error", "dropped", "skipped"] {
         let n = s.metric(&format!("strangler_shadow_total{{result=\"{result}\",route=\"ws\"}}")).await;
