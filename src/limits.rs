@@ -1,21 +1,32 @@
 //! Limits against abusive or broken clients. At the connection level (Pingora has no hook before a
-//! request's header is complete, so the proxy app is wrapped): a cap on open client connections and
-//! a deadline for a new connection's whole first request header (slowloris). Per request: header
-//! size and count and framing ([`inspect`]), the keep-alive idle timeout, and the route's body cap (in the
-//! proxy). Every refusal is counted in `strangler_limits_total{limit}`.
+//! request's header is complete, so the proxy app and its client streams are wrapped): a cap on
+//! open client connections, a deadline for each request's whole header (slowloris), and a cap on
+//! the bytes a header may take before it is complete ([`HeaderCap`]), well under Pingora's own
+//! 1 MiB. Per request: header size and count and framing ([`inspect`]), the keep-alive idle
+//! timeout, and the route's body cap (in the proxy). Every refusal is counted in
+//! `strangler_limits_total{limit}`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
 use pingora::http::RequestHeader;
-use pingora::protocols::{Stream, ALPN};
+use pingora::protocols::raw_connect::ProxyDigest;
+use pingora::protocols::tls::{SslDigest, TlsRef};
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream, TimingDigest,
+    UniqueID, UniqueIDType, ALPN,
+};
 use pingora::server::ShutdownWatch;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::config::model::Limits;
 use crate::metrics::METRICS;
+use crate::snapshot::Shared;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -28,9 +39,17 @@ tokio::task_local! {
 /// `header_timeout` of the accept, and every later one within `idle_timeout + header_timeout`
 /// of the previous answer, so a client cannot keep a connection by dripping a header a byte at a
 /// time (Pingora's keep-alive timeout restarts on every byte).
+#[derive(Debug)]
 struct HeaderWatch {
     /// A header is complete and its request not yet answered: no deadline runs.
     seen: AtomicBool,
+    /// Bytes of the header being read (since the last answer), for [`HeaderCap`].
+    header_bytes: AtomicUsize,
+    /// This connection's share of [`PENDING`].
+    charged: AtomicUsize,
+    /// The header being read went over a [`HeaderCap`] limit ([`OVER_BYTES`] or
+    /// [`OVER_MEMORY`]): the connection is closed.
+    over: AtomicU8,
     /// When the next header must be complete, in microseconds since `start`.
     deadline_us: AtomicU64,
     start: Instant,
@@ -42,11 +61,32 @@ impl HeaderWatch {
     fn deadline(&self) -> Instant {
         self.start + Duration::from_micros(self.deadline_us.load(Ordering::Relaxed))
     }
+
+    /// The header is no longer pending (complete, or its connection gone): give its share of
+    /// the budget back.
+    fn release(&self) {
+        PENDING.fetch_sub(self.charged.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+    }
 }
+
+/// Bytes of incomplete request headers held by all client connections together, beyond the
+/// first [`SMALL_HEADER`] bytes of each: what `max_pending_header_bytes` bounds.
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+
+/// What any header may take without drawing on the shared budget: Pingora's first read buffer,
+/// which every connection has anyway, and far more than a usual request needs. So however the
+/// budget is used up, ordinary requests are still read.
+const SMALL_HEADER: usize = 4096;
+
+const OVER_BYTES: u8 = 1;
+const OVER_MEMORY: u8 = 2;
 
 /// Called by the proxy (and the admin listener) as soon as a request's header has been read.
 pub fn header_complete() {
-    let _ = HEADER_WATCH.try_with(|w| w.seen.store(true, Ordering::Relaxed));
+    let _ = HEADER_WATCH.try_with(|w| {
+        w.seen.store(true, Ordering::Relaxed);
+        w.release();
+    });
 }
 
 /// Called once a request is answered: the connection's next header gets its own deadline.
@@ -54,6 +94,7 @@ pub fn request_done() {
     let _ = HEADER_WATCH.try_with(|w| {
         let next = w.start.elapsed() + w.next;
         w.deadline_us.store(u64::try_from(next.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        w.header_bytes.store(0, Ordering::Relaxed);
         w.seen.store(false, Ordering::Relaxed);
     });
 }
@@ -65,7 +106,10 @@ pub enum Limit {
     Connections,
     /// The request header did not arrive within `header_timeout`.
     HeaderTimeout,
+    /// A header over `max_header_bytes`.
     HeaderBytes,
+    /// A header that would take incomplete headers past `max_pending_header_bytes`.
+    HeaderMemory,
     HeaderCount,
     /// A body over the route's `max_request_body`.
     Body,
@@ -78,10 +122,11 @@ pub enum Limit {
 }
 
 impl Limit {
-    pub const ALL: [Limit; 8] = [
+    pub const ALL: [Limit; 9] = [
         Limit::Connections,
         Limit::HeaderTimeout,
         Limit::HeaderBytes,
+        Limit::HeaderMemory,
         Limit::HeaderCount,
         Limit::Body,
         Limit::BodyTimeout,
@@ -94,6 +139,7 @@ impl Limit {
             Limit::Connections => "connections",
             Limit::HeaderTimeout => "header_timeout",
             Limit::HeaderBytes => "header_bytes",
+            Limit::HeaderMemory => "header_memory",
             Limit::HeaderCount => "header_count",
             Limit::Body => "body",
             Limit::BodyTimeout => "body_timeout",
@@ -164,10 +210,21 @@ pub fn inspect<'a>(req: &'a RequestHeader, limits: &Limits) -> Result<Inspected<
     })
 }
 
+/// The bytes a request header may take on the wire before it is complete: `max_header_bytes`
+/// (which counts names, values and the target) plus room for the request line's method and
+/// version and for spacing, so a header [`inspect`] would pass is never cut, and one over it
+/// gets its 431 from [`inspect`] unless it is far over.
+fn header_cap(limits: &Limits) -> usize {
+    limits.max_header_bytes.saturating_add(4096)
+}
+
 /// A Pingora app (the proxy) behind the connection limits.
 pub struct Guarded<A> {
     inner: Arc<A>,
+    /// The limits bound at start (connections, deadlines).
     limits: Limits,
+    /// Where the header size limits of the moment are read, once per connection.
+    shared: Arc<Shared>,
     h2c: bool,
     /// Client connections open now. Pingora serves a kept-alive HTTP/1 connection's requests in
     /// one `process_new` call, so one call is one connection.
@@ -175,8 +232,8 @@ pub struct Guarded<A> {
 }
 
 impl<A> Guarded<A> {
-    pub fn new(inner: A, limits: Limits, h2c: bool) -> Self {
-        Guarded { inner: Arc::new(inner), limits, h2c, open: AtomicUsize::new(0) }
+    pub fn new(inner: A, limits: Limits, shared: Arc<Shared>, h2c: bool) -> Self {
+        Guarded { inner: Arc::new(inner), limits, shared, h2c, open: AtomicUsize::new(0) }
     }
 }
 
@@ -190,22 +247,213 @@ struct Deadline {
 }
 
 impl std::future::Future for Deadline {
-    type Output = ();
+    /// Why the connection is to be closed.
+    type Output = Limit;
 
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Limit> {
+        match self.watch.over.load(Ordering::Relaxed) {
+            OVER_BYTES => return Poll::Ready(Limit::HeaderBytes),
+            OVER_MEMORY => return Poll::Ready(Limit::HeaderMemory),
+            _ => {}
+        }
         if self.watch.seen.load(Ordering::Relaxed) {
-            return std::task::Poll::Pending;
+            return Poll::Pending;
         }
         loop {
             if self.sleep.as_mut().poll(cx).is_pending() {
-                return std::task::Poll::Pending;
+                return Poll::Pending;
             }
             let deadline = self.watch.deadline();
             if Instant::now() >= deadline {
-                return std::task::Poll::Ready(());
+                return Poll::Ready(Limit::HeaderTimeout);
             }
             self.sleep.as_mut().reset(deadline.into());
         }
+    }
+}
+
+/// What a client gets when its header goes over the cap, written on a best-effort basis (the
+/// client may not be reading) just before the connection is closed.
+const TOO_LARGE: &[u8] =
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
+/// An HTTP/1 client stream whose request headers are held to two limits while they are being
+/// read. Pingora buffers a header up to 1 MiB before it parses it, so without them a few hundred
+/// clients each sending a never-ending header would hold hundreds of MiB.
+/// - Each header may take `cap` bytes ([`header_cap`]).
+/// - All incomplete headers together may take `budget` bytes (`max_pending_header_bytes`)
+///   beyond the first [`SMALL_HEADER`] bytes of each: a buffer that grows to hold a header also
+///   leaves the smaller ones it outgrew behind for a while, so headers being read can hold about
+///   twice their size in memory, and a few hundred large ones add up even when each is allowed.
+///
+/// Reads while a header is pending are shortened to what the limits leave, so a body or a
+/// pipelined request sent right behind a header is never counted as header. Once a limit is
+/// reached the stream answers 431 and stops; the connection's [`Deadline`] closes it.
+#[derive(Debug)]
+struct HeaderCap {
+    inner: Stream,
+    watch: Arc<HeaderWatch>,
+    cap: usize,
+    budget: usize,
+}
+
+impl Drop for HeaderCap {
+    fn drop(&mut self) {
+        self.watch.release();
+    }
+}
+
+impl HeaderCap {
+    /// How many bytes the header being read may still take, and which limit stops it if none.
+    fn allowance(&self) -> (usize, u8) {
+        let read = self.watch.header_bytes.load(Ordering::Relaxed);
+        let left = self.cap.saturating_sub(read);
+        if left == 0 {
+            return (0, OVER_BYTES);
+        }
+        let free = SMALL_HEADER
+            .saturating_sub(read)
+            .saturating_add(self.budget.saturating_sub(PENDING.load(Ordering::Relaxed)));
+        if free == 0 {
+            return (0, OVER_MEMORY);
+        }
+        (left.min(free), 0)
+    }
+
+    /// Count `n` more header bytes, charging what goes past [`SMALL_HEADER`] to the budget.
+    fn count(&self, n: usize) {
+        let before = self.watch.header_bytes.fetch_add(n, Ordering::Relaxed);
+        let charge = (before + n).saturating_sub(SMALL_HEADER) - before.saturating_sub(SMALL_HEADER);
+        if charge > 0 {
+            PENDING.fetch_add(charge, Ordering::Relaxed);
+            self.watch.charged.fetch_add(charge, Ordering::Relaxed);
+        }
+    }
+}
+
+impl AsyncRead for HeaderCap {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.watch.seen.load(Ordering::Relaxed) {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let (left, over) = this.allowance();
+        if left == 0 {
+            if this.watch.over.swap(over, Ordering::Relaxed) == 0 {
+                let inner = Pin::new(&mut this.inner);
+                if let Poll::Ready(Ok(_)) = inner.poll_write(cx, TOO_LARGE) {
+                    let _ = Pin::new(&mut this.inner).poll_flush(cx);
+                }
+                // Polls the connection's Deadline, which sees `over` and closes it.
+                cx.waker().wake_by_ref();
+            }
+            return Poll::Pending;
+        }
+        let (read, n) = {
+            let mut part = buf.take(left);
+            let read = Pin::new(&mut this.inner).poll_read(cx, &mut part);
+            (read, part.filled().len())
+        };
+        // `part` was the start of `buf`'s unfilled region: what it filled is `buf`'s next `n` bytes.
+        // SAFETY: those `n` bytes were initialised by the read into `part`.
+        unsafe { buf.assume_init(n) };
+        buf.advance(n);
+        this.count(n);
+        read
+    }
+}
+
+impl AsyncWrite for HeaderCap {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[async_trait]
+impl Shutdown for HeaderCap {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await
+    }
+}
+
+impl UniqueID for HeaderCap {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for HeaderCap {
+    fn get_ssl(&self) -> Option<&TlsRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for HeaderCap {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for HeaderCap {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+
+    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
+        self.inner.set_proxy_digest(digest)
+    }
+}
+
+impl GetSocketDigest for HeaderCap {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+
+    fn set_socket_digest(&mut self, digest: SocketDigest) {
+        self.inner.set_socket_digest(digest)
+    }
+}
+
+#[async_trait]
+impl Peek for HeaderCap {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
+        self.inner.try_peek(buf).await
     }
 }
 
@@ -250,18 +498,27 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
             Some(false) => {
                 let watch = Arc::new(HeaderWatch {
                     seen: AtomicBool::new(false),
+                    header_bytes: AtomicUsize::new(0),
+                    charged: AtomicUsize::new(0),
+                    over: AtomicU8::new(0),
                     deadline_us: AtomicU64::new(u64::try_from(deadline.as_micros()).unwrap_or(u64::MAX)),
                     start: Instant::now(),
                     next: self.limits.idle_timeout + deadline,
                 });
+                let (cap, budget) = {
+                    let now = self.shared.load();
+                    (header_cap(&now.config.limits), now.config.limits.max_pending_header_bytes)
+                };
+                let stream: Stream = Box::new(HeaderCap { inner: stream, watch: watch.clone(), cap, budget });
                 let serve = HEADER_WATCH.scope(watch.clone(), ServerApp::process_new(&self.inner, stream, shutdown));
                 let expire = Deadline { sleep: Box::pin(tokio::time::sleep(deadline)), watch };
                 tokio::select! {
                     biased;
                     r = serve => r,
-                    // A header never completed in time: nothing is in flight, drop the connection.
-                    () = expire => {
-                        Limit::HeaderTimeout.count();
+                    // A header never completed in time or went over its cap: nothing is in
+                    // flight, drop the connection.
+                    limit = expire => {
+                        limit.count();
                         None
                     }
                 }
@@ -292,6 +549,7 @@ mod tests {
             idle_timeout: Duration::from_secs(1),
             body_timeout: Duration::from_secs(1),
             max_header_bytes: 200,
+            max_pending_header_bytes: 200,
             max_headers: 4,
             max_connections: 1,
         }

@@ -11,6 +11,7 @@ use pingora::apps::HttpServerOptions;
 use pingora::connectors::http::Connector;
 use pingora::connectors::ConnectorOptions;
 use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::prelude::*;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::RunArgs;
@@ -88,6 +89,16 @@ fn no_huge_pages() {
 }
 
 /// Load the config and run until a shutdown signal.
+/// How client connections are read. Pingora's default puts a 64 KiB read buffer in front of every
+/// client socket, filled ahead of what a request needs: it is what most of an idle connection's
+/// memory is, and it reads past the cap a request header is held to ([`crate::limits`]).
+/// Plain connections read the socket straight into the request's own buffers instead (one copy
+/// less); TLS ones keep a buffer of one TLS record, as the TLS layer reads a record in small
+/// pieces.
+fn client_reads(tls: bool) -> L4BufferSettings {
+    L4BufferSettings::default().read(if tls { 16 * 1024 } else { 0 })
+}
+
 pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     guard_sighup().context("installing the SIGHUP handler")?;
     let cfg = config::load(path)?;
@@ -123,21 +134,26 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     // as an idle HTTP/1 keep-alive connection is.
     options.h2_idle_timeout = Some(limits.idle_timeout);
     app.server_options = Some(options);
-    let mut proxy = Service::new("proxy".to_string(), Guarded::new(app, limits, h2c));
+    // An HTTP/2 header list is held to max_header_bytes too (the h2 layer refuses a larger one
+    // before it is buffered whole), as an HTTP/1 header is by the proxy's HeaderCap.
+    let mut h2 = pingora::protocols::http::v2::server::default_h2_options();
+    h2.max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    app.h2_options = Some(h2);
+    let mut proxy = Service::new("proxy".to_string(), Guarded::new(app, limits, shared.clone(), h2c));
     let tls_addrs: Vec<SocketAddr> = match &tls_listen {
         TlsListen::None => Vec::new(),
         TlsListen::All => listen.clone(),
         TlsListen::Extra(extra) => extra.clone(),
     };
     for addr in listen.iter().filter(|a| !tls_addrs.contains(a)) {
-        proxy.add_tcp(&addr.to_string());
+        proxy.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(client_reads(false)));
     }
     if let Some(certs) = shared.certs() {
         for addr in &tls_addrs {
             let mut settings = TlsSettings::intermediate("", "").context("TLS settings")?;
             settings.set_cert_resolver(certs.clone());
             settings.enable_h2();
-            proxy.add_tls_with_settings(&addr.to_string(), None, settings);
+            proxy.add_listener(ListenerConfig::tcp(addr.to_string()).tls(settings).l4_buffer(client_reads(true)));
         }
     }
 
@@ -145,8 +161,8 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     let control = Control::new(reloader.clone(), shared.clone());
 
     let admin_app = AdminApp::new(shared.clone(), control.clone());
-    let mut admin = Service::new("admin".to_string(), Guarded::new(admin_app, admin_limits, false));
-    admin.add_tcp(&admin_addr.to_string());
+    let mut admin = Service::new("admin".to_string(), Guarded::new(admin_app, admin_limits, shared.clone(), false));
+    admin.add_listener(ListenerConfig::tcp(admin_addr.to_string()).l4_buffer(client_reads(false)));
     admin.threads = Some(1);
 
     let reload = background_service("reload", Supervised::new("reload", ReloadService::new(reloader)));

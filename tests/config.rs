@@ -169,6 +169,23 @@ fn other_rules() {
     rejects("[admin]\nlisten = \"0.0.0.0:9090\"\n", "admin.token", &["loopback", "STRANGLER_ADMIN_TOKEN"]);
     rejects("[log]\nformat = \"xml\"\n", "log.format", &["\"xml\"", "\"json\""]);
     rejects("[server]\nca_file = \"/nonexistent/ca.pem\"\n", "server.ca_file", &["/nonexistent/ca.pem", "PEM"]);
+    rejects(
+        &format!("[server.limits]\nmax_header_bytes = \"1MiB\"\nmax_pending_header_bytes = \"512KiB\"\n{}", route("")),
+        "server.limits.max_pending_header_bytes",
+        &["\"512KiB\"", "at least max_header_bytes (1MiB)"],
+    );
+}
+
+/// The pending-header budget defaults to 8 MiB, or to max_header_bytes when that is larger, so
+/// raising one limit never makes the other refuse the config.
+#[test]
+fn the_pending_header_budget_follows_a_larger_header_limit() {
+    let limits = |extra: &str| {
+        load_str(&format!("[server.limits]\n{extra}\n{}", route("")), Path::new("x.toml")).expect("valid").limits
+    };
+    assert_eq!(limits("").max_pending_header_bytes, 8 << 20);
+    assert_eq!(limits("max_header_bytes = \"16MiB\"").max_pending_header_bytes, 16 << 20);
+    assert_eq!(limits("max_pending_header_bytes = \"64KiB\"").max_pending_header_bytes, 64 << 10);
 }
 
 #[test]

@@ -85,6 +85,10 @@ pub struct LimitsSection {
     /// Largest request header (request line and all header lines).
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: String,
+    /// Bytes all connections together may hold in request headers not yet complete, beyond the
+    /// first 4 KiB of each. Default: 8 MiB, or `max_header_bytes` when that is larger.
+    #[serde(default)]
+    pub max_pending_header_bytes: Option<String>,
     /// Most header lines in a request.
     #[serde(default = "default_max_headers")]
     pub max_headers: usize,
@@ -119,6 +123,7 @@ impl Default for LimitsSection {
             idle_timeout: default_idle_timeout(),
             body_timeout: default_body_timeout(),
             max_header_bytes: default_max_header_bytes(),
+            max_pending_header_bytes: None,
             max_headers: default_max_headers(),
             max_connections: default_max_connections(),
         }

@@ -105,6 +105,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     pub body_timeout: Duration,
     pub max_header_bytes: usize,
+    /// Incomplete headers of all connections together, beyond the first 4 KiB of each.
+    pub max_pending_header_bytes: usize,
     pub max_headers: usize,
     pub max_connections: usize,
 }

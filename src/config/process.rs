@@ -72,11 +72,28 @@ pub(super) fn build_limits(p: &mut Problems, file: &FileConfig) -> Limits {
             p.add(key, 0, "must be at least 1");
         }
     }
+    let max_header_bytes = p.size("server.limits.max_header_bytes", &l.max_header_bytes, "64KiB");
+    let max_pending_header_bytes = match &l.max_pending_header_bytes {
+        None => max_header_bytes.max(8 << 20),
+        Some(v) => p.size("server.limits.max_pending_header_bytes", v, "8MiB"),
+    };
+    if let Some(v) = l.max_pending_header_bytes.as_ref().filter(|_| max_pending_header_bytes < max_header_bytes) {
+        p.add(
+            "server.limits.max_pending_header_bytes",
+            quote(v),
+            format!(
+                "must be at least max_header_bytes ({}), or a single header of the largest size allowed \
+                 could never be read",
+                l.max_header_bytes
+            ),
+        );
+    }
     Limits {
         header_timeout: p.duration("server.limits.header_timeout", &l.header_timeout),
         idle_timeout: p.duration("server.limits.idle_timeout", &l.idle_timeout),
         body_timeout: p.duration("server.limits.body_timeout", &l.body_timeout),
-        max_header_bytes: p.size("server.limits.max_header_bytes", &l.max_header_bytes, "64KiB"),
+        max_header_bytes,
+        max_pending_header_bytes,
         max_headers: l.max_headers,
         max_connections: l.max_connections,
     }
