@@ -31,10 +31,12 @@ test: lint check-configs
 	$(CARGO) test
 
 # Peer benchmarks (install nginx and wrk from Debian packages when missing): the proxy's own cost,
-# then what shadowing costs the client, next to nginx's mirror.
+# then what shadowing costs the client, next to nginx's mirror, then the memory clients dripping
+# endless headers can make it hold.
 bench: deps
 	./examples/benchmark/run.sh
 	./examples/benchmark/shadow.sh
+	./examples/benchmark/header_drip.sh
 
 bench-shadow: deps
 	./examples/benchmark/shadow.sh
