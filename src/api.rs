@@ -341,6 +341,113 @@ pub struct SideAnswer {
     pub duration_ms: f64,
 }
 
+// === cutover report ===
+
+/// `GET /api/v1/routes/{name}/report`: the evidence to flip a route, endpoint by endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub route: String,
+    /// RFC 3339, UTC.
+    pub generated_at: String,
+    pub rules: ReportRules,
+    /// Busiest endpoints first.
+    pub endpoints: Vec<EndpointReport>,
+    /// Compared requests counted under `{other}` once the route had `max_endpoints` templates.
+    pub folded: u64,
+}
+
+/// What the verdicts are judged by (`[routes.compare]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportRules {
+    /// A finding's rate must exceed its noise rate by this many percentage points...
+    pub finding_absolute: f64,
+    /// ...and by this many percent of the noise rate.
+    pub finding_relative: f64,
+    /// Comparisons an endpoint needs before it can be `ready`.
+    pub ready_after: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Enough comparisons and no significant finding.
+    Ready,
+    /// At least one field differs more than its noise explains.
+    Differs,
+    /// No significant finding yet, but fewer comparisons than `ready_after`.
+    NotEnoughData,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ready => "ready",
+            Verdict::Differs => "differs",
+            Verdict::NotEnoughData => "not enough data",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointReport {
+    /// `METHOD /path/{id}`.
+    pub endpoint: String,
+    pub verdict: Verdict,
+    /// Legacy/new pairs compared.
+    pub comparisons: u64,
+    /// Pairs with a difference in a field not known as noise.
+    pub mismatches: u64,
+    /// Percent of `comparisons`.
+    pub mismatch_rate: f64,
+    /// Same-side pairs (the serving side asked twice) behind the noise rates.
+    pub noise_samples: u64,
+    /// RFC 3339, UTC.
+    pub first_seen: String,
+    pub last_seen: String,
+    /// Significant findings, highest rate first.
+    pub findings: Vec<Finding>,
+    /// Fields seen differing between two answers of the same side, with how often (percent of
+    /// `noise_samples`).
+    pub noise: Vec<NoiseRate>,
+}
+
+/// A field that differs between legacy and new more than its noise explains.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Array indices generalised: `json:$.items[*].price`.
+    pub field: Field,
+    /// Pairs it differed in.
+    pub differing: u64,
+    /// Percent of the endpoint's comparisons.
+    pub rate: f64,
+    /// Percent of the endpoint's noise samples it differed in.
+    pub noise_rate: f64,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// The first pairs it differed in (redacted like every stored diff).
+    pub examples: Vec<Example>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoiseRate {
+    pub field: Field,
+    pub rate: f64,
+}
+
+/// One pair a finding was seen in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Example {
+    pub at: String,
+    /// Path and query of the request.
+    pub path: String,
+    /// Where exactly (`$.items[3].price`).
+    pub at_field: Field,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    pub legacy: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    pub new: Option<Value>,
+}
+
 /// One difference between legacy's and new's answer. `None` = absent on that side.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Difference {

@@ -77,6 +77,16 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// The cutover report of a route: per endpoint, comparisons, findings and a verdict.
+    Report {
+        /// Route name.
+        route: String,
+        /// Print it as Markdown, for a cutover ticket.
+        #[arg(long, conflicts_with = "json")]
+        markdown: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -171,6 +181,10 @@ fn main() -> ExitCode {
         Command::Diffs { route, limit, admin } => {
             let answer = admin.client().and_then(|c| c.get(&format!("/routes/{route}/diffs?limit={limit}")));
             admin.show(answer, render::diffs)
+        }
+        Command::Report { route, markdown, admin } => {
+            let answer = admin.client().and_then(|c| c.get(&format!("/routes/{route}/report")));
+            admin.show(answer, if markdown { render::report_markdown } else { render::report })
         }
     }
 }

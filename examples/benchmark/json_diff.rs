@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::json;
-use strangler::compare::{compare, Answer, JsonPath, Noise, Rules};
+use strangler::compare::{compare, Answer, JsonPath, Rules};
 
 /// An order list of about 100 KiB, with a couple of fields changed when `variant` is set.
 fn document(variant: bool) -> Bytes {
@@ -31,8 +31,7 @@ fn main() {
     let answer = |variant| Answer { status: 200, headers: HeaderMap::new(), body: document(variant) };
     let (legacy, new) = (answer(false), answer(true));
     let ignore = [JsonPath::parse("$.items[*].etag").unwrap_or_else(|e| panic!("{e}"))];
-    let noise = Noise::default();
-    let rules = Rules { ignore_headers: &[], ignore_paths: &ignore, noise: &noise };
+    let rules = Rules { ignore_headers: &[], ignore_paths: &ignore };
 
     let found = compare(&legacy, &new, &rules).differences;
     let wheres: Vec<String> = found.iter().map(|d| d.field.to_string()).collect();

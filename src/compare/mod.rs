@@ -1,13 +1,15 @@
 //! Comparing the two answers of a shadowed request, off the request path: status, headers (as
-//! sets of values, minus ignored and learned-noise ones), then the body: a structural diff when
-//! both are JSON, otherwise byte equality with the first differing offset.
+//! sets of values, minus ignored ones), then the body: a structural diff when both are JSON,
+//! otherwise byte equality with the first differing offset.
 //!
-//! [`noise`] learns what differs between two answers of the *same* side; [`store`] keeps the
-//! recent mismatches per route.
+//! [`findings`] counts each difference per endpoint and field next to what differs between two
+//! answers of the *same* side (noise), and judges which are real; [`store`] keeps the recent
+//! mismatches per route.
 
 pub mod body;
+pub mod endpoint;
+pub mod findings;
 pub mod json;
-pub mod noise;
 pub mod path;
 pub mod redact;
 pub mod store;
@@ -19,7 +21,7 @@ use http::{HeaderMap, HeaderName};
 use serde_json::Value;
 
 pub use crate::api::{Difference, Field};
-pub use noise::Noise;
+pub use findings::Findings;
 pub use path::{JsonPath, Step};
 
 /// Differences reported per pair at most; a pair with more says `truncated`.
@@ -42,19 +44,16 @@ pub struct Answer {
 pub struct Rules<'a> {
     pub ignore_headers: &'a [HeaderName],
     pub ignore_paths: &'a [JsonPath],
-    pub noise: &'a Noise,
 }
 
 impl Rules<'_> {
     /// `name` is lowercase.
     fn ignores_header(&self, name: &str) -> bool {
-        FRAMING_HEADERS.contains(&name)
-            || self.ignore_headers.iter().any(|h| h.as_str() == name)
-            || self.noise.ignores_header(name)
+        FRAMING_HEADERS.contains(&name) || self.ignore_headers.iter().any(|h| h.as_str() == name)
     }
 
     fn ignores_path(&self, path: &[Step]) -> bool {
-        self.ignore_paths.iter().any(|i| i.matches(path)) || self.noise.ignores_path(path)
+        self.ignore_paths.iter().any(|i| i.matches(path))
     }
 }
 
@@ -104,17 +103,19 @@ pub fn compare(legacy: &Answer, new: &Answer, rules: &Rules) -> Outcome {
     out
 }
 
-/// What differs between two answers of the same side: noise candidates (header names and
-/// generalised JSON paths), minus what `rules` ignore. Pass rules without the learned noise so
-/// known noise is seen (and counted) again. Status and non-JSON bodies are never noise.
-pub fn noise_between(first: &Answer, second: &Answer, rules: &Rules) -> (Vec<String>, Vec<JsonPath>) {
-    let headers =
-        header_differences(&first.headers, &second.headers, &|h| rules.ignores_header(h)).into_iter().map(|d| d.0);
-    let paths = match body_difference(&first.body, &second.body, &|p| rules.ignores_path(p)) {
-        BodyDiff::Json(found, _) => found.into_iter().map(|f| f.general).collect(),
-        _ => Vec::new(),
+/// What differs between two answers of the same side, minus what `rules` ignore: the fields
+/// (headers, JSON paths with indices generalised) that are noise on this sighting. Two statuses
+/// of one side are flakiness, not noise in a field, and are not reported.
+pub fn noise_between(first: &Answer, second: &Answer, rules: &Rules) -> Vec<Field> {
+    let headers = header_differences(&first.headers, &second.headers, &|h| rules.ignores_header(h))
+        .into_iter()
+        .map(|d| Field::Header(d.0));
+    let body = match body_difference(&first.body, &second.body, &|p| rules.ignores_path(p)) {
+        BodyDiff::Json(found, _) => found.into_iter().map(|f| Field::Json(f.general.to_string())).collect(),
+        BodyDiff::Bytes { .. } => vec![Field::Body],
+        BodyDiff::Same => Vec::new(),
     };
-    (headers.collect(), paths)
+    headers.chain(body).collect()
 }
 
 type HeaderDiff = (String, Option<Value>, Option<Value>);
@@ -204,8 +205,7 @@ mod tests {
     fn wheres(a: &Answer, b: &Answer, ignore_headers: &[&'static str], ignore_paths: &[&str]) -> Vec<String> {
         let ih: Vec<HeaderName> = ignore_headers.iter().map(|h| HeaderName::from_static(h)).collect();
         let ip: Vec<JsonPath> = ignore_paths.iter().map(|p| JsonPath::parse(p).expect("path")).collect();
-        let noise = Noise::default();
-        let rules = Rules { ignore_headers: &ih, ignore_paths: &ip, noise: &noise };
+        let rules = Rules { ignore_headers: &ih, ignore_paths: &ip };
         compare(a, b, &rules).differences.into_iter().map(|d| d.field.to_string()).collect()
     }
 
@@ -228,8 +228,7 @@ mod tests {
 
     #[test]
     fn non_json_bodies_report_the_first_differing_offset() {
-        let noise = Noise::default();
-        let rules = Rules { ignore_headers: &[], ignore_paths: &[], noise: &noise };
+        let rules = Rules { ignore_headers: &[], ignore_paths: &[] };
         let out = compare(&answer(200, &[], "hello world"), &answer(200, &[], "hello there"), &rules);
         assert_eq!(out.differences.len(), 1);
         let d = &out.differences[0];
@@ -243,17 +242,15 @@ mod tests {
     fn noise_between_two_answers_of_one_side() {
         let a = answer(200, &[("x-request-id", "1"), ("etag", "e")], r#"{"items":[{"id":"r1","n":1}],"at":5}"#);
         let b = answer(200, &[("x-request-id", "2"), ("etag", "e")], r#"{"items":[{"id":"r2","n":1}],"at":6}"#);
-        let noise = Noise::default();
-        let (headers, paths) = noise_between(&a, &b, &Rules { ignore_headers: &[], ignore_paths: &[], noise: &noise });
-        assert_eq!(headers, ["x-request-id"]);
-        let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
-        assert_eq!(paths, ["$.at", "$.items[*].id"]);
+        let fields =
+            |rules: &Rules| -> Vec<String> { noise_between(&a, &b, rules).iter().map(|f| f.to_string()).collect() };
+        assert_eq!(
+            fields(&Rules { ignore_headers: &[], ignore_paths: &[] }),
+            ["header:x-request-id", "json:$.at", "json:$.items[*].id"]
+        );
         // What the config already ignores is not learned again.
         let at = JsonPath::parse("$.at").expect("path");
-        let ignored =
-            Rules { ignore_headers: &[HeaderName::from_static("x-request-id")], ignore_paths: &[at], noise: &noise };
-        let (headers, paths) = noise_between(&a, &b, &ignored);
-        assert!(headers.is_empty());
-        assert_eq!(paths.len(), 1);
+        let ignored = Rules { ignore_headers: &[HeaderName::from_static("x-request-id")], ignore_paths: &[at] };
+        assert_eq!(fields(&ignored), ["json:$.items[*].id"]);
     }
 }

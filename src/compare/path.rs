@@ -109,6 +109,19 @@ impl JsonPath {
             })
     }
 
+    /// This pattern with every array index replaced by `[*]`.
+    pub fn generalised(&self) -> JsonPath {
+        JsonPath(
+            self.0
+                .iter()
+                .map(|s| match s {
+                    PatStep::Index(_) => PatStep::AnyIndex,
+                    other => other.clone(),
+                })
+                .collect(),
+        )
+    }
+
     /// The pattern for `path` with every array index replaced by `[*]`, so noise learned on
     /// `$.items[3].id` covers every item.
     pub fn generalise(path: &[Step]) -> JsonPath {

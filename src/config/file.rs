@@ -520,6 +520,34 @@ pub struct CompareSection {
     /// JSON paths whose values are redacted (`$.card.number`, `$.users[*].email`).
     #[serde(default)]
     pub redact_json_paths: Vec<String>,
+    /// Path templates (`/orders/{id}`) requests are counted under, before inferred ones.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// Endpoints tracked per route; requests of more are counted under `{other}`.
+    #[serde(default = "default_max_endpoints")]
+    pub max_endpoints: usize,
+    /// Percentage points a field's legacy/new rate must exceed its noise rate by to be a finding.
+    #[serde(default = "default_finding_absolute")]
+    pub finding_absolute: f64,
+    /// Percent of its noise rate a field's legacy/new rate must exceed it by to be a finding.
+    #[serde(default = "default_finding_relative")]
+    pub finding_relative: f64,
+    /// Comparisons an endpoint needs before it can be `ready`.
+    #[serde(default = "default_ready_after")]
+    pub ready_after: u64,
+}
+
+fn default_max_endpoints() -> usize {
+    100
+}
+fn default_finding_absolute() -> f64 {
+    0.05
+}
+fn default_finding_relative() -> f64 {
+    100.0
+}
+fn default_ready_after() -> u64 {
+    100
 }
 
 fn default_ignore_headers() -> Vec<String> {
@@ -546,6 +574,11 @@ impl Default for CompareSection {
             redact_headers: Vec::new(),
             redact_query: Vec::new(),
             redact_json_paths: Vec::new(),
+            endpoints: Vec::new(),
+            max_endpoints: default_max_endpoints(),
+            finding_absolute: default_finding_absolute(),
+            finding_relative: default_finding_relative(),
+            ready_after: default_ready_after(),
         }
     }
 }

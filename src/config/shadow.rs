@@ -10,6 +10,8 @@ use super::problems::{bounded, quote, Percent, Problems};
 
 /// Shadow copies in flight per route at most: each holds up to two bodies of `max_body`.
 pub const MAX_IN_FLIGHT: usize = 100_000;
+use crate::api::ReportRules;
+use crate::compare::endpoint::Template;
 use crate::compare::redact::Redaction;
 use crate::compare::JsonPath;
 
@@ -68,7 +70,15 @@ pub struct Compare {
     pub keep_diffs_bytes: usize,
     /// The defaults and what the route adds.
     pub redaction: Redaction,
+    /// Declared endpoint templates, tried in order before an inferred one.
+    pub endpoints: Vec<Template>,
+    pub max_endpoints: usize,
+    /// What a finding and a `ready` endpoint take.
+    pub rules: ReportRules,
 }
+
+/// Endpoints a route may track at most.
+pub const MAX_ENDPOINTS: usize = 10_000;
 
 /// Methods that are safe to send twice, for noise learning.
 pub fn is_safe(method: &Method) -> bool {
@@ -161,6 +171,26 @@ pub(super) fn build(
     );
     let keep_diffs_bytes = p.size(&format!("{ckey}.keep_diffs_bytes"), &c.keep_diffs_bytes, "1MiB");
     let noise_sample = p.percent(&format!("{ckey}.noise_sample"), c.noise_sample, "percentages");
+    let mut endpoints = Vec::new();
+    for (i, t) in c.endpoints.iter().enumerate() {
+        match Template::parse(t) {
+            Ok(t) => endpoints.push(t),
+            Err(msg) => p.add(format!("{ckey}.endpoints[{i}]"), quote(t), msg),
+        }
+    }
+    let max_endpoints = bounded(p, &format!("{ckey}.max_endpoints"), c.max_endpoints, 1, MAX_ENDPOINTS);
+    let mut rate = |field: &str, v: f64, max: f64| {
+        if !(0.0..=max).contains(&v) {
+            p.add(format!("{ckey}.{field}"), v, format!("must be a number of percent from 0 to {max}"));
+            return 0.0;
+        }
+        v
+    };
+    let rules = ReportRules {
+        finding_absolute: rate("finding_absolute", c.finding_absolute, 100.0),
+        finding_relative: rate("finding_relative", c.finding_relative, 10_000.0),
+        ready_after: bounded(p, &format!("{ckey}.ready_after"), c.ready_after, 1, 1_000_000_000),
+    };
     Some(Shadow {
         enabled: s.enabled,
         target,
@@ -176,6 +206,9 @@ pub(super) fn build(
             keep_diffs: c.keep_diffs,
             keep_diffs_bytes,
             redaction,
+            endpoints,
+            max_endpoints,
+            rules,
         },
     })
 }

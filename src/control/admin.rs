@@ -75,7 +75,7 @@ fn shadow_view(s: &Shadow, state: &ShadowState) -> api::ShadowView {
             redact_headers: names(&s.compare.redaction.headers),
         },
         counts: state.counts(),
-        noise: state.noise().fields(),
+        noise: state.noise_fields(),
     }
 }
 
@@ -124,7 +124,23 @@ impl AdminApp {
             );
         };
         let diffs = state.recent.latest(limit).iter().map(|d| d.as_ref().clone()).collect();
-        json_response(StatusCode::OK, &api::Diffs { route: name.to_string(), diffs, noise: state.noise().fields() })
+        json_response(StatusCode::OK, &api::Diffs { route: name.to_string(), diffs, noise: state.noise_fields() })
+    }
+
+    /// `GET /api/routes/{name}/report`: findings and a verdict per endpoint.
+    fn report(&self, name: &str) -> Response<Vec<u8>> {
+        let snap = self.shared.load();
+        let Some(m) = snap.table.get(name) else {
+            return error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}"));
+        };
+        let (Some(state), Some(cfg)) = (m.shadow.as_ref(), m.route.shadow.as_ref()) else {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                format!("route {name:?} has no [routes.shadow] section, so nothing is compared"),
+            );
+        };
+        let report = state.findings().report(name, cfg.compare.rules.clone(), std::time::SystemTime::now());
+        json_response(StatusCode::OK, &report)
     }
 }
 
@@ -175,6 +191,7 @@ enum Endpoint {
     Weight,
     Reload,
     Rollout,
+    Report,
 }
 
 impl Endpoint {
@@ -191,6 +208,7 @@ impl Endpoint {
             ["api", "routes"] => Endpoint::Routes,
             ["api", "routes", _] => Endpoint::Route,
             ["api", "routes", _, "diffs"] => Endpoint::Diffs,
+            ["api", "routes", _, "report"] => Endpoint::Report,
             ["api", "routes", _, "weight"] => Endpoint::Weight,
             ["api", "reload"] => Endpoint::Reload,
             ["api", "routes", _, "rollout", _] => Endpoint::Rollout,
@@ -474,6 +492,7 @@ impl AdminApp {
                 let query = session.req_header().uri.query().unwrap_or("");
                 self.diffs(name, query)
             }
+            (Endpoint::Report, [_, _, name, _]) => self.report(name),
             (Endpoint::Weight, [_, _, name, _]) => {
                 let name = name.to_string();
                 self.put_weight(session, &name, &who).await

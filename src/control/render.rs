@@ -139,6 +139,134 @@ pub fn status(answer: &api::Routes) -> String {
     out
 }
 
+/// An example's values as one line: `legacy → new` at the exact place.
+fn example_line(e: &api::Example) -> String {
+    format!("{} {}: {} → {}", e.path, e.at_field, cell(e.legacy.as_ref()), cell(e.new.as_ref()))
+}
+
+fn report_summary(r: &api::Report) -> (usize, usize, usize) {
+    let count = |v: api::Verdict| r.endpoints.iter().filter(|e| e.verdict == v).count();
+    (count(api::Verdict::Ready), count(api::Verdict::Differs), count(api::Verdict::NotEnoughData))
+}
+
+/// `strangler report ROUTE`: one row per endpoint, then each endpoint's findings.
+pub fn report(r: &api::Report) -> String {
+    let mut out = String::new();
+    let (ready, differs, thin) = report_summary(r);
+    let _ = writeln!(
+        out,
+        "route {}: {} endpoint(s): {ready} ready, {differs} differ, {thin} not enough data (ready after {} comparisons)",
+        r.route,
+        r.endpoints.len(),
+        r.rules.ready_after
+    );
+    if r.endpoints.is_empty() {
+        let _ = writeln!(out, "(nothing compared yet)");
+        return out;
+    }
+    let header = ["ENDPOINT", "VERDICT", "COMPARED", "MISMATCH", "NOISE SAMPLES", "FINDINGS"];
+    let mut rows: Vec<[String; 6]> = vec![header.map(str::to_string)];
+    for e in &r.endpoints {
+        let fields: Vec<String> = e.findings.iter().map(|f| format!("{} {}%", f.field, f.rate)).collect();
+        rows.push([
+            e.endpoint.clone(),
+            e.verdict.as_str().to_string(),
+            e.comparisons.to_string(),
+            format!("{}%", e.mismatch_rate),
+            e.noise_samples.to_string(),
+            if fields.is_empty() { "-".to_string() } else { fields.join(", ") },
+        ]);
+    }
+    let widths: Vec<usize> = (0..6).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    for row in &rows {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    for e in r.endpoints.iter().filter(|e| !e.findings.is_empty()) {
+        let _ = writeln!(
+            out,
+            "
+{}",
+            e.endpoint
+        );
+        for f in &e.findings {
+            let _ = writeln!(
+                out,
+                "  {}: {}% of pairs ({}), noise {}%, last {}",
+                f.field, f.rate, f.differing, f.noise_rate, f.last_seen
+            );
+            for ex in &f.examples {
+                let _ = writeln!(out, "    {}", example_line(ex));
+            }
+        }
+    }
+    if r.folded > 0 {
+        let _ = writeln!(
+            out,
+            "
+{} compared request(s) counted under {{other}} (max_endpoints reached)",
+            r.folded
+        );
+    }
+    out
+}
+
+/// `strangler report ROUTE --markdown`: what a team pastes into its cutover ticket.
+pub fn report_markdown(r: &api::Report) -> String {
+    let mut out = String::new();
+    let (ready, differs, thin) = report_summary(r);
+    let _ = writeln!(
+        out,
+        "## Cutover report: `{}`
+",
+        r.route
+    );
+    let _ = writeln!(
+        out,
+        "Generated {}. {} endpoint(s): **{ready} ready**, **{differs} differ**, {thin} not enough data. \
+         An endpoint is ready after {} comparisons with no field differing more than its noise \
+         (by {} percentage points and {}%).\n",
+        r.generated_at,
+        r.endpoints.len(),
+        r.rules.ready_after,
+        r.rules.finding_absolute,
+        r.rules.finding_relative
+    );
+    let _ = writeln!(out, "| Endpoint | Verdict | Compared | Mismatch | Findings |");
+    let _ = writeln!(out, "|---|---|---:|---:|---|");
+    let md = |s: &str| s.replace('|', "\\|");
+    for e in &r.endpoints {
+        let fields: Vec<String> =
+            e.findings.iter().map(|f| format!("`{}` {}%", md(&f.field.to_string()), f.rate)).collect();
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {}% | {} |",
+            md(&e.endpoint),
+            e.verdict.as_str(),
+            e.comparisons,
+            e.mismatch_rate,
+            if fields.is_empty() { "-".to_string() } else { fields.join(", ") }
+        );
+    }
+    for e in r.endpoints.iter().filter(|e| !e.findings.is_empty()) {
+        let _ = writeln!(out, "\n### `{}`\n", md(&e.endpoint));
+        for f in &e.findings {
+            let _ = writeln!(
+                out,
+                "- `{}`: differs on {}% of pairs ({}), noise {}%",
+                md(&f.field.to_string()),
+                f.rate,
+                f.differing,
+                f.noise_rate
+            );
+            for ex in &f.examples {
+                let _ = writeln!(out, "  - `{}`", md(&example_line(ex)));
+            }
+        }
+    }
+    out
+}
+
 /// A percentage as people write it: `25`, `12.5`.
 fn percent(f: f64) -> String {
     if f.fract() == 0.0 {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::config::model::{HostPattern, Route, Side};
 use crate::metrics::{side_index, RouteStats};
-use crate::shadow::{ShadowState, Verdict};
+use crate::shadow::ShadowState;
 use crate::upstream::Pool;
 
 /// A route as the request path holds it: the validated route, its metric handles, its two
@@ -25,9 +25,10 @@ impl Matched {
 
     /// The route's live counters now, with its shadow results.
     pub fn reading(&self) -> crate::live::Reading {
-        let (matched, mismatched) =
-            self.shadow.as_ref().map_or((0, 0), |s| (s.count_of(Verdict::Match), s.count_of(Verdict::Mismatch)));
-        self.stats.live.read(matched, mismatched)
+        // The mismatch gate counts pairs that differed in a significant finding, not every pair
+        // with an unexplained difference.
+        let (compared, significant) = self.shadow.as_ref().map_or((0, 0), |s| s.gate_counts());
+        self.stats.live.read(compared - significant, significant)
     }
 }
 

@@ -1,16 +1,17 @@
-//! A route's shadow state that outlives config reloads: the in-flight limit, learned noise,
-//! recent mismatches and metric handles. Kept by route name, like the request metrics.
+//! A route's shadow state that outlives config reloads: the in-flight limit, findings and noise
+//! per endpoint, recent mismatches and metric handles. Kept by route name, like the request
+//! metrics.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 use prometheus::{Histogram, IntCounter, IntGauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::api::{MismatchKind, ShadowCounts};
+use crate::api::{MismatchKind, NoiseField, ShadowCounts};
 use crate::compare::store::Recent;
-use crate::compare::{JsonPath, Noise};
+use crate::compare::Findings;
 use crate::config::shadow::Shadow;
 use crate::config::Side;
 use crate::metrics::{side_index, METRICS};
@@ -47,13 +48,15 @@ pub struct ShadowState {
     /// Swapped when `max_in_flight` changes; permits of the old semaphore drain on their own.
     permits: ArcSwap<Semaphore>,
     limit: AtomicUsize,
-    /// Replaced whole when a field is learned, so comparisons read it without a lock.
-    noise: ArcSwap<Noise>,
+    /// Taken once per compared pair, by shadow tasks only (never on the request path).
+    findings: Mutex<Findings>,
     pub recent: Recent,
     results: [IntCounter; 5],
     mismatches: [IntCounter; 3],
     duration: [Histogram; 2],
     noise_fields: IntGauge,
+    /// Mismatching pairs that differed in a significant finding: what the mismatch gate counts.
+    significant: std::sync::atomic::AtomicU64,
 }
 
 impl ShadowState {
@@ -62,13 +65,14 @@ impl ShadowState {
             route: route.to_string(),
             permits: ArcSwap::from_pointee(Semaphore::new(0)),
             limit: AtomicUsize::new(0),
-            noise: ArcSwap::from_pointee(Noise::default()),
+            findings: Mutex::new(Findings::default()),
             recent: Recent::default(),
             results: RESULTS.map(|r| METRICS.shadow.with_label_values(&[route, r.as_str()])),
             mismatches: MismatchKind::ALL.map(|k| METRICS.shadow_mismatches.with_label_values(&[route, k.as_str()])),
             duration: [Side::Legacy, Side::New]
                 .map(|s| METRICS.shadow_duration.with_label_values(&[route, s.as_str()])),
             noise_fields: METRICS.noise_fields.with_label_values(&[route]),
+            significant: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -109,6 +113,16 @@ impl ShadowState {
         }
     }
 
+    pub fn count_significant(&self) {
+        self.significant.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Compared pairs so far, and those that differed in a significant finding.
+    pub fn gate_counts(&self) -> (u64, u64) {
+        let compared = self.count_of(Verdict::Match) + self.count_of(Verdict::Mismatch);
+        (compared, self.significant.load(Ordering::Relaxed).min(compared))
+    }
+
     pub fn count_mismatch(&self, kind: MismatchKind) {
         self.mismatches[kind as usize].inc();
     }
@@ -117,26 +131,29 @@ impl ShadowState {
         self.duration[side_index(side)].observe(seconds);
     }
 
-    pub fn noise(&self) -> Arc<Noise> {
-        self.noise.load_full()
+    /// The route's findings. A shadow task that panicked while holding them left whole
+    /// counters behind (each update is a few additions), so a poisoned lock is taken over.
+    pub fn findings(&self) -> MutexGuard<'_, Findings> {
+        self.findings.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Record noise seen between two answers of one side.
-    pub fn learn(&self, headers: Vec<String>, paths: Vec<JsonPath>) {
-        if headers.is_empty() && paths.is_empty() {
-            return;
-        }
-        let mut learned = 0;
-        self.noise.rcu(|current| {
-            let mut next = Noise::clone(current);
-            learned = next.learn(headers.clone(), paths.clone());
-            next
-        });
-        if learned > 0 {
-            let noise = self.noise.load();
-            self.noise_fields.set(noise.len() as i64);
-            let fields: Vec<String> = noise.fields().iter().map(|f| f.field.to_string()).collect();
-            tracing::info!(route = %self.route, ?fields, "learned {learned} noise field(s)");
+    /// Fields seen varying between two answers of one side, over all endpoints.
+    pub fn noise_fields(&self) -> Vec<NoiseField> {
+        self.findings().noise_fields()
+    }
+
+    /// Record a same-side pair of `endpoint` and the fields that differed in it.
+    pub fn learn(&self, endpoint: &str, fields: &[crate::api::Field]) {
+        let noise = {
+            let mut f = self.findings();
+            f.record_noise(endpoint, fields, std::time::SystemTime::now());
+            f.noise_fields()
+        };
+        let before = self.noise_fields.get();
+        self.noise_fields.set(noise.len() as i64);
+        if noise.len() as i64 > before {
+            let fields: Vec<String> = noise.iter().map(|f| f.field.to_string()).collect();
+            tracing::info!(route = %self.route, endpoint, ?fields, "learned {} noise field(s)", noise.len() as i64 - before);
         }
     }
 }

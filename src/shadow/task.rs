@@ -14,7 +14,7 @@ use super::client::{self, ExchangeError, Raw};
 use super::{Primary, ShadowState, Shadower, Verdict};
 use crate::compare::body::{decode, DecodeError};
 use crate::compare::store::{header_map, DiffRecord, SideAnswer};
-use crate::compare::{compare, noise_between, Answer, Noise, Outcome, Rules};
+use crate::compare::{compare, noise_between, Answer, Outcome, Rules};
 use crate::config::shadow::{is_safe, Shadow};
 use crate::config::{Route, Side};
 use crate::metrics::side_index;
@@ -90,9 +90,14 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
     };
 
     let c = &cfg.compare;
-    let noise_drawn = is_safe(&job.request.method) && c.noise_sample.draw();
-    if noise_drawn {
-        learn_noise(job, cfg, &served).await;
+    let (endpoint, bootstrapping) = {
+        let mut f = job.state.findings();
+        let e = f.endpoint(job.request.method.as_str(), job.request.uri.path(), &c.endpoints, c.max_endpoints);
+        let b = f.bootstrapping(&e);
+        (e, b)
+    };
+    if is_safe(&job.request.method) && (bootstrapping || c.noise_sample.draw()) {
+        learn_noise(job, cfg, &served, &endpoint).await;
     }
 
     let took_ms = |side: Side| if side == job.served { primary.took } else { shadow.took }.as_secs_f64() * 1000.0;
@@ -101,15 +106,10 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
         Side::New => (other, served),
     };
     let statuses = (legacy.status, new.status);
-    let outcome = compare_off_path(job.route.clone(), job.state.noise(), legacy, new).await;
+    let outcome = compare_off_path(job.route.clone(), legacy, new).await;
     if outcome.differences.is_empty() {
+        job.state.findings().record_pair(&endpoint, "", Vec::new(), SystemTime::now());
         return Verdict::Match;
-    }
-    let mut kinds: Vec<_> = outcome.differences.iter().map(|d| d.field.kind()).collect();
-    kinds.sort();
-    kinds.dedup();
-    for k in kinds {
-        job.state.count_mismatch(k);
     }
     let mut record = DiffRecord {
         at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
@@ -123,7 +123,30 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
         truncated: outcome.truncated,
         request_headers: header_map(&job.request.headers),
     };
+    // Every difference, noise included, counts in the findings (redacted: they keep examples);
+    // the pair is a mismatch only on a field not known as noise.
     c.redaction.apply(&mut record);
+    let all = std::mem::take(&mut record.differences);
+    let (real, significant) = {
+        let mut f = job.state.findings();
+        let real = f.record_pair(&endpoint, &record.path, all, SystemTime::now());
+        let fields: Vec<_> = real.iter().map(|d| d.field.clone()).collect();
+        let significant = f.any_significant(&endpoint, &fields, &c.rules);
+        (real, significant)
+    };
+    if real.is_empty() {
+        return Verdict::Match;
+    }
+    if significant {
+        job.state.count_significant();
+    }
+    let mut kinds: Vec<_> = real.iter().map(|d| d.field.kind()).collect();
+    kinds.sort();
+    kinds.dedup();
+    for k in kinds {
+        job.state.count_mismatch(k);
+    }
+    record.differences = real;
     tracing::debug!(route = %record.route, path = %record.path, differences = record.differences.len(), "shadow mismatch");
     let record = Arc::new(record);
     if let Some((path, max)) = &job.diffs_file {
@@ -134,8 +157,8 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
 }
 
 /// Send the request a second time to the serving side; whatever differs between its two answers
-/// is noise.
-async fn learn_noise(job: &Job, cfg: &Shadow, first: &Answer) {
+/// is noise on `endpoint`.
+async fn learn_noise(job: &Job, cfg: &Shadow, first: &Answer, endpoint: &str) {
     let again = match job.send(job.served, cfg).await {
         Ok(Raw { status, headers, body, .. }) => answer(status, headers, body, cfg.max_body),
         Err(e) => {
@@ -147,10 +170,8 @@ async fn learn_noise(job: &Job, cfg: &Shadow, first: &Answer) {
         // Two different statuses from one side are flakiness, not noise in a field.
         if again.status == first.status {
             let c = &cfg.compare;
-            let known = Noise::default();
-            let rules = Rules { ignore_headers: &c.ignore_headers, ignore_paths: &c.ignore_json_paths, noise: &known };
-            let (headers, paths) = noise_between(first, &again, &rules);
-            job.state.learn(headers, paths);
+            let rules = Rules { ignore_headers: &c.ignore_headers, ignore_paths: &c.ignore_json_paths };
+            job.state.learn(endpoint, &noise_between(first, &again, &rules));
         }
     }
 }
@@ -165,15 +186,11 @@ fn answer(status: u16, headers: http::HeaderMap, body: Bytes, cap: usize) -> Res
     Ok(Answer { status, headers, body })
 }
 
-async fn compare_off_path(route: Arc<Route>, noise: Arc<Noise>, legacy: Answer, new: Answer) -> Outcome {
+async fn compare_off_path(route: Arc<Route>, legacy: Answer, new: Answer) -> Outcome {
     let small = legacy.body.len() + new.body.len() <= INLINE_COMPARE;
     let run = move || {
         let Some(cfg) = route.shadow.as_ref() else { return Outcome::default() };
-        let rules = Rules {
-            ignore_headers: &cfg.compare.ignore_headers,
-            ignore_paths: &cfg.compare.ignore_json_paths,
-            noise: &noise,
-        };
+        let rules = Rules { ignore_headers: &cfg.compare.ignore_headers, ignore_paths: &cfg.compare.ignore_json_paths };
         compare(&legacy, &new, &rules)
     };
     if small {
