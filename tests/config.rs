@@ -271,3 +271,26 @@ fn a_value_left_open_is_blamed_on_its_key() {
         assert_eq!(e.problems[0].location.map(|l| l.0), Some(line), "{value}: {rendered}");
     }
 }
+
+/// Every matcher is validated, and a bad one is named by its index and key.
+#[test]
+fn matchers_are_validated_by_key() {
+    let m = |body: &str| route(&format!("[routes.shadow]\n[[routes.compare.matchers]]\n{body}"));
+    assert!(load_str(&m("field = \"json:$.total\"\nkind = \"tolerance\"\nrelative = 0.5"), Path::new("x.toml")).is_ok());
+    assert!(
+        load_str(&m("field = \"header:x-id\"\nkind = \"same_shape\"\npattern = \"^[0-9]+$\""), Path::new("x")).is_ok()
+    );
+    rejects(&m("field = \"json:total\"\nkind = \"ignore\""), "routes[0].compare.matchers[0].field", &["json:$.path"]);
+    rejects(&m("field = \"json:$.a\"\nkind = \"fuzzy\""), "routes[0].compare.matchers[0].kind", &["\"tolerance\""]);
+    rejects(&m("field = \"json:$.a\"\nkind = \"tolerance\""), "routes[0].compare.matchers[0].kind", &["absolute"]);
+    rejects(&m("field = \"json:$.a\"\nkind = \"tolerance\"\nabsolute = -1"), "matchers[0].absolute", &["from 0"]);
+    rejects(&m("field = \"json:$.a\"\nkind = \"same_shape\""), "routes[0].compare.matchers[0].kind", &["pattern"]);
+    rejects(
+        &m("field = \"json:$.a\"\nkind = \"same_shape\"\npattern = \"([a-z\""),
+        "matchers[0].pattern",
+        &["regular"],
+    );
+    rejects(&m("field = \"header:x-a\"\nkind = \"unordered\""), "matchers[0].kind", &["\"ignore\" or \"same_shape\""]);
+    rejects(&m("field = \"json:$.a\"\nkind = \"present\"\nendpoint = \"orders\""), "matchers[0].endpoint", &["'/'"]);
+    rejects(&m("field = \"status\"\nkind = \"ignore\""), "matchers[0].field", &["header:NAME"]);
+}

@@ -116,3 +116,35 @@ async fn declared_templates_win_and_too_little_traffic_says_so() {
     let missing = c.get(s.admin_url("/api/v1/routes/nope/report")).send().await.expect("request");
     assert_eq!(missing.status(), 404);
 }
+
+/// Matchers from the config: a tolerance scoped to one endpoint accepts a small numeric
+/// difference there and nowhere else; a same_shape header matcher accepts two UUIDs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn matchers_accept_what_they_cover_and_nothing_else() {
+    let answer = |price: &'static str, trace: &'static str| {
+        move |_: &Received| {
+            let body = format!(r#"{{"price":{price}}}"#);
+            (200, vec![("x-trace".to_string(), trace.to_string())], Bytes::from(body))
+        }
+    };
+    let legacy =
+        MockUpstream::builder("legacy").reply(answer("10.0", "3f2504e0-4f89-11d3-9a0c-0305e82c3301")).start().await;
+    let new =
+        MockUpstream::builder("new").reply(answer("10.004", "9a0c0305-e82c-3301-3f25-04e04f8911d3")).start().await;
+    let matchers = "[[routes.compare.matchers]]\nfield = \"json:$.price\"\nendpoint = \"/orders/{id}\"\n\
+                    kind = \"tolerance\"\nabsolute = 0.01\n\
+                    [[routes.compare.matchers]]\nfield = \"header:x-trace\"\nkind = \"same_shape\"\n\
+                    pattern = \"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$\"\n";
+    let s = Strangler::start(&config(&legacy, &new, matchers)).await;
+    let c = client();
+    for path in ["/orders/1", "/orders/2", "/search"] {
+        assert_eq!(c.get(s.url(path)).send().await.expect("request").status(), 200);
+    }
+    s.wait_metric("strangler_shadow_total{result=\"match\",route=\"shop\"}", 2.0).await;
+    s.wait_metric("strangler_shadow_total{result=\"mismatch\",route=\"shop\"}", 1.0).await;
+    let diffs: Diffs = s.api("/routes/shop/diffs").await;
+    assert_eq!(diffs.diffs.len(), 1);
+    assert_eq!(diffs.diffs[0].path, "/search");
+    let fields: Vec<String> = diffs.diffs[0].differences.iter().map(|d| d.field.to_string()).collect();
+    assert_eq!(fields, ["json:$.price"], "the header matched its shape on every endpoint");
+}

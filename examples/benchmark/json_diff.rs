@@ -31,7 +31,7 @@ fn main() {
     let answer = |variant| Answer { status: 200, headers: HeaderMap::new(), body: document(variant) };
     let (legacy, new) = (answer(false), answer(true));
     let ignore = [JsonPath::parse("$.items[*].etag").unwrap_or_else(|e| panic!("{e}"))];
-    let rules = Rules { ignore_headers: &[], ignore_paths: &ignore };
+    let rules = Rules { ignore_headers: &[], ignore_paths: &ignore, matchers: &[] };
 
     let found = compare(&legacy, &new, &rules).differences;
     let wheres: Vec<String> = found.iter().map(|d| d.field.to_string()).collect();

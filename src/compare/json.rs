@@ -3,7 +3,12 @@
 
 use serde_json::{Number, Value};
 
+use super::matchers::{judge, MatchKind};
 use super::path::{render, JsonPath, Step};
+
+/// How the value at a path is compared: `None` for plain equality, else a matcher's rule
+/// (`ignore_json_paths` are [`MatchKind::Ignore`]).
+pub type RuleFor<'f> = &'f dyn for<'p, 's> Fn(&'p [Step<'s>]) -> Option<&'f MatchKind>;
 
 /// One differing value. `None` means the value is absent on that side.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,16 +22,17 @@ pub struct Found {
 }
 
 /// Differences between `legacy` and `new`, at most `limit` of them (the second value says whether
-/// more were cut). Values whose path `ignored` accepts are skipped with their whole subtree.
-pub fn diff(legacy: &Value, new: &Value, ignored: &dyn Fn(&[Step]) -> bool, limit: usize) -> (Vec<Found>, bool) {
-    let mut w = Walk { path: Vec::new(), ignored, out: Vec::new(), limit, truncated: false };
+/// more were cut). Where `rule` has a matcher for a path, it decides for the whole subtree: an
+/// ignored path is skipped, one its matcher refuses is reported as one difference.
+pub fn diff(legacy: &Value, new: &Value, rule: RuleFor, limit: usize) -> (Vec<Found>, bool) {
+    let mut w = Walk { path: Vec::new(), rule, out: Vec::new(), limit, truncated: false };
     w.walk(Some(legacy), Some(new));
     (w.out, w.truncated)
 }
 
 struct Walk<'a, 'f> {
     path: Vec<Step<'a>>,
-    ignored: &'f dyn Fn(&[Step]) -> bool,
+    rule: RuleFor<'f>,
     out: Vec<Found>,
     limit: usize,
     truncated: bool,
@@ -34,8 +40,12 @@ struct Walk<'a, 'f> {
 
 impl<'a> Walk<'a, '_> {
     fn walk(&mut self, a: Option<&'a Value>, b: Option<&'a Value>) {
-        if !self.path.is_empty() && (self.ignored)(&self.path) {
-            return;
+        if let Some(kind) = (self.rule)(&self.path) {
+            match judge(kind, a, b) {
+                Some(true) => return,
+                Some(false) => return self.report(a, b),
+                None => {}
+            }
         }
         match (a, b) {
             (Some(Value::Object(x)), Some(Value::Object(y))) => {
@@ -97,7 +107,7 @@ mod tests {
 
     fn paths(a: Value, b: Value, ignore: &[&str]) -> Vec<String> {
         let ignore: Vec<JsonPath> = ignore.iter().map(|p| JsonPath::parse(p).expect("pattern")).collect();
-        let ignored = |p: &[Step]| ignore.iter().any(|i| i.matches(p));
+        let ignored = |p: &[Step]| ignore.iter().any(|i| i.matches(p)).then_some(&MatchKind::Ignore);
         diff(&a, &b, &ignored, 100).0.into_iter().map(|f| f.path).collect()
     }
 
@@ -119,7 +129,7 @@ mod tests {
     fn reports_each_differing_path_and_missing_keys() {
         let legacy = json!({"items": [{"price": 10, "id": 1}, {"price": 5, "id": 2}], "total": 15});
         let new = json!({"items": [{"price": 10, "id": 1}, {"price": 6, "id": 2}], "amount": 15});
-        let found = diff(&legacy, &new, &|_| false, 100).0;
+        let found = diff(&legacy, &new, &|_| None, 100).0;
         let got: Vec<(&str, Option<&Value>, Option<&Value>)> =
             found.iter().map(|f| (f.path.as_str(), f.legacy.as_ref(), f.new.as_ref())).collect();
         assert_eq!(
@@ -164,9 +174,9 @@ mod tests {
         /// path names a value that really differs, and swapping the sides swaps the report.
         #[test]
         fn any_documents_compare_consistently(a in arb_json(), b in arb_json()) {
-            proptest::prop_assert!(diff(&a, &a, &|_| false, 1000).0.is_empty());
-            let (ab, _) = diff(&a, &b, &|_| false, 1000);
-            let (ba, _) = diff(&b, &a, &|_| false, 1000);
+            proptest::prop_assert!(diff(&a, &a, &|_| None, 1000).0.is_empty());
+            let (ab, _) = diff(&a, &b, &|_| None, 1000);
+            let (ba, _) = diff(&b, &a, &|_| None, 1000);
             proptest::prop_assert_eq!(ab.len(), ba.len());
             for f in &ab {
                 proptest::prop_assert!(f.legacy != f.new, "{} reported with equal values", f.path);
@@ -175,7 +185,7 @@ mod tests {
                 proptest::prop_assert!(back.is_some_and(|g| g.legacy == f.new && g.new == f.legacy));
             }
             if ab.is_empty() {
-                proptest::prop_assert!(diff(&b, &a, &|_| false, 1000).0.is_empty());
+                proptest::prop_assert!(diff(&b, &a, &|_| None, 1000).0.is_empty());
             }
         }
     }
@@ -184,7 +194,7 @@ mod tests {
     fn stops_at_the_limit() {
         let a = json!((0..10).collect::<Vec<_>>());
         let b = json!((10..20).collect::<Vec<_>>());
-        let (found, truncated) = diff(&a, &b, &|_| false, 3);
+        let (found, truncated) = diff(&a, &b, &|_| None, 3);
         assert_eq!(found.len(), 3);
         assert!(truncated);
     }

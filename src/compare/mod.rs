@@ -10,6 +10,7 @@ pub mod body;
 pub mod endpoint;
 pub mod findings;
 pub mod json;
+pub mod matchers;
 pub mod path;
 pub mod redact;
 pub mod store;
@@ -22,6 +23,7 @@ use serde_json::Value;
 
 pub use crate::api::{Difference, Field};
 pub use findings::Findings;
+pub use matchers::{MatchKind, Matcher};
 pub use path::{JsonPath, Step};
 
 /// Differences reported per pair at most; a pair with more says `truncated`.
@@ -40,20 +42,41 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-/// What a comparison ignores.
+/// What a comparison ignores, and how the fields with a matcher are compared.
 pub struct Rules<'a> {
     pub ignore_headers: &'a [HeaderName],
     pub ignore_paths: &'a [JsonPath],
+    /// The route's matchers that apply to the pair's endpoint.
+    pub matchers: &'a [&'a Matcher],
 }
 
-impl Rules<'_> {
+static IGNORE: MatchKind = MatchKind::Ignore;
+
+impl<'a> Rules<'a> {
     /// `name` is lowercase.
     fn ignores_header(&self, name: &str) -> bool {
-        FRAMING_HEADERS.contains(&name) || self.ignore_headers.iter().any(|h| h.as_str() == name)
+        FRAMING_HEADERS.contains(&name)
+            || self.ignore_headers.iter().any(|h| h.as_str() == name)
+            || matches!(matchers::for_header(self.matchers, name), Some(MatchKind::Ignore))
     }
 
-    fn ignores_path(&self, path: &[Step]) -> bool {
-        self.ignore_paths.iter().any(|i| i.matches(path))
+    /// Whether a header's two value sets are equal under a `same_shape` matcher: every value on
+    /// both sides has the shape.
+    fn header_equal(&self, name: &str, a: Option<&Value>, b: Option<&Value>) -> bool {
+        let Some(MatchKind::SameShape(re)) = matchers::for_header(self.matchers, name) else { return false };
+        let fits = |v: Option<&Value>| match v {
+            Some(Value::String(s)) => re.is_match(s),
+            Some(Value::Array(all)) => all.iter().all(|x| x.as_str().is_some_and(|s| re.is_match(s))),
+            _ => false,
+        };
+        fits(a) && fits(b)
+    }
+
+    fn rule(&self, path: &[Step]) -> Option<&'a MatchKind> {
+        if self.ignore_paths.iter().any(|i| i.matches(path)) {
+            return Some(&IGNORE);
+        }
+        matchers::for_path(self.matchers, path)
     }
 }
 
@@ -76,9 +99,11 @@ pub fn compare(legacy: &Answer, new: &Answer, rules: &Rules) -> Outcome {
         });
     }
     for (name, l, n) in header_differences(&legacy.headers, &new.headers, &|h| rules.ignores_header(h)) {
-        out.differences.push(Difference { field: Field::Header(name), legacy: l, new: n, offset: None });
+        if !rules.header_equal(&name, l.as_ref(), n.as_ref()) {
+            out.differences.push(Difference { field: Field::Header(name), legacy: l, new: n, offset: None });
+        }
     }
-    match body_difference(&legacy.body, &new.body, &|p| rules.ignores_path(p)) {
+    match body_difference(&legacy.body, &new.body, &|p| rules.rule(p)) {
         BodyDiff::Same => {}
         BodyDiff::Json(found, truncated) => {
             out.truncated = truncated;
@@ -110,7 +135,7 @@ pub fn noise_between(first: &Answer, second: &Answer, rules: &Rules) -> Vec<Fiel
     let headers = header_differences(&first.headers, &second.headers, &|h| rules.ignores_header(h))
         .into_iter()
         .map(|d| Field::Header(d.0));
-    let body = match body_difference(&first.body, &second.body, &|p| rules.ignores_path(p)) {
+    let body = match body_difference(&first.body, &second.body, &|p| rules.rule(p)) {
         BodyDiff::Json(found, _) => found.into_iter().map(|f| Field::Json(f.general.to_string())).collect(),
         BodyDiff::Bytes { .. } => vec![Field::Body],
         BodyDiff::Same => Vec::new(),
@@ -157,9 +182,9 @@ enum BodyDiff {
 /// Bytes shown on each side of a differing offset.
 const SNIPPET: usize = 48;
 
-fn body_difference(a: &[u8], b: &[u8], ignored: &dyn Fn(&[Step]) -> bool) -> BodyDiff {
+fn body_difference(a: &[u8], b: &[u8], rule: json::RuleFor) -> BodyDiff {
     if let (Some(x), Some(y)) = (parse_json(a), parse_json(b)) {
-        let (found, truncated) = json::diff(&x, &y, ignored, MAX_DIFFERENCES);
+        let (found, truncated) = json::diff(&x, &y, rule, MAX_DIFFERENCES);
         return if found.is_empty() { BodyDiff::Same } else { BodyDiff::Json(found, truncated) };
     }
     if a == b {
@@ -205,7 +230,7 @@ mod tests {
     fn wheres(a: &Answer, b: &Answer, ignore_headers: &[&'static str], ignore_paths: &[&str]) -> Vec<String> {
         let ih: Vec<HeaderName> = ignore_headers.iter().map(|h| HeaderName::from_static(h)).collect();
         let ip: Vec<JsonPath> = ignore_paths.iter().map(|p| JsonPath::parse(p).expect("path")).collect();
-        let rules = Rules { ignore_headers: &ih, ignore_paths: &ip };
+        let rules = Rules { ignore_headers: &ih, ignore_paths: &ip, matchers: &[] };
         compare(a, b, &rules).differences.into_iter().map(|d| d.field.to_string()).collect()
     }
 
@@ -228,7 +253,7 @@ mod tests {
 
     #[test]
     fn non_json_bodies_report_the_first_differing_offset() {
-        let rules = Rules { ignore_headers: &[], ignore_paths: &[] };
+        let rules = Rules { ignore_headers: &[], ignore_paths: &[], matchers: &[] };
         let out = compare(&answer(200, &[], "hello world"), &answer(200, &[], "hello there"), &rules);
         assert_eq!(out.differences.len(), 1);
         let d = &out.differences[0];
@@ -245,12 +270,13 @@ mod tests {
         let fields =
             |rules: &Rules| -> Vec<String> { noise_between(&a, &b, rules).iter().map(|f| f.to_string()).collect() };
         assert_eq!(
-            fields(&Rules { ignore_headers: &[], ignore_paths: &[] }),
+            fields(&Rules { ignore_headers: &[], ignore_paths: &[], matchers: &[] }),
             ["header:x-request-id", "json:$.at", "json:$.items[*].id"]
         );
         // What the config already ignores is not learned again.
         let at = JsonPath::parse("$.at").expect("path");
-        let ignored = Rules { ignore_headers: &[HeaderName::from_static("x-request-id")], ignore_paths: &[at] };
+        let ignored =
+            Rules { ignore_headers: &[HeaderName::from_static("x-request-id")], ignore_paths: &[at], matchers: &[] };
         assert_eq!(fields(&ignored), ["json:$.items[*].id"]);
     }
 }

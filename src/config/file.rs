@@ -535,6 +535,28 @@ pub struct CompareSection {
     /// Comparisons an endpoint needs before it can be `ready`.
     #[serde(default = "default_ready_after")]
     pub ready_after: u64,
+    /// How particular fields are compared.
+    #[serde(default)]
+    pub matchers: Vec<MatcherSection>,
+}
+
+/// `[[routes.compare.matchers]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatcherSection {
+    /// `header:NAME` or `json:$.path`.
+    pub field: String,
+    /// `METHOD /template` or `/template`; every endpoint when absent.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    pub kind: String,
+    #[serde(default)]
+    pub absolute: Option<f64>,
+    /// Percent.
+    #[serde(default)]
+    pub relative: Option<f64>,
+    #[serde(default)]
+    pub pattern: Option<String>,
 }
 
 fn default_max_endpoints() -> usize {
@@ -579,6 +601,7 @@ impl Default for CompareSection {
             finding_absolute: default_finding_absolute(),
             finding_relative: default_finding_relative(),
             ready_after: default_ready_after(),
+            matchers: Vec::new(),
         }
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use http::{HeaderName, Method};
 
-use super::file::{CompareSection, ShadowSection};
+use super::file::{CompareSection, MatcherSection, ShadowSection};
 use super::model::Side;
 use super::problems::{bounded, quote, Percent, Problems};
 
@@ -12,6 +12,7 @@ use super::problems::{bounded, quote, Percent, Problems};
 pub const MAX_IN_FLIGHT: usize = 100_000;
 use crate::api::ReportRules;
 use crate::compare::endpoint::Template;
+use crate::compare::matchers::{MatchKind, Matcher, MatcherField};
 use crate::compare::redact::Redaction;
 use crate::compare::JsonPath;
 
@@ -75,6 +76,14 @@ pub struct Compare {
     pub max_endpoints: usize,
     /// What a finding and a `ready` endpoint take.
     pub rules: ReportRules,
+    pub matchers: Vec<Matcher>,
+}
+
+impl Compare {
+    /// The matchers that apply to requests counted under `endpoint`.
+    pub fn matchers_for(&self, endpoint: &str) -> Vec<&Matcher> {
+        self.matchers.iter().filter(|m| m.applies_to(endpoint)).collect()
+    }
 }
 
 /// Endpoints a route may track at most.
@@ -179,6 +188,8 @@ pub(super) fn build(
         }
     }
     let max_endpoints = bounded(p, &format!("{ckey}.max_endpoints"), c.max_endpoints, 1, MAX_ENDPOINTS);
+    let matchers =
+        c.matchers.iter().enumerate().filter_map(|(i, m)| matcher(p, &format!("{ckey}.matchers[{i}]"), m)).collect();
     let mut rate = |field: &str, v: f64, max: f64| {
         if !(0.0..=max).contains(&v) {
             p.add(format!("{ckey}.{field}"), v, format!("must be a number of percent from 0 to {max}"));
@@ -209,6 +220,108 @@ pub(super) fn build(
             endpoints,
             max_endpoints,
             rules,
+            matchers,
         },
     })
+}
+
+/// One `[[routes.compare.matchers]]` entry; every problem is named by its key.
+fn matcher(p: &mut Problems, key: &str, m: &MatcherSection) -> Option<Matcher> {
+    let before = p.len();
+    let field = match m.field.parse::<crate::api::Field>() {
+        Ok(crate::api::Field::Header(h)) => match HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()) {
+            Ok(name) => Some(MatcherField::Header(name)),
+            Err(_) => {
+                p.add(format!("{key}.field"), quote(&m.field), "is not a valid header name");
+                None
+            }
+        },
+        Ok(crate::api::Field::Json(path)) => match JsonPath::parse(&path) {
+            Ok(jp) => Some(MatcherField::Json(jp)),
+            Err(msg) => {
+                p.add(format!("{key}.field"), quote(&m.field), msg);
+                None
+            }
+        },
+        _ => {
+            p.add(format!("{key}.field"), quote(&m.field), "must be \"header:NAME\" or \"json:$.path\"");
+            None
+        }
+    };
+    let number = |p: &mut Problems, name: &str, v: Option<f64>| -> f64 {
+        match v {
+            Some(x) if x.is_finite() && x >= 0.0 => x,
+            Some(x) => {
+                p.add(format!("{key}.{name}"), x, "must be a number from 0 up");
+                0.0
+            }
+            None => 0.0,
+        }
+    };
+    let kind = match m.kind.as_str() {
+        "ignore" => Some(MatchKind::Ignore),
+        "tolerance" => {
+            if m.absolute.is_none() && m.relative.is_none() {
+                p.add(format!("{key}.kind"), quote(&m.kind), "needs absolute = N or relative = PERCENT (or both)");
+            }
+            Some(MatchKind::Tolerance {
+                absolute: number(p, "absolute", m.absolute),
+                relative: number(p, "relative", m.relative),
+            })
+        }
+        "unordered" => Some(MatchKind::Unordered),
+        "present" => Some(MatchKind::Present),
+        "case_insensitive" => Some(MatchKind::CaseInsensitive),
+        "same_shape" => match m.pattern.as_deref().map(regex::Regex::new) {
+            Some(Ok(re)) => Some(MatchKind::SameShape(re)),
+            Some(Err(e)) => {
+                let first = e.to_string().lines().last().unwrap_or_default().trim().to_string();
+                p.add(
+                    format!("{key}.pattern"),
+                    quote(m.pattern.as_deref().unwrap_or("")),
+                    format!("is not a regular expression: {first}"),
+                );
+                None
+            }
+            None => {
+                p.add(format!("{key}.kind"), quote(&m.kind), "needs pattern = \"REGEX\", e.g. \"^[0-9a-f-]{36}$\"");
+                None
+            }
+        },
+        other => {
+            p.add(
+                format!("{key}.kind"),
+                quote(other),
+                "must be \"ignore\", \"tolerance\", \"unordered\", \"same_shape\", \"present\" or \"case_insensitive\"",
+            );
+            None
+        }
+    };
+    if let (Some(MatcherField::Header(_)), Some(k)) = (&field, &kind) {
+        if !matches!(k, MatchKind::Ignore | MatchKind::SameShape(_)) {
+            p.add(format!("{key}.kind"), quote(&m.kind), "a header takes \"ignore\" or \"same_shape\"");
+        }
+    }
+    if m.pattern.is_some() && !matches!(kind, Some(MatchKind::SameShape(_))) && m.kind != "same_shape" {
+        p.add(
+            format!("{key}.pattern"),
+            quote(m.pattern.as_deref().unwrap_or("")),
+            "is only read by kind = \"same_shape\"",
+        );
+    }
+    if let Some(e) = &m.endpoint {
+        let template = e.split_once(' ').map_or(e.as_str(), |(method, t)| {
+            if Method::from_bytes(method.as_bytes()).is_err() || method.is_empty() {
+                p.add(format!("{key}.endpoint"), quote(e), "must be \"/template\" or \"METHOD /template\"");
+            }
+            t
+        });
+        if let Err(msg) = Template::parse(template) {
+            p.add(format!("{key}.endpoint"), quote(e), msg);
+        }
+    }
+    if p.len() > before {
+        return None;
+    }
+    Some(Matcher { field: field?, endpoint: m.endpoint.clone(), kind: kind? })
 }

@@ -106,7 +106,7 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
         Side::New => (other, served),
     };
     let statuses = (legacy.status, new.status);
-    let outcome = compare_off_path(job.route.clone(), legacy, new).await;
+    let outcome = compare_off_path(job.route.clone(), endpoint.clone(), legacy, new).await;
     if outcome.differences.is_empty() {
         job.state.findings().record_pair(&endpoint, "", Vec::new(), SystemTime::now());
         return Verdict::Match;
@@ -170,7 +170,9 @@ async fn learn_noise(job: &Job, cfg: &Shadow, first: &Answer, endpoint: &str) {
         // Two different statuses from one side are flakiness, not noise in a field.
         if again.status == first.status {
             let c = &cfg.compare;
-            let rules = Rules { ignore_headers: &c.ignore_headers, ignore_paths: &c.ignore_json_paths };
+            let matchers = c.matchers_for(endpoint);
+            let rules =
+                Rules { ignore_headers: &c.ignore_headers, ignore_paths: &c.ignore_json_paths, matchers: &matchers };
             job.state.learn(endpoint, &noise_between(first, &again, &rules));
         }
     }
@@ -186,11 +188,14 @@ fn answer(status: u16, headers: http::HeaderMap, body: Bytes, cap: usize) -> Res
     Ok(Answer { status, headers, body })
 }
 
-async fn compare_off_path(route: Arc<Route>, legacy: Answer, new: Answer) -> Outcome {
+async fn compare_off_path(route: Arc<Route>, endpoint: String, legacy: Answer, new: Answer) -> Outcome {
     let small = legacy.body.len() + new.body.len() <= INLINE_COMPARE;
     let run = move || {
         let Some(cfg) = route.shadow.as_ref() else { return Outcome::default() };
-        let rules = Rules { ignore_headers: &cfg.compare.ignore_headers, ignore_paths: &cfg.compare.ignore_json_paths };
+        let c = &cfg.compare;
+        let matchers = c.matchers_for(&endpoint);
+        let rules =
+            Rules { ignore_headers: &c.ignore_headers, ignore_paths: &c.ignore_json_paths, matchers: &matchers };
         compare(&legacy, &new, &rules)
     };
     if small {
