@@ -460,6 +460,20 @@ pub struct Difference {
     /// For `body`: the first byte offset where the two bodies differ.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<usize>,
+    /// For a text `body`: where the lines differ and how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<LineDiff>,
+}
+
+/// A line diff summary of two text bodies; `legacy` and `new` then hold the first differing lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineDiff {
+    /// 1-based, in legacy's body.
+    pub first: usize,
+    /// Lines only legacy has.
+    pub removed: usize,
+    /// Lines only new has.
+    pub added: usize,
 }
 
 /// A value that is there, `null` included: only a missing key is `None`.
@@ -578,9 +592,27 @@ mod tests {
             legacy: SideAnswer { status: 200, duration_ms: 3.0 },
             new: SideAnswer { status: 404, duration_ms: 1.0 },
             differences: vec![
-                Difference { field: Field::Status, legacy: Some(200.into()), new: Some(404.into()), offset: None },
-                Difference { field: Field::Json("$.total".into()), legacy: Some(3.into()), new: None, offset: None },
-                Difference { field: Field::Json("$.note".into()), legacy: None, new: Some(Value::Null), offset: None },
+                Difference {
+                    field: Field::Status,
+                    legacy: Some(200.into()),
+                    new: Some(404.into()),
+                    offset: None,
+                    lines: None,
+                },
+                Difference {
+                    field: Field::Json("$.total".into()),
+                    legacy: Some(3.into()),
+                    new: None,
+                    offset: None,
+                    lines: None,
+                },
+                Difference {
+                    field: Field::Json("$.note".into()),
+                    legacy: None,
+                    new: Some(Value::Null),
+                    offset: None,
+                    lines: None,
+                },
             ],
             truncated: false,
             request_headers: BTreeMap::new(),

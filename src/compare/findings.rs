@@ -302,7 +302,13 @@ mod tests {
     const RULES: ReportRules = ReportRules { finding_absolute: 0.05, finding_relative: 100.0, ready_after: 100 };
 
     fn diff(field: &str, l: i64, n: i64) -> Difference {
-        Difference { field: field.parse().expect("field"), legacy: Some(l.into()), new: Some(n.into()), offset: None }
+        Difference {
+            field: field.parse().expect("field"),
+            legacy: Some(l.into()),
+            new: Some(n.into()),
+            offset: None,
+            lines: None,
+        }
     }
 
     fn verdicts(f: &Findings) -> Vec<(String, Verdict, Vec<String>)> {
@@ -419,6 +425,7 @@ mod tests {
                 legacy: Some(Value::from(long.clone())),
                 new: None,
                 offset: None,
+                lines: None,
             })
             .collect();
         for _ in 0..5 {

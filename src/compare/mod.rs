@@ -21,7 +21,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
 use serde_json::Value;
 
-pub use crate::api::{Difference, Field};
+pub use crate::api::{Difference, Field, LineDiff};
 pub use findings::Findings;
 pub use matchers::{MatchKind, Matcher};
 pub use path::{JsonPath, Step};
@@ -96,11 +96,18 @@ pub fn compare(legacy: &Answer, new: &Answer, rules: &Rules) -> Outcome {
             legacy: Some(legacy.status.into()),
             new: Some(new.status.into()),
             offset: None,
+            lines: None,
         });
     }
     for (name, l, n) in header_differences(&legacy.headers, &new.headers, &|h| rules.ignores_header(h)) {
         if !rules.header_equal(&name, l.as_ref(), n.as_ref()) {
-            out.differences.push(Difference { field: Field::Header(name), legacy: l, new: n, offset: None });
+            out.differences.push(Difference {
+                field: Field::Header(name),
+                legacy: l,
+                new: n,
+                offset: None,
+                lines: None,
+            });
         }
     }
     match body_difference(&legacy.body, &new.body, &|p| rules.rule(p)) {
@@ -112,13 +119,15 @@ pub fn compare(legacy: &Answer, new: &Answer, rules: &Rules) -> Outcome {
                 legacy: f.legacy,
                 new: f.new,
                 offset: None,
+                lines: None,
             }));
         }
-        BodyDiff::Bytes { offset, legacy, new } => out.differences.push(Difference {
+        BodyDiff::Bytes { offset, legacy, new, lines } => out.differences.push(Difference {
             field: Field::Body,
             legacy: Some(legacy.into()),
             new: Some(new.into()),
             offset: Some(offset),
+            lines,
         }),
     }
     if out.differences.len() > MAX_DIFFERENCES {
@@ -176,7 +185,57 @@ fn header_differences(a: &HeaderMap, b: &HeaderMap, ignored: &dyn Fn(&str) -> bo
 enum BodyDiff {
     Same,
     Json(Vec<json::Found>, bool),
-    Bytes { offset: usize, legacy: String, new: String },
+    /// Not JSON: the first differing byte, what is around it (for text, the first differing
+    /// lines) and, for text, a line diff summary.
+    Bytes {
+        offset: usize,
+        legacy: String,
+        new: String,
+        lines: Option<LineDiff>,
+    },
+}
+
+/// Longest line shown for a text body's first differing line.
+const LINE: usize = 200;
+
+/// A line diff of two text bodies: where the first difference is and how many lines each side
+/// has that the other has not, with the first differing line of each (`None` when the bodies are
+/// not both UTF-8 text of several lines). The diff gives up refining after 50 ms on huge, very
+/// different bodies; its counts are then an upper bound.
+fn line_diff(a: &[u8], b: &[u8]) -> Option<(LineDiff, String, String)> {
+    let (a, b) = (std::str::from_utf8(a).ok()?, std::str::from_utf8(b).ok()?);
+    if !a.contains('\n') && !b.contains('\n') {
+        return None;
+    }
+    let diff = similar::TextDiff::configure().timeout(std::time::Duration::from_millis(50)).diff_lines(a, b);
+    let (mut removed, mut added, mut first) = (0, 0, None);
+    for op in diff.ops() {
+        match *op {
+            similar::DiffOp::Equal { .. } => {}
+            similar::DiffOp::Delete { old_index, old_len, new_index, .. } => {
+                removed += old_len;
+                first.get_or_insert((old_index, new_index));
+            }
+            similar::DiffOp::Insert { old_index, new_index, new_len } => {
+                added += new_len;
+                first.get_or_insert((old_index, new_index));
+            }
+            similar::DiffOp::Replace { old_index, old_len, new_index, new_len } => {
+                removed += old_len;
+                added += new_len;
+                first.get_or_insert((old_index, new_index));
+            }
+        }
+    }
+    let (old_at, new_at) = first?;
+    let line = |text: &str, i: usize| {
+        let l = text.lines().nth(i).unwrap_or("");
+        match l.char_indices().nth(LINE) {
+            Some((cut, _)) => format!("{}…", &l[..cut]),
+            None => l.to_string(),
+        }
+    };
+    Some((LineDiff { first: old_at + 1, removed, added }, line(a, old_at), line(b, new_at)))
 }
 
 /// Bytes shown on each side of a differing offset.
@@ -199,11 +258,14 @@ fn body_difference(a: &[u8], b: &[u8], rule: json::RuleFor) -> BodyDiff {
         .iter()
         .rposition(|c| matches!(c, b'&' | b'\n' | b',' | b'{' | b' ' | b';' | b'?'))
         .map_or(from, |i| from + i + 1);
+    if let Some((lines, legacy, new)) = line_diff(a, b) {
+        return BodyDiff::Bytes { offset, legacy, new, lines: Some(lines) };
+    }
     let snippet = |s: &[u8]| {
         let end = (offset + SNIPPET).min(s.len());
         String::from_utf8_lossy(&s[start.min(end)..end]).into_owned()
     };
-    BodyDiff::Bytes { offset, legacy: snippet(a), new: snippet(b) }
+    BodyDiff::Bytes { offset, legacy: snippet(a), new: snippet(b), lines: None }
 }
 
 /// A JSON document, if the body is one (an empty body is not).
@@ -261,6 +323,22 @@ mod tests {
         assert_eq!(d.legacy, Some(Value::from("world")));
         let out = compare(&answer(200, &[], "abc"), &answer(200, &[], "abcdef"), &rules);
         assert_eq!(out.differences[0].offset, Some(3));
+    }
+
+    #[test]
+    fn text_bodies_get_a_line_diff() {
+        let rules = Rules { ignore_headers: &[], ignore_paths: &[], matchers: &[] };
+        let legacy = "<html>\n<h1>Orders</h1>\n<p>3 orders</p>\n<footer>v1</footer>\n</html>\n";
+        let new = "<html>\n<h1>Orders</h1>\n<p>4 orders</p>\n<p>1 pending</p>\n<footer>v1</footer>\n</html>\n";
+        let out = compare(&answer(200, &[], legacy), &answer(200, &[], new), &rules);
+        assert_eq!(out.differences.len(), 1);
+        let d = &out.differences[0];
+        assert_eq!(d.lines, Some(LineDiff { first: 3, removed: 1, added: 2 }));
+        assert_eq!((d.legacy.clone(), d.new.clone()), (Some("<p>3 orders</p>".into()), Some("<p>4 orders</p>".into())));
+        assert_eq!(d.offset, Some(legacy.find('3').expect("3")));
+        // One line of text, or bytes that are not UTF-8: the offset and what is around it.
+        let out = compare(&answer(200, &[], "a=1&b=2"), &answer(200, &[], "a=1&b=3"), &rules);
+        assert_eq!(out.differences[0].lines, None);
     }
 
     #[test]

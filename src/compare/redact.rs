@@ -270,7 +270,7 @@ mod tests {
     }
 
     fn diff(field: &str, legacy: Value, new: Value) -> Difference {
-        Difference { field: field.parse().unwrap(), legacy: Some(legacy), new: Some(new), offset: None }
+        Difference { field: field.parse().unwrap(), legacy: Some(legacy), new: Some(new), offset: None, lines: None }
     }
 
     #[test]

@@ -91,6 +91,7 @@ mod tests {
                 legacy: Some("a=1".into()),
                 new: None,
                 offset: None,
+                lines: None,
             }],
             truncated: false,
             request_headers: header_map(&h),

@@ -50,8 +50,14 @@ pub fn diffs(answer: &api::Diffs) -> String {
             .iter()
             .map(|x| {
                 let mut place = x.field.to_string();
-                if let Some(off) = x.offset {
-                    let _ = write!(place, " @{off}");
+                match (&x.lines, x.offset) {
+                    (Some(l), _) => {
+                        let _ = write!(place, " line {} (-{} +{})", l.first, l.removed, l.added);
+                    }
+                    (None, Some(off)) => {
+                        let _ = write!(place, " @{off}");
+                    }
+                    (None, None) => {}
                 }
                 [place, cell(x.legacy.as_ref()), cell(x.new.as_ref())]
             })
