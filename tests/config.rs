@@ -176,14 +176,14 @@ fn other_rules() {
     );
 }
 
-/// The pending-header budget defaults to 8 MiB, or to max_header_bytes when that is larger, so
+/// The pending-header budget defaults to 4 MiB, or to max_header_bytes when that is larger, so
 /// raising one limit never makes the other refuse the config.
 #[test]
 fn the_pending_header_budget_follows_a_larger_header_limit() {
     let limits = |extra: &str| {
         load_str(&format!("[server.limits]\n{extra}\n{}", route("")), Path::new("x.toml")).expect("valid").limits
     };
-    assert_eq!(limits("").max_pending_header_bytes, 8 << 20);
+    assert_eq!(limits("").max_pending_header_bytes, 4 << 20);
     assert_eq!(limits("max_header_bytes = \"16MiB\"").max_pending_header_bytes, 16 << 20);
     assert_eq!(limits("max_pending_header_bytes = \"64KiB\"").max_pending_header_bytes, 64 << 10);
 }

@@ -74,8 +74,8 @@ pub(super) fn build_limits(p: &mut Problems, file: &FileConfig) -> Limits {
     }
     let max_header_bytes = p.size("server.limits.max_header_bytes", &l.max_header_bytes, "64KiB");
     let max_pending_header_bytes = match &l.max_pending_header_bytes {
-        None => max_header_bytes.max(8 << 20),
-        Some(v) => p.size("server.limits.max_pending_header_bytes", v, "8MiB"),
+        None => max_header_bytes.max(4 << 20),
+        Some(v) => p.size("server.limits.max_pending_header_bytes", v, "4MiB"),
     };
     if let Some(v) = l.max_pending_header_bytes.as_ref().filter(|_| max_pending_header_bytes < max_header_bytes) {
         p.add(
