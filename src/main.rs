@@ -84,6 +84,9 @@ enum Command {
         /// Print it as Markdown, for a cutover ticket.
         #[arg(long, conflicts_with = "json")]
         markdown: bool,
+        /// Start the evidence afresh first (after new was fixed and redeployed); learned noise stays.
+        #[arg(long)]
+        reset: bool,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -182,8 +185,14 @@ fn main() -> ExitCode {
             let answer = admin.client().and_then(|c| c.get(&format!("/routes/{route}/diffs?limit={limit}")));
             admin.show(answer, render::diffs)
         }
-        Command::Report { route, markdown, admin } => {
-            let answer = admin.client().and_then(|c| c.get(&format!("/routes/{route}/report")));
+        Command::Report { route, markdown, reset, admin } => {
+            let answer = admin.client().and_then(|c| {
+                if reset {
+                    c.post(&format!("/routes/{route}/report/reset"))
+                } else {
+                    c.get(&format!("/routes/{route}/report"))
+                }
+            });
             admin.show(answer, if markdown { render::report_markdown } else { render::report })
         }
     }

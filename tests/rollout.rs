@@ -324,3 +324,40 @@ async fn a_step_cannot_pass_without_comparisons() {
     assert_eq!((r.status, r.step), (RolloutStatus::Running, Some(1)), "held well past its hold: {r:?}");
     assert_eq!(s.route("orders").await.weight, 10.0);
 }
+
+/// With require_ready, the last step waits while an endpoint of the cutover report differs, and
+/// says which; once the evidence is reset (new was fixed) and the report is clean, it completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn require_ready_holds_the_last_step_until_no_endpoint_differs() {
+    let price = |new: bool| {
+        move |r: &Received| {
+            let p = if new && r.path == "/orders/7" { 11 } else { 10 };
+            (200, Vec::new(), Bytes::from(format!(r#"{{"price":{p}}}"#)))
+        }
+    };
+    let legacy = MockUpstream::builder("legacy").reply(price(false)).start().await;
+    let new = MockUpstream::builder("new").reply(price(true)).start().await;
+    let body = route(
+        &legacy,
+        &new,
+        "[routes.shadow]\n[routes.compare]\nignore_headers = [\"date\", \"x-upstream\"]\nready_after = 5",
+        "steps = [50, 100]\nhold = \"200ms\"\nmin_requests = 10\nmax_latency_ratio = 1000\nrequire_ready = true",
+    );
+    let s = Strangler::start(&body).await;
+    assert_eq!(client().get(s.url("/orders/7")).send().await.expect("request").status(), 200);
+    let _traffic = Traffic::start(&s);
+    let r = wait_rollout(&s, "held by the report", |r| {
+        r.waiting.as_deref().is_some_and(|w| w.contains("GET /orders/{id} differs"))
+    })
+    .await;
+    assert_eq!((r.status, r.step), (RolloutStatus::Running, Some(1)));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(rollout(&s).await.step, Some(1), "the last step was taken with an endpoint differing");
+    assert_eq!(s.route("orders").await.weight, 50.0);
+
+    let (ok, out, err) = s.cli(&["report", "orders", "--reset"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("route orders: "), "{out}");
+    wait_rollout(&s, "complete", |r| r.status == RolloutStatus::Complete).await;
+    assert_eq!(s.route("orders").await.weight, 100.0);
+}

@@ -216,6 +216,28 @@ impl Findings {
         real
     }
 
+    /// Start the legacy/new evidence afresh (after new was fixed and redeployed): comparisons,
+    /// findings and examples go; what was learned about noise stays. Returns the endpoints
+    /// that had comparisons.
+    pub fn reset(&mut self, now: SystemTime) -> usize {
+        let had = self.endpoints.values().filter(|e| e.comparisons > 0).count();
+        for e in self.endpoints.values_mut() {
+            e.comparisons = 0;
+            e.mismatches = 0;
+            e.first_seen = now;
+            e.last_seen = now;
+            e.fields.retain(|_, f| f.noise > 0);
+            for f in e.fields.values_mut() {
+                f.differ = 0;
+                f.first_seen = None;
+                f.last_seen = None;
+                f.examples.clear();
+            }
+        }
+        self.folded = 0;
+        had
+    }
+
     /// Whether any of `fields` is a significant finding of `endpoint` now.
     pub fn any_significant(&self, endpoint: &str, fields: &[Field], rules: &ReportRules) -> bool {
         let Some(e) = self.endpoints.get(endpoint) else { return false };
@@ -412,6 +434,20 @@ mod tests {
             f.record_pair("GET /b", "/b", vec![], now);
         }
         assert_eq!(verdicts(&f)[0], ("GET /b".into(), Verdict::Ready, vec![]));
+    }
+
+    #[test]
+    fn a_reset_clears_the_evidence_and_keeps_the_noise() {
+        let mut f = Findings::default();
+        let now = SystemTime::now();
+        f.record_noise("GET /a", &["json:$.id".parse().expect("f")], now);
+        f.record_pair("GET /a", "/a", vec![diff("json:$.price", 1, 2), diff("json:$.id", 1, 2)], now);
+        assert_eq!(verdicts(&f)[0].1, Verdict::Differs);
+        assert_eq!(f.reset(now), 1);
+        assert!(verdicts(&f).is_empty(), "no comparisons left to report");
+        let real = f.record_pair("GET /a", "/a", vec![diff("json:$.id", 3, 4)], now);
+        assert!(real.is_empty(), "the noise learned before the reset still applies");
+        assert_eq!(verdicts(&f)[0].1, Verdict::NotEnoughData);
     }
 
     #[test]

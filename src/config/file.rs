@@ -86,7 +86,7 @@ pub struct LimitsSection {
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: String,
     /// Bytes all connections together may hold in request headers not yet complete, beyond the
-    /// first 4 KiB of each. Default: 8 MiB, or `max_header_bytes` when that is larger.
+    /// first 4 KiB of each. Default: 4 MiB, or `max_header_bytes` when that is larger.
     #[serde(default)]
     pub max_pending_header_bytes: Option<String>,
     /// Most header lines in a request.
@@ -404,6 +404,9 @@ pub struct RolloutSection {
     /// `"rollback"` (weight 0, paused) or `"hold"` (paused at the current step).
     #[serde(default = "default_on_failure")]
     pub on_failure: String,
+    /// Hold before the last step while an endpoint's cutover verdict is `differs`.
+    #[serde(default)]
+    pub require_ready: bool,
 }
 
 fn default_steps() -> Vec<f64> {

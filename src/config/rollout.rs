@@ -36,6 +36,8 @@ pub struct Rollout {
     pub max_mismatch_rate: Option<f64>,
     pub max_latency_ratio: f64,
     pub on_failure: OnFailure,
+    /// The last step waits until no endpoint of the route `differs`.
+    pub require_ready: bool,
 }
 
 pub(super) fn build_rollout(p: &mut Problems, key: &str, r: &RolloutSection, shadows: bool) -> Rollout {
@@ -73,6 +75,13 @@ pub(super) fn build_rollout(p: &mut Problems, key: &str, r: &RolloutSection, sha
             );
         }
     }
+    if r.require_ready && !shadows {
+        p.add(
+            format!("{key}.require_ready"),
+            true,
+            "needs [routes.shadow]: the verdicts come from shadow comparisons; add a shadow section or remove it",
+        );
+    }
     if !r.max_latency_ratio.is_finite() || r.max_latency_ratio <= 0.0 {
         p.add(
             format!("{key}.max_latency_ratio"),
@@ -96,5 +105,6 @@ pub(super) fn build_rollout(p: &mut Problems, key: &str, r: &RolloutSection, sha
         max_mismatch_rate: r.max_mismatch_rate,
         max_latency_ratio: r.max_latency_ratio,
         on_failure,
+        require_ready: r.require_ready,
     }
 }

@@ -142,6 +142,25 @@ impl AdminApp {
         let report = state.findings().report(name, cfg.compare.rules.clone(), std::time::SystemTime::now());
         json_response(StatusCode::OK, &report)
     }
+
+    /// `POST /api/routes/{name}/report/reset`: start the evidence afresh, keeping learned noise.
+    fn reset_report(&self, name: &str, who: &str) -> Response<Vec<u8>> {
+        let snap = self.shared.load();
+        let Some(m) = snap.table.get(name) else {
+            return error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}"));
+        };
+        let (Some(state), Some(cfg)) = (m.shadow.as_ref(), m.route.shadow.as_ref()) else {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                format!("route {name:?} has no [routes.shadow] section, so nothing is compared"),
+            );
+        };
+        let now = std::time::SystemTime::now();
+        let mut findings = state.findings();
+        let had = findings.reset(now);
+        tracing::info!(route = name, by = who, endpoints = had, "cutover report reset");
+        json_response(StatusCode::OK, &findings.report(name, cfg.compare.rules.clone(), now))
+    }
 }
 
 /// Records returned by the diffs endpoint without `limit`.
@@ -192,6 +211,7 @@ enum Endpoint {
     Reload,
     Rollout,
     Report,
+    ReportReset,
 }
 
 impl Endpoint {
@@ -209,6 +229,7 @@ impl Endpoint {
             ["api", "routes", _] => Endpoint::Route,
             ["api", "routes", _, "diffs"] => Endpoint::Diffs,
             ["api", "routes", _, "report"] => Endpoint::Report,
+            ["api", "routes", _, "report", "reset"] => Endpoint::ReportReset,
             ["api", "routes", _, "weight"] => Endpoint::Weight,
             ["api", "reload"] => Endpoint::Reload,
             ["api", "routes", _, "rollout", _] => Endpoint::Rollout,
@@ -220,7 +241,7 @@ impl Endpoint {
         let read = *method == Method::GET || *method == Method::HEAD;
         match self {
             Endpoint::Weight => *method == Method::PUT,
-            Endpoint::Reload | Endpoint::Rollout => *method == Method::POST,
+            Endpoint::Reload | Endpoint::Rollout | Endpoint::ReportReset => *method == Method::POST,
             _ => read,
         }
     }
@@ -228,13 +249,13 @@ impl Endpoint {
     fn allowed(self) -> &'static str {
         match self {
             Endpoint::Weight => "PUT",
-            Endpoint::Reload | Endpoint::Rollout => "POST",
+            Endpoint::Reload | Endpoint::Rollout | Endpoint::ReportReset => "POST",
             _ => "GET",
         }
     }
 
     fn mutates(self) -> bool {
-        matches!(self, Endpoint::Weight | Endpoint::Reload | Endpoint::Rollout)
+        matches!(self, Endpoint::Weight | Endpoint::Reload | Endpoint::Rollout | Endpoint::ReportReset)
     }
 
     /// Health and metrics stay open for probes and scrapers; the API (whose diffs carry
@@ -493,6 +514,7 @@ impl AdminApp {
                 self.diffs(name, query)
             }
             (Endpoint::Report, [_, _, name, _]) => self.report(name),
+            (Endpoint::ReportReset, [_, _, name, _, _]) => self.reset_report(name, &who),
             (Endpoint::Weight, [_, _, name, _]) => {
                 let name = name.to_string();
                 self.put_weight(session, &name, &who).await

@@ -117,6 +117,7 @@ mod tests {
             max_mismatch_rate: Some(0.5),
             max_latency_ratio: 1.5,
             on_failure: OnFailure::Rollback,
+            require_ready: false,
         }
     }
 

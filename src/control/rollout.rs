@@ -360,6 +360,13 @@ impl Control {
             t.progress.reason = Some("every step passed".to_string());
             return;
         }
+        if let Some(why) = not_ready(m, cfg, step) {
+            if t.progress.reason.as_deref() != Some(why.as_str()) {
+                tracing::info!(route, step = step + 1, "rollout holds before the last step: {why}");
+                t.progress.reason = Some(why);
+            }
+            return;
+        }
         let next = cfg.steps[step + 1];
         match self.write_weight(route, next) {
             Ok(()) => {
@@ -471,7 +478,9 @@ impl Control {
         view.held_ms = Some(now_ms().saturating_sub(p.step_started_ms));
         view.reason = p.reason.clone();
         view.error = t.last_error.clone();
-        view.waiting = (p.status == RolloutStatus::Running).then(|| waiting(cfg, &w)).flatten();
+        view.waiting = (p.status == RolloutStatus::Running)
+            .then(|| waiting(cfg, &w).or_else(|| not_ready(m, cfg, p.step)))
+            .flatten();
         view.window = Some(GateWindow {
             new_requests: new.requests,
             error_rate: new.error_rate(),
@@ -480,6 +489,25 @@ impl Control {
         });
         Some(view)
     }
+}
+
+/// With `require_ready`, why the step after `step` cannot be taken yet when it is the last one:
+/// the endpoints whose cutover verdict is `differs`, with their findings.
+fn not_ready(m: &Matched, cfg: &Rollout, step: usize) -> Option<String> {
+    if !cfg.require_ready || step + 2 != cfg.steps.len() {
+        return None;
+    }
+    let (state, shadow) = (m.shadow.as_ref()?, m.route.shadow.as_ref()?);
+    let differing = state.findings().differing(&shadow.compare.rules);
+    if differing.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "waiting for the cutover report to be free of differences before the last step ({}%): {} differ{}",
+        cfg.steps[step + 1].as_f64(),
+        differing.join(", "),
+        if differing.len() == 1 { "s" } else { "" }
+    ))
 }
 
 /// The step at or below `weight`; the first step when below them all.
