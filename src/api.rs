@@ -448,6 +448,75 @@ pub struct Example {
     pub new: Option<Value>,
 }
 
+// === replay ===
+
+/// `POST /api/v1/routes/{name}/replay`: send kept mismatching requests to both sides again.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplayRequest {
+    /// Only requests of this endpoint (`GET /orders/{id}`).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// At most this many, newest first (default 20).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replayed {
+    pub route: String,
+    pub fixed: usize,
+    pub differs: usize,
+    pub errors: usize,
+    pub results: Vec<ReplayResult>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayOutcome {
+    /// Legacy and new now agree (up to noise and matchers).
+    Fixed,
+    /// They still differ.
+    Differs,
+    /// A side could not be asked.
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayResult {
+    /// When the request was first seen mismatching.
+    pub seen_at: String,
+    pub endpoint: String,
+    pub method: String,
+    /// Path and query, redacted.
+    pub path: String,
+    pub outcome: ReplayOutcome,
+    /// Today's differences, redacted.
+    pub differences: Vec<Difference>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `GET /api/v1/routes/{name}/replays`: the kept requests, redacted, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replays {
+    pub route: String,
+    pub requests: Vec<KeptRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeptRequest {
+    pub seen_at: String,
+    pub endpoint: String,
+    pub method: String,
+    pub path: String,
+    /// Redacted like every stored diff.
+    pub headers: BTreeMap<String, Value>,
+    /// The body when it is UTF-8 text; `body_bytes` says how long it is either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    pub body_bytes: usize,
+}
+
 /// One difference between legacy's and new's answer. `None` = absent on that side.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Difference {

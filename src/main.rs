@@ -77,6 +77,25 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Send a route's kept mismatching requests to both sides again and compare with today's rules.
+    Replay {
+        /// Route name.
+        route: String,
+        /// Only requests of this endpoint, as the report names it ("GET /orders/{id}").
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// At most this many, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print each kept request as a curl command (redacted) instead of sending it.
+        #[arg(long, conflicts_with = "json")]
+        curl: bool,
+        /// The proxy's URL for --curl; default: the first server.listen address of the config.
+        #[arg(long, value_name = "URL")]
+        base: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// The cutover report of a route: per endpoint, comparisons, findings and a verdict.
     Report {
         /// Route name.
@@ -184,6 +203,33 @@ fn main() -> ExitCode {
         Command::Diffs { route, limit, admin } => {
             let answer = admin.client().and_then(|c| c.get(&format!("/routes/{route}/diffs?limit={limit}")));
             admin.show(answer, render::diffs)
+        }
+        Command::Replay { route, endpoint, limit, curl, base, admin } => {
+            if curl {
+                let mut query = format!("limit={limit}");
+                if let Some(e) = &endpoint {
+                    let encoded = percent_encoding::utf8_percent_encode(e, percent_encoding::NON_ALPHANUMERIC);
+                    query.push_str(&format!("&endpoint={encoded}"));
+                }
+                let answer =
+                    admin.client().and_then(|c| c.get::<api::Replays>(&format!("/routes/{route}/replays?{query}")));
+                let base = base
+                    .or_else(|| strangler::control::client::proxy_url(&admin.config.path))
+                    .unwrap_or_else(|| "http://127.0.0.1:8080".to_string());
+                return match answer {
+                    Ok(r) => {
+                        print!("{}", render::curl(&r, &base));
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
+            let ask = api::ReplayRequest { endpoint, limit: Some(limit) };
+            let answer = admin.client().and_then(|c| c.post_json(&format!("/routes/{route}/replay"), &ask));
+            admin.show(answer, render::replayed)
         }
         Command::Report { route, markdown, reset, admin } => {
             let answer = admin.client().and_then(|c| {

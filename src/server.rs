@@ -127,7 +127,7 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
 
     let connector_options = ConnectorOptions::from_server_conf(&server.configuration);
     let shadower = Arc::new(Shadower::new(Connector::new(Some(connector_options.clone()))));
-    let mut app = pingora::proxy::http_proxy(&server.configuration, Strangler::new(shared.clone(), shadower));
+    let mut app = pingora::proxy::http_proxy(&server.configuration, Strangler::new(shared.clone(), shadower.clone()));
     let mut options = HttpServerOptions::default();
     options.h2c = h2c;
     // An HTTP/2 connection (TLS or h2c) with no stream in flight is closed after idle_timeout,
@@ -160,7 +160,7 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     let reloader = Arc::new(Reloader::new(path.to_path_buf(), shared.clone()));
     let control = Control::new(reloader.clone(), shared.clone());
 
-    let admin_app = AdminApp::new(shared.clone(), control.clone());
+    let admin_app = AdminApp::new(shared.clone(), control.clone(), shadower.clone());
     let mut admin = Service::new("admin".to_string(), Guarded::new(admin_app, admin_limits, shared.clone(), false));
     admin.add_listener(ListenerConfig::tcp(admin_addr.to_string()).l4_buffer(client_reads(false)));
     admin.threads = Some(1);

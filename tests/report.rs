@@ -148,3 +148,52 @@ async fn matchers_accept_what_they_cover_and_nothing_else() {
     let fields: Vec<String> = diffs.diffs[0].differences.iter().map(|d| d.field.to_string()).collect();
     assert_eq!(fields, ["json:$.price"], "the header matched its shape on every endpoint");
 }
+
+/// Replay: mismatching requests are kept as received; after new is fixed, a replay sends them to
+/// both sides again and tells what is fixed and what still differs. `--curl` prints them
+/// redacted, while the replay itself carries the real credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replay_tells_what_is_fixed_and_what_still_differs() {
+    use std::sync::atomic::AtomicBool;
+    let fixed = Arc::new(AtomicBool::new(false));
+    let legacy = MockUpstream::builder("legacy")
+        .reply(|_: &Received| (200, Vec::new(), Bytes::from_static(br#"{"price":10}"#)))
+        .start()
+        .await;
+    let is_fixed = fixed.clone();
+    let new = MockUpstream::builder("new")
+        .reply(move |r: &Received| {
+            let wrong = r.path == "/orders/8" || (r.path == "/orders/7" && !is_fixed.load(Ordering::Relaxed));
+            (200, Vec::new(), Bytes::from(format!(r#"{{"price":{}}}"#, if wrong { 11 } else { 10 })))
+        })
+        .start()
+        .await;
+    let s = Strangler::start(&config(&legacy, &new, "")).await;
+    let c = client();
+    for path in ["/orders/7", "/orders/8", "/orders/1"] {
+        let r = c.get(s.url(path)).header("authorization", "Bearer secret-token").send().await.expect("request");
+        assert_eq!(r.status(), 200);
+    }
+    s.wait_metric("strangler_shadow_total{result=\"mismatch\",route=\"shop\"}", 2.0).await;
+
+    let (ok, curl, err) = s.cli(&["replay", "shop", "--curl"]);
+    assert!(ok, "{err}");
+    assert!(curl.contains(&format!("curl -X GET 'http://127.0.0.1:{}/orders/7'", s.port)), "{curl}");
+    assert!(curl.contains("-H 'authorization: [redacted]'"), "{curl}");
+    assert!(!curl.contains("secret-token") && !curl.contains("/orders/1'"), "{curl}");
+
+    fixed.store(true, Ordering::Relaxed);
+    let hits = new.hits();
+    let (ok, out, err) = s.cli(&["replay", "shop"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("route shop: replayed 2: 1 fixed, 1 still differ, 0 error(s)"), "{out}");
+    assert!(out.contains("fixed    GET /orders/7"), "{out}");
+    assert!(out.contains("differs  GET /orders/8"), "{out}");
+    assert!(out.contains("json:$.price: 10 → 11"), "{out}");
+    assert_eq!(new.hits(), hits + 2, "each kept request went to new once more");
+    let sent = new.received().into_iter().last().expect("a replayed request");
+    assert_eq!(sent.headers.get("authorization").map(|v| v.as_bytes()), Some(&b"Bearer secret-token"[..]));
+
+    let (ok, out, _) = s.cli(&["replay", "shop", "--endpoint", "GET /search"]);
+    assert!(ok && out.starts_with("route shop: replayed 0"), "{out}");
+}

@@ -176,6 +176,11 @@ impl Findings {
         }
     }
 
+    /// The differences in fields not known as noise on `endpoint`, counting nothing.
+    pub fn unexplained(&self, endpoint: &str, differences: Vec<Difference>) -> Vec<Difference> {
+        differences.into_iter().filter(|d| !self.is_noise(endpoint, &general(&d.field))).collect()
+    }
+
     /// Count one compared legacy/new pair of `endpoint` with all its differences (redacted);
     /// returns those in fields not known as noise: the pair is a mismatch when there are any.
     pub fn record_pair(

@@ -159,7 +159,9 @@ impl Redaction {
         let params: Vec<String> = query
             .split('&')
             .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if self.secret_name(&percent_decoded(k)) => format!("{k}={REDACTED}"),
+                Some((k, _)) if self.secret_name(&percent_encoding::percent_decode_str(k).decode_utf8_lossy()) => {
+                    format!("{k}={REDACTED}")
+                }
                 _ => kv.to_string(),
             })
             .collect();
@@ -220,25 +222,6 @@ fn value_range(b: &[u8], mut i: usize) -> Option<(usize, usize)> {
 enum Seg {
     Key(String),
     Index(usize),
-}
-
-fn percent_decoded(s: &str) -> String {
-    let b = s.as_bytes();
-    let hex = |c: u8| (c as char).to_digit(16);
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if let (b'%', Some(hi), Some(lo)) =
-            (b[i], b.get(i + 1).and_then(|c| hex(*c)), b.get(i + 2).and_then(|c| hex(*c)))
-        {
-            out.push((hi * 16 + lo) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -541,6 +541,17 @@ pub struct CompareSection {
     /// How particular fields are compared.
     #[serde(default)]
     pub matchers: Vec<MatcherSection>,
+    /// Mismatching requests kept per route for `strangler replay`; 0 keeps none.
+    #[serde(default = "default_keep_replays")]
+    pub keep_replays: usize,
+    /// Keep requests of unsafe methods (POST, PUT, ...) for replay too: replaying sends them to
+    /// both sides again.
+    #[serde(default)]
+    pub replay_unsafe: bool,
+}
+
+fn default_keep_replays() -> usize {
+    50
 }
 
 /// `[[routes.compare.matchers]]`
@@ -605,6 +616,8 @@ impl Default for CompareSection {
             finding_relative: default_finding_relative(),
             ready_after: default_ready_after(),
             matchers: Vec::new(),
+            keep_replays: default_keep_replays(),
+            replay_unsafe: false,
         }
     }
 }

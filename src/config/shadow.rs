@@ -77,6 +77,8 @@ pub struct Compare {
     /// What a finding and a `ready` endpoint take.
     pub rules: ReportRules,
     pub matchers: Vec<Matcher>,
+    pub keep_replays: usize,
+    pub replay_unsafe: bool,
 }
 
 impl Compare {
@@ -221,6 +223,8 @@ pub(super) fn build(
             max_endpoints,
             rules,
             matchers,
+            keep_replays: bounded(p, &format!("{ckey}.keep_replays"), c.keep_replays, 0, 10_000),
+            replay_unsafe: c.replay_unsafe,
         },
     })
 }

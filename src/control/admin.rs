@@ -26,11 +26,13 @@ use crate::upstream::Pool;
 pub struct AdminApp {
     shared: Arc<Shared>,
     control: Arc<Control>,
+    /// Sends replays, with the shadows' connection pool.
+    shadower: Arc<crate::shadow::Shadower>,
 }
 
 impl AdminApp {
-    pub fn new(shared: Arc<Shared>, control: Arc<Control>) -> Self {
-        AdminApp { shared, control }
+    pub fn new(shared: Arc<Shared>, control: Arc<Control>, shadower: Arc<crate::shadow::Shadower>) -> Self {
+        AdminApp { shared, control, shadower }
     }
 
     fn route_view(&self, m: &Matched) -> api::RouteView {
@@ -129,42 +131,168 @@ impl AdminApp {
 
     /// `GET /api/routes/{name}/report`: findings and a verdict per endpoint.
     fn report(&self, name: &str) -> Response<Vec<u8>> {
-        let snap = self.shared.load();
-        let Some(m) = snap.table.get(name) else {
-            return error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}"));
+        let (snap, state) = match self.shadowed(name) {
+            Ok(s) => s,
+            Err(resp) => return resp,
         };
-        let (Some(state), Some(cfg)) = (m.shadow.as_ref(), m.route.shadow.as_ref()) else {
-            return error_response(
+        let report = state.findings().report(name, compare_rules(&snap, name), std::time::SystemTime::now());
+        json_response(StatusCode::OK, &report)
+    }
+
+    /// The snapshot and the route's shadow state, or the API's answer why the route has none.
+    #[allow(clippy::result_large_err)]
+    fn shadowed(&self, name: &str) -> Result<Shadowed, Response<Vec<u8>>> {
+        let snap = self.shared.load_full();
+        let Some(m) = snap.table.get(name) else {
+            return Err(error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}")));
+        };
+        match (m.shadow.clone(), m.route.shadow.is_some()) {
+            (Some(state), true) => Ok((snap.clone(), state)),
+            _ => Err(error_response(
                 StatusCode::NOT_FOUND,
                 format!("route {name:?} has no [routes.shadow] section, so nothing is compared"),
-            );
+            )),
+        }
+    }
+
+    /// `GET /api/routes/{name}/replays?limit=N&endpoint=E`: kept requests, redacted.
+    fn replays(&self, name: &str, query: &str) -> Response<Vec<u8>> {
+        let (snap, state) = match self.shadowed(name) {
+            Ok(s) => s,
+            Err(resp) => return resp,
         };
-        let report = state.findings().report(name, cfg.compare.rules.clone(), std::time::SystemTime::now());
-        json_response(StatusCode::OK, &report)
+        let Some(cfg) = snap.table.get(name).and_then(|m| m.route.shadow.as_ref()) else {
+            return error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}"));
+        };
+        let (endpoint, limit) = match replay_query(query) {
+            Ok(q) => q,
+            Err(msg) => return error_response(StatusCode::BAD_REQUEST, msg),
+        };
+        let requests = state
+            .kept
+            .latest(endpoint.as_deref(), limit)
+            .iter()
+            .map(|k| crate::shadow::replay::shown(cfg, k))
+            .collect();
+        json_response(StatusCode::OK, &api::Replays { route: name.to_string(), requests })
+    }
+
+    /// `POST /api/routes/{name}/replay`: kept requests sent to both sides again, compared now.
+    async fn replay(&self, session: &mut ServerSession, name: &str, who: &str) -> Response<Vec<u8>> {
+        let (snap, state) = match self.shadowed(name) {
+            Ok(s) => s,
+            Err(resp) => return resp,
+        };
+        let body = match read_body(session).await {
+            Ok(b) => b,
+            Err(resp) => return resp,
+        };
+        let ask: api::ReplayRequest = if body.iter().all(u8::is_ascii_whitespace) {
+            api::ReplayRequest::default()
+        } else {
+            match serde_json::from_slice(&body) {
+                Ok(a) => a,
+                Err(e) => {
+                    return error_response(
+                        StatusCode::BAD_REQUEST,
+                        format!("the body must be {{\"endpoint\": \"GET /path\", \"limit\": N}}, both optional: {e}"),
+                    )
+                }
+            }
+        };
+        let limit = ask.limit.unwrap_or(DEFAULT_REPLAYS);
+        if limit == 0 || limit > MAX_REPLAYS {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                format!("limit {limit} is out of range; replay from 1 to {MAX_REPLAYS} requests at a time"),
+            );
+        }
+        let kept = state.kept.latest(ask.endpoint.as_deref(), limit);
+        tracing::info!(target: "strangler::admin", peer = who, route = name, requests = kept.len(), "replay requested");
+        // A few at a time, so a long list finishes within a client's patience without
+        // flooding either side.
+        let slots = Arc::new(tokio::sync::Semaphore::new(REPLAY_CONCURRENCY));
+        let mut set = tokio::task::JoinSet::new();
+        for (i, k) in kept.into_iter().enumerate() {
+            let (shadower, state, snap, slots, name) =
+                (self.shadower.clone(), state.clone(), snap.clone(), slots.clone(), name.to_string());
+            set.spawn(async move {
+                let _slot = slots.acquire().await.ok()?;
+                let m = snap.table.get(&name)?;
+                let cfg = m.route.shadow.as_ref()?;
+                Some((i, crate::shadow::replay::replay(&shadower, &state, cfg, &m.pools, &k).await))
+            });
+        }
+        let mut done: Vec<(usize, api::ReplayResult)> = set.join_all().await.into_iter().flatten().collect();
+        done.sort_by_key(|(i, _)| *i);
+        let results: Vec<api::ReplayResult> = done.into_iter().map(|(_, r)| r).collect();
+        let count = |o: api::ReplayOutcome| results.iter().filter(|r| r.outcome == o).count();
+        json_response(
+            StatusCode::OK,
+            &api::Replayed {
+                route: name.to_string(),
+                fixed: count(api::ReplayOutcome::Fixed),
+                differs: count(api::ReplayOutcome::Differs),
+                errors: count(api::ReplayOutcome::Error),
+                results,
+            },
+        )
     }
 
     /// `POST /api/routes/{name}/report/reset`: start the evidence afresh, keeping learned noise.
     fn reset_report(&self, name: &str, who: &str) -> Response<Vec<u8>> {
-        let snap = self.shared.load();
-        let Some(m) = snap.table.get(name) else {
-            return error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}"));
-        };
-        let (Some(state), Some(cfg)) = (m.shadow.as_ref(), m.route.shadow.as_ref()) else {
-            return error_response(
-                StatusCode::NOT_FOUND,
-                format!("route {name:?} has no [routes.shadow] section, so nothing is compared"),
-            );
+        let (snap, state) = match self.shadowed(name) {
+            Ok(s) => s,
+            Err(resp) => return resp,
         };
         let now = std::time::SystemTime::now();
         let mut findings = state.findings();
         let had = findings.reset(now);
-        tracing::info!(route = name, by = who, endpoints = had, "cutover report reset");
-        json_response(StatusCode::OK, &findings.report(name, cfg.compare.rules.clone(), now))
+        tracing::info!(target: "strangler::admin", peer = who, route = name, endpoints = had, "cutover report reset");
+        json_response(StatusCode::OK, &findings.report(name, compare_rules(&snap, name), now))
     }
 }
 
+/// What a route's findings are judged by (its `[routes.compare]`).
+fn compare_rules(snap: &crate::snapshot::Snapshot, name: &str) -> api::ReportRules {
+    snap.table
+        .get(name)
+        .and_then(|m| m.route.shadow.as_ref())
+        .map_or(api::ReportRules { finding_absolute: 0.0, finding_relative: 0.0, ready_after: 1 }, |s| {
+            s.compare.rules.clone()
+        })
+}
+
+/// A snapshot, and the shadow state of one of its routes.
+type Shadowed = (Arc<crate::snapshot::Snapshot>, Arc<crate::shadow::ShadowState>);
+
 /// Records returned by the diffs endpoint without `limit`.
 const DEFAULT_DIFFS: usize = 20;
+/// Requests replayed (or listed) without `limit`, and at most.
+const DEFAULT_REPLAYS: usize = 20;
+const MAX_REPLAYS: usize = 1000;
+/// Replays in flight at once.
+const REPLAY_CONCURRENCY: usize = 8;
+
+/// `endpoint=` (percent-encoded) and `limit=` of the replays listing.
+fn replay_query(query: &str) -> Result<(Option<String>, usize), String> {
+    let (mut endpoint, mut limit) = (None, DEFAULT_REPLAYS);
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        match kv.split_once('=') {
+            Some(("endpoint", v)) => {
+                let v = v.replace('+', " ");
+                let decoded = percent_encoding::percent_decode_str(&v).decode_utf8();
+                endpoint = Some(decoded.map_err(|_| format!("endpoint={v:?} is not UTF-8 once decoded"))?.into_owned());
+            }
+            Some(("limit", v)) => match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_REPLAYS).contains(&n) => limit = n,
+                _ => return Err(format!("limit={v:?} is not valid; give a whole number from 1 to {MAX_REPLAYS}")),
+            },
+            _ => return Err(format!("{kv:?} is not a parameter here; use endpoint= and limit=")),
+        }
+    }
+    Ok((endpoint, limit))
+}
 
 fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
     let mut resp = Response::new(body);
@@ -212,6 +340,8 @@ enum Endpoint {
     Rollout,
     Report,
     ReportReset,
+    Replay,
+    Replays,
 }
 
 impl Endpoint {
@@ -230,6 +360,8 @@ impl Endpoint {
             ["api", "routes", _, "diffs"] => Endpoint::Diffs,
             ["api", "routes", _, "report"] => Endpoint::Report,
             ["api", "routes", _, "report", "reset"] => Endpoint::ReportReset,
+            ["api", "routes", _, "replay"] => Endpoint::Replay,
+            ["api", "routes", _, "replays"] => Endpoint::Replays,
             ["api", "routes", _, "weight"] => Endpoint::Weight,
             ["api", "reload"] => Endpoint::Reload,
             ["api", "routes", _, "rollout", _] => Endpoint::Rollout,
@@ -241,7 +373,7 @@ impl Endpoint {
         let read = *method == Method::GET || *method == Method::HEAD;
         match self {
             Endpoint::Weight => *method == Method::PUT,
-            Endpoint::Reload | Endpoint::Rollout | Endpoint::ReportReset => *method == Method::POST,
+            Endpoint::Reload | Endpoint::Rollout | Endpoint::ReportReset | Endpoint::Replay => *method == Method::POST,
             _ => read,
         }
     }
@@ -249,13 +381,17 @@ impl Endpoint {
     fn allowed(self) -> &'static str {
         match self {
             Endpoint::Weight => "PUT",
-            Endpoint::Reload | Endpoint::Rollout | Endpoint::ReportReset => "POST",
+            Endpoint::Reload | Endpoint::Rollout | Endpoint::ReportReset | Endpoint::Replay => "POST",
             _ => "GET",
         }
     }
 
     fn mutates(self) -> bool {
-        matches!(self, Endpoint::Weight | Endpoint::Reload | Endpoint::Rollout | Endpoint::ReportReset)
+        // A replay sends requests to both upstreams: it acts, like a mutation.
+        matches!(
+            self,
+            Endpoint::Weight | Endpoint::Reload | Endpoint::Rollout | Endpoint::ReportReset | Endpoint::Replay
+        )
     }
 
     /// Health and metrics stay open for probes and scrapers; the API (whose diffs carry
@@ -515,6 +651,14 @@ impl AdminApp {
             }
             (Endpoint::Report, [_, _, name, _]) => self.report(name),
             (Endpoint::ReportReset, [_, _, name, _, _]) => self.reset_report(name, &who),
+            (Endpoint::Replays, [_, _, name, _]) => {
+                let query = session.req_header().uri.query().unwrap_or("").to_string();
+                self.replays(name, &query)
+            }
+            (Endpoint::Replay, [_, _, name, _]) => {
+                let name = name.to_string();
+                self.replay(session, &name, &who).await
+            }
             (Endpoint::Weight, [_, _, name, _]) => {
                 let name = name.to_string();
                 self.put_weight(session, &name, &who).await

@@ -78,11 +78,26 @@ impl AdminClient {
     /// `PUT` a JSON body.
     pub fn put<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ClientError> {
         let url = self.url(path);
+        self.send_json(self.agent.put(&url), url, body)
+    }
+
+    /// `POST` a JSON body.
+    pub fn post_json<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ClientError> {
+        let url = self.url(path);
+        self.send_json(self.agent.post(&url), url, body)
+    }
+
+    fn send_json<T: DeserializeOwned>(
+        &self,
+        req: ureq::RequestBuilder<ureq::typestate::WithBody>,
+        url: String,
+        body: &impl Serialize,
+    ) -> Result<T, ClientError> {
         let body = serde_json::to_string(body).map_err(|e| ClientError::Unreachable {
             url: url.clone(),
             why: format!("cannot encode the request: {e}"),
         })?;
-        let req = self.auth(self.agent.put(&url)).header("content-type", "application/json");
+        let req = self.auth(req).header("content-type", "application/json");
         let resp = req.send(body).map_err(|e| ClientError::Unreachable { url: url.clone(), why: e.to_string() })?;
         read(url, resp)
     }
@@ -120,6 +135,14 @@ fn read<T: DeserializeOwned>(url: String, mut resp: http::Response<ureq::Body>) 
 }
 
 /// A wildcard listen address is reached through loopback.
+/// The proxy's URL from the config file's first `server.listen` address, for commands that print
+/// requests to send to it (`strangler replay --curl`).
+pub fn proxy_url(config: &Path) -> Option<String> {
+    let table = std::fs::read_to_string(config).ok()?.parse::<toml::Table>().ok()?;
+    let listen = table.get("server")?.get("listen")?.as_array()?.first()?.as_str()?;
+    Some(format!("http://{}", connectable(listen.parse().ok()?)))
+}
+
 fn connectable(addr: SocketAddr) -> SocketAddr {
     match addr {
         SocketAddr::V4(a) if a.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], a.port())),

@@ -273,6 +273,76 @@ pub fn report_markdown(r: &api::Report) -> String {
     out
 }
 
+/// `strangler replay ROUTE`: what is fixed now and what still differs.
+pub fn replayed(r: &api::Replayed) -> String {
+    let mut out = format!(
+        "route {}: replayed {}: {} fixed, {} still differ, {} error(s)\n",
+        r.route,
+        r.results.len(),
+        r.fixed,
+        r.differs,
+        r.errors
+    );
+    if r.results.is_empty() {
+        out.push_str("(no mismatching requests kept; they are kept as they happen, see keep_replays)\n");
+    }
+    for x in &r.results {
+        let outcome = match x.outcome {
+            api::ReplayOutcome::Fixed => "fixed",
+            api::ReplayOutcome::Differs => "differs",
+            api::ReplayOutcome::Error => "error",
+        };
+        let _ = writeln!(out, "{outcome:8} {} {}  ({}, first seen {})", x.method, x.path, x.endpoint, x.seen_at);
+        for d in &x.differences {
+            let _ = writeln!(out, "           {}: {} → {}", d.field, cell(d.legacy.as_ref()), cell(d.new.as_ref()));
+        }
+        if let Some(e) = &x.error {
+            let _ = writeln!(out, "           {e}");
+        }
+    }
+    out
+}
+
+/// Headers strangler sets itself on the way to an upstream: left out of a curl command to it.
+const SET_BY_PROXY: [&str; 7] =
+    ["host", "content-length", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip"];
+
+/// `strangler replay ROUTE --curl`: each kept request as a command against the proxy at `base`.
+pub fn curl(r: &api::Replays, base: &str) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let mut out = String::new();
+    if r.requests.is_empty() {
+        out.push_str("# no mismatching requests kept\n");
+    }
+    for k in &r.requests {
+        let _ = writeln!(out, "# {} (first seen {})", k.endpoint, k.seen_at);
+        let mut cmd = format!("curl -X {} {}", k.method, quote(&format!("{base}{}", k.path)));
+        for (name, v) in &k.headers {
+            if SET_BY_PROXY.contains(&name.as_str()) || name.starts_with("x-strangler-") {
+                continue;
+            }
+            let values: Vec<String> = match v {
+                Value::Array(all) => all.iter().map(|x| x.as_str().unwrap_or_default().to_string()).collect(),
+                other => vec![other.as_str().unwrap_or_default().to_string()],
+            };
+            for value in values {
+                let _ = write!(cmd, " -H {}", quote(&format!("{name}: {value}")));
+            }
+        }
+        match &k.body {
+            Some(body) => {
+                let _ = write!(cmd, " --data-binary {}", quote(body));
+            }
+            None if k.body_bytes > 0 => {
+                let _ = write!(cmd, "  # a {}-byte binary body is not shown", k.body_bytes);
+            }
+            None => {}
+        }
+        let _ = writeln!(out, "{cmd}");
+    }
+    out
+}
+
 /// A percentage as people write it: `25`, `12.5`.
 fn percent(f: f64) -> String {
     if f.fract() == 0.0 {

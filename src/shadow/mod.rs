@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod diffs_file;
+pub mod replay;
 pub mod state;
 pub mod task;
 

@@ -51,6 +51,8 @@ pub struct ShadowState {
     /// Taken once per compared pair, by shadow tasks only (never on the request path).
     findings: Mutex<Findings>,
     pub recent: Recent,
+    /// Mismatching requests kept for replay.
+    pub kept: super::replay::KeptRequests,
     results: [IntCounter; 5],
     mismatches: [IntCounter; 3],
     duration: [Histogram; 2],
@@ -67,6 +69,7 @@ impl ShadowState {
             limit: AtomicUsize::new(0),
             findings: Mutex::new(Findings::default()),
             recent: Recent::default(),
+            kept: Default::default(),
             results: RESULTS.map(|r| METRICS.shadow.with_label_values(&[route, r.as_str()])),
             mismatches: MismatchKind::ALL.map(|k| METRICS.shadow_mismatches.with_label_values(&[route, k.as_str()])),
             duration: [Side::Legacy, Side::New]

@@ -147,6 +147,16 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
         job.state.count_mismatch(k);
     }
     record.differences = real;
+    if c.keep_replays > 0 && (is_safe(&job.request.method) || c.replay_unsafe) {
+        let kept = super::replay::Kept {
+            seen_at: record.at.clone(),
+            endpoint: endpoint.clone(),
+            request: job.request.clone(),
+            client_host: job.client_host.clone(),
+            body: job.body.clone(),
+        };
+        job.state.kept.keep(kept, c.keep_replays);
+    }
     tracing::debug!(route = %record.route, path = %record.path, differences = record.differences.len(), "shadow mismatch");
     let record = Arc::new(record);
     if let Some((path, max)) = &job.diffs_file {
@@ -178,7 +188,7 @@ async fn learn_noise(job: &Job, cfg: &Shadow, first: &Answer, endpoint: &str) {
     }
 }
 
-fn answer(status: u16, headers: http::HeaderMap, body: Bytes, cap: usize) -> Result<Answer, DecodeError> {
+pub(super) fn answer(status: u16, headers: http::HeaderMap, body: Bytes, cap: usize) -> Result<Answer, DecodeError> {
     let body = match decode(&headers, body.clone(), cap) {
         Ok(b) => b,
         // A body that says it is compressed but is not is compared as it came.

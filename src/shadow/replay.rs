@@ -1,0 +1,179 @@
+//! Replay: the mismatching requests of a route are kept (bounded), and can be sent to both sides
+//! again and compared with today's rules, so "fix new, redeploy, replay, confirm" needs no
+//! waiting for traffic. Requests are kept in memory only, as received, because a replay without
+//! its credentials would prove nothing; everything shown (API, `--curl`) is redacted.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::HeaderValue;
+use pingora::http::RequestHeader;
+use serde_json::Value;
+
+use super::client::{self, ExchangeError};
+use super::state::ShadowState;
+use super::task::answer;
+use super::Shadower;
+use crate::api::{self, DiffRecord, Field, ReplayOutcome, Side, SideAnswer};
+use crate::compare::store::header_map;
+use crate::compare::{compare, Difference, Rules};
+use crate::config::shadow::Shadow;
+use crate::metrics::side_index;
+use crate::upstream::Pool;
+
+/// Bytes of kept requests per route at most (with `keep_replays`).
+pub const KEEP_BYTES: usize = 4 << 20;
+
+/// A mismatching request, kept to be sent again.
+pub struct Kept {
+    pub seen_at: String,
+    pub endpoint: String,
+    /// As forwarded to the primary.
+    pub request: RequestHeader,
+    pub client_host: Option<HeaderValue>,
+    pub body: Bytes,
+}
+
+impl Kept {
+    fn size(&self) -> usize {
+        let headers: usize = self.request.headers.iter().map(|(k, v)| k.as_str().len() + v.len()).sum();
+        headers + self.body.len() + self.request.uri.to_string().len() + self.endpoint.len() + 64
+    }
+
+    fn path(&self) -> String {
+        self.request.uri.path_and_query().map_or("/", |p| p.as_str()).to_string()
+    }
+}
+
+/// A route's kept requests, newest last.
+#[derive(Default)]
+pub struct KeptRequests {
+    inner: Mutex<(VecDeque<Arc<Kept>>, usize)>,
+}
+
+impl KeptRequests {
+    /// Keep `k`, dropping the oldest beyond `max` requests or [`KEEP_BYTES`].
+    pub fn keep(&self, k: Kept, max: usize) {
+        if max == 0 {
+            return;
+        }
+        let size = k.size();
+        if size > KEEP_BYTES {
+            return;
+        }
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (list, bytes) = &mut *guard;
+        // The same request seen mismatching again replaces its older copy.
+        let (method, path) = (k.request.method.clone(), k.path());
+        if let Some(i) = list.iter().position(|o| o.request.method == method && o.path() == path) {
+            if let Some(old) = list.remove(i) {
+                *bytes -= old.size();
+            }
+        }
+        list.push_back(Arc::new(k));
+        *bytes += size;
+        while list.len() > max || *bytes > KEEP_BYTES {
+            match list.pop_front() {
+                Some(old) => *bytes -= old.size(),
+                None => break,
+            }
+        }
+    }
+
+    /// Up to `limit` kept requests, newest first, of `endpoint` when given.
+    pub fn latest(&self, endpoint: Option<&str>, limit: usize) -> Vec<Arc<Kept>> {
+        let guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        guard.0.iter().rev().filter(|k| endpoint.is_none_or(|e| k.endpoint == e)).take(limit).cloned().collect()
+    }
+}
+
+/// A redacted view of a kept request and of some differences, through the route's redaction.
+fn redacted(cfg: &Shadow, k: &Kept, differences: Vec<Difference>) -> DiffRecord {
+    let mut record = DiffRecord {
+        at: k.seen_at.clone(),
+        route: String::new(),
+        method: k.request.method.to_string(),
+        path: k.path(),
+        served_by: Side::Legacy,
+        legacy: SideAnswer { status: 0, duration_ms: 0.0 },
+        new: SideAnswer { status: 0, duration_ms: 0.0 },
+        differences,
+        truncated: false,
+        request_headers: header_map(&k.request.headers),
+    };
+    cfg.compare.redaction.apply(&mut record);
+    record
+}
+
+/// The kept request as the API shows it: redacted, its body when it is text (secrets in JSON
+/// keys and `name=value` pairs redacted too).
+pub fn shown(cfg: &Shadow, k: &Kept) -> api::KeptRequest {
+    let body = std::str::from_utf8(&k.body).ok().filter(|b| !b.is_empty()).map(|text| {
+        let (field, value) = match serde_json::from_str::<Value>(text) {
+            Ok(v) => (Field::Json("$".into()), v),
+            Err(_) => (Field::Body, Value::from(text)),
+        };
+        let d = Difference { field, legacy: Some(value), new: None, offset: None, lines: None };
+        let scrubbed = redacted(cfg, k, vec![d]).differences.pop().and_then(|d| d.legacy);
+        match scrubbed {
+            Some(Value::String(s)) => s,
+            Some(other) => other.to_string(),
+            None => String::new(),
+        }
+    });
+    let r = redacted(cfg, k, Vec::new());
+    api::KeptRequest {
+        seen_at: k.seen_at.clone(),
+        endpoint: k.endpoint.clone(),
+        method: r.method,
+        path: r.path,
+        headers: r.request_headers,
+        body,
+        body_bytes: k.body.len(),
+    }
+}
+
+/// Send `k` to both sides now and compare the answers with today's rules and learned noise.
+pub async fn replay(
+    shadower: &Shadower,
+    state: &ShadowState,
+    cfg: &Shadow,
+    pools: &[Arc<Pool>; 2],
+    k: &Kept,
+) -> api::ReplayResult {
+    let send = |side: Side| {
+        let pool = &pools[side_index(side)];
+        let req = client::prepare(&k.request, k.client_host.as_ref(), &pool.config, k.body.len());
+        client::exchange(&shadower.connector, pool, req, k.body.clone(), cfg.max_body, cfg.timeout)
+    };
+    let (legacy, new) = tokio::join!(send(Side::Legacy), send(Side::New));
+    let shown_path = redacted(cfg, k, Vec::new()).path;
+    let result = |outcome, differences, error| api::ReplayResult {
+        seen_at: k.seen_at.clone(),
+        endpoint: k.endpoint.clone(),
+        method: k.request.method.to_string(),
+        path: shown_path.clone(),
+        outcome,
+        differences,
+        error,
+    };
+    let answers = legacy.and_then(|l| Ok((l, new?))).and_then(|(l, n)| {
+        let decode = |r: client::Raw| {
+            answer(r.status, r.headers, r.body, cfg.max_body).map_err(|e| ExchangeError::Upstream(e.to_string()))
+        };
+        Ok((decode(l)?, decode(n)?))
+    });
+    let (legacy, new) = match answers {
+        Ok(pair) => pair,
+        Err(e) => return result(ReplayOutcome::Error, Vec::new(), Some(e.to_string())),
+    };
+    let c = &cfg.compare;
+    let matchers = c.matchers_for(&k.endpoint);
+    let rules = Rules { ignore_headers: &c.ignore_headers, ignore_paths: &c.ignore_json_paths, matchers: &matchers };
+    let outcome = compare(&legacy, &new, &rules);
+    let real = state.findings().unexplained(&k.endpoint, outcome.differences);
+    let differences = redacted(cfg, k, real).differences;
+    let verdict = if differences.is_empty() { ReplayOutcome::Fixed } else { ReplayOutcome::Differs };
+    result(verdict, differences, None)
+}
