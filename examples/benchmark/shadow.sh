@@ -8,7 +8,10 @@
 # max_in_flight = 256: beyond that, copies are dropped (and counted) instead of making clients wait.
 # The primary's p99 with the slow shadow is compared with its own shadow-off p99 (target <= 1.2x).
 #
-# Then the comparison's own throughput: a structural diff of two 100 KiB JSON documents.
+# Then the same p99 ratio at a fixed rate (open loop, steady_load at half of strangler's shadow-off
+# saturating rate), where an extra microsecond of CPU does not turn into queueing as it does under
+# wrk; then the comparison's own throughput (1 KiB and 100 KiB JSON pairs), and the cutover
+# evidence figures (examples/benchmark/cutover.rs).
 #
 # Knobs: DURATION (8s), CONNS (32), THREADS (proxy worker threads, 1), ROUNDS (3), DELAY (200ms).
 set -euo pipefail
@@ -22,7 +25,8 @@ DELAY=${DELAY:-200ms}
 . "$(dirname "$0")/lib.sh"
 install_tools nginx:nginx-light wrk:wrk taskset:util-linux
 
-cargo build --release --bin strangler --example slow_upstream --example json_diff 2>&1 | tail -1
+cargo build --release --bin strangler --example slow_upstream --example json_diff --example steady_load \
+  --example cutover 2>&1 | tail -1
 
 UP_LEGACY=22000 UP_NEW=22001 UP_SLOW=22002
 declare -A PORT=([s-off]=22080 [s-fast]=22081 [s-slow]=22082 [n-off]=22083 [n-fast]=22084 [n-slow]=22085)
@@ -128,5 +132,22 @@ for name in s-fast s-slow; do
   echo "  $(label "$name"): $counts"
 done
 
+# Open loop: the same requests at a fixed rate, ROUNDS times in turn, median of per-round ratios.
+RATE=${RATE:-$(awk -v r="$(col s-off 1)" 'BEGIN { printf "%d", r / 2 }')}
+echo
+echo "open loop: $RATE requests/s (half of the shadow-off saturating rate) for 5 s, $ROUNDS rounds"
+for r in $(seq "$ROUNDS"); do
+  for name in s-off s-slow; do
+    taskset -c "$LOAD_CPU" target/release/examples/steady_load "http://127.0.0.1:${PORT[$name]}/" "$RATE" 5 > "$work/open.out"
+    awk '{ for (i = 1; i < NF; i++) if ($i == "p99") print $(i + 1) }' "$work/open.out" >> "$work/open-$name"
+    grep -q " failed 0 " "$work/open.out" || echo "  $name round $r: $(cat "$work/open.out")" >&2
+  done
+done
+paste "$work/open-s-off" "$work/open-s-slow" | awk '{ print $2 / $1 }' > "$work/open-ratios"
+printf "  p99 shadow off %s ms, shadow 100%% -> %s %s ms: %sx  (target <= 1.2)\n" \
+  "$(med < "$work/open-s-off")" "$DELAY" "$(med < "$work/open-s-slow")" "$(med < "$work/open-ratios")"
+
 echo
 target/release/examples/json_diff
+echo
+target/release/examples/cutover target/release/strangler 1000
