@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo test lint check-configs bench bench-shadow proofs soak verify-unit clean
+.PHONY: all deps build demo test lint check-configs check-alerts bench bench-shadow proofs soak verify-unit clean
 
 all: build
 
@@ -27,7 +27,17 @@ lint: deps
 check-configs: build
 	@for f in conf/*.toml; do ./target/debug/strangler check -c "$$f" || exit 1; done
 
-test: lint check-configs
+# The shipped Prometheus alerts: valid, and each fires on the series it should (promtool, from
+# Debian's prometheus package, installed when missing). tests/monitoring.rs checks that the
+# alerts and the Grafana dashboard use only metrics strangler exports.
+check-alerts:
+	@command -v promtool >/dev/null 2>&1 || { \
+		echo "installing prometheus (for promtool)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+	promtool check rules examples/prometheus/alerts.yml
+	cd examples/prometheus && promtool test rules alerts_test.yml
+
+test: lint check-configs check-alerts
 	$(CARGO) test
 
 # Peer benchmarks (install nginx and wrk from Debian packages when missing): the proxy's own cost,

@@ -248,6 +248,9 @@ impl RouteStats {
         let duration =
             [Side::Legacy, Side::New].map(|s| METRICS.request_duration.with_label_values(&[route, s.as_str()]));
         let codes = (0..2 * CODES).map(|_| OnceLock::new()).collect();
+        // Pools start up (health checks take them down), so "new pool down" is 0 from the start,
+        // not absent until the health task's first pass.
+        METRICS.new_pool_down.with_label_values(&[route]).set(0);
         RouteStats { route: route.to_string(), live: Live::new(), duration, codes }
     }
 
