@@ -33,7 +33,7 @@ check-configs: build
 check-alerts:
 	@command -v promtool >/dev/null 2>&1 || { \
 		echo "installing prometheus (for promtool)"; \
-		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	promtool check rules examples/prometheus/alerts.yml
 	cd examples/prometheus && promtool test rules alerts_test.yml
 
