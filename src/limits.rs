@@ -247,14 +247,15 @@ struct Deadline {
 }
 
 impl std::future::Future for Deadline {
-    /// Why the connection is to be closed.
-    type Output = Limit;
+    /// The connection is to be closed. The refusal is counted before this is ready: `select!`
+    /// drops (closes) the connection before it runs a branch's handler, and a client that sees
+    /// the close must find it counted.
+    type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Limit> {
-        match self.watch.over.load(Ordering::Relaxed) {
-            OVER_BYTES => return Poll::Ready(Limit::HeaderBytes),
-            OVER_MEMORY => return Poll::Ready(Limit::HeaderMemory),
-            _ => {}
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // Counted by HeaderCap when it saw the header go over.
+        if self.watch.over.load(Ordering::Relaxed) != 0 {
+            return Poll::Ready(());
         }
         if self.watch.seen.load(Ordering::Relaxed) {
             return Poll::Pending;
@@ -265,7 +266,8 @@ impl std::future::Future for Deadline {
             }
             let deadline = self.watch.deadline();
             if Instant::now() >= deadline {
-                return Poll::Ready(Limit::HeaderTimeout);
+                Limit::HeaderTimeout.count();
+                return Poll::Ready(());
             }
             self.sleep.as_mut().reset(deadline.into());
         }
@@ -340,6 +342,8 @@ impl AsyncRead for HeaderCap {
         let (left, over) = this.allowance();
         if left == 0 {
             if this.watch.over.swap(over, Ordering::Relaxed) == 0 {
+                // Counted before the client can see the answer.
+                if over == OVER_MEMORY { Limit::HeaderMemory } else { Limit::HeaderBytes }.count();
                 let inner = Pin::new(&mut this.inner);
                 if let Poll::Ready(Ok(_)) = inner.poll_write(cx, TOO_LARGE) {
                     let _ = Pin::new(&mut this.inner).poll_flush(cx);
@@ -515,12 +519,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
                 tokio::select! {
                     biased;
                     r = serve => r,
-                    // A header never completed in time or went over its cap: nothing is in
-                    // flight, drop the connection.
-                    limit = expire => {
-                        limit.count();
-                        None
-                    }
+                    // A header never completed in time or went over its cap (counted): nothing
+                    // is in flight, drop the connection.
+                    () = expire => None
                 }
             }
             None => {
