@@ -208,13 +208,19 @@ impl Findings {
             }
             s.first_seen.get_or_insert(now);
             s.last_seen = Some(now);
-            if s.examples.len() < MAX_EXAMPLES {
+            let (legacy, new) = (cut(&d.legacy), cut(&d.new));
+            // A second example that says the same as the first tells nothing more.
+            let seen = s
+                .examples
+                .iter()
+                .any(|e| e.path == path && e.at_field == d.field && e.legacy == legacy && e.new == new);
+            if s.examples.len() < MAX_EXAMPLES && !seen {
                 s.examples.push(Example {
                     at: rfc3339(now),
                     path: path.to_string(),
                     at_field: d.field.clone(),
-                    legacy: cut(&d.legacy),
-                    new: cut(&d.new),
+                    legacy,
+                    new,
                 });
             }
         }
@@ -372,7 +378,7 @@ mod tests {
                 if ep == "GET /orders/{id}" && i % 100 == 7 {
                     d.push(diff("json:$.items[2].price", 10, 11));
                 }
-                let real = f.record_pair(ep, "/x", d, now);
+                let real = f.record_pair(ep, &format!("/x/{i}"), d, now);
                 assert!(real.iter().all(|d| d.field.to_string().contains("price")), "noise shown as real: {real:?}");
             }
         }
@@ -442,6 +448,19 @@ mod tests {
     }
 
     #[test]
+    fn an_example_is_not_kept_twice() {
+        let mut f = Findings::default();
+        let now = SystemTime::now();
+        for _ in 0..3 {
+            f.record_pair("GET /a", "/a/1", vec![diff("json:$.price", 1, 2)], now);
+        }
+        f.record_pair("GET /a", "/a/2", vec![diff("json:$.price", 1, 2)], now);
+        let r = f.report("r", RULES, now);
+        let paths: Vec<&str> = r.endpoints[0].findings[0].examples.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["/a/1", "/a/2"]);
+    }
+
+    #[test]
     fn a_reset_clears_the_evidence_and_keeps_the_noise() {
         let mut f = Findings::default();
         let now = SystemTime::now();
@@ -469,8 +488,8 @@ mod tests {
                 lines: None,
             })
             .collect();
-        for _ in 0..5 {
-            f.record_pair("GET /x", "/x", d.clone(), now);
+        for i in 0..5 {
+            f.record_pair("GET /x", &format!("/x/{i}"), d.clone(), now);
         }
         let r = f.report("r", RULES, now);
         assert_eq!(r.endpoints[0].findings.len(), MAX_FIELDS);
