@@ -49,6 +49,10 @@ get /orders
 "$BIN/strangler" diffs orders --limit 2 -c "$work/strangler.toml" | sed 's/^/  /'
 
 echo
+echo "== the cutover report: is new ready, endpoint by endpoint? (strangler report orders)"
+"$BIN/strangler" report orders -c "$work/strangler.toml" | sed 's/^/  /'
+
+echo
 echo "== runtime change through the admin API, written back to the file: strangler weight users 80"
 "$BIN/strangler" weight users 80 -c "$work/strangler.toml" | sed 's/^/  /'
 grep -n '^weight' "$work/strangler.toml" | sed 's/^/  file: /'
