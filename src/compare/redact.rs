@@ -9,11 +9,13 @@
 //! - `name=value` and `"name": value` pairs with such names in snippets of bodies that are not
 //!   JSON (form posts, text).
 
+use std::collections::BTreeMap;
+
 use http::HeaderName;
 use serde_json::Value;
 
 use super::path::{JsonPath, PatStep, Step};
-use crate::api::{DiffRecord, Field};
+use crate::api::{DiffRecord, Difference, Field};
 
 pub const REDACTED: &str = "[redacted]";
 
@@ -61,13 +63,23 @@ impl Redaction {
 
     /// Scrub a record before it is stored anywhere.
     pub fn apply(&self, record: &mut DiffRecord) {
-        for (name, v) in record.request_headers.iter_mut() {
+        self.headers(&mut record.request_headers);
+        record.path = self.query(&record.path);
+        self.differences(&mut record.differences);
+    }
+
+    /// Scrub request headers (as [`crate::compare::store::header_map`] shows them).
+    pub fn headers(&self, headers: &mut BTreeMap<String, Value>) {
+        for (name, v) in headers.iter_mut() {
             if self.secret_header(name) {
                 *v = Value::from(REDACTED);
             }
         }
-        record.path = self.query(&record.path);
-        for d in record.differences.iter_mut() {
+    }
+
+    /// Scrub the values of differences (and of anything shown the way a difference is).
+    pub fn differences(&self, differences: &mut [Difference]) {
+        for d in differences.iter_mut() {
             let whole = match &d.field {
                 Field::Header(name) => self.secret_header(name),
                 Field::Json(path) => self.secret_path(path),
@@ -154,7 +166,8 @@ impl Redaction {
     }
 
     /// `path?a=1&api_key=x` -> `path?a=1&api_key=[redacted]`.
-    fn query(&self, path: &str) -> String {
+    /// A path and query with the values of secret query parameters redacted.
+    pub fn query(&self, path: &str) -> String {
         let Some((base, query)) = path.split_once('?') else { return path.to_string() };
         let params: Vec<String> = query
             .split('&')

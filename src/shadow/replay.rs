@@ -15,7 +15,7 @@ use super::client::{self, ExchangeError};
 use super::state::ShadowState;
 use super::task::answer;
 use super::Shadower;
-use crate::api::{self, DiffRecord, Field, ReplayOutcome, Side, SideAnswer};
+use crate::api::{self, Field, ReplayOutcome, Side};
 use crate::compare::store::header_map;
 use crate::compare::{compare, Difference, Rules};
 use crate::config::shadow::Shadow;
@@ -88,24 +88,6 @@ impl KeptRequests {
     }
 }
 
-/// A redacted view of a kept request and of some differences, through the route's redaction.
-fn redacted(cfg: &Shadow, k: &Kept, differences: Vec<Difference>) -> DiffRecord {
-    let mut record = DiffRecord {
-        at: k.seen_at.clone(),
-        route: String::new(),
-        method: k.request.method.to_string(),
-        path: k.path(),
-        served_by: Side::Legacy,
-        legacy: SideAnswer { status: 0, duration_ms: 0.0 },
-        new: SideAnswer { status: 0, duration_ms: 0.0 },
-        differences,
-        truncated: false,
-        request_headers: header_map(&k.request.headers),
-    };
-    cfg.compare.redaction.apply(&mut record);
-    record
-}
-
 /// The kept request as the API shows it: redacted, its body when it is text (secrets in JSON
 /// keys and `name=value` pairs redacted too).
 pub fn shown(cfg: &Shadow, k: &Kept) -> api::KeptRequest {
@@ -114,21 +96,22 @@ pub fn shown(cfg: &Shadow, k: &Kept) -> api::KeptRequest {
             Ok(v) => (Field::Json("$".into()), v),
             Err(_) => (Field::Body, Value::from(text)),
         };
-        let d = Difference { field, legacy: Some(value), new: None, offset: None, lines: None };
-        let scrubbed = redacted(cfg, k, vec![d]).differences.pop().and_then(|d| d.legacy);
-        match scrubbed {
+        let mut d = [Difference { field, legacy: Some(value), new: None, offset: None, lines: None }];
+        cfg.compare.redaction.differences(&mut d);
+        match d[0].legacy.take() {
             Some(Value::String(s)) => s,
             Some(other) => other.to_string(),
             None => String::new(),
         }
     });
-    let r = redacted(cfg, k, Vec::new());
+    let mut headers = header_map(&k.request.headers);
+    cfg.compare.redaction.headers(&mut headers);
     api::KeptRequest {
         seen_at: k.seen_at.clone(),
         endpoint: k.endpoint.clone(),
-        method: r.method,
-        path: r.path,
-        headers: r.request_headers,
+        method: k.request.method.to_string(),
+        path: cfg.compare.redaction.query(&k.path()),
+        headers,
         body,
         body_bytes: k.body.len(),
     }
@@ -148,7 +131,7 @@ pub async fn replay(
         client::exchange(&shadower.connector, pool, req, k.body.clone(), cfg.max_body, cfg.timeout)
     };
     let (legacy, new) = tokio::join!(send(Side::Legacy), send(Side::New));
-    let shown_path = redacted(cfg, k, Vec::new()).path;
+    let shown_path = cfg.compare.redaction.query(&k.path());
     let result = |outcome, differences, error| api::ReplayResult {
         seen_at: k.seen_at.clone(),
         endpoint: k.endpoint.clone(),
@@ -172,8 +155,8 @@ pub async fn replay(
     let matchers = c.matchers_for(&k.endpoint);
     let rules = Rules { ignore_headers: &c.ignore_headers, ignore_paths: &c.ignore_json_paths, matchers: &matchers };
     let outcome = compare(&legacy, &new, &rules);
-    let real = state.findings().unexplained(&k.endpoint, outcome.differences);
-    let differences = redacted(cfg, k, real).differences;
+    let mut differences = state.findings().unexplained(&k.endpoint, outcome.differences);
+    cfg.compare.redaction.differences(&mut differences);
     let verdict = if differences.is_empty() { ReplayOutcome::Fixed } else { ReplayOutcome::Differs };
     result(verdict, differences, None)
 }
