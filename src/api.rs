@@ -119,6 +119,23 @@ pub struct LiveWindow {
     pub mismatch_rate: Option<f64>,
 }
 
+/// `GET /api/v1/routes/{name}/history`: the route's figures per interval, oldest first, over the
+/// last 15 minutes (less just after start), for charts of legacy and new on the same axes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub route: String,
+    /// Seconds each sample covers.
+    pub step_seconds: u64,
+    pub samples: Vec<HistorySample>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistorySample {
+    /// The end of the interval, RFC 3339, UTC.
+    pub at: String,
+    pub window: LiveWindow,
+}
+
 impl LiveWindow {
     pub fn side(&self, side: Side) -> &SideLive {
         match side {

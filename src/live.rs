@@ -186,11 +186,22 @@ impl Window {
 
 /// How far back the live window reaches.
 pub const LIVE_WINDOW: Duration = Duration::from_secs(60);
+/// What one history sample covers, and how many are kept: 15 minutes, about 25 KiB per route
+/// (a sample is a [`LiveWindow`], the figures without the histograms).
+pub const HISTORY_STEP: Duration = Duration::from_secs(5);
+pub const HISTORY_LEN: usize = 180;
 
-/// A route's live counters and the ring of once-a-second readings.
+/// A route's live counters, the ring of once-a-second readings, and the history.
 pub struct Live {
     sides: [SideCounters; 2],
     ring: Mutex<VecDeque<Reading>>,
+    history: Mutex<History>,
+}
+
+/// Summaries of consecutive [`HISTORY_STEP`]s, and the reading the next one starts from.
+struct History {
+    base: Reading,
+    samples: VecDeque<(std::time::SystemTime, LiveWindow)>,
 }
 
 impl Default for Live {
@@ -207,7 +218,12 @@ impl Live {
             shadow_match: 0,
             shadow_mismatch: 0,
         };
-        Live { sides: [SideCounters::new(), SideCounters::new()], ring: Mutex::new(VecDeque::from([start])) }
+        let history = History { base: start.clone(), samples: VecDeque::new() };
+        Live {
+            sides: [SideCounters::new(), SideCounters::new()],
+            ring: Mutex::new(VecDeque::from([start])),
+            history: Mutex::new(history),
+        }
     }
 
     /// One answered request. `failed` = a 5xx answer; `latency` = how long the upstream took to
@@ -245,11 +261,34 @@ impl Live {
     /// Keep a reading for the live window; readings older than the window (but the one just
     /// past it) are dropped.
     pub fn keep(&self, reading: Reading) {
+        {
+            let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
+            if reading.at.saturating_duration_since(h.base.at) >= HISTORY_STEP {
+                let window = reading.since(&h.base).summary();
+                h.samples.push_back((std::time::SystemTime::now(), window));
+                while h.samples.len() > HISTORY_LEN {
+                    h.samples.pop_front();
+                }
+                h.base = reading.clone();
+            }
+        }
         let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         ring.push_back(reading);
         while ring.len() > 2 && ring[1].at.elapsed() >= LIVE_WINDOW {
             ring.pop_front();
         }
+    }
+
+    /// The history samples, oldest first.
+    pub fn history(&self) -> Vec<crate::api::HistorySample> {
+        let h = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        h.samples
+            .iter()
+            .map(|(at, window)| crate::api::HistorySample {
+                at: humantime::format_rfc3339_seconds(*at).to_string(),
+                window: window.clone(),
+            })
+            .collect()
     }
 
     /// The last minute (or less, just after start) up to `now`.
@@ -284,6 +323,23 @@ mod tests {
                 assert!(bucket_upper(b - 1) < micros, "{micros} belongs to an earlier bucket");
             }
         }
+    }
+
+    #[test]
+    fn history_keeps_one_summary_per_step_and_is_bounded() {
+        let live = Live::new();
+        let start = live.read(0, 0).at;
+        for second in 1..=(HISTORY_STEP.as_secs() as usize * (HISTORY_LEN + 10)) {
+            live.record(Side::New, false, Some(Duration::from_millis(5)));
+            let mut r = live.read(second as u64, 0);
+            r.at = start + Duration::from_secs(second as u64);
+            live.keep(r);
+        }
+        let h = live.history();
+        assert_eq!(h.len(), HISTORY_LEN);
+        let w = &h[0].window;
+        assert_eq!((w.seconds, w.new.requests, w.shadow_compared), (5.0, 5, 5));
+        assert!((w.new.rps - 1.0).abs() < 1e-9);
     }
 
     #[test]

@@ -117,3 +117,33 @@ async fn a_reload_that_changes_the_listeners_says_a_restart_is_needed() {
     s.wait_metric("strangler_config_reloads_total{result=\"ok\"}", 1.0).await;
     wait_for_log(&s, "changes to server take effect only after a restart").await;
 }
+
+/// A route's history: one sample per 5 s step, each with both sides' figures, for charts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_history_has_a_sample_per_step_with_both_sides() {
+    let legacy = MockUpstream::start("legacy").await;
+    let new = MockUpstream::start("new").await;
+    let body = format!(
+        "{}[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 50\n",
+        pools(&legacy, &new)
+    );
+    let s = Strangler::start(&body).await;
+    let c = client();
+    let started = Instant::now();
+    let mut sent = 0;
+    while started.elapsed() < Duration::from_millis(5600) {
+        assert_eq!(c.get(s.url("/x")).send().await.expect("request").status(), 200);
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let h: strangler::api::History = s.api("/routes/orders/history").await;
+    assert_eq!(h.step_seconds, 5);
+    assert!(!h.samples.is_empty(), "no sample after a whole step");
+    let w = &h.samples[0].window;
+    let both = w.legacy.requests + w.new.requests;
+    assert!(both > 0 && both <= sent, "{both} requests in the first step of {sent} sent");
+    assert!(w.legacy.requests > 0 && w.new.requests > 0, "weight 50 sends to both sides: {w:?}");
+    assert!((w.seconds - 5.0).abs() < 1.5, "a step covers about 5 s: {}", w.seconds);
+    let missing = c.get(s.admin_url("/api/v1/routes/nope/history")).send().await.expect("request");
+    assert_eq!(missing.status(), 404);
+}

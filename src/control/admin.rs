@@ -342,6 +342,7 @@ enum Endpoint {
     ReportReset,
     Replay,
     Replays,
+    History,
 }
 
 impl Endpoint {
@@ -362,6 +363,7 @@ impl Endpoint {
             ["api", "routes", _, "report", "reset"] => Endpoint::ReportReset,
             ["api", "routes", _, "replay"] => Endpoint::Replay,
             ["api", "routes", _, "replays"] => Endpoint::Replays,
+            ["api", "routes", _, "history"] => Endpoint::History,
             ["api", "routes", _, "weight"] => Endpoint::Weight,
             ["api", "reload"] => Endpoint::Reload,
             ["api", "routes", _, "rollout", _] => Endpoint::Rollout,
@@ -651,6 +653,17 @@ impl AdminApp {
             }
             (Endpoint::Report, [_, _, name, _]) => self.report(name),
             (Endpoint::ReportReset, [_, _, name, _, _]) => self.reset_report(name, &who),
+            (Endpoint::History, [_, _, name, _]) => match self.shared.load().table.get(name) {
+                Some(m) => json_response(
+                    StatusCode::OK,
+                    &api::History {
+                        route: name.to_string(),
+                        step_seconds: crate::live::HISTORY_STEP.as_secs(),
+                        samples: m.stats.live.history(),
+                    },
+                ),
+                None => error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}")),
+            },
             (Endpoint::Replays, [_, _, name, _]) => {
                 let query = session.req_header().uri.query().unwrap_or("").to_string();
                 self.replays(name, &query)
