@@ -14,7 +14,7 @@ use crate::api::ReportRules;
 use crate::compare::endpoint::Template;
 use crate::compare::matchers::{MatchKind, Matcher, MatcherField};
 use crate::compare::redact::Redaction;
-use crate::compare::JsonPath;
+use crate::compare::{JsonPath, Rules};
 
 /// Where shadow copies go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +85,12 @@ impl Compare {
     /// The matchers that apply to requests counted under `endpoint`.
     pub fn matchers_for(&self, endpoint: &str) -> Vec<&Matcher> {
         self.matchers.iter().filter(|m| m.applies_to(endpoint)).collect()
+    }
+
+    /// How a pair is compared: this route's ignore lists, with `matchers` (from
+    /// [`Compare::matchers_for`] the pair's endpoint).
+    pub fn rules<'a>(&'a self, matchers: &'a [&'a Matcher]) -> Rules<'a> {
+        Rules { ignore_headers: &self.ignore_headers, ignore_paths: &self.ignore_json_paths, matchers }
     }
 }
 

@@ -115,39 +115,36 @@ impl AdminApp {
                 }
             },
         };
-        let snap = self.shared.load();
-        let Some(m) = snap.table.get(name) else {
-            return error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}"));
-        };
-        let Some(state) = m.shadow.as_ref() else {
-            return error_response(
-                StatusCode::NOT_FOUND,
-                format!("route {name:?} has no [routes.shadow] section, so nothing is compared"),
-            );
-        };
-        let diffs = state.recent.latest(limit).iter().map(|d| d.as_ref().clone()).collect();
-        json_response(StatusCode::OK, &api::Diffs { route: name.to_string(), diffs, noise: state.noise_fields() })
+        self.with_shadow(name, |_, state, _| {
+            let diffs = state.recent.latest(limit).iter().map(|d| d.as_ref().clone()).collect();
+            json_response(StatusCode::OK, &api::Diffs { route: name.to_string(), diffs, noise: state.noise_fields() })
+        })
+        .unwrap_or_else(|resp| resp)
     }
 
     /// `GET /api/routes/{name}/report`: findings and a verdict per endpoint.
     fn report(&self, name: &str) -> Response<Vec<u8>> {
-        let (snap, state) = match self.shadowed(name) {
-            Ok(s) => s,
-            Err(resp) => return resp,
-        };
-        let report = state.findings().report(name, compare_rules(&snap, name), std::time::SystemTime::now());
-        json_response(StatusCode::OK, &report)
+        self.with_shadow(name, |_, state, cfg| {
+            let report = state.findings().report(name, cfg.compare.rules.clone(), std::time::SystemTime::now());
+            json_response(StatusCode::OK, &report)
+        })
+        .unwrap_or_else(|resp| resp)
     }
 
-    /// The snapshot and the route's shadow state, or the API's answer why the route has none.
+    /// Run `f` on a shadowed route (its table entry, shadow state and settings), or answer 404
+    /// saying why it cannot: no such route, or a route that compares nothing.
     #[allow(clippy::result_large_err)]
-    fn shadowed(&self, name: &str) -> Result<Shadowed, Response<Vec<u8>>> {
-        let snap = self.shared.load_full();
+    fn with_shadow<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce(&Matched, &Arc<ShadowState>, &Shadow) -> T,
+    ) -> Result<T, Response<Vec<u8>>> {
+        let snap = self.shared.load();
         let Some(m) = snap.table.get(name) else {
             return Err(error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}")));
         };
-        match (m.shadow.clone(), m.route.shadow.is_some()) {
-            (Some(state), true) => Ok((snap.clone(), state)),
+        match (m.shadow.as_ref(), m.route.shadow.as_ref()) {
+            (Some(state), Some(cfg)) => Ok(f(m, state, cfg)),
             _ => Err(error_response(
                 StatusCode::NOT_FOUND,
                 format!("route {name:?} has no [routes.shadow] section, so nothing is compared"),
@@ -157,32 +154,25 @@ impl AdminApp {
 
     /// `GET /api/routes/{name}/replays?limit=N&endpoint=E`: kept requests, redacted.
     fn replays(&self, name: &str, query: &str) -> Response<Vec<u8>> {
-        let (snap, state) = match self.shadowed(name) {
-            Ok(s) => s,
-            Err(resp) => return resp,
-        };
-        let Some(cfg) = snap.table.get(name).and_then(|m| m.route.shadow.as_ref()) else {
-            return error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}"));
-        };
         let (endpoint, limit) = match replay_query(query) {
             Ok(q) => q,
             Err(msg) => return error_response(StatusCode::BAD_REQUEST, msg),
         };
-        let requests = state
-            .kept
-            .latest(endpoint.as_deref(), limit)
-            .iter()
-            .map(|k| crate::shadow::replay::shown(cfg, k))
-            .collect();
-        json_response(StatusCode::OK, &api::Replays { route: name.to_string(), requests })
+        self.with_shadow(name, |_, state, cfg| {
+            let kept = state.kept.latest(endpoint.as_deref(), limit);
+            let requests = kept.iter().map(|k| crate::shadow::replay::shown(cfg, k)).collect();
+            json_response(StatusCode::OK, &api::Replays { route: name.to_string(), requests })
+        })
+        .unwrap_or_else(|resp| resp)
     }
 
     /// `POST /api/routes/{name}/replay`: kept requests sent to both sides again, compared now.
     async fn replay(&self, session: &mut ServerSession, name: &str, who: &str) -> Response<Vec<u8>> {
-        let (snap, state) = match self.shadowed(name) {
-            Ok(s) => s,
-            Err(resp) => return resp,
-        };
+        let (state, route, pools) =
+            match self.with_shadow(name, |m, state, _| (state.clone(), m.route.clone(), m.pools.clone())) {
+                Ok(s) => s,
+                Err(resp) => return resp,
+            };
         let body = match read_body(session).await {
             Ok(b) => b,
             Err(resp) => return resp,
@@ -214,13 +204,12 @@ impl AdminApp {
         let slots = Arc::new(tokio::sync::Semaphore::new(REPLAY_CONCURRENCY));
         let mut set = tokio::task::JoinSet::new();
         for (i, k) in kept.into_iter().enumerate() {
-            let (shadower, state, snap, slots, name) =
-                (self.shadower.clone(), state.clone(), snap.clone(), slots.clone(), name.to_string());
+            let (shadower, state, route, pools, slots) =
+                (self.shadower.clone(), state.clone(), route.clone(), pools.clone(), slots.clone());
             set.spawn(async move {
                 let _slot = slots.acquire().await.ok()?;
-                let m = snap.table.get(&name)?;
-                let cfg = m.route.shadow.as_ref()?;
-                Some((i, crate::shadow::replay::replay(&shadower, &state, cfg, &m.pools, &k).await))
+                let cfg = route.shadow.as_ref()?;
+                Some((i, crate::shadow::replay::replay(&shadower, &state, cfg, &pools, &k).await))
             });
         }
         let mut done: Vec<(usize, api::ReplayResult)> = set.join_all().await.into_iter().flatten().collect();
@@ -241,30 +230,16 @@ impl AdminApp {
 
     /// `POST /api/routes/{name}/report/reset`: start the evidence afresh, keeping learned noise.
     fn reset_report(&self, name: &str, who: &str) -> Response<Vec<u8>> {
-        let (snap, state) = match self.shadowed(name) {
-            Ok(s) => s,
-            Err(resp) => return resp,
-        };
-        let now = std::time::SystemTime::now();
-        let mut findings = state.findings();
-        let had = findings.reset(now);
-        tracing::info!(target: "strangler::admin", peer = who, route = name, endpoints = had, "cutover report reset");
-        json_response(StatusCode::OK, &findings.report(name, compare_rules(&snap, name), now))
+        self.with_shadow(name, |_, state, cfg| {
+            let now = std::time::SystemTime::now();
+            let mut findings = state.findings();
+            let had = findings.reset(now);
+            tracing::info!(target: "strangler::admin", peer = who, route = name, endpoints = had, "cutover report reset");
+            json_response(StatusCode::OK, &findings.report(name, cfg.compare.rules.clone(), now))
+        })
+        .unwrap_or_else(|resp| resp)
     }
 }
-
-/// What a route's findings are judged by (its `[routes.compare]`).
-fn compare_rules(snap: &crate::snapshot::Snapshot, name: &str) -> api::ReportRules {
-    snap.table
-        .get(name)
-        .and_then(|m| m.route.shadow.as_ref())
-        .map_or(api::ReportRules { finding_absolute: 0.0, finding_relative: 0.0, ready_after: 1 }, |s| {
-            s.compare.rules.clone()
-        })
-}
-
-/// A snapshot, and the shadow state of one of its routes.
-type Shadowed = (Arc<crate::snapshot::Snapshot>, Arc<crate::shadow::ShadowState>);
 
 /// Records returned by the diffs endpoint without `limit`.
 const DEFAULT_DIFFS: usize = 20;

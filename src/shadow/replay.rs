@@ -17,7 +17,7 @@ use super::task::answer;
 use super::Shadower;
 use crate::api::{self, Field, ReplayOutcome, Side};
 use crate::compare::store::header_map;
-use crate::compare::{compare, Difference, Rules};
+use crate::compare::{compare, Difference};
 use crate::config::shadow::Shadow;
 use crate::metrics::side_index;
 use crate::upstream::Pool;
@@ -153,7 +153,7 @@ pub async fn replay(
     };
     let c = &cfg.compare;
     let matchers = c.matchers_for(&k.endpoint);
-    let rules = Rules { ignore_headers: &c.ignore_headers, ignore_paths: &c.ignore_json_paths, matchers: &matchers };
+    let rules = c.rules(&matchers);
     let outcome = compare(&legacy, &new, &rules);
     let mut differences = state.findings().unexplained(&k.endpoint, outcome.differences);
     cfg.compare.redaction.differences(&mut differences);

@@ -14,7 +14,7 @@ use super::client::{self, ExchangeError, Raw};
 use super::{Primary, ShadowState, Shadower, Verdict};
 use crate::compare::body::{decode, DecodeError};
 use crate::compare::store::{header_map, DiffRecord, SideAnswer};
-use crate::compare::{compare, noise_between, Answer, Outcome, Rules};
+use crate::compare::{compare, noise_between, Answer, Outcome};
 use crate::config::shadow::{is_safe, Shadow};
 use crate::config::{Route, Side};
 use crate::metrics::side_index;
@@ -181,8 +181,7 @@ async fn learn_noise(job: &Job, cfg: &Shadow, first: &Answer, endpoint: &str) {
         if again.status == first.status {
             let c = &cfg.compare;
             let matchers = c.matchers_for(endpoint);
-            let rules =
-                Rules { ignore_headers: &c.ignore_headers, ignore_paths: &c.ignore_json_paths, matchers: &matchers };
+            let rules = c.rules(&matchers);
             job.state.learn(endpoint, &noise_between(first, &again, &rules));
         }
     }
@@ -204,8 +203,7 @@ async fn compare_off_path(route: Arc<Route>, endpoint: String, legacy: Answer, n
         let Some(cfg) = route.shadow.as_ref() else { return Outcome::default() };
         let c = &cfg.compare;
         let matchers = c.matchers_for(&endpoint);
-        let rules =
-            Rules { ignore_headers: &c.ignore_headers, ignore_paths: &c.ignore_json_paths, matchers: &matchers };
+        let rules = c.rules(&matchers);
         compare(&legacy, &new, &rules)
     };
     if small {
