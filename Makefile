@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo test lint check-configs check-alerts bench bench-shadow proofs soak verify-unit clean
+.PHONY: all deps build demo test lint check-configs check-alerts browser bench bench-shadow proofs soak verify-unit clean
 
 all: build
 
@@ -37,16 +37,25 @@ check-alerts:
 	promtool check rules examples/prometheus/alerts.yml
 	cd examples/prometheus && promtool test rules alerts_test.yml
 
-test: lint check-configs check-alerts
+# The console's tests (tests/console.rs) drive a real headless Chromium over WebDriver:
+# Debian's chromium and chromium-driver, installed when missing.
+browser:
+	@{ [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || { \
+		echo "installing chromium and chromium-driver (for the console's browser tests)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: lint check-configs check-alerts browser
 	$(CARGO) test
 
 # Peer benchmarks (install nginx and wrk from Debian packages when missing): the proxy's own cost,
 # then what shadowing costs the client, next to nginx's mirror, then the memory clients dripping
-# endless headers can make it hold.
+# endless headers can make it hold; then the console's page weight and time to first render in
+# headless Chromium.
 bench: deps
 	./examples/benchmark/run.sh
 	./examples/benchmark/shadow.sh
 	./examples/benchmark/header_drip.sh
+	./examples/benchmark/console.sh
 
 bench-shadow: deps
 	./examples/benchmark/shadow.sh

@@ -134,6 +134,21 @@ pub struct HistorySample {
     /// The end of the interval, RFC 3339, UTC.
     pub at: String,
     pub window: LiveWindow,
+    /// Legacy's and new's answer times on the same shadowed requests in this interval; absent
+    /// when nothing was compared.
+    #[serde(default)]
+    pub shadowed: Option<PairedLatency>,
+}
+
+/// Both sides' latency on identical requests: each compared shadow pair adds one answer time
+/// to each side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairedLatency {
+    pub pairs: u64,
+    pub legacy_p50_ms: Option<f64>,
+    pub legacy_p99_ms: Option<f64>,
+    pub new_p50_ms: Option<f64>,
+    pub new_p99_ms: Option<f64>,
 }
 
 impl LiveWindow {
@@ -454,6 +469,8 @@ pub struct NoiseRate {
 /// One pair a finding was seen in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Example {
+    /// When the pair was compared, RFC 3339 with milliseconds: the same instant as the pair's
+    /// [`DiffRecord::at`] when the pair is among the recent diffs.
     pub at: String,
     /// Path and query of the request.
     pub path: String,

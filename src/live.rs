@@ -64,6 +64,45 @@ impl SideCounters {
     }
 }
 
+/// Answer times of legacy and new on the same shadowed requests: every compared pair adds one
+/// to each side, so the two distributions come from identical traffic (the fairest latency
+/// comparison there is; the live figures compare different requests).
+pub struct Paired {
+    sides: [SideCounters; 2],
+}
+
+impl Default for Paired {
+    fn default() -> Self {
+        Paired { sides: [SideCounters::new(), SideCounters::new()] }
+    }
+}
+
+impl Paired {
+    pub fn record(&self, side: Side, took: Duration) {
+        let c = &self.sides[side_index(side)];
+        c.requests.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        c.latency[bucket_of(micros)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> [Figures; 2] {
+        [self.sides[0].read(), self.sides[1].read()]
+    }
+}
+
+/// The paired figures between two readings of [`Paired`]; `None` without pairs.
+fn paired_summary(now: &[Figures; 2], base: &[Figures; 2]) -> Option<crate::api::PairedLatency> {
+    let [legacy, new] = [0, 1].map(|i| now[i].since(&base[i]));
+    let pairs = legacy.requests.min(new.requests);
+    (pairs > 0).then(|| crate::api::PairedLatency {
+        pairs,
+        legacy_p50_ms: legacy.quantile_ms(0.50),
+        legacy_p99_ms: legacy.quantile_ms(0.99),
+        new_p50_ms: new.quantile_ms(0.50),
+        new_p99_ms: new.quantile_ms(0.99),
+    })
+}
+
 /// One side's counts over some span: a reading, or the difference of two.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Figures {
@@ -186,8 +225,9 @@ impl Window {
 
 /// How far back the live window reaches.
 pub const LIVE_WINDOW: Duration = Duration::from_secs(60);
-/// What one history sample covers, and how many are kept: 15 minutes, about 25 KiB per route
-/// (a sample is a [`LiveWindow`], the figures without the histograms).
+/// What one history sample covers, and how many are kept: 15 minutes, 51 KiB per route (44 KiB
+/// of samples, each a [`LiveWindow`] and the step's paired shadow latency, the figures without
+/// the histograms; 7 KiB of paired-latency counters). `history_memory_per_route` checks it.
 pub const HISTORY_STEP: Duration = Duration::from_secs(5);
 pub const HISTORY_LEN: usize = 180;
 
@@ -201,7 +241,14 @@ pub struct Live {
 /// Summaries of consecutive [`HISTORY_STEP`]s, and the reading the next one starts from.
 struct History {
     base: Reading,
-    samples: VecDeque<(std::time::SystemTime, LiveWindow)>,
+    paired_base: [Figures; 2],
+    samples: VecDeque<Sample>,
+}
+
+struct Sample {
+    at: std::time::SystemTime,
+    window: LiveWindow,
+    shadowed: Option<crate::api::PairedLatency>,
 }
 
 impl Default for Live {
@@ -218,7 +265,12 @@ impl Live {
             shadow_match: 0,
             shadow_mismatch: 0,
         };
-        let history = History { base: start.clone(), samples: VecDeque::new() };
+        let history = History {
+            base: start.clone(),
+            paired_base: [Figures::zero(), Figures::zero()],
+            // Allocated once at its full size: a growing ring would double past it.
+            samples: VecDeque::with_capacity(HISTORY_LEN + 1),
+        };
         Live {
             sides: [SideCounters::new(), SideCounters::new()],
             ring: Mutex::new(VecDeque::from([start])),
@@ -259,13 +311,20 @@ impl Live {
     }
 
     /// Keep a reading for the live window; readings older than the window (but the one just
-    /// past it) are dropped.
-    pub fn keep(&self, reading: Reading) {
+    /// past it) are dropped. Every [`HISTORY_STEP`], the step's summary (with the route's
+    /// `paired` shadow latencies, when it shadows) joins the history.
+    pub fn keep(&self, reading: Reading, paired: Option<&Paired>) {
         {
             let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
             if reading.at.saturating_duration_since(h.base.at) >= HISTORY_STEP {
                 let window = reading.since(&h.base).summary();
-                h.samples.push_back((std::time::SystemTime::now(), window));
+                let shadowed = paired.and_then(|p| {
+                    let now = p.read();
+                    let step = paired_summary(&now, &h.paired_base);
+                    h.paired_base = now;
+                    step
+                });
+                h.samples.push_back(Sample { at: std::time::SystemTime::now(), window, shadowed });
                 while h.samples.len() > HISTORY_LEN {
                     h.samples.pop_front();
                 }
@@ -284,9 +343,10 @@ impl Live {
         let h = self.history.lock().unwrap_or_else(|p| p.into_inner());
         h.samples
             .iter()
-            .map(|(at, window)| crate::api::HistorySample {
-                at: humantime::format_rfc3339_seconds(*at).to_string(),
-                window: window.clone(),
+            .map(|s| crate::api::HistorySample {
+                at: humantime::format_rfc3339_seconds(s.at).to_string(),
+                window: s.window.clone(),
+                shadowed: s.shadowed.clone(),
             })
             .collect()
     }
@@ -333,13 +393,60 @@ mod tests {
             live.record(Side::New, false, Some(Duration::from_millis(5)));
             let mut r = live.read(second as u64, 0);
             r.at = start + Duration::from_secs(second as u64);
-            live.keep(r);
+            live.keep(r, None);
         }
         let h = live.history();
         assert_eq!(h.len(), HISTORY_LEN);
         let w = &h[0].window;
         assert_eq!((w.seconds, w.new.requests, w.shadow_compared), (5.0, 5, 5));
         assert!((w.new.rps - 1.0).abs() < 1e-9);
+        assert_eq!(h[0].shadowed, None, "a route that shadows nothing has no paired latency");
+    }
+
+    /// The figure the docs give: a route's history (the samples and the paired latencies'
+    /// counters and base) stays under 56 KiB.
+    #[test]
+    fn history_memory_per_route() {
+        let samples = std::mem::size_of::<Sample>() * (HISTORY_LEN + 1);
+        let paired = 2 * 2 * (BUCKETS * 8 + std::mem::size_of::<Figures>());
+        let total = samples + paired;
+        println!("history per route: {samples} B of samples + {paired} B of paired latency = {total} B");
+        assert!(total < 56 * 1024, "{total} bytes per route");
+        let h = Live::new().history.into_inner().expect("lock");
+        assert!(h.samples.capacity() <= HISTORY_LEN + 8, "the ring is allocated at its size");
+    }
+
+    #[test]
+    fn history_pairs_each_step_own_shadowed_latencies() {
+        let (live, paired) = (Live::new(), Paired::default());
+        let start = live.read(0, 0).at;
+        let step = |n: u64, legacy_ms: u64, new_ms: u64| {
+            for _ in 0..n {
+                paired.record(Side::Legacy, Duration::from_millis(legacy_ms));
+                paired.record(Side::New, Duration::from_millis(new_ms));
+            }
+        };
+        step(10, 20, 40);
+        let mut r = live.read(0, 0);
+        r.at = start + HISTORY_STEP;
+        live.keep(r, Some(&paired));
+        let mut r = live.read(0, 0);
+        r.at = start + HISTORY_STEP * 2;
+        live.keep(r, Some(&paired));
+        step(4, 100, 10);
+        let mut r = live.read(0, 0);
+        r.at = start + HISTORY_STEP * 3;
+        live.keep(r, Some(&paired));
+
+        let h = live.history();
+        let first = h[0].shadowed.clone().expect("ten pairs in the first step");
+        assert_eq!(first.pairs, 10);
+        let (l, n) = (first.legacy_p50_ms.expect("legacy p50"), first.new_p50_ms.expect("new p50"));
+        assert!((20.0..=22.5).contains(&l) && (40.0..=45.0).contains(&n), "p50s {l} and {n}");
+        assert_eq!(h[1].shadowed, None, "no pairs in the second step");
+        let third = h[2].shadowed.clone().expect("four pairs in the third step");
+        assert_eq!(third.pairs, 4, "a step counts only its own pairs");
+        assert!(third.new_p99_ms.expect("new p99") < third.legacy_p99_ms.expect("legacy p99"));
     }
 
     #[test]

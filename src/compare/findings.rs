@@ -216,7 +216,8 @@ impl Findings {
                 .any(|e| e.path == path && e.at_field == d.field && e.legacy == legacy && e.new == new);
             if s.examples.len() < MAX_EXAMPLES && !seen {
                 s.examples.push(Example {
-                    at: rfc3339(now),
+                    // As precise as the pair's diff record, which it names.
+                    at: humantime::format_rfc3339_millis(now).to_string(),
                     path: path.to_string(),
                     at_field: d.field.clone(),
                     legacy,

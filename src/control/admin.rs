@@ -318,6 +318,8 @@ enum Endpoint {
     Replay,
     Replays,
     History,
+    /// The console's page and its files.
+    Console,
 }
 
 impl Endpoint {
@@ -342,6 +344,7 @@ impl Endpoint {
             ["api", "routes", _, "weight"] => Endpoint::Weight,
             ["api", "reload"] => Endpoint::Reload,
             ["api", "routes", _, "rollout", _] => Endpoint::Rollout,
+            [""] | ["ui"] | ["ui", _] => Endpoint::Console,
             _ => return None,
         })
     }
@@ -373,8 +376,15 @@ impl Endpoint {
 
     /// Health and metrics stay open for probes and scrapers; the API (whose diffs carry
     /// response bodies) needs the token when one is set.
+    /// The console's files carry no data (the page asks the API, with the token), so they load
+    /// without it and the page can ask for it.
     fn needs_token(self) -> bool {
-        !matches!(self, Endpoint::Livez | Endpoint::Readyz | Endpoint::Metrics)
+        !matches!(self, Endpoint::Livez | Endpoint::Readyz | Endpoint::Metrics | Endpoint::Console)
+    }
+
+    /// The API and the console answer only under this listener's own names (see [`same_site`]).
+    fn checks_site(self) -> bool {
+        self.needs_token() || self == Endpoint::Console
     }
 }
 
@@ -593,7 +603,7 @@ impl AdminApp {
                 return resp;
             }
         }
-        if endpoint.needs_token() {
+        if endpoint.checks_site() {
             if let Err(why) = same_site(session, endpoint.mutates(), &hosts) {
                 tracing::warn!(target: "strangler::admin", peer = ?session.client_addr().map(|a| a.to_string()), "refused: {why}");
                 return error_response(StatusCode::FORBIDDEN, why);
@@ -601,6 +611,12 @@ impl AdminApp {
         }
         let who = session.client_addr().map_or("-".to_string(), |a| a.to_string());
         match (endpoint, segments.as_slice()) {
+            (Endpoint::Console, _) => match super::console::asset(&path) {
+                Some(asset) => {
+                    super::console::serve(asset, session.req_header().headers.get(http::header::IF_NONE_MATCH))
+                }
+                None => error_response(StatusCode::NOT_FOUND, format!("the console has no file at {path}")),
+            },
             (Endpoint::Livez, _) => respond(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             (Endpoint::Readyz, _) => respond(StatusCode::OK, "text/plain", b"ready\n".to_vec()),
             (Endpoint::Metrics, _) => respond(StatusCode::OK, "text/plain; version=0.0.4", METRICS.render()),

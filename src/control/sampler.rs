@@ -31,7 +31,7 @@ impl BackgroundService for SamplerService {
                 _ = every.tick() => {
                     let snap = self.shared.load();
                     for m in snap.table.iter() {
-                        m.stats.live.keep(m.reading());
+                        m.stats.live.keep(m.reading(), m.shadow.as_deref().map(|s| &s.paired));
                     }
                 }
             }

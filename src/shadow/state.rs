@@ -59,6 +59,8 @@ pub struct ShadowState {
     noise_fields: IntGauge,
     /// Mismatching pairs that differed in a significant finding: what the mismatch gate counts.
     significant: std::sync::atomic::AtomicU64,
+    /// Both answer times of every compared pair, for the history's paired latency.
+    pub paired: crate::live::Paired,
 }
 
 impl ShadowState {
@@ -76,6 +78,7 @@ impl ShadowState {
                 .map(|s| METRICS.shadow_duration.with_label_values(&[route, s.as_str()])),
             noise_fields: METRICS.noise_fields.with_label_values(&[route]),
             significant: std::sync::atomic::AtomicU64::new(0),
+            paired: Default::default(),
         }
     }
 
@@ -130,8 +133,10 @@ impl ShadowState {
         self.mismatches[kind as usize].inc();
     }
 
-    pub fn observe(&self, side: Side, seconds: f64) {
-        self.duration[side_index(side)].observe(seconds);
+    /// Both answer times of a pair that will be compared.
+    pub fn observe(&self, side: Side, took: std::time::Duration) {
+        self.duration[side_index(side)].observe(took.as_secs_f64());
+        self.paired.record(side, took);
     }
 
     /// The route's findings. A shadow task that panicked while holding them left whole

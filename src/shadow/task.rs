@@ -75,8 +75,8 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
             return Verdict::Error;
         }
     };
-    job.state.observe(job.served, primary.took.as_secs_f64());
-    job.state.observe(job.target, shadow.took.as_secs_f64());
+    job.state.observe(job.served, primary.took);
+    job.state.observe(job.target, shadow.took);
     if primary.over {
         return Verdict::Skipped;
     }
@@ -111,8 +111,11 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
         job.state.findings().record_pair(&endpoint, "", Vec::new(), SystemTime::now());
         return Verdict::Match;
     }
+    // One instant for the diff record and the findings' examples, so a finding's example names
+    // the pair it came from (the console shows the pair by it).
+    let now = SystemTime::now();
     let mut record = DiffRecord {
-        at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        at: humantime::format_rfc3339_millis(now).to_string(),
         route: job.route.name.clone(),
         method: job.request.method.to_string(),
         path: job.request.uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
@@ -129,7 +132,7 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
     let all = std::mem::take(&mut record.differences);
     let (real, significant) = {
         let mut f = job.state.findings();
-        let real = f.record_pair(&endpoint, &record.path, all, SystemTime::now());
+        let real = f.record_pair(&endpoint, &record.path, all, now);
         let fields: Vec<_> = real.iter().map(|d| d.field.clone()).collect();
         let significant = f.any_significant(&endpoint, &fields, &c.rules);
         (real, significant)

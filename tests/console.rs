@@ -1,0 +1,344 @@
+//! The console in a real browser: headless Chromium (Debian's, installed by `make test`) over
+//! WebDriver, against the real binary and real upstreams. Each test also checks that the page
+//! logged no JavaScript error, and leaves a screenshot of what it looked at under
+//! `target/console/`.
+
+#[path = "common/browser.rs"]
+mod browser;
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use browser::Browser;
+use bytes::Bytes;
+use common::*;
+use strangler::api::{RolloutStatus, Routes};
+
+const TOKEN: &str = "console-test-token-1234567890";
+
+fn file_weight(s: &Strangler, route: usize) -> f64 {
+    let text = std::fs::read_to_string(&s.config).expect("read config");
+    let parsed: toml::Table = text.parse().expect("TOML");
+    parsed["routes"]
+        .as_array()
+        .and_then(|r| r[route].get("weight"))
+        .and_then(|w| w.as_float().or_else(|| w.as_integer().map(|i| i as f64)))
+        .expect("weight")
+}
+
+async fn get_n(s: &Strangler, path: &str, n: usize) {
+    let c = client();
+    for i in 0..n {
+        let resp = c.get(s.url(&format!("{path}{i}"))).send().await.expect("request");
+        assert_eq!(resp.status(), 200, "{path}{i}");
+    }
+}
+
+/// Fail with the messages if the page logged an error (anything but those `expected` names),
+/// or shows a value it failed to format.
+async fn assert_no_js_errors(b: &Browser, expected: &[&str]) {
+    let errors: Vec<String> =
+        b.console_errors().await.into_iter().filter(|m| !expected.iter().any(|e| m.contains(e))).collect();
+    assert!(errors.is_empty(), "the page logged errors:\n{}", errors.join("\n"));
+    let text = b.text("body").await;
+    for word in ["undefined", "NaN", "null", "[object"] {
+        assert!(!text.contains(word), "the page shows {word:?}:\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_overview_lists_every_route_with_the_apis_figures_sorted_and_filtered() {
+    let legacy = MockUpstream::start("legacy").await;
+    let new = MockUpstream::start("new").await;
+    let body = format!(
+        "{}[[routes]]\nname = \"orders\"\npath_prefix = \"/orders\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 30\n\
+         [[routes]]\nname = \"billing\"\npath_prefix = \"/billing\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 0\n\
+         [[routes]]\nname = \"catalog\"\npath_prefix = \"/\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 100\n",
+        pools(&legacy, &new)
+    );
+    let s = Strangler::start(&body).await;
+    get_n(&s, "/orders/", 60).await;
+    get_n(&s, "/billing/", 20).await;
+
+    let b = Browser::start().await;
+    b.goto(&s.admin_url("/")).await;
+    b.find("body[data-rendered=overview]").await;
+    let api: Routes = s.api("/routes").await;
+    assert_eq!(api.routes.len(), 3);
+    for r in &api.routes {
+        let row = format!("#routes tr[data-route=\"{}\"]", r.name);
+        assert_eq!(b.text(&format!("{row} td[data-col=weight]")).await, format!("{}%", r.weight), "{}", r.name);
+        // The live window's request counts: fixed now that traffic has stopped.
+        for (side, live) in [("legacy", &r.live.legacy), ("new", &r.live.new)] {
+            let cell = b.find(&format!("{row} td[data-col={side}-rps]")).await;
+            let shown = cell.attr("data-requests").await.expect("attr").expect("data-requests");
+            assert_eq!(shown, live.requests.to_string(), "{} {side} requests", r.name);
+            let rps = cell.text().await.expect("text");
+            assert!(rps.parse::<f64>().is_ok(), "{} {side} req/s shows {rps:?}", r.name);
+        }
+        let five = b.text(&format!("{row} td[data-col=new-5xx]")).await;
+        match r.live.new.error_rate {
+            Some(rate) => assert_eq!(five, format!("{rate:.1}%"), "{}", r.name),
+            None => assert_eq!(five, "–", "{}", r.name),
+        }
+    }
+    let orders = api.routes.iter().find(|r| r.name == "orders").expect("orders");
+    assert!(
+        orders.live.new.requests > 0 && orders.live.legacy.requests > 0,
+        "30% splits 60 requests: {:?}",
+        orders.live
+    );
+
+    // Sorted by weight, highest first; then filtered to one.
+    b.click("th[data-sort=weight]").await;
+    let order = || async {
+        let mut names = Vec::new();
+        for row in b.all("#routes tr").await {
+            names.push(row.attr("data-route").await.expect("attr").unwrap_or_default());
+        }
+        names
+    };
+    assert_eq!(order().await, ["catalog", "orders", "billing"]);
+    b.type_into("#filter", "bill").await;
+    b.wait_until("only billing after filtering", || async { order().await == ["billing"] }).await;
+    assert_eq!(b.text("#route-count").await, "1 of 3 routes");
+    b.type_into("#filter", "").await;
+    b.screenshot("overview").await;
+    assert_no_js_errors(&b, &[]).await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_weight_set_on_the_page_needs_the_token_and_changes_the_split_and_the_file() {
+    let legacy = MockUpstream::start("legacy").await;
+    let new = MockUpstream::start("new").await;
+    let body = format!(
+        "{}[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 0\n",
+        pools(&legacy, &new)
+    );
+    let opts = Options { admin: format!("token = \"{TOKEN}\"\n"), ..Options::default() };
+    let s = Strangler::start_with(opts, &body).await;
+    let authed = |path: &str| client().get(s.admin_url(&format!("/api/v1{path}"))).bearer_auth(TOKEN);
+    let weight = || async {
+        let r: strangler::api::RouteView =
+            authed("/routes/orders").send().await.expect("api").json().await.expect("json");
+        r.weight
+    };
+
+    // Without the token the page shows nothing but why, and offers to take it.
+    let b = Browser::start().await;
+    b.goto(&s.admin_url("/")).await;
+    let why = b.text("#need-token-why").await;
+    assert!(why.contains("missing or wrong token"), "{why}");
+    assert!(b.all("#routes").await.is_empty(), "no route is shown without the token");
+    b.screenshot("token-needed").await;
+
+    b.click("#enter-token").await;
+    b.type_into("#token-input", TOKEN).await;
+    b.click("#token-ok").await;
+    b.find("#routes tr[data-route=orders]").await;
+    let stored = b.run("return [sessionStorage.length, localStorage.length, location.href]", vec![]).await;
+    assert_eq!(stored[0], 1, "the token is kept for the tab's session");
+    assert_eq!(stored[1], 0, "and not in local storage");
+    assert!(!stored[2].as_str().unwrap_or_default().contains(TOKEN), "nor in the address");
+
+    // The route's page: a weight, a confirmation naming route, old and new weight; cancel first.
+    b.click("#routes tr[data-route=orders] a").await;
+    b.find("body[data-rendered=route]").await;
+    b.type_into("#weight-input", "100").await;
+    b.click("#weight-apply").await;
+    let asked = b.text("#confirm-text").await;
+    assert!(asked.contains("orders") && asked.contains("from 0% to 100%"), "{asked}");
+    b.click("#confirm-cancel").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(weight().await, 0.0, "a cancelled change changes nothing");
+
+    b.click("#weight-apply").await;
+    b.find("#confirm[open]").await;
+    b.click("#confirm-ok").await;
+    b.wait_until("the change confirmed", || async { b.text("#notice").await.contains("0% → 100%") }).await;
+    assert_eq!(weight().await, 100.0);
+    assert_eq!(file_weight(&s, 0), 100.0, "written back to the TOML file");
+    let before = new.hits();
+    get_n(&s, "/orders/", 20).await;
+    assert_eq!(new.hits() - before, 20, "the proxy serves the new split");
+    b.wait_until("the new weight on the page", || async { b.text("#weight-now").await == "100%" }).await;
+    b.screenshot("route").await;
+
+    // A wrong token (or none): the page says why, and nothing changes.
+    b.run("sessionStorage.setItem('strangler.admin-token', 'wrong')", vec![]).await;
+    b.type_into("#weight-input", "0").await;
+    b.click("#weight-apply").await;
+    b.find("#confirm[open]").await;
+    b.click("#confirm-ok").await;
+    b.wait_until("the refusal", || async { b.text("#notice").await.contains("was not changed") }).await;
+    let said = b.text("#notice").await;
+    assert!(said.contains("token"), "{said}");
+    b.find("#token-dialog[open]").await;
+    assert_eq!(weight().await, 100.0, "refused without the right token");
+    assert_eq!(file_weight(&s, 0), 100.0);
+    // The refused requests are the 401s the browser logs; nothing else.
+    assert_no_js_errors(&b, &["401"]).await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rollout_is_paused_and_resumed_from_the_page() {
+    let legacy = MockUpstream::start("legacy").await;
+    let new = MockUpstream::start("new").await;
+    let body = format!(
+        "{}[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 0\n\
+         [routes.rollout]\nsteps = [10, 50, 100]\nhold = \"1h\"\n",
+        pools(&legacy, &new)
+    );
+    let s = Strangler::start(&body).await;
+    let status = || async { s.rollout("orders").await.status };
+    for _ in 0..100 {
+        if status().await == RolloutStatus::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status().await, RolloutStatus::Running);
+
+    let b = Browser::start().await;
+    b.goto(&s.admin_url("/#/route/orders")).await;
+    b.find("#rollout-status.running").await;
+    let steps = b.all("#rollout-steps li").await;
+    assert_eq!(steps.len(), 3);
+    assert_eq!(b.text("#rollout-steps li.current").await, "10%");
+    assert!(b.text("#rollout-hold").await.contains("Step 1 of 3"), "{}", b.text("#rollout-hold").await);
+    assert!(b.text("#gates").await.contains("Requests on new"));
+    b.screenshot("rollout").await;
+
+    b.click("button[data-action=pause]").await;
+    b.find("#rollout-status.paused").await;
+    assert_eq!(status().await, RolloutStatus::Paused);
+    assert!(b.text("#rollout-reason").await.contains("paused"), "{}", b.text("#rollout-reason").await);
+
+    b.click("button[data-action=resume]").await;
+    b.find("#rollout-status.running").await;
+    assert_eq!(status().await, RolloutStatus::Running);
+    assert_eq!(s.route("orders").await.weight, 10.0, "resumed at the step it was on");
+    assert_no_js_errors(&b, &[]).await;
+    b.close().await;
+}
+
+/// A service answering JSON with a fresh id every time; `price` is 10, or 11 on `/orders/7`
+/// when `wrong`.
+async fn service(name: &str, wrong: bool) -> MockUpstream {
+    let counter = Arc::new(AtomicU64::new(0));
+    let tag = name.to_string();
+    MockUpstream::builder(name)
+        .reply(move |r: &Received| {
+            let n = counter.fetch_add(1, Ordering::Relaxed);
+            let price = if wrong && r.path == "/orders/7" { 11 } else { 10 };
+            let body = format!(r#"{{"id":"{tag}-{n}","items":[{{"sku":"a","price":{price}}}]}}"#);
+            (200, vec![("content-type".into(), "application/json".into())], Bytes::from(body))
+        })
+        .start()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_findings_pair_is_shown_side_by_side_with_the_differing_field_highlighted() {
+    let legacy = service("legacy", false).await;
+    let new = service("new", true).await;
+    let body = format!(
+        "{}[[routes]]\nname = \"shop\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 0\n\
+         [routes.shadow]\nsample = 100\n[routes.compare]\nnoise_sample = 0\nignore_headers = [\"date\", \"x-upstream\"]\n",
+        pools(&legacy, &new)
+    );
+    let s = Strangler::start(&body).await;
+    get_n(&s, "/orders/", 30).await;
+    let compared = || async {
+        s.metric_value("strangler_shadow_total{result=\"match\",route=\"shop\"}").await
+            + s.metric_value("strangler_shadow_total{result=\"mismatch\",route=\"shop\"}").await
+    };
+    for _ in 0..100 {
+        if compared().await >= 30.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let b = Browser::start().await;
+    b.goto(&s.admin_url("/#/route/shop")).await;
+    let endpoint = "#report tr.endpoint[data-endpoint=\"GET /orders/{id}\"]";
+    b.find(&format!("{endpoint} [data-verdict=differs]")).await;
+    b.click(endpoint).await;
+    let pair = ".finding[data-field=\"json:$.items[*].price\"] .pair";
+    let field = b.text(&format!("{pair} .hl[data-where]")).await;
+    assert_eq!(field, "json:$.items[0].price", "the differing field is the highlighted row");
+    assert_eq!(b.text(&format!("{pair} .legacy-value.hl")).await, "10");
+    assert_eq!(b.text(&format!("{pair} .new-value.hl")).await, "11");
+    // The pair itself, from its diff record: both statuses side by side, not highlighted.
+    let status_row: Vec<String> = {
+        let mut cells = Vec::new();
+        for c in b.all(&format!("{pair} [data-where=status], {pair} .legacy-value, {pair} .new-value")).await {
+            cells.push(c.text().await.expect("text"));
+        }
+        cells
+    };
+    assert!(status_row.starts_with(&["status".to_string(), "200".into(), "200".into()]), "{status_row:?}");
+    assert_eq!(b.all(&format!("{pair} .hl")).await.len(), 3, "one highlighted row: field, legacy, new");
+    b.run("document.querySelector(arguments[0]).scrollIntoView({block: 'center'})", vec![pair.into()]).await;
+    b.screenshot("evidence").await;
+    assert_no_js_errors(&b, &[]).await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_page_from_another_origin_cannot_change_anything() {
+    let legacy = MockUpstream::start("legacy").await;
+    let new = MockUpstream::start("new").await;
+    let body = format!(
+        "{}[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 10\n",
+        pools(&legacy, &new)
+    );
+    let s = Strangler::start(&body).await;
+    let admin = s.admin_url("");
+    // A page elsewhere (another port is another origin) trying every way a browser lets it:
+    // a JSON fetch (needs a preflight the API never grants), a "simple" fetch without CORS, and
+    // a form posted into a hidden frame.
+    let evil = format!(
+        r#"<!doctype html><html><body><iframe name="sink"></iframe>
+<form id="f" method="POST" action="{admin}/api/v1/reload" target="sink" enctype="text/plain">
+<input name='{{"percent":100,"x":"' value='"}}'></form>
+<script>
+(async () => {{
+  const tries = [];
+  tries.push(fetch('{admin}/api/v1/routes/orders/weight', {{method: 'PUT', headers: {{'Content-Type': 'application/json'}}, body: '{{"percent": 100}}'}}).then(() => 'sent', e => 'blocked'));
+  tries.push(fetch('{admin}/api/v1/routes/orders/weight', {{method: 'PUT', mode: 'no-cors', body: '{{"percent": 100}}'}}).then(() => 'sent', e => 'blocked'));
+  tries.push(fetch('{admin}/api/v1/routes/orders/weight', {{method: 'POST', mode: 'no-cors', headers: {{'Content-Type': 'text/plain'}}, body: '{{"percent": 100}}'}}).then(() => 'sent', e => 'blocked'));
+  document.getElementById('f').submit();
+  const results = await Promise.all(tries);
+  document.title = 'done ' + results.join(',');
+}})();
+</script></body></html>"#
+    );
+    let page = MockUpstream::builder("evil")
+        .reply(move |_| (200, vec![("content-type".into(), "text/html".into())], Bytes::from(evil.clone())))
+        .start()
+        .await;
+
+    let b = Browser::start().await;
+    b.goto(&format!("http://{}/", page.address())).await;
+    b.wait_until("the foreign page's attempts", || async {
+        b.client.title().await.unwrap_or_default().starts_with("done")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // the form's post
+    assert_eq!(s.route("orders").await.weight, 10.0, "nothing changed");
+    assert_eq!(file_weight(&s, 0), 10.0);
+    let log = s.log();
+    assert!(log.contains("cannot change anything here (another origin)"), "the refusals are logged:\n{log}");
+    assert!(!log.contains("reload requested"), "the form's reload never ran:\n{log}");
+    // Framing the console is refused as well.
+    let resp = client().get(s.admin_url("/")).send().await.expect("page");
+    assert_eq!(resp.headers()["x-frame-options"], "DENY");
+    assert!(resp.headers()["content-security-policy"].to_str().expect("csp").contains("frame-ancestors 'none'"));
+    b.close().await;
+}
