@@ -2,7 +2,8 @@
 # `make demo`: start the demo legacy and new services and strangler on a copy of conf/demo.toml,
 # send traffic, raise the weight by editing the file, send traffic again, show what the shadow
 # comparison found (real differences) and learned (noise), then change a weight through the admin
-# API and show the live status table.
+# API and show the live status table. KEEP=1 leaves it all running, with traffic, for the console
+# at http://127.0.0.1:19090/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/debug
@@ -69,3 +70,16 @@ grep -E '^strangler_(requests_total|route_weight_percent|config_reloads_total|sh
 echo
 echo "== strangler log"
 grep -E 'config reloaded|starting' "$work/strangler.log" | sed 's/^/  /'
+
+echo
+echo "== the console: the same figures as a web page, on the admin listener (http://127.0.0.1:19090/)"
+exec 4<>/dev/tcp/127.0.0.1/19090
+printf 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&4
+tr -d '\r' <&4 | grep -iE '^HTTP/|^content-length|<title>' | sed 's/^/  /'
+if [ -n "${KEEP:-}" ]; then
+  echo "  KEEP is set: strangler and the demo services keep running; open http://127.0.0.1:19090/"
+  echo "  in a browser on this host (traffic goes on), and press Ctrl-C to stop them"
+  (while true; do "$BIN/examples/demo_traffic" http://127.0.0.1:18080 >/dev/null 2>&1; sleep 1; done) &
+  pids+=($!)
+  wait "${pids[0]}"
+fi

@@ -1,7 +1,8 @@
-//! The admin listener: `/livez`, `/readyz`, `/metrics` and the JSON API. Loopback by default; the
-//! config refuses a non-loopback address without a token. Reads by GET, mutations only by PUT
-//! (weight) and POST (reload, rollout actions); with a token set, every `/api/` call needs
-//! `Authorization: Bearer TOKEN`. Each mutation is logged with the caller's address.
+//! The admin listener: `/livez`, `/readyz`, `/metrics`, the JSON API, and the console's page at
+//! `/` and `/ui` (see [`super::console`]). Loopback by default; the config refuses a non-loopback
+//! address without a token. Reads by GET, mutations only by PUT (weight) and POST (reload,
+//! rollout actions); with a token set, every `/api/` call needs `Authorization: Bearer TOKEN`.
+//! Each mutation is logged with the caller's address.
 
 use std::sync::Arc;
 
