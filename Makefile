@@ -4,21 +4,29 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo test lint check-configs check-alerts browser bench bench-shadow proofs soak verify-unit clean
+.PHONY: all deps build demo demo-fleet test lint check-configs check-alerts browser bench bench-shadow proofs soak verify-unit clean
 
 all: build
 
-# Pingora builds zlib-ng, which needs cmake.
+# Pingora builds zlib-ng, which needs cmake; etcd-client's gRPC code is generated with protoc
+# (and protobuf's own .proto files);
+# the cluster tests and `make demo-fleet` run Debian's etcd.
 deps:
-	@command -v cmake >/dev/null 2>&1 || { \
-		echo "installing cmake (needed to build Pingora)"; \
-		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake >/dev/null; }
+	@command -v cmake >/dev/null 2>&1 && command -v protoc >/dev/null 2>&1 && command -v etcd >/dev/null 2>&1 \
+		&& [ -f /usr/include/google/protobuf/descriptor.proto ] || { \
+		echo "installing cmake, protobuf-compiler, libprotobuf-dev and etcd-server (build and cluster-test dependencies)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			cmake protobuf-compiler libprotobuf-dev etcd-server etcd-client >/dev/null; }
 
 build: deps
 	$(CARGO) build --bins --examples
 
 demo: build
 	./examples/demo.sh
+
+# Three instances sharing one routing document on etcd (installed by deps when missing).
+demo-fleet: build
+	./examples/demo_fleet.sh
 
 lint: deps
 	$(CARGO) fmt --check
@@ -50,12 +58,13 @@ test: lint check-configs check-alerts browser
 # Peer benchmarks (install nginx and wrk from Debian packages when missing): the proxy's own cost,
 # then what shadowing costs the client, next to nginx's mirror, then the memory clients dripping
 # endless headers can make it hold; then the console's page weight and time to first render in
-# headless Chromium.
+# headless Chromium; then the fleet's propagation and etcd traffic.
 bench: deps
 	./examples/benchmark/run.sh
 	./examples/benchmark/shadow.sh
 	./examples/benchmark/header_drip.sh
 	./examples/benchmark/console.sh
+	./examples/benchmark/fleet.sh
 
 bench-shadow: deps
 	./examples/benchmark/shadow.sh

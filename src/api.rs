@@ -41,6 +41,9 @@ pub struct Routes {
     pub routes: Vec<RouteView>,
     /// The span the `live` figures cover, in seconds.
     pub window_seconds: u64,
+    /// Whether this instance is in a fleet (`GET /api/v1/cluster` describes it).
+    #[serde(default)]
+    pub fleet: bool,
 }
 
 /// `GET /api/v1/routes/{name}`, and each entry of [`Routes`].
@@ -733,4 +736,57 @@ mod tests {
         assert!(serde_json::from_str::<WeightRequest>(r#"{"percent": 5}"#).is_ok());
         assert!(serde_json::from_str::<WeightRequest>(r#"{"percent": 5, "route": "x"}"#).is_err());
     }
+}
+
+// === cluster ===
+
+/// `GET /api/v1/cluster`: this instance's view of its fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterView {
+    pub instance: String,
+    /// The routing document's key in etcd.
+    pub key: String,
+    pub endpoints: Vec<String>,
+    /// Whether etcd answers now.
+    pub connected: bool,
+    /// The etcd revision of the routing document being served; `None` before any was pushed.
+    pub revision: Option<i64>,
+    /// When it was applied, RFC 3339.
+    pub applied_at: Option<String>,
+    /// Serving the locally cached document, not yet confirmed by etcd since the start.
+    pub stale: bool,
+    /// The newest document this instance refused, and why; cleared once a valid one applies.
+    pub rejected: Option<RejectedDoc>,
+    /// Why etcd was last unreachable.
+    pub last_error: Option<String>,
+    /// The routing document's revision in etcd now (`None` while etcd is away or empty).
+    #[serde(default)]
+    pub latest_revision: Option<i64>,
+    /// Every instance registered in the fleet, by name (empty while etcd is away).
+    #[serde(default)]
+    pub instances: Vec<InstanceView>,
+}
+
+/// One instance as it registers itself in etcd (on its lease, refreshed when what it serves
+/// changes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceView {
+    pub instance: String,
+    /// Its proxy listeners and its admin listener.
+    pub proxy: Vec<String>,
+    pub admin: String,
+    /// strangler's version.
+    pub version: String,
+    /// The routing document's revision it serves, and since when (RFC 3339).
+    pub revision: Option<i64>,
+    pub applied_at: Option<String>,
+    /// Serving a revision older than the one etcd holds (filled in when read).
+    #[serde(default)]
+    pub behind: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedDoc {
+    pub revision: i64,
+    pub problems: Vec<String>,
 }

@@ -19,6 +19,7 @@
 //! readiness, the SIGUSR2 upgrade) and [`logging`].
 
 pub mod api;
+pub mod cluster;
 pub mod compare;
 pub mod config;
 pub mod control;

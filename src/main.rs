@@ -96,6 +96,11 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// A fleet's routing document in etcd (with [cluster] in the config).
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterCommand,
+    },
     /// The cutover report of a route: per endpoint, comparisons, findings and a verdict.
     Report {
         /// Route name.
@@ -108,6 +113,26 @@ enum Command {
         reset: bool,
         #[command(flatten)]
         admin: AdminArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Validate the upstreams and routes of ROUTES (default: the config file) as every instance
+    /// will, and upload them to etcd; every instance applies them at once.
+    Push {
+        /// A file with [upstreams.*] and [[routes]] (anything else in it is left out).
+        routes: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Write the routing document in etcd to a file (or standard output).
+    Pull {
+        /// Where to write it (atomically); default: standard output.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigArg,
     },
 }
 
@@ -183,8 +208,17 @@ fn main() -> ExitCode {
         },
         Command::Check { config } => check(&config.path),
         Command::Status { admin } => {
-            let answer = admin.client().and_then(|c| c.get("/routes"));
-            admin.show(answer, render::status)
+            let answer = admin.client().and_then(|c| c.get::<api::Routes>("/routes"));
+            let in_fleet = answer.as_ref().is_ok_and(|r| r.fleet);
+            let code = admin.show(answer, render::status);
+            // In a fleet, then every instance and the revision it serves.
+            if in_fleet && !admin.json {
+                match admin.client().and_then(|c| c.get::<api::ClusterView>("/cluster")) {
+                    Ok(fleet) => print!("{}", render::fleet(&fleet)),
+                    Err(e) => eprintln!("fleet: {e}"),
+                }
+            }
+            code
         }
         Command::Weight { route, percent, admin } => {
             let body = api::WeightRequest { percent };
@@ -231,6 +265,7 @@ fn main() -> ExitCode {
             let answer = admin.client().and_then(|c| c.post_json(&format!("/routes/{route}/replay"), &ask));
             admin.show(answer, render::replayed)
         }
+        Command::Cluster { action } => cluster(action),
         Command::Report { route, markdown, reset, admin } => {
             let answer = admin.client().and_then(|c| {
                 if reset {
@@ -241,6 +276,53 @@ fn main() -> ExitCode {
             });
             admin.show(answer, if markdown { render::report_markdown } else { render::report })
         }
+    }
+}
+
+fn cluster(action: ClusterCommand) -> ExitCode {
+    use strangler::cluster::cli::{self, CliError};
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let failed = |e: CliError| {
+        match e {
+            CliError::Invalid(e) => {
+                eprintln!("{e}");
+                eprintln!("{} problem(s) found; nothing was uploaded", e.problems.len());
+            }
+            CliError::Other(e) => eprintln!("error: {e}"),
+        }
+        ExitCode::FAILURE
+    };
+    match action {
+        ClusterCommand::Push { routes, config } => match runtime.block_on(cli::push(&config.path, routes.as_deref())) {
+            Ok(said) => {
+                println!("{said}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed(e),
+        },
+        ClusterCommand::Pull { output, config } => match runtime.block_on(cli::pull(&config.path)) {
+            Ok((text, revision)) => match output {
+                None => {
+                    print!("{text}");
+                    eprintln!("revision {revision}");
+                    ExitCode::SUCCESS
+                }
+                Some(path) => match config::persist::write_atomic(&path, &text) {
+                    Ok(()) => {
+                        println!("wrote revision {revision} to {}", path.display());
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => failed(CliError::Other(e.to_string())),
+                },
+            },
+            Err(e) => failed(e),
+        },
     }
 }
 

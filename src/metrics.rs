@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use prometheus::{
     exponential_buckets, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::config::Side;
@@ -56,6 +56,12 @@ pub struct Metrics {
     pub diffs_file_dropped: IntCounter,
     /// `background_restarts_total{task}`: background tasks started again after a panic.
     pub background_restarts: IntCounterVec,
+    /// `cluster_connected`: 1 while etcd answers (exported with `[cluster]` only).
+    pub cluster_connected: IntGauge,
+    /// `cluster_revision`: the etcd revision of the routing document being served.
+    pub cluster_revision: IntGauge,
+    /// `cluster_stale`: 1 while serving the locally cached document, not yet confirmed by etcd.
+    pub cluster_stale: IntGauge,
 }
 
 /// The process-wide metrics.
@@ -188,7 +194,17 @@ impl Metrics {
         registry.register(Box::new(upstream_errors.clone()))?;
         registry.register(Box::new(override_rejected.clone()))?;
         registry.register(Box::new(config_reloads.clone()))?;
+        let cluster_connected = IntGauge::with_opts(opts("cluster_connected", "1 while etcd answers this instance."))?;
+        let cluster_revision =
+            IntGauge::with_opts(opts("cluster_revision", "etcd revision of the routing document being served."))?;
+        let cluster_stale = IntGauge::with_opts(opts(
+            "cluster_stale",
+            "1 while serving the locally cached routing document, not yet confirmed by etcd.",
+        ))?;
         Ok(Metrics {
+            cluster_connected,
+            cluster_revision,
+            cluster_stale,
             registry,
             requests,
             request_duration,
@@ -209,6 +225,15 @@ impl Metrics {
             diffs_file_dropped,
             background_restarts,
         })
+    }
+
+    /// Export the fleet's metrics: only an instance with `[cluster]` has them.
+    pub fn enable_cluster(&self) {
+        for g in [&self.cluster_connected, &self.cluster_revision, &self.cluster_stale] {
+            if let Err(e) = self.registry.register(Box::new(g.clone())) {
+                tracing::debug!("cluster metric already registered: {e}");
+            }
+        }
     }
 
     /// The Prometheus text exposition of every metric.

@@ -102,13 +102,18 @@ fn client_reads(tls: bool) -> L4BufferSettings {
 pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     guard_sighup().context("installing the SIGHUP handler")?;
     let cfg = config::load(path)?;
+    crate::logging::init(&cfg.log)?;
+    // In a fleet, the routes come from etcd (or, while it is away, the local cache).
+    let (cfg, fleet) = match cfg.cluster.is_some() {
+        true => crate::cluster::boot(&cfg, path).map(|(c, f)| (c, Some(f)))?,
+        false => (cfg, None),
+    };
     if !cfg.server.huge_pages {
         no_huge_pages();
     }
     if !upgrade {
         check_addresses_free(&cfg)?;
     }
-    crate::logging::init(&cfg.log)?;
 
     let opt = Opt { upgrade, ..Opt::default() };
     let mut server = Server::new_with_opt_and_conf(opt, pingora_conf(&cfg)?);
@@ -157,7 +162,11 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
         }
     }
 
-    let reloader = Arc::new(Reloader::new(path.to_path_buf(), shared.clone()));
+    let reloader = Reloader::new(path.to_path_buf(), shared.clone());
+    let reloader = Arc::new(match &fleet {
+        Some(f) => reloader.in_fleet(f.clone()),
+        None => reloader,
+    });
     let control = Control::new(reloader.clone(), shared.clone());
 
     let admin_app = AdminApp::new(shared.clone(), control.clone(), shadower.clone());
@@ -165,6 +174,10 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     admin.add_listener(ListenerConfig::tcp(admin_addr.to_string()).l4_buffer(client_reads(false)));
     admin.threads = Some(1);
 
+    if let Some(f) = &fleet {
+        let watch = crate::cluster::watch::WatchService::new(f.clone(), reloader.clone());
+        server.add_service(background_service("cluster", Supervised::new("cluster", watch)));
+    }
     let reload = background_service("reload", Supervised::new("reload", ReloadService::new(reloader)));
 
     let proxy = server.add_service(proxy);

@@ -25,6 +25,40 @@ pub struct FileConfig {
     /// Routes, each splitting its traffic between a legacy and a new pool.
     #[serde(default)]
     pub routes: Vec<RouteSection>,
+    /// A fleet: the routing config (upstreams and routes) lives in etcd, shared by every
+    /// instance; absent, this file is the whole config.
+    #[serde(default)]
+    pub cluster: Option<ClusterSection>,
+}
+
+/// `[cluster]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// etcd v3 endpoints, "http://127.0.0.1:2379".
+    #[serde(default)]
+    pub etcd: Vec<String>,
+    /// Every key of the fleet lives under this prefix.
+    #[serde(default = "default_cluster_prefix")]
+    pub prefix: String,
+    /// This instance's name in the fleet; default: the host name.
+    #[serde(default)]
+    pub instance: String,
+    /// Lease of this instance's registration: how long it outlives a crash.
+    #[serde(default = "default_lease_ttl")]
+    pub lease_ttl: String,
+    /// The last routing document applied, kept on local disk for a start while etcd is away;
+    /// default: next to this file, `NAME.cluster-cache.toml`.
+    #[serde(default)]
+    pub cache: String,
+}
+
+fn default_cluster_prefix() -> String {
+    "/strangler".to_string()
+}
+
+fn default_lease_ttl() -> String {
+    "10s".to_string()
 }
 
 /// `[server]`

@@ -18,8 +18,9 @@ mod upstream;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use model::{Config, Route, Side, Sticky, Upstream};
+pub use model::{ClusterSettings, Config, Route, Side, Sticky, Upstream};
 pub use problems::{Percent, WEIGHT_SCALE};
+pub use process::{ETCD_PASSWORD_ENV, ETCD_USER_ENV};
 pub use units::{parse_duration, parse_size};
 pub use upstream::Health;
 

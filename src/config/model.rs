@@ -54,6 +54,20 @@ pub struct Config {
     pub limits: Limits,
     /// `server.trusted_proxies`: applied on reload.
     pub trusted_proxies: Vec<Cidr>,
+    /// `[cluster]`: the routing config comes from etcd.
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// `[cluster]`, validated. The credentials come from the environment only
+/// (`STRANGLER_ETCD_USER`, `STRANGLER_ETCD_PASSWORD`), never from a file that may be shared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    pub endpoints: Vec<String>,
+    pub prefix: String,
+    pub instance: String,
+    pub lease_ttl: std::time::Duration,
+    pub cache: PathBuf,
+    pub user: Option<(String, String)>,
 }
 
 impl Config {
@@ -303,6 +317,7 @@ impl Config {
             .collect();
         let routes = route::build_all(&mut p, &file.routes, &file.upstreams, &upstreams);
         let trusted_proxies = process::build_trusted(&mut p, &file);
+        let cluster = file.cluster.as_ref().map(|c| process::build_cluster(&mut p, c, path));
         p.into_result(Config {
             path: path.to_path_buf(),
             server,
@@ -313,6 +328,7 @@ impl Config {
             tls,
             limits,
             trusted_proxies,
+            cluster,
         })
     }
 

@@ -193,3 +193,81 @@ pub(super) fn build_trusted(p: &mut Problems, file: &FileConfig) -> Vec<Cidr> {
         })
         .collect()
 }
+
+/// Environment variables holding the etcd credentials.
+pub const ETCD_USER_ENV: &str = "STRANGLER_ETCD_USER";
+pub const ETCD_PASSWORD_ENV: &str = "STRANGLER_ETCD_PASSWORD";
+
+/// `[cluster]`.
+pub(super) fn build_cluster(p: &mut Problems, c: &super::file::ClusterSection, path: &Path) -> super::ClusterSettings {
+    if c.etcd.is_empty() {
+        p.add(
+            "cluster.etcd",
+            "[]",
+            "list the etcd endpoints, e.g. [\"http://10.0.0.1:2379\", \"http://10.0.0.2:2379\"]",
+        );
+    }
+    for (i, e) in c.etcd.iter().enumerate() {
+        let rest = e.strip_prefix("http://").or_else(|| e.strip_prefix("https://"));
+        let valid = rest.is_some_and(|r| {
+            !r.is_empty()
+                && !r.contains('/')
+                && r.rsplit_once(':').is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok())
+        });
+        if !valid {
+            p.add(
+                format!("cluster.etcd[{i}]"),
+                quote(e),
+                "must be an endpoint such as \"http://10.0.0.1:2379\" (scheme, host and port)",
+            );
+        }
+    }
+    let prefix = c.prefix.trim_end_matches('/').to_string();
+    if !prefix.starts_with('/') || prefix.len() < 2 || prefix.contains(char::is_whitespace) {
+        p.add("cluster.prefix", quote(&c.prefix), "must be a key prefix such as \"/strangler\" or \"/strangler/prod\"");
+    }
+    let instance = if c.instance.is_empty() { host_name() } else { c.instance.clone() };
+    let name_ok = !instance.is_empty()
+        && instance.len() <= 64
+        && instance.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if !name_ok {
+        p.add(
+            "cluster.instance",
+            quote(&instance),
+            "must be 1 to 64 letters, digits, '-', '_' or '.' (default: the host name)",
+        );
+    }
+    let lease_ttl = p.duration("cluster.lease_ttl", &c.lease_ttl);
+    if !(std::time::Duration::from_secs(2)..=std::time::Duration::from_secs(300)).contains(&lease_ttl) {
+        p.add(
+            "cluster.lease_ttl",
+            quote(&c.lease_ttl),
+            "must be from 2s to 5m: how long a crashed instance (or leader) keeps its keys",
+        );
+    }
+    let cache = if c.cache.is_empty() {
+        let stem = path.file_stem().map_or("strangler".into(), |s| s.to_string_lossy().into_owned());
+        path.with_file_name(format!("{stem}.cluster-cache.toml"))
+    } else {
+        PathBuf::from(&c.cache)
+    };
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let user = match (env(ETCD_USER_ENV), env(ETCD_PASSWORD_ENV)) {
+        (Some(u), Some(pw)) => Some((u, pw)),
+        (None, None) => None,
+        _ => {
+            p.add(
+                "cluster",
+                "",
+                format!("set both {ETCD_USER_ENV} and {ETCD_PASSWORD_ENV} in the environment, or neither"),
+            );
+            None
+        }
+    };
+    super::ClusterSettings { endpoints: c.etcd.clone(), prefix, instance, lease_ttl, cache, user }
+}
+
+/// The host name, as `uname -n` gives it.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+}

@@ -321,6 +321,8 @@ enum Endpoint {
     History,
     /// The console's page and its files.
     Console,
+    /// This instance's view of its fleet.
+    Cluster,
 }
 
 impl Endpoint {
@@ -344,6 +346,7 @@ impl Endpoint {
             ["api", "routes", _, "history"] => Endpoint::History,
             ["api", "routes", _, "weight"] => Endpoint::Weight,
             ["api", "reload"] => Endpoint::Reload,
+            ["api", "cluster"] => Endpoint::Cluster,
             ["api", "routes", _, "rollout", _] => Endpoint::Rollout,
             [""] | ["ui"] | ["ui", _] => Endpoint::Console,
             _ => return None,
@@ -481,6 +484,8 @@ fn control_error(e: ControlError) -> Response<Vec<u8>> {
         ControlError::Change(ChangeError::Invalid(_) | ChangeError::ChangedOnDisk(_)) => StatusCode::CONFLICT,
         ControlError::Change(ChangeError::Persist(PersistError::NoRoute { .. })) => StatusCode::CONFLICT,
         ControlError::Change(ChangeError::Persist(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+        ControlError::Change(ChangeError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        ControlError::Change(ChangeError::Conflict(_)) => StatusCode::CONFLICT,
     };
     error_response(status, e.to_string())
 }
@@ -507,7 +512,7 @@ impl AdminApp {
                     route: name.to_string(),
                     old: change.old,
                     weight: change.new,
-                    persisted: self.control.reloader().path().display().to_string(),
+                    persisted: self.control.reloader().persisted_to(),
                     rollout_paused: change.rollout_paused,
                 },
             ),
@@ -618,6 +623,13 @@ impl AdminApp {
                 }
                 None => error_response(StatusCode::NOT_FOUND, format!("the console has no file at {path}")),
             },
+            (Endpoint::Cluster, _) => match self.control.reloader().fleet() {
+                Some(fleet) => json_response(StatusCode::OK, &fleet.survey().await),
+                None => error_response(
+                    StatusCode::NOT_FOUND,
+                    "this instance has no [cluster] section: it runs on its config file alone",
+                ),
+            },
             (Endpoint::Livez, _) => respond(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             (Endpoint::Readyz, _) => respond(StatusCode::OK, "text/plain", b"ready\n".to_vec()),
             (Endpoint::Metrics, _) => respond(StatusCode::OK, "text/plain; version=0.0.4", METRICS.render()),
@@ -632,7 +644,11 @@ impl AdminApp {
                     .collect();
                 json_response(
                     StatusCode::OK,
-                    &api::Routes { routes, window_seconds: crate::live::LIVE_WINDOW.as_secs() },
+                    &api::Routes {
+                        routes,
+                        window_seconds: crate::live::LIVE_WINDOW.as_secs(),
+                        fleet: self.control.reloader().fleet().is_some(),
+                    },
                 )
             }
             (Endpoint::Route, [_, _, name]) => match self.shared.load().table.get(name) {

@@ -15,6 +15,8 @@ use pingora::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::cluster::fleet::Fleet;
+use crate::cluster::store::{Doc, StoreError};
 use crate::config::model::TOKEN_ENV;
 use crate::config::persist::{self, PersistError};
 use crate::config::{self, ConfigError};
@@ -59,6 +61,12 @@ pub enum ChangeError {
     /// it could save a half-written file.
     #[error("{0} is being changed on disk, so nothing was changed: try again once it is saved")]
     ChangedOnDisk(String),
+    /// In a fleet: etcd cannot be reached, so the fleet's document cannot change.
+    #[error("nothing was changed: {0}; this instance keeps serving its last revision, try again once etcd is back")]
+    Unavailable(String),
+    /// In a fleet: other writers changed the document each time this change was about to land.
+    #[error("nothing was changed: {0}")]
+    Conflict(String),
 }
 
 /// Result of a reload that did not fail.
@@ -78,13 +86,70 @@ pub struct Reloader {
     last_seen: Mutex<Option<Vec<u8>>>,
     /// Where the admin listener was bound at start; it stays there whatever the file says now.
     admin_bound: SocketAddr,
+    /// In a fleet, the routing document comes from etcd and changes go there.
+    fleet: Option<Arc<Fleet>>,
 }
 
 impl Reloader {
     pub fn new(path: PathBuf, shared: Arc<Shared>) -> Self {
         let last_seen = std::fs::read(&path).ok();
         let admin_bound = shared.load().config.admin.listen;
-        Reloader { path, shared, last_seen: Mutex::new(last_seen), admin_bound }
+        Reloader { path, shared, last_seen: Mutex::new(last_seen), admin_bound, fleet: None }
+    }
+
+    /// A reloader of an instance in a fleet: the file holds its process settings, etcd the rest.
+    pub fn in_fleet(mut self, fleet: Arc<Fleet>) -> Self {
+        self.fleet = Some(fleet);
+        self
+    }
+
+    pub fn fleet(&self) -> Option<&Arc<Fleet>> {
+        self.fleet.as_ref()
+    }
+
+    /// Where a runtime change is kept, for the operator: the file, or the fleet's document.
+    pub fn persisted_to(&self) -> String {
+        match &self.fleet {
+            Some(f) => format!("{} revision {}", f.label(), f.applied_revision()),
+            None => self.path.display().to_string(),
+        }
+    }
+
+    /// The config `text` (the file's) makes: alone, or in a fleet with the document served now.
+    fn build(&self, text: &str) -> Result<config::Config, ConfigError> {
+        match &self.fleet {
+            None => config::load_str(text, &self.path),
+            Some(f) => f.validate(&f.applied_text(), f.applied_revision()),
+        }
+    }
+
+    /// Apply a revision of the fleet's routing document, or refuse it (logged, counted and
+    /// reported by `GET /api/v1/cluster`) and keep serving the last good one.
+    pub fn apply_doc(&self, doc: Doc) {
+        let Some(fleet) = &self.fleet else { return };
+        let _serial = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+        match fleet.validate(&doc.text, doc.revision).and_then(|cfg| self.fits_running(cfg)) {
+            Ok(cfg) => {
+                let revision = doc.revision;
+                self.shared.replace(cfg);
+                fleet.set_applied(doc, false);
+                METRICS.config_reloads.with_label_values(&["ok"]).inc();
+                let cur = self.shared.load();
+                let weights: Vec<String> =
+                    cur.config.routes.iter().map(|r| format!("{}={}%", r.name, r.weight_percent())).collect();
+                tracing::info!(trigger = "etcd", revision, routes = %weights.join(" "), "config reloaded");
+            }
+            Err(e) => {
+                METRICS.config_reloads.with_label_values(&["error"]).inc();
+                fleet.set_rejected(doc.revision, &e);
+                tracing::error!(
+                    trigger = "etcd",
+                    revision = doc.revision,
+                    "routing document rejected, revision {} keeps serving:\n{e}",
+                    fleet.applied_revision()
+                );
+            }
+        }
     }
 
     /// What a new config must satisfy against the running process, beyond being valid: the
@@ -127,7 +192,7 @@ impl Reloader {
                 file: self.path.clone(),
                 problems: vec![config::Problem::new("", None, format!("cannot read the file: {e}"))],
             })
-            .and_then(|b| config::load_str(&String::from_utf8_lossy(&b), &self.path))
+            .and_then(|b| self.build(&String::from_utf8_lossy(&b)))
             .and_then(|cfg| self.fits_running(cfg));
         match result {
             Ok(new) => {
@@ -160,7 +225,10 @@ impl Reloader {
     /// A file edited on disk since it was loaded is taken as it is (the change is applied on
     /// top of the operator's edit) only once it reads the same twice [`STABLE_GAP`] apart: an
     /// editor still writing it gets `ChangedOnDisk`, never a half-written file saved for good.
-    pub fn change(&self, edit: impl FnOnce(&str) -> Result<String, PersistError>) -> Result<(), ChangeError> {
+    pub fn change(&self, edit: impl Fn(&str) -> Result<String, PersistError>) -> Result<(), ChangeError> {
+        if let Some(fleet) = &self.fleet {
+            return self.change_fleet(fleet, edit);
+        }
         let mut last = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
         let read = || {
             std::fs::read_to_string(&self.path)
@@ -182,6 +250,59 @@ impl Reloader {
         *last = Some(edited.into_bytes());
         self.shared.replace(cfg);
         Ok(())
+    }
+}
+
+/// Lost compare-and-swap races a fleet change retries before answering 409.
+const SWAP_TRIES: usize = 5;
+
+impl Reloader {
+    /// A runtime change in a fleet: `edit` the document as etcd has it now, validate the result
+    /// as this instance would run it, and write it back only if nobody wrote in between (a
+    /// compare-and-swap on its revision); a lost race starts again from the newer document.
+    /// Applied here at once; the other instances apply it from their watch.
+    fn change_fleet(
+        &self,
+        fleet: &Arc<Fleet>,
+        edit: impl Fn(&str) -> Result<String, PersistError>,
+    ) -> Result<(), ChangeError> {
+        let _serial = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let unavailable = |e: StoreError| ChangeError::Unavailable(e.to_string());
+        for _ in 0..SWAP_TRIES {
+            let (doc, _) = fleet.call(|s| Box::pin(async move { s.doc().await })).map_err(unavailable)?;
+            let Some(doc) = doc else {
+                return Err(ChangeError::Conflict(format!(
+                    "{} holds no routing document: upload one with `strangler cluster push`",
+                    fleet.label()
+                )));
+            };
+            let edited = edit(&doc.text)?;
+            let cfg = fleet
+                .validate(&edited, doc.revision)
+                .and_then(|cfg| self.fits_running(cfg))
+                .map_err(ChangeError::Invalid)?;
+            let (text, from) = (edited.clone(), doc.revision);
+            match fleet
+                .call(move |s| {
+                    let text = text.clone();
+                    Box::pin(async move { s.swap_doc(from, &text).await })
+                })
+                .map_err(unavailable)?
+            {
+                Some(revision) => {
+                    self.shared.replace(cfg);
+                    fleet.set_applied(Doc { text: edited, revision }, false);
+                    return Ok(());
+                }
+                None => {
+                    tracing::info!(from, "the routing document changed during a change: trying again on the new one")
+                }
+            }
+        }
+        Err(ChangeError::Conflict(format!(
+            "{} changed under this change {SWAP_TRIES} times in a row; try again",
+            fleet.label()
+        )))
     }
 }
 

@@ -390,6 +390,48 @@ pub fn rollout(answer: &api::RolloutActed) -> String {
     out
 }
 
+/// The fleet under `strangler status`: one line per instance with the revision it serves;
+/// an instance behind the revision etcd holds is marked.
+pub fn fleet(f: &api::ClusterView) -> String {
+    let mut out = String::new();
+    let latest = f.latest_revision.map_or("-".to_string(), |r| r.to_string());
+    let _ = writeln!(
+        out,
+        "\nfleet {} (etcd {}): revision {latest} in etcd, this instance {} serves {}{}{}",
+        f.key,
+        if f.connected { "connected" } else { "UNREACHABLE" },
+        f.instance,
+        f.revision.map_or("nothing".to_string(), |r| r.to_string()),
+        if f.stale { " (from its cache, stale)" } else { "" },
+        f.rejected.as_ref().map_or(String::new(), |r| format!(
+            "; revision {} refused: {}",
+            r.revision,
+            r.problems.join("; ")
+        )),
+    );
+    let mut rows = vec![["INSTANCE", "REVISION", "SINCE", "PROXY", "ADMIN", ""].map(str::to_string)];
+    for i in &f.instances {
+        rows.push([
+            i.instance.clone(),
+            i.revision.map_or("-".to_string(), |r| r.to_string()),
+            i.applied_at.clone().unwrap_or_else(|| "-".into()),
+            i.proxy.join(","),
+            i.admin.clone(),
+            if i.behind { format!("BEHIND (etcd has {latest})") } else { String::new() },
+        ]);
+    }
+    if f.instances.is_empty() {
+        let _ = writeln!(out, "  (no instance list while etcd is unreachable)");
+        return out;
+    }
+    let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    for r in rows {
+        let line: Vec<String> = r.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect();
+        let _ = writeln!(out, "  {}", line.join("  ").trim_end());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

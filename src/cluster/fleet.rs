@@ -1,0 +1,289 @@
+//! This instance's view of the fleet: the routing document it serves (and from where), whether
+//! etcd is reachable, the last document it refused; the local cache that lets it start while
+//! etcd is away; and the validation every document goes through.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
+
+use super::doc;
+use super::store::{Doc, Keys, Store, StoreError};
+use crate::api;
+use crate::config::{self, ClusterSettings, Config, ConfigError, Problem};
+use crate::metrics::METRICS;
+
+/// What an instance knows of the fleet.
+pub struct Fleet {
+    pub settings: ClusterSettings,
+    pub keys: Keys,
+    /// The instance's own file.
+    local: PathBuf,
+    /// Its proxy listeners and admin listener, as it registers them.
+    listeners: (Vec<String>, String),
+    state: Mutex<State>,
+    store: Mutex<Option<Store>>,
+    /// The runtime the watch runs on; runtime changes do their etcd calls there.
+    handle: OnceLock<tokio::runtime::Handle>,
+}
+
+#[derive(Default)]
+struct State {
+    applied: Option<Doc>,
+    applied_at: Option<SystemTime>,
+    /// Serving the cached document, not yet confirmed by etcd since the start.
+    stale: bool,
+    connected: bool,
+    rejected: Option<(i64, Vec<String>)>,
+    last_error: Option<String>,
+}
+
+impl Fleet {
+    pub fn new(settings: ClusterSettings, local: &Path, listeners: (Vec<String>, String)) -> Arc<Fleet> {
+        let keys = Keys::new(&settings.prefix);
+        Arc::new(Fleet {
+            settings,
+            keys,
+            local: local.to_path_buf(),
+            listeners,
+            state: Mutex::new(State::default()),
+            store: Mutex::new(None),
+            handle: OnceLock::new(),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where a document is named in messages: `etcd /strangler/config`.
+    pub fn label(&self) -> String {
+        format!("etcd {}", self.keys.config())
+    }
+
+    /// The routing document being served ("" before the first one).
+    pub fn applied_text(&self) -> String {
+        self.state().applied.as_ref().map_or_else(String::new, |d| d.text.clone())
+    }
+
+    pub fn applied_revision(&self) -> i64 {
+        self.state().applied.as_ref().map_or(0, |d| d.revision)
+    }
+
+    /// `doc` is now served. Unless it came from the cache, it is written there for a start
+    /// while etcd is away.
+    pub fn set_applied(&self, doc: Doc, from_cache: bool) {
+        if !from_cache {
+            self.write_cache(&doc);
+        }
+        METRICS.cluster_revision.set(doc.revision);
+        METRICS.cluster_stale.set(i64::from(from_cache));
+        let mut s = self.state();
+        s.applied = Some(doc);
+        s.applied_at = Some(SystemTime::now());
+        s.stale = from_cache;
+        // A refusal stays reported until etcd's own document applies.
+        if !from_cache {
+            s.rejected = None;
+        }
+    }
+
+    /// etcd confirmed the document being served (the same revision as the cache's).
+    pub fn confirm(&self) {
+        METRICS.cluster_stale.set(0);
+        self.state().stale = false;
+    }
+
+    pub fn set_rejected(&self, revision: i64, e: &ConfigError) {
+        let problems = e.to_string().lines().map(str::to_string).collect();
+        self.state().rejected = Some((revision, problems));
+    }
+
+    pub fn set_connected(&self, store: Option<Store>, error: Option<String>) {
+        METRICS.cluster_connected.set(i64::from(store.is_some()));
+        let mut s = self.state();
+        s.connected = store.is_some();
+        if error.is_some() || store.is_some() {
+            s.last_error = error;
+        }
+        drop(s);
+        *self.store.lock().unwrap_or_else(|p| p.into_inner()) = store;
+    }
+
+    pub fn set_handle(&self, handle: tokio::runtime::Handle) {
+        let _ = self.handle.set(handle);
+    }
+
+    /// Run an etcd call from a blocking thread (a runtime change), on the watch's runtime. A
+    /// call that fails (a member going down under it, or no connection yet) is tried again on
+    /// a new connection to whichever member answers, for up to [`CALL_PATIENCE`]: every call
+    /// made here is safe to repeat.
+    pub fn call<T>(
+        &self,
+        f: impl Fn(Store) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send>>,
+    ) -> Result<T, StoreError> {
+        let unavailable =
+            |why: &str| StoreError::Unavailable { endpoints: self.settings.endpoints.join(", "), why: why.to_string() };
+        let Some(handle) = self.handle.get() else {
+            return Err(unavailable("the connection to etcd is still being set up"));
+        };
+        let deadline = std::time::Instant::now() + CALL_PATIENCE;
+        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        loop {
+            let result = match store.take() {
+                Some(s) => handle.block_on(f(s)),
+                None => handle.block_on(async {
+                    let s = Store::connect(&self.settings).await?;
+                    store = Some(s.clone());
+                    f(s).await
+                }),
+            };
+            match result {
+                Err(StoreError::Unavailable { why, .. }) if std::time::Instant::now() < deadline => {
+                    tracing::debug!("an etcd call failed, trying again on a new connection: {why}");
+                    store = None;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The fleet as this instance sees it, for `GET /api/v1/cluster`.
+    pub fn view(&self) -> api::ClusterView {
+        let s = self.state();
+        api::ClusterView {
+            instance: self.settings.instance.clone(),
+            key: self.keys.config(),
+            endpoints: self.settings.endpoints.clone(),
+            connected: s.connected,
+            revision: s.applied.as_ref().map(|d| d.revision),
+            applied_at: s.applied_at.map(|t| humantime::format_rfc3339_millis(t).to_string()),
+            stale: s.stale,
+            rejected: s
+                .rejected
+                .as_ref()
+                .map(|(revision, problems)| api::RejectedDoc { revision: *revision, problems: problems.clone() }),
+            last_error: s.last_error.clone(),
+            latest_revision: None,
+            instances: Vec::new(),
+        }
+    }
+
+    /// How this instance registers itself.
+    pub fn me(&self) -> api::InstanceView {
+        let s = self.state();
+        api::InstanceView {
+            instance: self.settings.instance.clone(),
+            proxy: self.listeners.0.clone(),
+            admin: self.listeners.1.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            revision: s.applied.as_ref().map(|d| d.revision),
+            applied_at: s.applied_at.map(|t| humantime::format_rfc3339_millis(t).to_string()),
+            behind: false,
+        }
+    }
+
+    /// The fleet now: this instance's view, with every registered instance and the document's
+    /// revision in etcd, read at once (a second at most; without them while etcd is away).
+    pub async fn survey(&self) -> api::ClusterView {
+        let mut view = self.view();
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(store) = store else { return view };
+        let read = async { Ok::<_, StoreError>((store.doc().await?.0.map(|d| d.revision), store.instances().await?)) };
+        match tokio::time::timeout(std::time::Duration::from_secs(1), read).await {
+            Ok(Ok((latest, mut instances))) => {
+                for i in &mut instances {
+                    i.behind = matches!((latest, i.revision), (Some(l), Some(r)) if r < l)
+                        || (latest.is_some() && i.revision.is_none());
+                }
+                view.latest_revision = latest;
+                view.instances = instances;
+            }
+            Ok(Err(e)) => view.last_error = Some(e.to_string()),
+            Err(_) => view.last_error = Some("etcd did not answer within a second".to_string()),
+        }
+        view
+    }
+
+    // === validation ===
+
+    /// The config this instance runs with `routing` as the fleet's document: joined to the
+    /// process settings of its own file and validated as one config, as a file is. Rollouts are
+    /// refused: in a fleet they need one elected controller, which this version does not have.
+    pub fn validate(&self, routing: &str, revision: i64) -> Result<Config, ConfigError> {
+        let label = PathBuf::from(format!("{}@{revision}", self.label()));
+        let err = |key: &str, message: String| ConfigError {
+            file: label.clone(),
+            problems: vec![Problem::new(key, None, message)],
+        };
+        let foreign = doc::foreign_keys(routing).map_err(|e| err("", e))?;
+        if !foreign.is_empty() {
+            return Err(err(
+                &foreign.join(", "),
+                "process settings stay in each instance's own file: the routing document holds only [upstreams.*] and [[routes]]".into(),
+            ));
+        }
+        let local_text = std::fs::read_to_string(&self.local).map_err(|e| ConfigError {
+            file: self.local.clone(),
+            problems: vec![Problem::new("", None, format!("cannot read the file: {e}"))],
+        })?;
+        let process = process_settings(&self.local, &local_text)?;
+        let mut cfg = config::load_str(&doc::join(routing, &process), &label)?;
+        let rollouts: Vec<Problem> = cfg
+            .routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.rollout.is_some())
+            .map(|(i, r)| {
+                Problem::new(
+                    format!("routes[{i}].rollout"),
+                    None,
+                    format!("route {:?}: progressive rollouts are not available in a fleet yet (they need one elected controller); set weights with `strangler weight` meanwhile", r.name),
+                )
+            })
+            .collect();
+        if !rollouts.is_empty() {
+            return Err(ConfigError { file: label, problems: rollouts });
+        }
+        cfg.path = self.local.clone();
+        Ok(cfg)
+    }
+
+    // === the local cache ===
+
+    fn write_cache(&self, doc: &Doc) {
+        let text = format!("{CACHE_MARK}{} revision {}\n{}", self.keys.config(), doc.revision, doc.text);
+        if let Err(e) = config::persist::write_atomic(&self.settings.cache, &text) {
+            tracing::warn!(cache = %self.settings.cache.display(), "cannot cache the routing document: {e}");
+        }
+    }
+
+    /// The cached document, if there is one.
+    pub fn read_cache(&self) -> Option<Doc> {
+        let text = std::fs::read_to_string(&self.settings.cache).ok()?;
+        let (first, rest) = text.split_once('\n')?;
+        let revision = first.strip_prefix(CACHE_MARK)?.rsplit(' ').next()?.parse().ok()?;
+        Some(Doc { text: rest.to_string(), revision })
+    }
+}
+
+/// How long a runtime change keeps trying etcd before it answers 503.
+const CALL_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The first line of the cache file.
+const CACHE_MARK: &str = "# strangler's cache of etcd ";
+
+/// The process settings of an instance's own file, which must not hold routing tables in a fleet.
+pub fn process_settings(path: &Path, text: &str) -> Result<String, ConfigError> {
+    let err =
+        |message: String| ConfigError { file: path.to_path_buf(), problems: vec![Problem::new("", None, message)] };
+    let routing = doc::routing_in(text);
+    if !routing.is_empty() {
+        return Err(err(format!(
+            "{} here: with [cluster], upstreams and routes come from etcd; upload them with `strangler cluster push -c {}` and remove them from this file",
+            routing.join(" and "),
+            path.display()
+        )));
+    }
+    doc::process_part(text).map_err(err)
+}

@@ -1,0 +1,179 @@
+//! The fleet's keys in etcd, through `etcd-client`: connecting with the configured endpoints and
+//! credentials, reading and writing the routing document, and a compare-and-swap on it.
+
+use std::time::Duration;
+
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp};
+
+use crate::api::InstanceView;
+
+use crate::config::ClusterSettings;
+
+/// How long a connection attempt, and then each request, may take before etcd counts as away.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The keys under `cluster.prefix`.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Keys {
+        Keys { prefix: prefix.trim_end_matches('/').to_string() }
+    }
+
+    /// The routing document.
+    pub fn config(&self) -> String {
+        format!("{}/config", self.prefix)
+    }
+
+    /// Where the instances register, each under its name, on its lease.
+    pub fn instances(&self) -> String {
+        format!("{}/instances/", self.prefix)
+    }
+
+    pub fn instance(&self, name: &str) -> String {
+        format!("{}{name}", self.instances())
+    }
+}
+
+/// The routing document as etcd holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doc {
+    pub text: String,
+    /// The key's `mod_revision`: what a compare-and-swap compares.
+    pub revision: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("etcd at {endpoints} is unreachable or failing: {why}")]
+    Unavailable { endpoints: String, why: String },
+    #[error("{key} is not UTF-8 text")]
+    NotText { key: String },
+}
+
+/// A connection to the fleet's etcd.
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    pub keys: Keys,
+    endpoints: String,
+}
+
+impl Store {
+    /// A connection to one member that answers, trying them in turn from the one after the
+    /// last tried: one member at a time, so a member that dies is left on the next connect
+    /// rather than kept in a balancer that keeps sending it requests.
+    pub async fn connect(settings: &ClusterSettings) -> Result<Store, StoreError> {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let endpoints = settings.endpoints.join(", ");
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_timeout(REQUEST_TIMEOUT)
+            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3));
+        if let Some((user, password)) = &settings.user {
+            options = options.with_user(user.clone(), password.clone());
+        }
+        let n = settings.endpoints.len().max(1);
+        let first = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut failures = Vec::new();
+        for i in 0..n {
+            let Some(endpoint) = settings.endpoints.get((first + i) % n) else { break };
+            let attempt = async {
+                let mut client = Client::connect([endpoint], Some(options.clone())).await?;
+                client.status().await?;
+                Ok::<_, etcd_client::Error>(client)
+            };
+            match tokio::time::timeout(CONNECT_TIMEOUT * 2, attempt).await {
+                Ok(Ok(client)) => return Ok(Store { client, keys: Keys::new(&settings.prefix), endpoints }),
+                Ok(Err(e)) => failures.push(format!("{endpoint}: {e}")),
+                Err(_) => failures.push(format!("{endpoint}: no answer in time")),
+            }
+        }
+        Err(StoreError::Unavailable { endpoints, why: failures.join("; ") })
+    }
+
+    fn unavailable(&self, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Unavailable { endpoints: self.endpoints.clone(), why: e.to_string() }
+    }
+
+    /// The client, for watches and leases.
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// The routing document, with the store's revision at the time of the read; `None` when
+    /// nothing was pushed yet.
+    pub async fn doc(&self) -> Result<(Option<Doc>, i64), StoreError> {
+        let key = self.keys.config();
+        let resp = self.client.clone().get(key.clone(), None).await.map_err(|e| self.unavailable(e))?;
+        let store_revision = resp.header().map_or(0, |h| h.revision());
+        let doc = match resp.kvs().first() {
+            None => None,
+            Some(kv) => {
+                let text = kv.value_str().map_err(|_| StoreError::NotText { key: key.clone() })?.to_string();
+                Some(Doc { text, revision: kv.mod_revision() })
+            }
+        };
+        Ok((doc, store_revision))
+    }
+
+    /// Write the routing document whatever it was; the new revision.
+    pub async fn put_doc(&self, text: &str) -> Result<i64, StoreError> {
+        let resp = self.client.clone().put(self.keys.config(), text, None).await.map_err(|e| self.unavailable(e))?;
+        Ok(resp.header().map_or(0, |h| h.revision()))
+    }
+
+    /// Write the routing document only if it is still at `revision` (0: only if absent): the new
+    /// revision, or `None` when another writer got there first.
+    pub async fn swap_doc(&self, revision: i64, text: &str) -> Result<Option<i64>, StoreError> {
+        let key = self.keys.config();
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key.clone(), CompareOp::Equal, revision)])
+            .and_then([TxnOp::put(key, text, None)]);
+        let resp = self.client.clone().txn(txn).await.map_err(|e| self.unavailable(e))?;
+        Ok(resp.succeeded().then(|| resp.header().map_or(0, |h| h.revision())))
+    }
+}
+
+impl Store {
+    /// A lease of `ttl` for this instance's registration: its id.
+    pub async fn lease(&self, ttl: Duration) -> Result<i64, StoreError> {
+        let secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX).max(1);
+        let resp = self.client.clone().lease_grant(secs, None).await.map_err(|e| self.unavailable(e))?;
+        Ok(resp.id())
+    }
+
+    /// Register (or refresh) this instance under its name, on `lease`.
+    pub async fn announce(&self, lease: i64, me: &InstanceView) -> Result<(), StoreError> {
+        let value = serde_json::to_string(me).map_err(|e| self.unavailable(e))?;
+        self.client
+            .clone()
+            .put(self.keys.instance(&me.instance), value, Some(PutOptions::new().with_lease(lease)))
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        Ok(())
+    }
+
+    pub async fn revoke(&self, lease: i64) -> Result<(), StoreError> {
+        self.client.clone().lease_revoke(lease).await.map_err(|e| self.unavailable(e))?;
+        Ok(())
+    }
+
+    /// Every registered instance, by name.
+    pub async fn instances(&self) -> Result<Vec<InstanceView>, StoreError> {
+        let resp = self
+            .client
+            .clone()
+            .get(self.keys.instances(), Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let mut list: Vec<InstanceView> =
+            resp.kvs().iter().filter_map(|kv| serde_json::from_slice(kv.value()).ok()).collect();
+        list.sort_by(|a, b| a.instance.cmp(&b.instance));
+        Ok(list)
+    }
+}

@@ -1,0 +1,383 @@
+//! A fleet on a real etcd (Debian's, on loopback, temporary data): instances of the real binary
+//! sharing one routing document, changed by compare-and-swap, serving through etcd's absence.
+
+mod common;
+#[path = "common/etcd.rs"]
+mod etcd;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use etcd::Etcd;
+use strangler::api::{ClusterView, WeightChanged};
+
+/// Two routes on the mocks: `orders` sticky by `x-user`, `users` random.
+fn routes(legacy: &MockUpstream, new: &MockUpstream, orders: f64, users: f64) -> String {
+    format!(
+        "# the fleet's routes\n{}[[routes]]\nname = \"orders\"\npath_prefix = \"/orders\"\nlegacy = \"legacy\"\nnew = \"new\"\n\
+         weight = {orders} # ramping\nsticky = {{ header = \"x-user\" }}\n\
+         [[routes]]\nname = \"users\"\npath_prefix = \"/users\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = {users}\n",
+        pools(legacy, new)
+    )
+}
+
+/// `strangler cluster push` of `routing` with a throw-away instance config.
+fn push(etcd: &Etcd, routing: &str) -> String {
+    let dir = tempfile::tempdir().expect("dir");
+    let (config, file) = (dir.path().join("instance.toml"), dir.path().join("routes.toml"));
+    std::fs::write(&config, etcd.section("pusher")).expect("config");
+    std::fs::write(&file, routing).expect("routes");
+    let out = std::process::Command::new(bin())
+        .args(["cluster", "push"])
+        .arg(&file)
+        .arg("-c")
+        .arg(&config)
+        .output()
+        .expect("cluster push");
+    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "cluster push failed: {said}");
+    said
+}
+
+async fn instance(etcd: &Etcd, name: &str) -> Strangler {
+    Strangler::start(&etcd.section(name)).await
+}
+
+async fn cluster(s: &Strangler) -> ClusterView {
+    s.api("/cluster").await
+}
+
+async fn put_weight(s: &Strangler, route: &str, percent: f64) -> (u16, String) {
+    let resp = client()
+        .put(s.admin_url(&format!("/api/v1/routes/{route}/weight")))
+        .header("content-type", "application/json")
+        .body(format!("{{\"percent\": {percent}}}"))
+        .send()
+        .await
+        .expect("PUT weight");
+    (resp.status().as_u16(), resp.text().await.expect("body"))
+}
+
+/// Wait until `check` holds, or fail with `what` and the last state.
+async fn eventually<F, Fut>(what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let start = Instant::now();
+    loop {
+        match check().await {
+            Ok(()) => return start.elapsed(),
+            Err(last) => assert!(start.elapsed() < Duration::from_secs(20), "never {what}: {last}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn weight_is(s: &Strangler, route: &str, want: f64) -> Result<(), String> {
+    let got = s.route(route).await.weight;
+    (got == want).then_some(()).ok_or(format!("{route} at {got}% on the instance on port {}", s.port))
+}
+
+/// The side each of 100 sticky users lands on through `s`.
+async fn sides(s: &Strangler) -> Vec<String> {
+    let c = client();
+    let mut out = Vec::new();
+    for u in 0..100 {
+        let resp = c.get(s.url("/orders/1")).header("x-user", format!("user-{u}")).send().await.expect("request");
+        out.push(resp.headers()["x-upstream"].to_str().expect("name").to_string());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_weight_set_through_one_instance_is_served_by_all_three_with_the_same_sticky_sides() {
+    let etcd = Etcd::start();
+    let (legacy, new) = (MockUpstream::start("legacy").await, MockUpstream::start("new").await);
+    let said = push(&etcd, &routes(&legacy, &new, 10.0, 0.0));
+    assert!(said.contains("pushed 2 route(s)"), "{said}");
+    let (a, b, c) = (instance(&etcd, "a").await, instance(&etcd, "b").await, instance(&etcd, "c").await);
+    let before = sides(&a).await;
+    assert_eq!(sides(&b).await, before, "the same user, the same side on every instance");
+    assert_eq!(sides(&c).await, before);
+    let on_new = before.iter().filter(|s| *s == "new").count();
+    assert!((2..=25).contains(&on_new), "about 10 of 100 users on new, got {on_new}");
+
+    let (status, body) = put_weight(&a, "orders", 50.0).await;
+    assert_eq!(status, 200, "{body}");
+    let changed: WeightChanged = serde_json::from_str(&body).expect("WeightChanged");
+    assert!(changed.persisted.starts_with("etcd /strangler/config revision"), "{changed:?}");
+    for s in [&a, &b, &c] {
+        eventually("at 50% everywhere", || weight_is(s, "orders", 50.0)).await;
+    }
+    let revision = cluster(&a).await.revision;
+    for s in [&b, &c] {
+        let view = cluster(s).await;
+        assert_eq!((view.revision, view.connected, view.stale), (revision, true, false), "{view:?}");
+    }
+    // Every instance registered, each with the revision it serves.
+    eventually("every instance registered at the new revision", || async {
+        let f = cluster(&c).await;
+        f.instances.iter().all(|i| i.revision == revision).then_some(()).ok_or(format!("{f:?}"))
+    })
+    .await;
+    let fleet = cluster(&c).await;
+    let names: Vec<&str> = fleet.instances.iter().map(|i| i.instance.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"], "{fleet:?}");
+    assert_eq!(fleet.latest_revision, revision);
+    for i in &fleet.instances {
+        assert_eq!((i.revision, i.behind), (revision, false), "{i:?}");
+        assert_eq!(i.version, env!("CARGO_PKG_VERSION"));
+    }
+    assert_eq!(fleet.instances[0].admin, format!("127.0.0.1:{}", a.admin_port));
+    let (ok, out, err) = b.cli(&["status"]);
+    assert!(ok, "{err}");
+    let rev = revision.expect("a revision").to_string();
+    for name in ["a", "b", "c"] {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no line for {name}:\n{out}"));
+        assert!(line.contains(&rev) && !line.contains("BEHIND"), "{line}");
+    }
+    let after = sides(&a).await;
+    assert_eq!(sides(&b).await, after);
+    assert_eq!(sides(&c).await, after);
+    for (u, (was, now)) in before.iter().zip(&after).enumerate() {
+        assert!(!(was == "new" && now == "legacy"), "user-{u} moved back to legacy when the weight went up");
+    }
+
+    // The document keeps its comments through the change, as the file does.
+    let (ok, text) = etcd.ctl(&["get", "/strangler/config", "--print-value-only"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("# the fleet's routes") && text.contains("weight = 50 # ramping"), "{text}");
+    let (ok, out, err) = a.cli(&["cluster", "pull"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim_end(), text.trim_end(), "pull gives the document back");
+}
+
+/// Requests on every instance until dropped; failures counted.
+struct Load {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+}
+
+impl Load {
+    fn start(instances: &[&Strangler]) -> Load {
+        let (stop, sent, failed) =
+            (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        for s in instances {
+            for path in ["/orders/1", "/users/1"] {
+                let (stop, sent, failed, url, c) = (stop.clone(), sent.clone(), failed.clone(), s.url(path), client());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let ok = c.get(&url).send().await.is_ok_and(|r| r.status() == 200);
+                        sent.fetch_add(1, Ordering::Relaxed);
+                        if !ok {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                });
+            }
+        }
+        Load { stop, sent, failed }
+    }
+
+    fn finish(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        (self.sent.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_etcd_away_instances_serve_refuse_changes_with_503_and_catch_up_when_it_is_back() {
+    let mut etcd = Etcd::start();
+    let (legacy, new) = (MockUpstream::start("legacy").await, MockUpstream::start("new").await);
+    push(&etcd, &routes(&legacy, &new, 10.0, 20.0));
+    let (a, b) = (instance(&etcd, "a").await, instance(&etcd, "b").await);
+    let load = Load::start(&[&a, &b]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    etcd.stop();
+    for s in [&a, &b] {
+        eventually("disconnected", || async {
+            let v = cluster(s).await;
+            (!v.connected).then_some(()).ok_or(format!("{v:?}"))
+        })
+        .await;
+    }
+    assert_eq!(a.metric("strangler_cluster_connected").await, Some(0.0));
+    let (status, body) = put_weight(&a, "orders", 90.0).await;
+    assert_eq!(status, 503, "{body}");
+    let error: strangler::api::ErrorBody = serde_json::from_str(&body).expect("a JSON reason");
+    assert!(error.error.contains("etcd"), "{error:?}");
+    assert_eq!(a.route("orders").await.weight, 10.0, "nothing changed");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Back, and changed by another path meanwhile: every instance converges on it.
+    etcd.start_again();
+    push(&etcd, &routes(&legacy, &new, 70.0, 20.0));
+    for s in [&a, &b] {
+        eventually("at the pushed 70%", || weight_is(s, "orders", 70.0)).await;
+        eventually("connected again", || async {
+            let v = cluster(s).await;
+            v.connected.then_some(()).ok_or(format!("{v:?}"))
+        })
+        .await;
+    }
+    assert_eq!(a.metric("strangler_cluster_connected").await, Some(1.0));
+    let (sent, failed) = load.finish();
+    assert!(sent > 200, "load ran: {sent} requests");
+    assert_eq!(failed, 0, "no client request failed while etcd was away ({sent} sent)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_invalid_document_written_with_etcdctl_is_refused_everywhere_and_the_last_good_one_serves() {
+    let etcd = Etcd::start();
+    let (legacy, new) = (MockUpstream::start("legacy").await, MockUpstream::start("new").await);
+    push(&etcd, &routes(&legacy, &new, 10.0, 0.0));
+    let (mut a, b) = (instance(&etcd, "a").await, instance(&etcd, "b").await);
+    let good = cluster(&a).await.revision.expect("a revision");
+
+    let bad = routes(&legacy, &new, 150.0, 0.0);
+    let (ok, out) = etcd.ctl(&["put", "/strangler/config", &bad]);
+    assert!(ok, "{out}");
+    for s in [&a, &b] {
+        let view = eventually("the bad revision reported", || async {
+            let v = cluster(s).await;
+            v.rejected.is_some().then_some(()).ok_or(format!("{v:?}"))
+        })
+        .await;
+        let _ = view;
+        let v = cluster(s).await;
+        let rejected = v.rejected.expect("rejected");
+        assert!(rejected.revision > good);
+        assert!(rejected.problems.iter().any(|p| p.contains("routes[0].weight") && p.contains("150")), "{rejected:?}");
+        assert_eq!(v.revision, Some(good), "the last good revision keeps serving");
+        assert_eq!(s.route("orders").await.weight, 10.0);
+        assert!(s.metric_value("strangler_config_reloads_total{result=\"error\"}").await >= 1.0);
+    }
+
+    // Every instance is behind the revision etcd holds, and the fleet view says so.
+    let fleet = cluster(&b).await;
+    assert!(fleet.latest_revision > Some(good), "{fleet:?}");
+    assert_eq!(fleet.instances.len(), 2);
+    assert!(fleet.instances.iter().all(|i| i.behind && i.revision == Some(good)), "{fleet:?}");
+    let (ok, out, err) = b.cli(&["status"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("BEHIND").count(), 2, "{out}");
+    assert!(out.contains("refused") && out.contains("routes[0].weight"), "{out}");
+
+    // A restart while etcd holds the bad document starts on the cached good one, marked stale.
+    a.restart().await;
+    let v = cluster(&a).await;
+    assert_eq!((v.revision, v.stale), (Some(good), true), "{v:?}");
+    assert!(v.rejected.is_some(), "{v:?}");
+    assert_eq!(a.route("orders").await.weight, 10.0);
+    assert_eq!(a.metric("strangler_cluster_stale").await, Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_racing_on_two_instances_all_land_and_none_is_lost() {
+    let etcd = Etcd::start();
+    let (legacy, new) = (MockUpstream::start("legacy").await, MockUpstream::start("new").await);
+    push(&etcd, &routes(&legacy, &new, 0.0, 0.0));
+    let (a, b) = (instance(&etcd, "a").await, instance(&etcd, "b").await);
+    // Each round changes a different route on each instance at the same moment: with a blind
+    // write one of the two would undo the other.
+    for round in 1..=10 {
+        let (orders, users) = (f64::from(round), f64::from(round) + 50.0);
+        let ((s1, b1), (s2, b2)) = tokio::join!(put_weight(&a, "orders", orders), put_weight(&b, "users", users));
+        assert_eq!((s1, s2), (200, 200), "round {round}: {b1} / {b2}");
+        let (ok, text) = etcd.ctl(&["get", "/strangler/config", "--print-value-only"]);
+        assert!(ok, "{text}");
+        let table: toml::Table = text.parse().expect("TOML");
+        let weights: Vec<f64> = table["routes"]
+            .as_array()
+            .expect("routes")
+            .iter()
+            .map(|r| r["weight"].as_float().or_else(|| r["weight"].as_integer().map(|i| i as f64)).expect("weight"))
+            .collect();
+        assert_eq!(weights, [orders, users], "round {round}: both changes are in the document");
+    }
+    for s in [&a, &b] {
+        eventually("both changes served", || async {
+            weight_is(s, "orders", 10.0).await?;
+            weight_is(s, "users", 60.0).await
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_starts_on_its_cache_while_etcd_is_away_and_refuses_to_start_without_one() {
+    let mut etcd = Etcd::start();
+    let (legacy, new) = (MockUpstream::start("legacy").await, MockUpstream::start("new").await);
+    push(&etcd, &routes(&legacy, &new, 30.0, 0.0));
+    let mut a = instance(&etcd, "a").await;
+    let revision = cluster(&a).await.revision;
+    etcd.stop();
+
+    a.restart().await;
+    let v = cluster(&a).await;
+    assert_eq!((v.revision, v.stale, v.connected), (revision, true, false), "{v:?}");
+    assert_eq!(a.route("orders").await.weight, 30.0);
+    let resp = client().get(a.url("/orders/1")).send().await.expect("request");
+    assert_eq!(resp.status(), 200, "serves the cached routes");
+
+    // A new instance has no cache: it says why it cannot start.
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("strangler.toml");
+    let text = Strangler::config_text(
+        free_port(),
+        free_port(),
+        dir.path(),
+        &Options::default(),
+        "127.0.0.1",
+        "",
+        &etcd.section("fresh"),
+    );
+    std::fs::write(&config, text).expect("config");
+    let out = std::process::Command::new(bin()).args(["run", "-c"]).arg(&config).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with nothing to serve: {err}");
+    assert!(err.contains("unreachable") && err.contains("no cached routing document"), "{err}");
+
+    // etcd back: the stale instance confirms and carries on.
+    etcd.start_again();
+    eventually("confirmed by etcd", || async {
+        let v = cluster(&a).await;
+        (v.connected && !v.stale).then_some(()).ok_or(format!("{v:?}"))
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_of_three_etcd_members_killed_changes_nothing_for_serving_or_changes() {
+    let mut etcd = Etcd::start_members(3);
+    let (legacy, new) = (MockUpstream::start("legacy").await, MockUpstream::start("new").await);
+    push(&etcd, &routes(&legacy, &new, 10.0, 0.0));
+    let (a, b) = (instance(&etcd, "a").await, instance(&etcd, "b").await);
+    let load = Load::start(&[&a, &b]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The first member is the one both instances were most likely talking to.
+    etcd.kill(0);
+    for (round, weight) in [30.0, 40.0, 50.0].into_iter().enumerate() {
+        let (status, body) = put_weight(if round % 2 == 0 { &a } else { &b }, "orders", weight).await;
+        assert_eq!(status, 200, "a change with one member down: {body}");
+        for s in [&a, &b] {
+            eventually("the change everywhere", || weight_is(s, "orders", weight)).await;
+        }
+    }
+    for s in [&a, &b] {
+        let v = cluster(s).await;
+        assert!(v.connected && v.rejected.is_none(), "{v:?}");
+    }
+    let (sent, failed) = load.finish();
+    assert_eq!(failed, 0, "no client request failed ({sent} sent)");
+}
