@@ -267,6 +267,7 @@
         table = overviewFrame(view, () => last && renderRows(table, last));
       }
       renderRows(table, answer);
+      await renderFleet(answer.fleet);
       stamp();
       if (!document.body.dataset.rendered) {
         document.body.dataset.rendered = 'overview';
@@ -292,8 +293,42 @@
     view.append(el('section', { class: 'panel' },
       el('div', { class: 'toolbar' }, el('h1', { text: 'Routes' }), filter, count),
       el('table', {}, el('thead', {}, head), tbody),
-      el('p', { class: 'muted small', id: 'window-note' })));
+      el('p', { class: 'muted small', id: 'window-note' })),
+    el('section', { class: 'panel', id: 'fleet', hidden: true }));
     return { tbody, head, count };
+  }
+
+  // The fleet, when this instance is in one (the routes answer says so): every
+  // instance with the revision of the routing document it serves; one behind is marked.
+  async function renderFleet(inFleet) {
+    const box = $('#fleet');
+    if (!box) return;
+    box.hidden = !inFleet;
+    if (!inFleet) return;
+    let f;
+    try {
+      f = await api('/cluster');
+    } catch (err) {
+      fill(box, el('h2', {}, 'Fleet'), el('p', { class: 'bad' }, 'Cannot read the fleet: ' + err.message));
+      return;
+    }
+    box.hidden = false;
+    const latest = f.latest_revision === null ? '–' : String(f.latest_revision);
+    fill(box,
+      el('h2', {}, 'Fleet ', el('span', { id: 'fleet-etcd', class: 'badge ' + (f.connected ? 'ready' : 'down') }, f.connected ? 'etcd connected' : 'etcd unreachable')),
+      el('p', { class: 'muted' }, `${f.key} is at revision ${latest}; this instance (${f.instance}) serves `
+        + (f.revision === null ? 'nothing yet' : `revision ${f.revision}`) + (f.stale ? ', from its local cache (stale)' : '') + '.'),
+      f.rejected ? el('p', { class: 'bad', id: 'fleet-rejected' }, `Revision ${f.rejected.revision} was refused: ${f.rejected.problems.join('; ')}`) : null,
+      f.last_error && !f.connected ? el('p', { class: 'bad' }, f.last_error) : null,
+      f.instances.length
+        ? el('table', { id: 'instances' },
+          el('thead', {}, el('tr', {}, ['Instance', 'Revision', 'Since', 'Proxy', 'Admin', ''].map((h) => el('th', {}, h)))),
+          el('tbody', {}, f.instances.map((i) => el('tr', { 'data-instance': i.instance, class: i.behind ? 'gate-fail' : '' },
+            el('td', {}, i.instance), el('td', { class: 'num', 'data-col': 'revision' }, i.revision === null ? '–' : String(i.revision)),
+            el('td', { class: 'muted small' }, i.applied_at || '–'), el('td', { class: 'mono' }, i.proxy.join(', ')),
+            el('td', { class: 'mono' }, i.admin),
+            el('td', { 'data-col': 'lag' }, i.behind ? el('span', { class: 'badge down' }, `behind: etcd has ${latest}`) : el('span', { class: 'badge ready' }, 'current'))))))
+        : el('p', { class: 'muted' }, 'No instance list while etcd is unreachable.'));
   }
 
   function renderRows(table, answer) {
@@ -312,8 +347,9 @@
       th.classList.toggle('sorted-asc', th.dataset.sort === col.key && state.sort.dir > 0);
       th.classList.toggle('sorted-desc', th.dataset.sort === col.key && state.sort.dir < 0);
     }
+    const plural = (n) => (n === 1 ? 'route' : 'routes');
     table.count.textContent = routes.length === answer.routes.length
-      ? `${answer.routes.length} routes` : `${routes.length} of ${answer.routes.length} routes`;
+      ? `${answer.routes.length} ${plural(answer.routes.length)}` : `${routes.length} of ${answer.routes.length} ${plural(answer.routes.length)}`;
     $('#window-note').textContent = `Live figures over the last ${answer.window_seconds} s; `
       + 'latency is the time to the upstream\'s first byte.';
     fill(table.tbody, ...routes.map((r) => {

@@ -6,6 +6,8 @@
 #[path = "common/browser.rs"]
 mod browser;
 mod common;
+#[path = "common/etcd.rs"]
+mod etcd;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -341,4 +343,54 @@ async fn a_page_from_another_origin_cannot_change_anything() {
     assert_eq!(resp.headers()["x-frame-options"], "DENY");
     assert!(resp.headers()["content-security-policy"].to_str().expect("csp").contains("frame-ancestors 'none'"));
     b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_fleet_view_lists_every_instance_with_its_revision_and_marks_the_ones_behind() {
+    let etcd = etcd::Etcd::start();
+    let legacy = MockUpstream::start("legacy").await;
+    let new = MockUpstream::start("new").await;
+    let a = Strangler::start(&etcd.section("proxy-a")).await;
+    let routing = format!(
+        "{}[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 10\n",
+        pools(&legacy, &new)
+    );
+    let file = a.dir.path().join("routes.toml");
+    std::fs::write(&file, &routing).expect("routes");
+    let (ok, out, err) = a.cli(&["cluster", "push", file.to_str().expect("path")]);
+    assert!(ok, "{out}{err}");
+    let b = Strangler::start(&etcd.section("proxy-b")).await;
+    let view = || async { a.api::<strangler::api::ClusterView>("/cluster").await };
+    for _ in 0..100 {
+        if view().await.instances.iter().filter(|i| !i.behind && i.revision.is_some()).count() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let revision = view().await.revision.expect("a revision").to_string();
+
+    let br = Browser::start().await;
+    br.goto(&a.admin_url("/")).await;
+    br.find("#fleet #instances tr[data-instance=proxy-b]").await;
+    for name in ["proxy-a", "proxy-b"] {
+        let row = format!("#instances tr[data-instance={name}]");
+        assert_eq!(br.text(&format!("{row} td[data-col=revision]")).await, revision, "{name}");
+        assert_eq!(br.text(&format!("{row} td[data-col=lag]")).await, "current", "{name}");
+    }
+    assert_eq!(br.text("#fleet-etcd").await, "etcd connected");
+
+    // A document nobody can serve: both instances stay behind, and the page says so.
+    let bad = routing.replace("weight = 10", "weight = 150");
+    let (ok, out) = etcd.ctl(&["put", "/strangler/config", &bad]);
+    assert!(ok, "{out}");
+    br.wait_until("both instances marked behind", || async {
+        br.all("#instances td[data-col=lag] .badge.down").await.len() == 2
+    })
+    .await;
+    let said = br.text("#fleet-rejected").await;
+    assert!(said.contains("was refused") && said.contains("routes[0].weight"), "{said}");
+    br.screenshot("fleet").await;
+    assert_no_js_errors(&br, &[]).await;
+    br.close().await;
+    drop(b);
 }
