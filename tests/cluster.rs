@@ -25,6 +25,13 @@ fn routes(legacy: &MockUpstream, new: &MockUpstream, orders: f64, users: f64) ->
 
 /// `strangler cluster push` of `routing` with a throw-away instance config.
 fn push(etcd: &Etcd, routing: &str) -> String {
+    let (ok, said) = push_with(etcd, routing, &[]);
+    assert!(ok, "cluster push failed: {said}");
+    said
+}
+
+/// The same with `env` set: whether it succeeded, and what it said.
+fn push_with(etcd: &Etcd, routing: &str, env: &[(&str, &str)]) -> (bool, String) {
     let dir = tempfile::tempdir().expect("dir");
     let (config, file) = (dir.path().join("instance.toml"), dir.path().join("routes.toml"));
     std::fs::write(&config, etcd.section("pusher")).expect("config");
@@ -34,11 +41,13 @@ fn push(etcd: &Etcd, routing: &str) -> String {
         .arg(&file)
         .arg("-c")
         .arg(&config)
+        .env_remove("STRANGLER_ETCD_USER")
+        .env_remove("STRANGLER_ETCD_PASSWORD")
+        .envs(env.iter().copied())
         .output()
         .expect("cluster push");
     let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "cluster push failed: {said}");
-    said
+    (out.status.success(), said)
 }
 
 async fn instance(etcd: &Etcd, name: &str) -> Strangler {
@@ -380,4 +389,45 @@ async fn one_of_three_etcd_members_killed_changes_nothing_for_serving_or_changes
     }
     let (sent, failed) = load.finish();
     assert_eq!(failed, 0, "no client request failed ({sent} sent)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_auth_on_in_etcd_the_credentials_come_from_the_environment() {
+    let etcd = Etcd::start();
+    for args in [&["user", "add", "root:root-pw"][..], &["auth", "enable"][..]] {
+        let (ok, out) = etcd.ctl(args);
+        assert!(ok, "{args:?}: {out}");
+    }
+    let (legacy, new) = (MockUpstream::start("legacy").await, MockUpstream::start("new").await);
+    let routing = routes(&legacy, &new, 20.0, 0.0);
+
+    let (ok, said) = push_with(&etcd, &routing, &[]);
+    assert!(!ok, "a push without credentials is refused: {said}");
+    let (ok, said) =
+        push_with(&etcd, &routing, &[("STRANGLER_ETCD_USER", "root"), ("STRANGLER_ETCD_PASSWORD", "wrong")]);
+    assert!(!ok && said.contains("etcd"), "{said}");
+    let (ok, said) =
+        push_with(&etcd, &routing, &[("STRANGLER_ETCD_USER", "root"), ("STRANGLER_ETCD_PASSWORD", "root-pw")]);
+    assert!(ok, "{said}");
+
+    let env = vec![
+        ("STRANGLER_ETCD_USER".to_string(), "root".to_string()),
+        ("STRANGLER_ETCD_PASSWORD".to_string(), "root-pw".to_string()),
+    ];
+    let s = Strangler::start_with(Options { env, ..Options::default() }, &etcd.section("a")).await;
+    assert_eq!(s.route("orders").await.weight, 20.0);
+    let (status, body) = put_weight(&s, "orders", 40.0).await;
+    assert_eq!(status, 200, "{body}");
+    let (ok, text) = etcd.ctl_as(Some("root:root-pw"), &["get", "/strangler/config", "--print-value-only"]);
+    assert!(ok && text.contains("weight = 40"), "{text}");
+    // One of the two without the other is a mistake, named by the check.
+    let out = std::process::Command::new(bin())
+        .args(["check", "-c"])
+        .arg(&s.config)
+        .env("STRANGLER_ETCD_USER", "root")
+        .env_remove("STRANGLER_ETCD_PASSWORD")
+        .output()
+        .expect("check");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("STRANGLER_ETCD_PASSWORD"), "{err}");
 }

@@ -84,6 +84,11 @@ impl Etcd {
 
     /// `etcdctl ARGS` against the running members.
     pub fn ctl(&self, args: &[&str]) -> (bool, String) {
+        self.ctl_as(None, args)
+    }
+
+    /// `etcdctl --user USER:PASSWORD ARGS`, once auth is on.
+    pub fn ctl_as(&self, user: Option<&str>, args: &[&str]) -> (bool, String) {
         let running: Vec<String> = self
             .members
             .iter()
@@ -93,6 +98,7 @@ impl Etcd {
         let out = Command::new(ETCDCTL)
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", running.join(",")))
+            .args(user.map(|u| format!("--user={u}")))
             .args(args)
             .output()
             .expect("run etcdctl");
