@@ -105,6 +105,14 @@ async fn sides(s: &Strangler) -> Vec<String> {
 async fn a_weight_set_through_one_instance_is_served_by_all_three_with_the_same_sticky_sides() {
     let etcd = Etcd::start();
     let (legacy, new) = (MockUpstream::start("legacy").await, MockUpstream::start("new").await);
+    // A document the fleet cannot run is refused before it is uploaded, with every problem.
+    let (ok, said) =
+        push_with(&etcd, &(routes(&legacy, &new, 10.0, 0.0) + "[routes.rollout]\nsteps = [10, 50]\n"), &[]);
+    assert!(!ok && said.contains("routes[1].rollout") && said.contains("nothing was uploaded"), "{said}");
+    let (ok, said) = push_with(&etcd, &routes(&legacy, &new, 10.0, 250.0), &[]);
+    assert!(!ok && said.contains("routes[1].weight = 250"), "{said}");
+    let (ok, text) = etcd.ctl(&["get", "/strangler/config"]);
+    assert!(ok && text.is_empty(), "nothing in etcd after refused pushes: {text}");
     let said = push(&etcd, &routes(&legacy, &new, 10.0, 0.0));
     assert!(said.contains("pushed 2 route(s)"), "{said}");
     let (a, b, c) = (instance(&etcd, "a").await, instance(&etcd, "b").await, instance(&etcd, "c").await);

@@ -171,10 +171,7 @@ fn wire_received(etcd: &etcd::Etcd) -> f64 {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
         .unwrap_or_default();
-    out.split_whitespace()
-        .filter_map(|w| w.strip_prefix("bytes_received:"))
-        .filter_map(|n| n.parse::<f64>().ok())
-        .sum()
+    out.split_whitespace().filter_map(|w| w.strip_prefix("bytes_received:")).filter_map(|n| n.parse::<f64>().ok()).sum()
 }
 
 fn main() {

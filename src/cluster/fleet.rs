@@ -229,22 +229,7 @@ impl Fleet {
         })?;
         let process = process_settings(&self.local, &local_text)?;
         let mut cfg = config::load_str(&doc::join(routing, &process), &label)?;
-        let rollouts: Vec<Problem> = cfg
-            .routes
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.rollout.is_some())
-            .map(|(i, r)| {
-                Problem::new(
-                    format!("routes[{i}].rollout"),
-                    None,
-                    format!("route {:?}: progressive rollouts are not available in a fleet yet (they need one elected controller); set weights with `strangler weight` meanwhile", r.name),
-                )
-            })
-            .collect();
-        if !rollouts.is_empty() {
-            return Err(ConfigError { file: label, problems: rollouts });
-        }
+        fleet_only(&cfg, &label)?;
         cfg.path = self.local.clone();
         Ok(cfg)
     }
@@ -272,6 +257,31 @@ const CALL_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The first line of the cache file.
 const CACHE_MARK: &str = "# strangler's cache of etcd ";
+
+/// What a fleet cannot run yet, as problems of the document `label` names: progressive rollouts
+/// need one elected controller for every instance.
+pub fn fleet_only(cfg: &Config, label: &Path) -> Result<(), ConfigError> {
+    let rollouts: Vec<Problem> = cfg
+        .routes
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.rollout.is_some())
+        .map(|(i, r)| {
+            Problem::new(
+                format!("routes[{i}].rollout"),
+                None,
+                format!(
+                    "route {:?}: progressive rollouts are not available in a fleet yet (they need one elected controller); set weights with `strangler weight` meanwhile",
+                    r.name
+                ),
+            )
+        })
+        .collect();
+    match rollouts.is_empty() {
+        true => Ok(()),
+        false => Err(ConfigError { file: label.to_path_buf(), problems: rollouts }),
+    }
+}
 
 /// The process settings of an instance's own file, which must not hold routing tables in a fleet.
 pub fn process_settings(path: &Path, text: &str) -> Result<String, ConfigError> {
