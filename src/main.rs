@@ -330,6 +330,12 @@ fn check(path: &std::path::Path) -> ExitCode {
     match config::load(path) {
         Ok(cfg) => {
             println!("{}: ok, {} route(s)", path.display(), cfg.routes.len());
+            if let Some(c) = &cfg.cluster {
+                println!(
+                    "  in a fleet: the routes come from etcd {}/config (`strangler cluster pull` shows them)",
+                    c.prefix
+                );
+            }
             for r in &cfg.routes {
                 let hosts = if r.hosts.is_empty() {
                     "*".to_string()
