@@ -16,8 +16,22 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 /// A chromedriver process and one browser session on it; both end on drop.
 pub struct Browser {
     pub client: Client,
-    driver: Child,
+    _driver: Driver,
     _profile: tempfile::TempDir,
+}
+
+/// chromedriver, in its own process group: dropping it (also while a failed start unwinds)
+/// kills the driver and every browser process it started.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0.id()) {
+            // SAFETY: kill(2) on a process group this value created; no memory is involved.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+        let _ = self.0.wait();
+    }
 }
 
 /// Chromium's console messages since the last call (chromedriver's `se/log` extension).
@@ -45,13 +59,15 @@ impl Browser {
         use std::os::unix::process::CommandExt;
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         // Its own process group, so the browsers it starts end with it.
-        let driver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
+        let driver = Driver(
+            Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .process_group(0)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start chromedriver"),
+        );
         let profile = tempfile::tempdir().expect("profile dir");
         let caps = json!({
             "browserName": "chrome",
@@ -82,7 +98,7 @@ impl Browser {
                 }
             }
         };
-        Browser { client, driver, _profile: profile }
+        Browser { client, _driver: driver, _profile: profile }
     }
 
     pub async fn goto(&self, url: &str) {
@@ -167,16 +183,5 @@ impl Browser {
     /// End the session (the browser exits), then the driver.
     pub async fn close(self) {
         let _ = self.client.clone().close().await;
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // The driver and every browser process it started.
-        if let Ok(pid) = i32::try_from(self.driver.id()) {
-            // SAFETY: kill(2) on a process group this value created; no memory is involved.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-        }
-        let _ = self.driver.wait();
     }
 }
