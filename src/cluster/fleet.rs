@@ -211,6 +211,16 @@ impl Fleet {
     /// process settings of its own file and validated as one config, as a file is. Rollouts are
     /// refused: in a fleet they need one elected controller, which this version does not have.
     pub fn validate(&self, routing: &str, revision: i64) -> Result<Config, ConfigError> {
+        let local_text = std::fs::read_to_string(&self.local).map_err(|e| ConfigError {
+            file: self.local.clone(),
+            problems: vec![Problem::new("", None, format!("cannot read the file: {e}"))],
+        })?;
+        self.validate_with(routing, revision, &local_text)
+    }
+
+    /// [`Fleet::validate`] with the instance's file as `local_text`, already read by the caller
+    /// (a reload compares those very bytes with the last ones seen).
+    pub fn validate_with(&self, routing: &str, revision: i64, local_text: &str) -> Result<Config, ConfigError> {
         let label = PathBuf::from(format!("{}@{revision}", self.label()));
         let err = |key: &str, message: String| ConfigError {
             file: label.clone(),
@@ -223,11 +233,7 @@ impl Fleet {
                 "process settings stay in each instance's own file: the routing document holds only [upstreams.*] and [[routes]]".into(),
             ));
         }
-        let local_text = std::fs::read_to_string(&self.local).map_err(|e| ConfigError {
-            file: self.local.clone(),
-            problems: vec![Problem::new("", None, format!("cannot read the file: {e}"))],
-        })?;
-        let process = process_settings(&self.local, &local_text)?;
+        let process = process_settings(&self.local, local_text)?;
         let mut cfg = config::load_str(&doc::join(routing, &process), &label)?;
         fleet_only(&cfg, &label)?;
         cfg.path = self.local.clone();

@@ -37,6 +37,8 @@ const BOOT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// start, saying why.
 pub fn boot(local: &Config, path: &Path) -> anyhow::Result<(Config, Arc<Fleet>)> {
     let settings = local.cluster.clone().context("boot needs a [cluster] section")?;
+    // Read once: the routes it must not hold are refused before etcd is asked, and every
+    // document below is validated against these same process settings.
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     fleet::process_settings(path, &text)?;
     crate::metrics::METRICS.enable_cluster();
@@ -51,7 +53,7 @@ pub fn boot(local: &Config, path: &Path) -> anyhow::Result<(Config, Arc<Fleet>)>
         store.doc().await.map_err(|e| e.to_string())
     });
     let why = match fetched {
-        Ok((Some(doc), _)) => match fleet.validate(&doc.text, doc.revision) {
+        Ok((Some(doc), _)) => match fleet.validate_with(&doc.text, doc.revision, &text) {
             Ok(cfg) => {
                 fleet.set_applied(doc, false);
                 return Ok((cfg, fleet));
@@ -64,7 +66,7 @@ pub fn boot(local: &Config, path: &Path) -> anyhow::Result<(Config, Arc<Fleet>)>
         },
         Ok((None, _)) => {
             tracing::warn!(key = %fleet.keys.config(), "no routing document in etcd yet: serving no routes until one is pushed");
-            let cfg = fleet.validate("", 0)?;
+            let cfg = fleet.validate_with("", 0, &text)?;
             return Ok((cfg, fleet));
         }
         Err(e) => format!("etcd ({}) is unreachable: {e}", settings.endpoints.join(", ")),
@@ -77,7 +79,7 @@ pub fn boot(local: &Config, path: &Path) -> anyhow::Result<(Config, Arc<Fleet>)>
     };
     tracing::warn!(cache = %settings.cache.display(), revision = cached.revision, "{why}; starting on the cached routing document (stale until etcd confirms it)");
     let cfg = fleet
-        .validate(&cached.text, cached.revision)
+        .validate_with(&cached.text, cached.revision, &text)
         .with_context(|| format!("the cached routing document {}", settings.cache.display()))?;
     fleet.set_applied(cached, true);
     Ok((cfg, fleet))

@@ -13,6 +13,7 @@ use pingora::services::background::BackgroundService;
 
 use super::fleet::Fleet;
 use super::store::{Doc, Store};
+use crate::api::InstanceView;
 use crate::control::reload::Reloader;
 
 /// How often a connected instance checks that etcd still answers (a watch alone can stay
@@ -44,6 +45,16 @@ impl WatchService {
         if let Err(e) = tokio::task::spawn_blocking(move || reloader.apply_doc(doc)).await {
             tracing::error!("applying a routing document did not complete: {e}");
         }
+    }
+
+    /// Register again if what this instance serves changed since `announced`.
+    async fn reannounce(&self, store: &Store, lease: i64, announced: &mut InstanceView) -> Result<(), String> {
+        let me = self.fleet.me();
+        if me != *announced {
+            store.announce(lease, &me).await.map_err(|e| e.to_string())?;
+            *announced = me;
+        }
+        Ok(())
     }
 
     /// One connection's life: the current document, then the watch, until etcd fails or the
@@ -95,11 +106,7 @@ impl WatchService {
                         Ok(Err(e)) => return Err(e.to_string()),
                         Err(_) => return Err("etcd did not answer a status request in time".into()),
                     }
-                    let me = self.fleet.me();
-                    if me != announced {
-                        store.announce(lease, &me).await.map_err(|e| e.to_string())?;
-                        announced = me;
-                    }
+                    self.reannounce(store, lease, &mut announced).await?;
                 }
                 message = stream.message() => match message {
                     Ok(Some(resp)) => {
@@ -117,11 +124,7 @@ impl WatchService {
                             }
                         }
                         // The fleet sees the revision this instance serves as soon as it serves it.
-                        let me = self.fleet.me();
-                        if me != announced {
-                            store.announce(lease, &me).await.map_err(|e| e.to_string())?;
-                            announced = me;
-                        }
+                        self.reannounce(store, lease, &mut announced).await?;
                     }
                     Ok(None) => return Err("the watch ended".into()),
                     Err(e) => return Err(e.to_string()),

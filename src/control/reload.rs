@@ -119,7 +119,7 @@ impl Reloader {
     fn build(&self, text: &str) -> Result<config::Config, ConfigError> {
         match &self.fleet {
             None => config::load_str(text, &self.path),
-            Some(f) => f.validate(&f.applied_text(), f.applied_revision()),
+            Some(f) => f.validate_with(&f.applied_text(), f.applied_revision(), text),
         }
     }
 
