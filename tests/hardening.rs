@@ -546,7 +546,7 @@ async fn secrets_are_redacted_wherever_a_mismatch_is_kept() {
     let new = MockUpstream::builder("new").reply(reply("new")).start().await;
     let body = format!(
         "{}[[routes]]\nname = \"r\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 0\n[routes.shadow]\n[routes.compare]\n\
-         noise_sample = 0.0\nignore_headers = [\"x-upstream\"]\nredact_headers = [\"x-other\"]\n\
+         noise_sample = 0.0\nignore_headers = [\"date\", \"x-upstream\"]\nredact_headers = [\"x-other\"]\n\
          redact_json_paths = [\"$.card.number\"]\n",
         pools(&legacy, &new)
     );

@@ -314,7 +314,7 @@ async fn noise_is_learned_from_one_side_and_real_differences_are_not() {
     let new = MockUpstream::builder("new").reply(noisy(2)).start().await;
     let body = format!(
         "{}[[routes]]\nname = \"api\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 0.0\n\
-         [routes.shadow]\n[routes.compare]\nnoise_sample = 100.0\nignore_headers = [\"x-upstream\"]\n",
+         [routes.shadow]\n[routes.compare]\nnoise_sample = 100.0\nignore_headers = [\"date\", \"x-upstream\"]\n",
         common::pools(&legacy, &new)
     );
     let s = Strangler::start(&body).await;
@@ -347,7 +347,7 @@ async fn redacted_headers_never_reach_the_api_or_the_diffs_file() {
     let new = MockUpstream::builder("new").reply(cookie("session=new-secret")).start().await;
     let body = format!(
         "{}[[routes]]\nname = \"api\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 0.0\n\
-         [routes.shadow]\n[routes.compare]\nnoise_sample = 0.0\nignore_headers = [\"x-upstream\"]\nredact_headers = [\"Authorization\", \"set-cookie\", \"x-api-key\"]\n",
+         [routes.shadow]\n[routes.compare]\nnoise_sample = 0.0\nignore_headers = [\"date\", \"x-upstream\"]\nredact_headers = [\"Authorization\", \"set-cookie\", \"x-api-key\"]\n",
         common::pools(&legacy, &new)
     );
     let dir = tempfile::tempdir().expect("dir");
@@ -392,7 +392,7 @@ async fn shadowing_is_turned_on_and_off_by_a_reload_and_learned_noise_survives_i
             common::pools(&legacy, &new)
         )
     };
-    let on = "[routes.shadow]\n[routes.compare]\nnoise_sample = 100.0\nignore_headers = [\"x-upstream\"]\n";
+    let on = "[routes.shadow]\n[routes.compare]\nnoise_sample = 100.0\nignore_headers = [\"date\", \"x-upstream\"]\n";
     let s = Strangler::start(&route("")).await;
     let c = client();
     c.get(s.url("/a")).send().await.expect("get");
