@@ -44,6 +44,29 @@ pub struct Routes {
     /// Whether this instance is in a fleet (`GET /api/v1/cluster` describes it).
     #[serde(default)]
     pub fleet: bool,
+    /// In a fleet: every route's counts summed over the instances, each since it started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fleet_totals: Vec<FleetRoute>,
+    /// In a fleet: every registered instance, with the revision it serves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceView>,
+}
+
+/// A route's figures over the whole fleet: the sum of what every instance published (each
+/// counts from its own start), and each instance's share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetRoute {
+    pub route: String,
+    /// `seconds` is 0: these are totals, not a window.
+    pub total: LiveWindow,
+    pub instances: Vec<InstanceCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceCount {
+    pub instance: String,
+    pub legacy_requests: u64,
+    pub new_requests: u64,
 }
 
 /// `GET /api/v1/routes/{name}`, and each entry of [`Routes`].
@@ -759,6 +782,12 @@ pub struct ClusterView {
     pub rejected: Option<RejectedDoc>,
     /// Why etcd was last unreachable.
     pub last_error: Option<String>,
+    /// The instance elected to run the fleet's rollouts, as last seen.
+    #[serde(default)]
+    pub leader: Option<String>,
+    /// Whether this instance is it.
+    #[serde(default)]
+    pub leads: bool,
     /// The routing document's revision in etcd now (`None` while etcd is away or empty).
     #[serde(default)]
     pub latest_revision: Option<i64>,

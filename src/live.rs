@@ -3,10 +3,12 @@
 //! readings: the last minute (against a reading sampled once a second into a ring) or a rollout
 //! step (against the reading taken when the step began).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 use crate::api::{LiveWindow, SideLive};
 use crate::config::Side;
@@ -103,8 +105,10 @@ fn paired_summary(now: &[Figures; 2], base: &[Figures; 2]) -> Option<crate::api:
     })
 }
 
-/// One side's counts over some span: a reading, or the difference of two.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One side's counts over some span: a reading, or the difference of two. It travels (to etcd,
+/// to the rollout state) with its latency histogram as the buckets that are not empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "SparseFigures", from = "SparseFigures")]
 pub struct Figures {
     /// Requests answered (or attempts that failed before an answer).
     pub requests: u64,
@@ -113,9 +117,46 @@ pub struct Figures {
     latency: Box<[u64]>,
 }
 
+#[derive(Serialize, Deserialize)]
+struct SparseFigures {
+    requests: u64,
+    errors: u64,
+    /// (bucket, count) for every bucket that is not empty.
+    #[serde(default)]
+    latency: Vec<(usize, u64)>,
+}
+
+impl From<Figures> for SparseFigures {
+    fn from(f: Figures) -> Self {
+        let latency = f.latency.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, n)| (i, *n)).collect();
+        SparseFigures { requests: f.requests, errors: f.errors, latency }
+    }
+}
+
+impl From<SparseFigures> for Figures {
+    fn from(s: SparseFigures) -> Self {
+        let mut f = Figures::zero();
+        (f.requests, f.errors) = (s.requests, s.errors);
+        for (i, n) in s.latency {
+            if let Some(b) = f.latency.get_mut(i) {
+                *b += n;
+            }
+        }
+        f
+    }
+}
+
 impl Figures {
     fn zero() -> Self {
         Figures { requests: 0, errors: 0, latency: vec![0; BUCKETS].into_boxed_slice() }
+    }
+
+    fn add(&mut self, other: &Figures) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        for (a, b) in self.latency.iter_mut().zip(other.latency.iter()) {
+            *a += b;
+        }
     }
 
     fn since(&self, earlier: &Figures) -> Figures {
@@ -156,8 +197,9 @@ impl Figures {
 }
 
 /// Everything a window needs, read at one instant.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reading {
+    #[serde(skip, default = "Instant::now")]
     pub at: Instant,
     sides: [Figures; 2],
     /// Cumulative shadow comparisons that matched / mismatched.
@@ -166,6 +208,10 @@ pub struct Reading {
 }
 
 impl Reading {
+    fn zero(at: Instant) -> Reading {
+        Reading { at, sides: [Figures::zero(), Figures::zero()], shadow_match: 0, shadow_mismatch: 0 }
+    }
+
     pub fn side(&self, side: Side) -> &Figures {
         &self.sides[side_index(side)]
     }
@@ -179,6 +225,48 @@ impl Reading {
             shadow_mismatch: self.shadow_mismatch.saturating_sub(earlier.shadow_mismatch),
         }
     }
+}
+
+/// This process's boot: its start in Unix milliseconds, mixed with its pid so two processes
+/// started in the same millisecond differ. Counters counted in another boot are not comparable.
+pub fn boot_id() -> u64 {
+    static BOOT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BOOT.get_or_init(|| {
+        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        (ms << 20) ^ u64::from(std::process::id())
+    })
+}
+
+/// A route's readings across a fleet, by instance, each with the boot of the process that
+/// counted it (outside a fleet, one entry). Counters start from zero when a process starts, so a
+/// window compares a reading only with an earlier one of the same boot.
+pub type Tally = BTreeMap<String, Counted>;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Counted {
+    pub boot: u64,
+    pub reading: Reading,
+}
+
+/// What happened fleet-wide between two tallies: the sum over the instances of `now` of what
+/// each counted since its entry in `base` (from zero for an instance that was not in `base` or
+/// has started again since). An instance that left is no longer counted.
+pub fn tally_window(now: &Tally, base: &Tally) -> Window {
+    let mut total =
+        Window { seconds: 0.0, sides: [Figures::zero(), Figures::zero()], shadow_match: 0, shadow_mismatch: 0 };
+    for (instance, c) in now {
+        let w = match base.get(instance).filter(|b| b.boot == c.boot) {
+            Some(b) => c.reading.since(&b.reading),
+            None => c.reading.since(&Reading::zero(c.reading.at)),
+        };
+        total.seconds = total.seconds.max(w.seconds);
+        for i in 0..2 {
+            total.sides[i].add(&w.sides[i]);
+        }
+        total.shadow_match += w.shadow_match;
+        total.shadow_mismatch += w.shadow_mismatch;
+    }
+    total
 }
 
 /// Counts over a span of time.
@@ -259,12 +347,7 @@ impl Default for Live {
 
 impl Live {
     pub fn new() -> Self {
-        let start = Reading {
-            at: Instant::now(),
-            sides: [Figures::zero(), Figures::zero()],
-            shadow_match: 0,
-            shadow_mismatch: 0,
-        };
+        let start = Reading::zero(Instant::now());
         let history = History {
             base: start.clone(),
             paired_base: [Figures::zero(), Figures::zero()],
@@ -383,6 +466,39 @@ mod tests {
                 assert!(bucket_upper(b - 1) < micros, "{micros} belongs to an earlier bucket");
             }
         }
+    }
+
+    #[test]
+    fn a_tally_window_sums_instances_and_restarts_count_from_zero() {
+        let reading = |new: u64, errors: u64, ms: u64| {
+            let live = Live::new();
+            for i in 0..new {
+                live.record(Side::New, i < errors, Some(Duration::from_millis(ms)));
+            }
+            live.read(new, 0)
+        };
+        let counted = |boot, r: Reading| Counted { boot, reading: r };
+        let base: Tally =
+            [("a".to_string(), counted(1, reading(10, 0, 5))), ("b".to_string(), counted(7, reading(50, 5, 5)))].into();
+        // a served 30 more; b restarted (boot 8) and served 4 since; c joined with 6.
+        let now: Tally = [
+            ("a".to_string(), counted(1, reading(40, 0, 5))),
+            ("b".to_string(), counted(8, reading(4, 1, 5))),
+            ("c".to_string(), counted(3, reading(6, 0, 200))),
+        ]
+        .into();
+        let w = tally_window(&now, &base);
+        assert_eq!((w.side(Side::New).requests, w.side(Side::New).errors), (40, 1));
+        assert_eq!(w.side(Side::New).timed(), 40);
+        assert_eq!(w.shadow_match, 40);
+        assert!(w.side(Side::New).quantile_ms(0.99).is_some_and(|p| p > 100.0), "c's slow answers are in the sum");
+
+        // Through JSON (etcd, the state file) and back: the same counts.
+        let text = serde_json::to_string(&now).expect("json");
+        let back: Tally = serde_json::from_str(&text).expect("parse");
+        let again = tally_window(&back, &base);
+        assert_eq!(again.side(Side::New), w.side(Side::New));
+        assert!(text.len() < 600, "only the buckets in use travel: {text}");
     }
 
     #[test]

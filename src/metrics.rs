@@ -62,6 +62,8 @@ pub struct Metrics {
     pub cluster_revision: IntGauge,
     /// `cluster_stale`: 1 while serving the locally cached document, not yet confirmed by etcd.
     pub cluster_stale: IntGauge,
+    /// `cluster_leader`: 1 while this instance is the fleet's elected rollout controller.
+    pub cluster_leader: IntGauge,
 }
 
 /// The process-wide metrics.
@@ -201,7 +203,12 @@ impl Metrics {
             "cluster_stale",
             "1 while serving the locally cached routing document, not yet confirmed by etcd.",
         ))?;
+        let cluster_leader = IntGauge::with_opts(opts(
+            "cluster_leader",
+            "1 while this instance is the fleet's elected rollout controller.",
+        ))?;
         Ok(Metrics {
+            cluster_leader,
             cluster_connected,
             cluster_revision,
             cluster_stale,
@@ -229,7 +236,7 @@ impl Metrics {
 
     /// Export the fleet's metrics: only an instance with `[cluster]` has them.
     pub fn enable_cluster(&self) {
-        for g in [&self.cluster_connected, &self.cluster_revision, &self.cluster_stale] {
+        for g in [&self.cluster_connected, &self.cluster_revision, &self.cluster_stale, &self.cluster_leader] {
             if let Err(e) = self.registry.register(Box::new(g.clone())) {
                 tracing::debug!("cluster metric already registered: {e}");
             }

@@ -175,7 +175,7 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     admin.threads = Some(1);
 
     if let Some(f) = &fleet {
-        let watch = crate::cluster::watch::WatchService::new(f.clone(), reloader.clone());
+        let watch = crate::cluster::watch::WatchService::new(f.clone(), reloader.clone(), shared.clone());
         server.add_service(background_service("cluster", Supervised::new("cluster", watch)));
     }
     let reload = background_service("reload", Supervised::new("reload", ReloadService::new(reloader)));

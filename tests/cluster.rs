@@ -107,8 +107,8 @@ async fn a_weight_set_through_one_instance_is_served_by_all_three_with_the_same_
     let (legacy, new) = (MockUpstream::start("legacy").await, MockUpstream::start("new").await);
     // A document the fleet cannot run is refused before it is uploaded, with every problem.
     let (ok, said) =
-        push_with(&etcd, &(routes(&legacy, &new, 10.0, 0.0) + "[routes.rollout]\nsteps = [10, 50]\n"), &[]);
-    assert!(!ok && said.contains("routes[1].rollout") && said.contains("nothing was uploaded"), "{said}");
+        push_with(&etcd, &(routes(&legacy, &new, 10.0, 0.0) + "[routes.rollout]\nsteps = [50, 10]\n"), &[]);
+    assert!(!ok && said.contains("routes[1].rollout.steps") && said.contains("nothing was uploaded"), "{said}");
     let (ok, said) = push_with(&etcd, &routes(&legacy, &new, 10.0, 250.0), &[]);
     assert!(!ok && said.contains("routes[1].weight = 250"), "{said}");
     let (ok, text) = etcd.ctl(&["get", "/strangler/config"]);
@@ -438,4 +438,106 @@ async fn with_auth_on_in_etcd_the_credentials_come_from_the_environment() {
         .expect("check");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("STRANGLER_ETCD_PASSWORD"), "{err}");
+}
+
+/// The instance that leads the fleet's rollouts, among `all`, once exactly one does.
+async fn the_leader(all: &[&Strangler]) -> usize {
+    let start = Instant::now();
+    loop {
+        let mut leading = Vec::new();
+        for (i, s) in all.iter().enumerate() {
+            if cluster(s).await.leads {
+                leading.push(i);
+            }
+        }
+        if leading.len() == 1 {
+            return leading[0];
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "never exactly one leader: {leading:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_leader_drives_a_rollout_on_the_fleets_figures_and_another_resumes_it_after_a_kill() {
+    let etcd = Etcd::start();
+    let (legacy, new) = (MockUpstream::start("legacy").await, MockUpstream::start("new").await);
+    let rollout =
+        "[routes.rollout]\nsteps = [10, 50, 100]\nhold = \"6s\"\nmin_requests = 20\nmax_latency_ratio = 1000\n";
+    push(&etcd, &(routes(&legacy, &new, 10.0, 0.0) + rollout));
+    let section = |name: &str| etcd.section(name) + "lease_ttl = \"2s\"\n";
+    let mut all = Vec::new();
+    for name in ["a", "b", "c"] {
+        all.push(Strangler::start(&section(name)).await);
+    }
+    let refs: Vec<&Strangler> = all.iter().collect();
+    let first = the_leader(&refs).await;
+    let leaders: f64 = {
+        let mut sum = 0.0;
+        for s in &all {
+            sum += s.metric_value("strangler_cluster_leader").await;
+        }
+        sum
+    };
+    assert_eq!(leaders, 1.0, "strangler_cluster_leader is 1 on one instance only");
+    for s in &all {
+        eventually("users at the first step everywhere", || weight_is(s, "users", 10.0)).await;
+    }
+
+    // Traffic only through the two followers: the leader passes a step on the fleet's figures.
+    let followers: Vec<&Strangler> = all.iter().enumerate().filter(|(i, _)| *i != first).map(|(_, s)| s).collect();
+    let load = Load::start(&followers);
+    let step2 = eventually("step 2 on the leader's figures", || async {
+        let r = all[first].rollout("users").await;
+        (r.step == Some(2)).then_some(()).ok_or(format!("{r:?}"))
+    })
+    .await;
+    let view = all[first].rollout("users").await;
+    assert!(view.window.is_some(), "{view:?}");
+    // The followers show the leader's progress.
+    for s in &followers {
+        eventually("followers show step 2", || async {
+            let r = s.rollout("users").await;
+            (r.step == Some(2)).then_some(()).ok_or(format!("{r:?}"))
+        })
+        .await;
+        eventually("at 50% everywhere", || weight_is(s, "users", 50.0)).await;
+    }
+    assert!(step2 > Duration::from_secs(5), "the 6 s hold was kept: step 2 after {step2:?}");
+
+    // SIGKILL the leader during step 2: another takes over within the lease's 2 s (and the
+    // moment its key expires), on the same step and hold clock.
+    let held_at_kill = followers[0].rollout("users").await.held_ms.expect("held");
+    let mut all = all;
+    let killed = all.remove(first);
+    killed.signal("KILL");
+    let killed_at = Instant::now();
+    let refs: Vec<&Strangler> = all.iter().collect();
+    let next = the_leader(&refs).await;
+    let takeover = killed_at.elapsed();
+    eprintln!("takeover after the kill: {takeover:?}");
+    assert!(takeover < Duration::from_millis(3500), "took over in {takeover:?} (lease 2 s)");
+    let resumed = all[next].rollout("users").await;
+    assert_eq!(resumed.step, Some(2), "neither skipped nor repeated: {resumed:?}");
+    let held = resumed.held_ms.expect("held");
+    assert!(
+        held >= held_at_kill + takeover.as_millis() as u64 - 200,
+        "the hold clock kept running: {held} ms held, {held_at_kill} ms at the kill + {takeover:?}"
+    );
+    eventually("the new leader completes the rollout", || async {
+        let r = all[next].rollout("users").await;
+        (r.status == strangler::api::RolloutStatus::Complete).then_some(()).ok_or(format!("{r:?}"))
+    })
+    .await;
+    for s in &all {
+        eventually("at 100% everywhere", || weight_is(s, "users", 100.0)).await;
+    }
+    let (sent, failed) = load.finish();
+    assert!(sent > 200 && failed == 0, "{failed} of {sent} requests failed");
+
+    // Exactly one controller acted on each step, over the whole run.
+    let logs: String = [killed.log()].into_iter().chain(all.iter().map(|s| s.log())).collect();
+    for step in ["rollout step 1 passed", "rollout step 2 passed", "rollout complete"] {
+        assert_eq!(logs.matches(step).count(), 1, "{step:?} logged once in the fleet");
+    }
 }

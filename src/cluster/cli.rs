@@ -49,7 +49,6 @@ pub async fn push(config_path: &Path, routes_path: Option<&Path>) -> Result<Stri
     let process = doc::process_part(&text).map_err(|e| CliError::Other(format!("{}: {e}", config_path.display())))?;
     let joined = doc::join(&routing, &process);
     let cfg = config::load_str(&joined, source).map_err(CliError::Invalid)?;
-    super::fleet::fleet_only(&cfg, source).map_err(CliError::Invalid)?;
     let routes = cfg.routes.len();
     let store = Store::connect(&cluster).await.map_err(|e| CliError::Other(e.to_string()))?;
     let (before, _) = store.doc().await.map_err(|e| CliError::Other(e.to_string()))?;

@@ -2,15 +2,34 @@
 //! etcd is reachable, the last document it refused; the local cache that lets it start while
 //! etcd is away; and the validation every document goes through.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
 
 use super::doc;
-use super::store::{Doc, Keys, Store, StoreError};
+use super::store::{Doc, Keys, Store, StoreError, Stored};
 use crate::api;
 use crate::config::{self, ClusterSettings, Config, ConfigError, Problem};
+use crate::live::{Counted, Reading, Tally};
 use crate::metrics::METRICS;
+
+/// What an instance publishes under `PREFIX/figures/NAME`: every route's cumulative counters
+/// since the process started (`boot`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Published {
+    pub boot: u64,
+    pub routes: BTreeMap<String, Reading>,
+}
+
+/// The other instances' published figures, as last read.
+#[derive(Default)]
+struct FiguresCache {
+    read_at: Option<Instant>,
+    by_instance: Arc<BTreeMap<String, Published>>,
+}
 
 /// What an instance knows of the fleet.
 pub struct Fleet {
@@ -24,6 +43,10 @@ pub struct Fleet {
     store: Mutex<Option<Store>>,
     /// The runtime the watch runs on; runtime changes do their etcd calls there.
     handle: OnceLock<tokio::runtime::Handle>,
+    /// Every route's rollout progress as etcd holds it, kept current by a watch, with a count of
+    /// the changes seen.
+    rollouts: Mutex<(u64, BTreeMap<String, Stored>)>,
+    figures: Mutex<FiguresCache>,
 }
 
 #[derive(Default)]
@@ -35,6 +58,10 @@ struct State {
     connected: bool,
     rejected: Option<(i64, Vec<String>)>,
     last_error: Option<String>,
+    /// The elected rollout controller, as last seen.
+    leader: Option<String>,
+    /// This instance's term while it is the leader (the leader key's `create_revision`).
+    term: Option<i64>,
 }
 
 impl Fleet {
@@ -48,6 +75,8 @@ impl Fleet {
             state: Mutex::new(State::default()),
             store: Mutex::new(None),
             handle: OnceLock::new(),
+            rollouts: Mutex::new((0, BTreeMap::new())),
+            figures: Mutex::new(FiguresCache::default()),
         })
     }
 
@@ -100,6 +129,10 @@ impl Fleet {
 
     pub fn set_connected(&self, store: Option<Store>, error: Option<String>) {
         METRICS.cluster_connected.set(i64::from(store.is_some()));
+        if store.is_none() {
+            // Whatever the leader key says, an instance that cannot reach etcd cannot act.
+            self.set_leader(None, None);
+        }
         let mut s = self.state();
         s.connected = store.is_some();
         if error.is_some() || store.is_some() {
@@ -107,6 +140,118 @@ impl Fleet {
         }
         drop(s);
         *self.store.lock().unwrap_or_else(|p| p.into_inner()) = store;
+    }
+
+    // === the leader ===
+
+    /// This instance's term while it leads the fleet's rollouts.
+    pub fn term(&self) -> Option<i64> {
+        self.state().term
+    }
+
+    pub fn set_leader(&self, term: Option<i64>, holder: Option<String>) {
+        let mut s = self.state();
+        if s.term != term {
+            match term {
+                Some(t) => tracing::info!(term = t, "this instance now leads the fleet's rollouts"),
+                None if s.term.is_some() => {
+                    tracing::warn!("this instance no longer leads the fleet's rollouts")
+                }
+                None => {}
+            }
+        }
+        s.term = term;
+        s.leader = holder;
+        METRICS.cluster_leader.set(i64::from(term.is_some()));
+    }
+
+    // === rollout progress ===
+
+    /// Replace the mirror of every route's rollout progress (after a read of them all).
+    pub fn set_rollouts(&self, all: Vec<Stored>) {
+        let mut r = self.rollouts.lock().unwrap_or_else(|p| p.into_inner());
+        r.0 += 1;
+        r.1 = all.into_iter().map(|s| (s.route.clone(), s)).collect();
+    }
+
+    /// A route's progress changed (`None`: deleted).
+    pub fn rollout_changed(&self, route: &str, stored: Option<Stored>) {
+        let mut r = self.rollouts.lock().unwrap_or_else(|p| p.into_inner());
+        r.0 += 1;
+        match stored {
+            Some(s) if r.1.get(route).is_none_or(|old| old.revision < s.revision) => {
+                r.1.insert(route.to_string(), s);
+            }
+            Some(_) => {}
+            None => {
+                r.1.remove(route);
+            }
+        }
+    }
+
+    /// The mirror, with its change count.
+    pub fn rollouts(&self) -> (u64, BTreeMap<String, Stored>) {
+        self.rollouts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    // === figures ===
+
+    /// Read every instance's published figures unless the last read is younger than `max_age`.
+    /// Without etcd, the last ones read stay.
+    pub async fn refresh_figures(&self, max_age: Duration) {
+        let fresh = |c: &FiguresCache| c.read_at.is_some_and(|t| t.elapsed() < max_age);
+        if fresh(&self.figures.lock().unwrap_or_else(|p| p.into_inner())) {
+            return;
+        }
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(store) = store else { return };
+        let read = tokio::time::timeout(Duration::from_secs(1), store.figures()).await;
+        let Ok(Ok(list)) = read else { return };
+        let by_instance = list
+            .into_iter()
+            .filter_map(|(name, bytes)| match serde_json::from_slice::<Published>(&bytes) {
+                Ok(p) => Some((name, p)),
+                Err(e) => {
+                    tracing::warn!(instance = name, "unreadable figures in etcd, left out: {e}");
+                    None
+                }
+            })
+            .collect();
+        *self.figures.lock().unwrap_or_else(|p| p.into_inner()) =
+            FiguresCache { read_at: Some(Instant::now()), by_instance: Arc::new(by_instance) };
+    }
+
+    /// [`Fleet::refresh_figures`] from a blocking thread.
+    pub fn refresh_figures_blocking(&self, max_age: Duration) {
+        if let Some(handle) = self.handle.get() {
+            handle.block_on(self.refresh_figures(max_age));
+        }
+    }
+
+    /// A route's counters on every instance: `own` (read now) for this one, the last published
+    /// figures for the others.
+    pub fn tally(&self, route: &str, own: Reading) -> Tally {
+        let others = self.figures.lock().unwrap_or_else(|p| p.into_inner()).by_instance.clone();
+        let mut tally: Tally = others
+            .iter()
+            .filter(|(name, _)| **name != self.settings.instance)
+            .filter_map(|(name, p)| {
+                Some((name.clone(), Counted { boot: p.boot, reading: p.routes.get(route)?.clone() }))
+            })
+            .collect();
+        tally.insert(self.settings.instance.clone(), Counted { boot: crate::live::boot_id(), reading: own });
+        tally
+    }
+
+    /// The instances whose figures were read, by name (this one included once it published).
+    pub fn figure_instances(&self) -> Vec<String> {
+        let others = self.figures.lock().unwrap_or_else(|p| p.into_inner()).by_instance.clone();
+        let mut names: Vec<String> = others.keys().cloned().collect();
+        if !names.contains(&self.settings.instance) {
+            names.push(self.settings.instance.clone());
+            names.sort();
+        }
+        names
     }
 
     pub fn set_handle(&self, handle: tokio::runtime::Handle) {
@@ -164,6 +309,8 @@ impl Fleet {
                 .as_ref()
                 .map(|(revision, problems)| api::RejectedDoc { revision: *revision, problems: problems.clone() }),
             last_error: s.last_error.clone(),
+            leader: s.leader.clone(),
+            leads: s.term.is_some(),
             latest_revision: None,
             instances: Vec::new(),
         }
@@ -208,8 +355,7 @@ impl Fleet {
     // === validation ===
 
     /// The config this instance runs with `routing` as the fleet's document: joined to the
-    /// process settings of its own file and validated as one config, as a file is. Rollouts are
-    /// refused: in a fleet they need one elected controller, which this version does not have.
+    /// process settings of its own file and validated as one config, as a file is.
     pub fn validate(&self, routing: &str, revision: i64) -> Result<Config, ConfigError> {
         let local_text = std::fs::read_to_string(&self.local).map_err(|e| ConfigError {
             file: self.local.clone(),
@@ -235,7 +381,6 @@ impl Fleet {
         }
         let process = process_settings(&self.local, local_text)?;
         let mut cfg = config::load_str(&doc::join(routing, &process), &label)?;
-        fleet_only(&cfg, &label)?;
         cfg.path = self.local.clone();
         Ok(cfg)
     }
@@ -263,31 +408,6 @@ const CALL_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The first line of the cache file.
 const CACHE_MARK: &str = "# strangler's cache of etcd ";
-
-/// What a fleet cannot run yet, as problems of the document `label` names: progressive rollouts
-/// need one elected controller for every instance.
-pub fn fleet_only(cfg: &Config, label: &Path) -> Result<(), ConfigError> {
-    let rollouts: Vec<Problem> = cfg
-        .routes
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.rollout.is_some())
-        .map(|(i, r)| {
-            Problem::new(
-                format!("routes[{i}].rollout"),
-                None,
-                format!(
-                    "route {:?}: progressive rollouts are not available in a fleet yet (they need one elected controller); set weights with `strangler weight` meanwhile",
-                    r.name
-                ),
-            )
-        })
-        .collect();
-    match rollouts.is_empty() {
-        true => Ok(()),
-        false => Err(ConfigError { file: label.to_path_buf(), problems: rollouts }),
-    }
-}
 
 /// The process settings of an instance's own file, which must not hold routing tables in a fleet.
 pub fn process_settings(path: &Path, text: &str) -> Result<String, ConfigError> {

@@ -37,6 +37,47 @@ impl Keys {
     pub fn instance(&self, name: &str) -> String {
         format!("{}{name}", self.instances())
     }
+
+    /// The elected rollout controller's name, on its lease; the key's `create_revision` is its
+    /// term, which fences every write it makes.
+    pub fn leader(&self) -> String {
+        format!("{}/leader", self.prefix)
+    }
+
+    /// Each route's rollout progress (JSON), written by the leader and by operators' actions.
+    pub fn rollouts(&self) -> String {
+        format!("{}/rollout/", self.prefix)
+    }
+
+    pub fn rollout(&self, route: &str) -> String {
+        format!("{}{route}", self.rollouts())
+    }
+
+    /// Each instance's cumulative counters per route (JSON), on its lease.
+    pub fn figures(&self) -> String {
+        format!("{}/figures/", self.prefix)
+    }
+}
+
+/// One atomic change of the fleet's shared state, made only if nothing it read has changed:
+/// the routing document and a route's rollout progress, together, and (for the leader) only
+/// while its term lasts.
+#[derive(Debug, Default)]
+pub struct Commit {
+    /// The leader's term that must still hold.
+    pub term: Option<i64>,
+    /// The new routing document and the revision it was edited from.
+    pub doc: Option<(i64, String)>,
+    /// A route's new progress and the `mod_revision` it was computed from (0: absent).
+    pub rollout: Option<(String, i64, String)>,
+}
+
+/// A route's rollout progress as etcd holds it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub route: String,
+    pub json: String,
+    pub revision: i64,
 }
 
 /// The routing document as etcd holds it.
@@ -130,16 +171,115 @@ impl Store {
     /// Write the routing document only if it is still at `revision` (0: only if absent): the new
     /// revision, or `None` when another writer got there first.
     pub async fn swap_doc(&self, revision: i64, text: &str) -> Result<Option<i64>, StoreError> {
-        let key = self.keys.config();
-        let txn = Txn::new()
-            .when([Compare::mod_revision(key.clone(), CompareOp::Equal, revision)])
-            .and_then([TxnOp::put(key, text, None)]);
-        let resp = self.client.clone().txn(txn).await.map_err(|e| self.unavailable(e))?;
-        Ok(resp.succeeded().then(|| resp.header().map_or(0, |h| h.revision())))
+        self.commit(&Commit { doc: Some((revision, text.to_string())), ..Commit::default() }).await
     }
 }
 
 impl Store {
+    /// Apply `c` if everything it was computed from still holds: the store's new revision, or
+    /// `None` when something changed first (another writer, or a new leader).
+    pub async fn commit(&self, c: &Commit) -> Result<Option<i64>, StoreError> {
+        let mut when = Vec::new();
+        let mut then = Vec::new();
+        if let Some(term) = c.term {
+            when.push(Compare::create_revision(self.keys.leader(), CompareOp::Equal, term));
+        }
+        if let Some((revision, text)) = &c.doc {
+            when.push(Compare::mod_revision(self.keys.config(), CompareOp::Equal, *revision));
+            then.push(TxnOp::put(self.keys.config(), text.as_str(), None));
+        }
+        if let Some((route, revision, json)) = &c.rollout {
+            when.push(Compare::mod_revision(self.keys.rollout(route), CompareOp::Equal, *revision));
+            then.push(TxnOp::put(self.keys.rollout(route), json.as_str(), None));
+        }
+        let resp =
+            self.client.clone().txn(Txn::new().when(when).and_then(then)).await.map_err(|e| self.unavailable(e))?;
+        Ok(resp.succeeded().then(|| resp.header().map_or(0, |h| h.revision())))
+    }
+
+    /// Every route's stored rollout progress.
+    pub async fn rollouts(&self) -> Result<Vec<Stored>, StoreError> {
+        let prefix = self.keys.rollouts();
+        let resp = self
+            .client
+            .clone()
+            .get(prefix.clone(), Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        Ok(resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| {
+                let route = kv.key_str().ok()?.strip_prefix(&prefix)?.to_string();
+                Some(Stored { route, json: kv.value_str().ok()?.to_string(), revision: kv.mod_revision() })
+            })
+            .collect())
+    }
+
+    /// One route's stored rollout progress, if any.
+    pub async fn rollout(&self, route: &str) -> Result<Option<Stored>, StoreError> {
+        let resp = self.client.clone().get(self.keys.rollout(route), None).await.map_err(|e| self.unavailable(e))?;
+        Ok(resp.kvs().first().and_then(|kv| {
+            Some(Stored {
+                route: route.to_string(),
+                json: kv.value_str().ok()?.to_string(),
+                revision: kv.mod_revision(),
+            })
+        }))
+    }
+
+    /// Become the leader on `lease` unless another instance is: this instance's term if it
+    /// leads (now or already), else `None`; with the leader's name either way.
+    pub async fn campaign(&self, lease: i64, me: &str) -> Result<(Option<i64>, Option<String>), StoreError> {
+        let key = self.keys.leader();
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key.clone(), me, Some(PutOptions::new().with_lease(lease)))])
+            .or_else([TxnOp::get(key, None)]);
+        let resp = self.client.clone().txn(txn).await.map_err(|e| self.unavailable(e))?;
+        if resp.succeeded() {
+            let revision = resp.header().map_or(0, |h| h.revision());
+            return Ok((Some(revision), Some(me.to_string())));
+        }
+        for op in resp.op_responses() {
+            if let etcd_client::TxnOpResponse::Get(get) = op {
+                if let Some(kv) = get.kvs().first() {
+                    let holder = kv.value_str().ok().map(str::to_string);
+                    let ours = kv.lease() == lease && holder.as_deref() == Some(me);
+                    return Ok((ours.then(|| kv.create_revision()), holder));
+                }
+            }
+        }
+        Ok((None, None))
+    }
+
+    /// Publish this instance's figures on its lease.
+    pub async fn put_figures(&self, lease: i64, instance: &str, json: String) -> Result<(), StoreError> {
+        let key = format!("{}{instance}", self.keys.figures());
+        self.client
+            .clone()
+            .put(key, json, Some(PutOptions::new().with_lease(lease)))
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        Ok(())
+    }
+
+    /// Every instance's published figures (JSON), by instance.
+    pub async fn figures(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let prefix = self.keys.figures();
+        let resp = self
+            .client
+            .clone()
+            .get(prefix.clone(), Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        Ok(resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| Some((kv.key_str().ok()?.strip_prefix(&prefix)?.to_string(), kv.value().to_vec())))
+            .collect())
+    }
+
     /// A lease of `ttl` for this instance's registration: its id.
     pub async fn lease(&self, ttl: Duration) -> Result<i64, StoreError> {
         let secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX).max(1);

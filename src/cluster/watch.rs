@@ -2,6 +2,10 @@
 //! etcd, applies the current document, then every revision a watch reports, through the
 //! reloader's all-or-nothing path. When etcd goes away the instance keeps serving what it has;
 //! the task reconnects with a growing pause and catches up from the document as it is then.
+//!
+//! On the same connection it registers the instance on its lease, stands for election as the
+//! fleet's rollout controller (and stands again the moment the leader key goes), mirrors every
+//! route's rollout progress, and publishes the instance's counters every [`PUBLISH_EVERY`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,25 +15,49 @@ use etcd_client::{EventType, WatchOptions};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use super::fleet::Fleet;
-use super::store::{Doc, Store};
+use super::fleet::{Fleet, Published};
+use super::store::{Doc, Store, Stored};
 use crate::api::InstanceView;
 use crate::control::reload::Reloader;
+use crate::snapshot::Shared;
 
 /// How often a connected instance checks that etcd still answers (a watch alone can stay
 /// silent for a long time on a dead connection).
 const HEARTBEAT: Duration = Duration::from_secs(1);
 const RETRY_MIN: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How often an instance publishes its counters (when they changed).
+pub const PUBLISH_EVERY: Duration = Duration::from_secs(2);
 
 pub struct WatchService {
     fleet: Arc<Fleet>,
     reloader: Arc<Reloader>,
+    shared: Arc<Shared>,
 }
 
 impl WatchService {
-    pub fn new(fleet: Arc<Fleet>, reloader: Arc<Reloader>) -> Self {
-        WatchService { fleet, reloader }
+    pub fn new(fleet: Arc<Fleet>, reloader: Arc<Reloader>, shared: Arc<Shared>) -> Self {
+        WatchService { fleet, reloader, shared }
+    }
+
+    /// Stand for election: lead if nobody does.
+    async fn campaign(&self, store: &Store, lease: i64) -> Result<(), String> {
+        let (term, holder) = store.campaign(lease, &self.fleet.settings.instance).await.map_err(|e| e.to_string())?;
+        self.fleet.set_leader(term, holder);
+        Ok(())
+    }
+
+    /// Publish every route's counters, unless they are what was published last.
+    async fn publish(&self, store: &Store, lease: i64, last: &mut String) -> Result<(), String> {
+        let snap = self.shared.load();
+        let routes = snap.table.iter().map(|m| (m.route.name.clone(), m.reading())).collect();
+        let json =
+            serde_json::to_string(&Published { boot: crate::live::boot_id(), routes }).map_err(|e| e.to_string())?;
+        if json != *last {
+            store.put_figures(lease, &self.fleet.settings.instance, json.clone()).await.map_err(|e| e.to_string())?;
+            *last = json;
+        }
+        Ok(())
     }
 
     /// Apply `doc` unless it is what is served already; the reloader validates it and reports
@@ -81,6 +109,22 @@ impl WatchService {
         let (mut keeper, mut acks) = client.lease_keep_alive(lease).await.map_err(|e| e.to_string())?;
         let mut announced = self.fleet.me();
         store.announce(lease, &announced).await.map_err(|e| e.to_string())?;
+        // The leader key and every route's progress: one range, `PREFIX/leader` up to the end
+        // of `PREFIX/rollout/` (nothing else of the fleet's sorts between them).
+        let (leader_key, rollouts) = (store.keys.leader(), store.keys.rollouts());
+        let range_end = format!("{}0", rollouts.trim_end_matches('/'));
+        let mut control = client
+            .watch(
+                leader_key.clone(),
+                Some(WatchOptions::new().with_range(range_end).with_start_revision(revision + 1)),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        self.fleet.set_rollouts(store.rollouts().await.map_err(|e| e.to_string())?);
+        self.campaign(store, lease).await?;
+        let mut published = String::new();
+        let mut publish = tokio::time::interval(PUBLISH_EVERY);
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut renew = tokio::time::interval(ttl / 3);
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut beat = tokio::time::interval(HEARTBEAT);
@@ -107,7 +151,39 @@ impl WatchService {
                         Err(_) => return Err("etcd did not answer a status request in time".into()),
                     }
                     self.reannounce(store, lease, &mut announced).await?;
+                    self.campaign(store, lease).await?;
                 }
+                _ = publish.tick() => self.publish(store, lease, &mut published).await?,
+                message = control.message() => match message {
+                    Ok(Some(resp)) => {
+                        if resp.canceled() {
+                            return Err(format!("the rollout watch was cancelled (compacted at {})", resp.compact_revision()));
+                        }
+                        for event in resp.events() {
+                            let Some(kv) = event.kv() else { continue };
+                            let Ok(key) = kv.key_str() else { continue };
+                            if key == leader_key {
+                                // The leader left (or its lease expired): stand at once.
+                                if event.event_type() == EventType::Delete {
+                                    self.campaign(store, lease).await?;
+                                }
+                                continue;
+                            }
+                            let Some(route) = key.strip_prefix(&rollouts) else { continue };
+                            let stored = match event.event_type() {
+                                EventType::Put => kv.value_str().ok().map(|json| Stored {
+                                    route: route.to_string(),
+                                    json: json.to_string(),
+                                    revision: kv.mod_revision(),
+                                }),
+                                EventType::Delete => None,
+                            };
+                            self.fleet.rollout_changed(route, stored);
+                        }
+                    }
+                    Ok(None) => return Err("the rollout watch ended".into()),
+                    Err(e) => return Err(e.to_string()),
+                },
                 message = stream.message() => match message {
                     Ok(Some(resp)) => {
                         if resp.canceled() {

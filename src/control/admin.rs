@@ -36,6 +36,14 @@ impl AdminApp {
         AdminApp { shared, control, shadower }
     }
 
+    /// The snapshot, with the fleet's figures (which a rollout's window sums) fresh enough to show.
+    async fn fleet_refreshed(&self) -> Arc<crate::snapshot::Snapshot> {
+        if let Some(f) = self.control.reloader().fleet() {
+            f.refresh_figures(FIGURES_MAX_AGE).await;
+        }
+        self.shared.load_full()
+    }
+
     fn route_view(&self, m: &Matched) -> api::RouteView {
         let route = &m.route;
         api::RouteView {
@@ -477,6 +485,33 @@ pub fn parse_weight_body(body: &[u8]) -> Result<Percent, String> {
     Percent::parse(parsed.percent, "weights").map_err(|msg| format!("percent = {}: {msg}", parsed.percent))
 }
 
+/// How old the fleet's figures may be when the API shows them.
+const FIGURES_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Every route's figures summed over the fleet's instances, each from its own start.
+fn fleet_totals(fleet: &crate::cluster::fleet::Fleet, snap: &crate::snapshot::Snapshot) -> Vec<api::FleetRoute> {
+    let empty = crate::live::Tally::new();
+    snap.config
+        .routes
+        .iter()
+        .filter_map(|r| snap.table.get(&r.name))
+        .map(|m| {
+            let tally = fleet.tally(&m.route.name, m.reading());
+            let mut total = crate::live::tally_window(&tally, &empty).summary();
+            total.seconds = 0.0;
+            let instances = tally
+                .iter()
+                .map(|(instance, c)| api::InstanceCount {
+                    instance: instance.clone(),
+                    legacy_requests: c.reading.side(Side::Legacy).requests,
+                    new_requests: c.reading.side(Side::New).requests,
+                })
+                .collect();
+            api::FleetRoute { route: m.route.name.clone(), total, instances }
+        })
+        .collect()
+}
+
 fn control_error(e: ControlError) -> Response<Vec<u8>> {
     let status = match &e {
         ControlError::NoRoute(_) | ControlError::NoRollout(_) => StatusCode::NOT_FOUND,
@@ -634,7 +669,15 @@ impl AdminApp {
             (Endpoint::Readyz, _) => respond(StatusCode::OK, "text/plain", b"ready\n".to_vec()),
             (Endpoint::Metrics, _) => respond(StatusCode::OK, "text/plain; version=0.0.4", METRICS.render()),
             (Endpoint::Routes, _) => {
-                let snap = self.shared.load();
+                let fleet = self.control.reloader().fleet();
+                if let Some(f) = &fleet {
+                    f.refresh_figures(FIGURES_MAX_AGE).await;
+                }
+                let snap = self.shared.load_full();
+                let (fleet_totals, instances) = match &fleet {
+                    Some(f) => (fleet_totals(f, &snap), f.survey().await.instances),
+                    None => (Vec::new(), Vec::new()),
+                };
                 let routes = snap
                     .config
                     .routes
@@ -647,11 +690,13 @@ impl AdminApp {
                     &api::Routes {
                         routes,
                         window_seconds: crate::live::LIVE_WINDOW.as_secs(),
-                        fleet: self.control.reloader().fleet().is_some(),
+                        fleet: fleet.is_some(),
+                        fleet_totals,
+                        instances,
                     },
                 )
             }
-            (Endpoint::Route, [_, _, name]) => match self.shared.load().table.get(name) {
+            (Endpoint::Route, [_, _, name]) => match self.fleet_refreshed().await.table.get(name) {
                 Some(m) => json_response(StatusCode::OK, &self.route_view(m)),
                 None => error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}")),
             },

@@ -16,7 +16,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::cluster::fleet::Fleet;
-use crate::cluster::store::{Doc, StoreError};
+use crate::cluster::store::{Commit, Doc, StoreError};
 use crate::config::model::TOKEN_ENV;
 use crate::config::persist::{self, PersistError};
 use crate::config::{self, ConfigError};
@@ -267,28 +267,10 @@ impl Reloader {
         edit: impl Fn(&str) -> Result<String, PersistError>,
     ) -> Result<(), ChangeError> {
         let _serial = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
-        let unavailable = |e: StoreError| ChangeError::Unavailable(e.to_string());
         for _ in 0..SWAP_TRIES {
-            let (doc, _) = fleet.call(|s| Box::pin(async move { s.doc().await })).map_err(unavailable)?;
-            let Some(doc) = doc else {
-                return Err(ChangeError::Conflict(format!(
-                    "{} holds no routing document: upload one with `strangler cluster push`",
-                    fleet.label()
-                )));
-            };
-            let edited = edit(&doc.text)?;
-            let cfg = fleet
-                .validate(&edited, doc.revision)
-                .and_then(|cfg| self.fits_running(cfg))
-                .map_err(ChangeError::Invalid)?;
-            let (text, from) = (edited.clone(), doc.revision);
-            match fleet
-                .call(move |s| {
-                    let text = text.clone();
-                    Box::pin(async move { s.swap_doc(from, &text).await })
-                })
-                .map_err(unavailable)?
-            {
+            let (from, edited, cfg) = self.edit_doc(fleet, &edit)?;
+            let commit = Commit { doc: Some((from, edited.clone())), ..Commit::default() };
+            match self.commit_with(fleet, commit)? {
                 Some(revision) => {
                     self.shared.replace(cfg);
                     fleet.set_applied(Doc { text: edited, revision }, false);
@@ -303,6 +285,77 @@ impl Reloader {
             "{} changed under this change {SWAP_TRIES} times in a row; try again",
             fleet.label()
         )))
+    }
+
+    /// The routing document as etcd has it now, edited: its revision, the new text, and the
+    /// config this instance would run with it (validated).
+    fn edit_doc(
+        &self,
+        fleet: &Arc<Fleet>,
+        edit: impl Fn(&str) -> Result<String, PersistError>,
+    ) -> Result<(i64, String, config::Config), ChangeError> {
+        let unavailable = |e: StoreError| ChangeError::Unavailable(e.to_string());
+        let (doc, _) = fleet.call(|s| Box::pin(async move { s.doc().await })).map_err(unavailable)?;
+        let Some(doc) = doc else {
+            return Err(ChangeError::Conflict(format!(
+                "{} holds no routing document: upload one with `strangler cluster push`",
+                fleet.label()
+            )));
+        };
+        let edited = edit(&doc.text)?;
+        let cfg = fleet
+            .validate(&edited, doc.revision)
+            .and_then(|cfg| self.fits_running(cfg))
+            .map_err(ChangeError::Invalid)?;
+        Ok((doc.revision, edited, cfg))
+    }
+
+    fn commit_with(&self, fleet: &Arc<Fleet>, commit: Commit) -> Result<Option<i64>, ChangeError> {
+        let commit = Arc::new(commit);
+        fleet
+            .call(move |s| {
+                let c = commit.clone();
+                Box::pin(async move { s.commit(&c).await })
+            })
+            .map_err(|e| ChangeError::Unavailable(e.to_string()))
+    }
+
+    /// A rollout's move in a fleet: `rollout` (a route's new progress and the revision it was
+    /// computed from) written together with `weight` (the route's new weight, if it changes), in
+    /// one transaction, and only while `term` (the leader's, when the leader moves) holds. The
+    /// store's new revision; a conflict when anything changed meanwhile: nothing is written, the
+    /// caller reads again.
+    pub fn commit_rollout(
+        &self,
+        fleet: &Arc<Fleet>,
+        weight: Option<(&str, f64)>,
+        term: Option<i64>,
+        rollout: (String, i64, String),
+    ) -> Result<i64, ChangeError> {
+        let _serial = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let route = rollout.0.clone();
+        let edited = match weight {
+            Some((name, percent)) => {
+                Some(self.edit_doc(fleet, |text| persist::set_weight(text, &self.path, name, percent))?)
+            }
+            None => None,
+        };
+        let commit =
+            Commit { term, doc: edited.as_ref().map(|(from, text, _)| (*from, text.clone())), rollout: Some(rollout) };
+        match self.commit_with(fleet, commit)? {
+            Some(revision) => {
+                if let Some((_, text, cfg)) = edited {
+                    self.shared.replace(cfg);
+                    fleet.set_applied(Doc { text, revision }, false);
+                }
+                Ok(revision)
+            }
+            None => Err(ChangeError::Conflict(format!(
+                "the rollout of {route:?}{} changed meanwhile{}; read again",
+                if weight.is_some() { " or the routing document" } else { "" },
+                if term.is_some() { ", or this instance no longer leads" } else { "" }
+            ))),
+        }
     }
 }
 

@@ -8,6 +8,13 @@
 //! against legacy (all since the step began) are within the limits. A gate that is certain to
 //! fail trips at once (`on_failure`). Progress is kept in `<config>.rollout.json` beside the
 //! config, so a restart resumes at the same step.
+//!
+//! In a fleet, only the elected leader drives rollouts, on the fleet's figures (every
+//! instance's counters summed); progress (step, hold clock, the counters the step's window
+//! starts from) lives in etcd under `PREFIX/rollout/ROUTE`. A step's weight and its progress are
+//! written in one transaction, fenced on the leader's term: a new leader resumes from exactly
+//! what the old one wrote, and a deposed one writes nothing. Operators' actions (from any
+//! instance) are compare-and-swaps on the same key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,18 +28,23 @@ use pingora::services::background::BackgroundService;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{GateWindow, RolloutAction, RolloutLimits, RolloutStatus, RolloutView};
+use crate::cluster::fleet::Fleet;
 use crate::config::persist::{self, PersistError};
 use crate::config::rollout::{OnFailure, Rollout};
 use crate::config::{Percent, Side};
 use crate::control::gates::{figures, judge, latency_ratio, waiting};
 use crate::control::reload::{ChangeError, Reloader};
-use crate::live::Reading;
+use crate::live::{tally_window, Counted, Tally, Window};
 use crate::metrics::METRICS;
 use crate::route::Matched;
 use crate::snapshot::Shared;
 
 /// How often rollouts are evaluated.
 pub const TICK: Duration = Duration::from_millis(100);
+/// How often in a fleet, where the figures of the other instances arrive every two seconds.
+pub const FLEET_TICK: Duration = Duration::from_millis(500);
+/// How old the other instances' figures may be when the leader judges a step.
+const FIGURES_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// What the state file keeps per route.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,15 +58,18 @@ struct Progress {
     step_started_ms: u64,
     status: RolloutStatus,
     reason: Option<String>,
+    /// The counters (of every instance, in a fleet) when the step's window began.
+    #[serde(default)]
+    baseline: Tally,
 }
 
 #[derive(Clone)]
 struct Tracked {
     progress: Progress,
-    /// Counters when the step's window began.
-    baseline: Reading,
     /// The last failure to persist a weight, logged once.
     last_error: Option<String>,
+    /// In a fleet: the `mod_revision` of the route's progress in etcd (0: not written yet).
+    revision: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +100,13 @@ pub struct Control {
     /// A copy of `rollouts` as of the last change, for the API: reading it never waits on a
     /// tick that holds the lock through a weight write (an fsync).
     published: ArcSwap<BTreeMap<String, Tracked>>,
+    fleet: Option<Arc<Fleet>>,
+    /// The fleet's mirror of progress as last taken up (its change count).
+    synced: Mutex<u64>,
 }
+
+/// The key of this process's counters in a tally outside a fleet.
+const LOCAL: &str = "";
 
 /// `conf/strangler.toml` -> `conf/strangler.rollout.json`.
 pub fn state_file_for(config: &Path) -> PathBuf {
@@ -100,12 +121,14 @@ impl Control {
     /// Load the rollout state file (if any) and take up every rollout where it was.
     pub fn new(reloader: Arc<Reloader>, shared: Arc<Shared>) -> Arc<Self> {
         let state_file = state_file_for(reloader.path());
-        let saved: BTreeMap<String, Progress> = match std::fs::read_to_string(&state_file) {
+        let fleet = reloader.fleet().cloned();
+        let file = if fleet.is_some() { Err(()) } else { std::fs::read_to_string(&state_file).map_err(|_| ()) };
+        let saved: BTreeMap<String, Progress> = match file {
             Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
                 tracing::error!("{}: not a rollout state file ({e}); rollouts start over", state_file.display());
                 BTreeMap::new()
             }),
-            Err(_) => BTreeMap::new(),
+            Err(()) => BTreeMap::new(),
         };
         let now = shared.load();
         let rollouts: BTreeMap<String, Tracked> = saved
@@ -123,12 +146,106 @@ impl Control {
                     );
                     return None;
                 }
-                let tracked = Tracked { progress, baseline: m.reading(), last_error: None };
-                Some((name, tracked))
+                Some((name, Tracked { progress, last_error: None, revision: 0 }))
             })
             .collect();
         let published = ArcSwap::from_pointee(rollouts.clone());
-        Arc::new(Control { reloader, shared, state_file, rollouts: Mutex::new(rollouts), published })
+        Arc::new(Control {
+            reloader,
+            shared,
+            state_file,
+            rollouts: Mutex::new(rollouts),
+            published,
+            fleet,
+            synced: Mutex::new(0),
+        })
+    }
+
+    pub fn in_fleet(&self) -> bool {
+        self.fleet.is_some()
+    }
+
+    /// A route's counters now: this process's, or in a fleet every instance's.
+    fn tally(&self, m: &Matched) -> Tally {
+        match &self.fleet {
+            Some(f) => f.tally(&m.route.name, m.reading()),
+            None => [(LOCAL.to_string(), Counted { boot: crate::live::boot_id(), reading: m.reading() })].into(),
+        }
+    }
+
+    /// What happened on the route since its step began.
+    fn window(&self, m: &Matched, p: &Progress) -> Window {
+        tally_window(&self.tally(m), &p.baseline)
+    }
+
+    /// Make `next` the route's progress, moving its weight to `weight` first if given. Alone,
+    /// the weight is written to the file (the progress with the next save); in a fleet both go
+    /// to etcd in one transaction, fenced on the leader's term when `by_leader`.
+    fn commit(
+        &self,
+        route: &str,
+        t: &mut Tracked,
+        next: Progress,
+        weight: Option<Percent>,
+        by_leader: bool,
+    ) -> Result<(), ChangeError> {
+        let Some(fleet) = &self.fleet else {
+            if let Some(w) = weight {
+                self.write_weight(route, w)?;
+            }
+            t.progress = next;
+            return Ok(());
+        };
+        let term = match by_leader {
+            true => Some(fleet.term().ok_or_else(|| {
+                ChangeError::Conflict("this instance no longer leads the fleet's rollouts".to_string())
+            })?),
+            false => None,
+        };
+        let json = serde_json::to_string(&next).map_err(|e| ChangeError::Conflict(e.to_string()))?;
+        let weight = weight.map(|w| (route, w.as_f64()));
+        match self.reloader.commit_rollout(fleet, weight, term, (route.to_string(), t.revision, json)) {
+            Ok(revision) => {
+                t.progress = next;
+                t.revision = revision;
+                Ok(())
+            }
+            Err(e) => {
+                // Read it again from etcd before the next move.
+                t.revision = -1;
+                Err(e)
+            }
+        }
+    }
+
+    /// Take up what etcd holds of every route's progress, where it is newer than what this
+    /// instance tracks.
+    fn sync(&self, fleet: &Fleet, rollouts: &mut BTreeMap<String, Tracked>) -> bool {
+        let (version, stored) = fleet.rollouts();
+        let mut synced = self.synced.lock().unwrap_or_else(|p| p.into_inner());
+        let stale = rollouts.values().any(|t| t.revision < 0);
+        if *synced == version && !stale {
+            return false;
+        }
+        *synced = version;
+        // Gone from etcd (deleted by hand), or a first write that lost: forgotten here too, and
+        // taken up again.
+        rollouts.retain(|name, t| t.revision == 0 || stored.contains_key(name));
+        for (name, s) in stored {
+            if rollouts.get(&name).is_some_and(|t| t.revision >= s.revision) {
+                continue;
+            }
+            match serde_json::from_str::<Progress>(&s.json) {
+                Ok(progress) => {
+                    Self::publish_step(&name, &progress);
+                    rollouts.insert(name, Tracked { progress, last_error: None, revision: s.revision });
+                }
+                Err(e) => {
+                    tracing::error!(route = name, revision = s.revision, "unreadable rollout progress in etcd: {e}")
+                }
+            }
+        }
+        true
     }
 
     pub fn reloader(&self) -> &Reloader {
@@ -157,11 +274,17 @@ impl Control {
         }
         tracing::info!(target: "strangler::admin", peer = who, route, old = old.as_f64(), new = weight.as_f64(), "weight set");
         let mut rollout_paused = false;
+        if let Some(fleet) = &self.fleet {
+            self.sync(fleet, &mut rollouts);
+        }
         if let Some(t) = rollouts.get_mut(route).filter(|t| t.progress.status == RolloutStatus::Running) {
             let reason = format!("weight set to {}% by hand (from {who}); rollout paused", weight.as_f64());
             tracing::warn!(route, "{reason}");
-            t.progress.status = RolloutStatus::Paused;
-            t.progress.reason = Some(reason);
+            let next = Progress { status: RolloutStatus::Paused, reason: Some(reason), ..t.progress.clone() };
+            if let Err(e) = self.commit(route, t, next, None, false) {
+                // The leader pauses it anyway when it sees a weight that is not the step's.
+                tracing::warn!(route, "the pause is left to the leader: {e}");
+            }
             rollout_paused = true;
             self.save(&rollouts);
         }
@@ -177,16 +300,60 @@ impl Control {
         let mut rollouts = self.lock();
         let m = self.current(route)?;
         let cfg = m.route.rollout.clone().ok_or_else(|| ControlError::NoRollout(route.to_string()))?;
-        let mut t = match rollouts.remove(route) {
-            Some(t) => t,
-            None => self.adopt(&m, &cfg),
-        };
-        let result = self.apply_action(&m, &cfg, &mut t, action, who);
-        Self::publish_step(route, &t.progress);
-        rollouts.insert(route.to_string(), t);
+        // In a fleet the leader may move the same rollout meanwhile: a lost race is read again.
+        let tries = if self.fleet.is_some() { 3 } else { 1 };
+        let mut result = Ok(());
+        for _ in 0..tries {
+            if let Some(fleet) = &self.fleet {
+                self.refresh(fleet, route, &mut rollouts)?;
+            }
+            let mut t = match rollouts.remove(route) {
+                Some(t) => t,
+                None => self.adopt(&m, &cfg, None, false),
+            };
+            result = self.apply_action(&m, &cfg, &mut t, action, who);
+            Self::publish_step(route, &t.progress);
+            rollouts.insert(route.to_string(), t);
+            if !matches!(result, Err(ControlError::Change(ChangeError::Conflict(_)))) {
+                break;
+            }
+        }
         self.save(&rollouts);
         result?;
+        let m = self.current(route)?;
         self.describe_locked(&rollouts, &m).ok_or_else(|| ControlError::NoRollout(route.to_string()))
+    }
+
+    /// Read a route's progress from etcd now (an operator acts on what is, not on the mirror).
+    fn refresh(
+        &self,
+        fleet: &Arc<Fleet>,
+        route: &str,
+        rollouts: &mut BTreeMap<String, Tracked>,
+    ) -> Result<(), ControlError> {
+        let name = route.to_string();
+        let stored = fleet
+            .call(move |s| {
+                let name = name.clone();
+                Box::pin(async move { s.rollout(&name).await })
+            })
+            .map_err(|e| ControlError::Change(ChangeError::Unavailable(e.to_string())))?;
+        match stored {
+            Some(s) => match serde_json::from_str::<Progress>(&s.json) {
+                Ok(progress) => {
+                    rollouts.insert(route.to_string(), Tracked { progress, last_error: None, revision: s.revision });
+                }
+                Err(e) => {
+                    return Err(ControlError::Conflict(format!(
+                        "the rollout progress of {route:?} in etcd is unreadable ({e}); abort or delete it"
+                    )))
+                }
+            },
+            None => {
+                rollouts.remove(route);
+            }
+        }
+        Ok(())
     }
 
     fn apply_action(
@@ -198,11 +365,15 @@ impl Control {
         who: &str,
     ) -> Result<(), ControlError> {
         let route = m.route.name.as_str();
-        let p = &mut t.progress;
+        let p = t.progress.clone();
         match (action, p.status) {
             (RolloutAction::Pause, RolloutStatus::Running) => {
-                p.status = RolloutStatus::Paused;
-                p.reason = Some(format!("paused by hand (from {who})"));
+                let next = Progress {
+                    status: RolloutStatus::Paused,
+                    reason: Some(format!("paused by hand (from {who})")),
+                    ..p
+                };
+                self.commit(route, t, next, None, false)?;
             }
             (RolloutAction::Pause, RolloutStatus::Paused) => {}
             (RolloutAction::Pause, other) | (RolloutAction::Resume, other @ RolloutStatus::Complete) => {
@@ -217,24 +388,25 @@ impl Control {
                 // Continue from the step at or below the current weight (step 1 after a
                 // rollback or an abort), at that step's weight.
                 let step = step_for(&cfg.steps, m.route.weight);
-                if m.route.weight != cfg.steps[step] {
-                    self.write_weight(route, cfg.steps[step])?;
-                }
-                *p = Progress {
+                let next = Progress {
                     steps: cfg.steps.clone(),
                     step,
                     step_started_ms: now_ms(),
                     status: RolloutStatus::Running,
                     reason: Some(format!("resumed by hand (from {who})")),
+                    baseline: self.tally(m),
                 };
-                t.baseline = m.reading();
+                let weight = (m.route.weight != cfg.steps[step]).then(|| cfg.steps[step]);
+                self.commit(route, t, next, weight, false)?;
             }
             (RolloutAction::Abort, _) => {
-                if !m.route.weight.is_zero() {
-                    self.write_weight(route, Percent::ZERO)?;
-                }
-                p.status = RolloutStatus::Aborted;
-                p.reason = Some(format!("aborted by hand (from {who}); weight 0"));
+                let next = Progress {
+                    status: RolloutStatus::Aborted,
+                    reason: Some(format!("aborted by hand (from {who}); weight 0")),
+                    ..p
+                };
+                let weight = (!m.route.weight.is_zero()).then_some(Percent::ZERO);
+                self.commit(route, t, next, weight, false)?;
             }
         }
         tracing::info!(target: "strangler::admin", peer = who, route, action = ?action, status = t.progress.status.as_str(), "rollout");
@@ -244,8 +416,9 @@ impl Control {
     // === the controller ===
 
     /// Start tracking a route under rollout: at the step at or below its weight (the first step
-    /// when below it), moved to that step's weight.
-    fn adopt(&self, m: &Matched, cfg: &Rollout) -> Tracked {
+    /// when below it), moved to that step's weight. `previous`: what was tracked under other
+    /// steps (its pause is kept, its etcd revision replaced).
+    fn adopt(&self, m: &Matched, cfg: &Rollout, previous: Option<&Tracked>, by_leader: bool) -> Tracked {
         let weight = m.route.weight;
         let step = step_for(&cfg.steps, weight);
         let mut progress = Progress {
@@ -254,16 +427,27 @@ impl Control {
             step_started_ms: now_ms(),
             status: RolloutStatus::Running,
             reason: None,
+            baseline: self.tally(m),
         };
+        let mut move_to = None;
         if weight > cfg.steps[cfg.steps.len() - 1] {
             progress.status = RolloutStatus::Complete;
             progress.reason = Some(format!("weight {}% is beyond the last step", weight.as_f64()));
         } else if weight != cfg.steps[step] {
-            if let Err(e) = self.write_weight(&m.route.name, cfg.steps[step]) {
-                progress.status = RolloutStatus::Paused;
-                progress.reason = Some(format!("cannot start: {e}"));
-            }
+            move_to = Some(cfg.steps[step]);
         }
+        if let Some(old) = previous.filter(|old| old.progress.status != RolloutStatus::Running) {
+            progress.status = old.progress.status;
+            progress.reason = old.progress.reason.clone();
+            move_to = None;
+        }
+        let mut t =
+            Tracked { progress: progress.clone(), last_error: None, revision: previous.map_or(0, |old| old.revision) };
+        if let Err(e) = self.commit(&m.route.name, &mut t, progress.clone(), move_to, by_leader) {
+            t.progress.status = RolloutStatus::Paused;
+            t.progress.reason = Some(format!("cannot start: {e}"));
+        }
+        let progress = &t.progress;
         tracing::info!(
             route = m.route.name,
             step = step + 1,
@@ -271,12 +455,24 @@ impl Control {
             status = progress.status.as_str(),
             "rollout taken up"
         );
-        Tracked { progress, baseline: m.reading(), last_error: None }
+        t
     }
 
     /// One evaluation of every rollout.
     pub fn tick(&self) {
         let mut rollouts = self.lock();
+        if let Some(fleet) = &self.fleet {
+            let changed = self.sync(fleet, &mut rollouts);
+            if fleet.term().is_none() {
+                // Not the leader: show what the leader writes, drive nothing.
+                if changed {
+                    self.published.store(Arc::new(rollouts.clone()));
+                }
+                return;
+            }
+            fleet.refresh_figures_blocking(FIGURES_MAX_AGE);
+        }
+        let by_leader = self.fleet.is_some();
         let snap = self.shared.load();
         let mut dirty = false;
         // Something the API shows changed without a change to keep (a weight write failing).
@@ -295,17 +491,12 @@ impl Control {
                 Some(t) if t.progress.steps == cfg.steps => t,
                 Some(old) => {
                     // New steps: take the rollout up again from the weight, keeping a pause.
-                    let mut t = self.adopt(m, cfg);
-                    if old.progress.status != RolloutStatus::Running {
-                        t.progress.status = old.progress.status;
-                        t.progress.reason = old.progress.reason;
-                    }
                     dirty = true;
-                    t
+                    self.adopt(m, cfg, Some(&old), by_leader)
                 }
                 None => {
                     dirty = true;
-                    self.adopt(m, cfg)
+                    self.adopt(m, cfg, None, by_leader)
                 }
             };
             let before = (t.progress.step, t.progress.status);
@@ -324,9 +515,10 @@ impl Control {
     }
 
     fn drive(&self, m: &Matched, cfg: &Rollout, t: &mut Tracked) {
-        if t.progress.status != RolloutStatus::Running {
+        if t.progress.status != RolloutStatus::Running || t.revision < 0 {
             return;
         }
+        let by_leader = self.fleet.is_some();
         let route = m.route.name.as_str();
         let step = t.progress.step;
         let expected = cfg.steps[step];
@@ -340,11 +532,13 @@ impl Control {
                 expected.as_f64()
             );
             tracing::warn!(route, "{reason}");
-            t.progress.status = RolloutStatus::Paused;
-            t.progress.reason = Some(reason);
+            let next = Progress { status: RolloutStatus::Paused, reason: Some(reason), ..t.progress.clone() };
+            if let Err(e) = self.commit(route, t, next, None, by_leader) {
+                self.persist_failed(route, t, &e);
+            }
             return;
         }
-        let window = m.reading().since(&t.baseline);
+        let window = self.window(m, &t.progress);
         let held = now_ms().saturating_sub(t.progress.step_started_ms) >= cfg.hold.as_millis() as u64;
         let last = held && waiting(cfg, &window).is_none();
         if let Err(why) = judge(cfg, &window, last) {
@@ -356,19 +550,35 @@ impl Control {
         }
         if step + 1 == cfg.steps.len() {
             tracing::info!(route, step = step + 1, "rollout complete: every step passed ({})", figures(cfg, &window));
-            t.progress.status = RolloutStatus::Complete;
-            t.progress.reason = Some("every step passed".to_string());
+            let next = Progress {
+                status: RolloutStatus::Complete,
+                reason: Some("every step passed".to_string()),
+                ..t.progress.clone()
+            };
+            if let Err(e) = self.commit(route, t, next, None, by_leader) {
+                self.persist_failed(route, t, &e);
+            }
             return;
         }
         if let Some(why) = not_ready(m, cfg, step) {
             if t.progress.reason.as_deref() != Some(why.as_str()) {
                 tracing::info!(route, step = step + 1, "rollout holds before the last step: {why}");
-                t.progress.reason = Some(why);
+                let next = Progress { reason: Some(why), ..t.progress.clone() };
+                if let Err(e) = self.commit(route, t, next, None, by_leader) {
+                    self.persist_failed(route, t, &e);
+                }
             }
             return;
         }
         let next = cfg.steps[step + 1];
-        match self.write_weight(route, next) {
+        let progress = Progress {
+            step: step + 1,
+            step_started_ms: now_ms(),
+            reason: None,
+            baseline: self.tally(m),
+            ..t.progress.clone()
+        };
+        match self.commit(route, t, progress, Some(next), by_leader) {
             Ok(()) => {
                 tracing::info!(
                     route,
@@ -379,10 +589,6 @@ impl Control {
                     figures(cfg, &window),
                     step + 2
                 );
-                t.progress.step = step + 1;
-                t.progress.step_started_ms = now_ms();
-                t.progress.reason = None;
-                t.baseline = m.reading();
                 t.last_error = None;
             }
             Err(e) => self.persist_failed(route, t, &e),
@@ -391,22 +597,25 @@ impl Control {
 
     fn fail(&self, route: &str, cfg: &Rollout, t: &mut Tracked, why: &str) {
         let step = t.progress.step + 1;
+        let by_leader = self.fleet.is_some();
         match cfg.on_failure {
-            OnFailure::Rollback => match self.write_weight(route, Percent::ZERO) {
-                Ok(()) => {
-                    let reason = format!("rolled back at step {step} ({}%): {why}", cfg.steps[step - 1].as_f64());
-                    tracing::warn!(route, "rollout {reason}; weight 0, paused");
-                    t.progress.status = RolloutStatus::RolledBack;
-                    t.progress.reason = Some(reason);
+            OnFailure::Rollback => {
+                let reason = format!("rolled back at step {step} ({}%): {why}", cfg.steps[step - 1].as_f64());
+                let next =
+                    Progress { status: RolloutStatus::RolledBack, reason: Some(reason.clone()), ..t.progress.clone() };
+                match self.commit(route, t, next, Some(Percent::ZERO), by_leader) {
+                    Ok(()) => tracing::warn!(route, "rollout {reason}; weight 0, paused"),
+                    // Still running: the gate trips again on the next tick and the rollback is retried.
+                    Err(e) => self.persist_failed(route, t, &e),
                 }
-                // Still running: the gate trips again on the next tick and the rollback is retried.
-                Err(e) => self.persist_failed(route, t, &e),
-            },
+            }
             OnFailure::Hold => {
                 let reason = format!("held at step {step} ({}%): {why}", cfg.steps[step - 1].as_f64());
                 tracing::warn!(route, "rollout {reason}; paused");
-                t.progress.status = RolloutStatus::Paused;
-                t.progress.reason = Some(reason);
+                let next = Progress { status: RolloutStatus::Paused, reason: Some(reason), ..t.progress.clone() };
+                if let Err(e) = self.commit(route, t, next, None, by_leader) {
+                    self.persist_failed(route, t, &e);
+                }
             }
         }
     }
@@ -430,6 +639,10 @@ impl Control {
     /// Keep the progress in the state file, and show it to the API.
     fn save(&self, rollouts: &BTreeMap<String, Tracked>) {
         self.published.store(Arc::new(rollouts.clone()));
+        if self.fleet.is_some() {
+            // In etcd already, written move by move.
+            return;
+        }
         let state: BTreeMap<&String, &Progress> = rollouts.iter().map(|(k, t)| (k, &t.progress)).collect();
         let mut text = serde_json::to_string_pretty(&state).unwrap_or_default();
         text.push('\n');
@@ -470,7 +683,7 @@ impl Control {
         };
         let Some(t) = rollouts.get(&m.route.name) else { return Some(view) };
         let p = &t.progress;
-        let w = m.reading().since(&t.baseline);
+        let w = self.window(m, p);
         let new = w.side(Side::New);
         view.status = p.status;
         view.step = Some(p.step + 1);
@@ -529,12 +742,22 @@ impl RolloutService {
 #[async_trait]
 impl BackgroundService for RolloutService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut every = tokio::time::interval(TICK);
+        let fleet = self.control.in_fleet();
+        let mut every = tokio::time::interval(if fleet { FLEET_TICK } else { TICK });
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
-                _ = every.tick() => self.control.tick(),
+                _ = every.tick() => match fleet {
+                    // etcd calls block: off the runtime.
+                    true => {
+                        let control = self.control.clone();
+                        if let Err(e) = tokio::task::spawn_blocking(move || control.tick()).await {
+                            tracing::error!("a rollout tick did not complete: {e}");
+                        }
+                    }
+                    false => self.control.tick(),
+                },
             }
         }
     }
