@@ -210,9 +210,11 @@ fn main() -> ExitCode {
         Command::Status { admin } => {
             let answer = admin.client().and_then(|c| c.get::<api::Routes>("/routes"));
             let in_fleet = answer.as_ref().is_ok_and(|r| r.fleet);
+            let totals = answer.as_ref().map(render::fleet_totals).unwrap_or_default();
             let code = admin.show(answer, render::status);
-            // In a fleet, then every instance and the revision it serves.
+            // In a fleet, then the fleet's totals, every instance and the revision it serves.
             if in_fleet && !admin.json {
+                print!("{totals}");
                 match admin.client().and_then(|c| c.get::<api::ClusterView>("/cluster")) {
                     Ok(fleet) => print!("{}", render::fleet(&fleet)),
                     Err(e) => eprintln!("fleet: {e}"),

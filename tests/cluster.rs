@@ -173,6 +173,31 @@ async fn a_weight_set_through_one_instance_is_served_by_all_three_with_the_same_
     let (ok, out, err) = a.cli(&["cluster", "pull"]);
     assert!(ok, "{err}");
     assert_eq!(out.trim_end(), text.trim_end(), "pull gives the document back");
+
+    // Each instance served 200 orders requests (two rounds of 100 users): on any instance, the
+    // fleet's totals sum them, with each instance's share.
+    eventually("fleet totals of 600 orders requests", || async {
+        let routes: strangler::api::Routes = c.api("/routes").await;
+        let orders = routes.fleet_totals.iter().find(|f| f.route == "orders").ok_or("no orders totals")?;
+        let total = orders.total.legacy.requests + orders.total.new.requests;
+        let shares: Vec<(&str, u64)> =
+            orders.instances.iter().map(|i| (i.instance.as_str(), i.legacy_requests + i.new_requests)).collect();
+        (total == 600 && shares == [("a", 200), ("b", 200), ("c", 200)])
+            .then_some(())
+            .ok_or(format!("{total}: {shares:?}"))
+    })
+    .await;
+    let routes: strangler::api::Routes = a.api("/routes").await;
+    assert_eq!(routes.instances.len(), 3, "one line per instance: {:?}", routes.instances);
+    let orders = routes.fleet_totals.iter().find(|f| f.route == "orders").expect("orders totals");
+    let shares: Vec<String> =
+        orders.instances.iter().map(|i| format!("{} {}/{}", i.instance, i.legacy_requests, i.new_requests)).collect();
+    let (ok, out, err) = a.cli(&["status"]);
+    assert!(ok, "{err}");
+    let totals = out.split("fleet totals").nth(1).unwrap_or_else(|| panic!("no fleet totals:\n{out}"));
+    let line = totals.lines().find(|l| l.trim_start().starts_with("orders")).expect("an orders line");
+    assert!(line.contains(&shares.join(", ")), "{line} lacks {shares:?}");
+    assert!(out.contains("rollouts are driven by "), "{out}");
 }
 
 /// Requests on every instance until dropped; failures counted.
@@ -228,6 +253,11 @@ async fn with_etcd_away_instances_serve_refuse_changes_with_503_and_catch_up_whe
         .await;
     }
     assert_eq!(a.metric("strangler_cluster_connected").await, Some(0.0));
+    // Nobody leads while etcd is away: no rollout moves.
+    for s in [&a, &b] {
+        assert!(!cluster(s).await.leads);
+        assert_eq!(s.metric("strangler_cluster_leader").await, Some(0.0));
+    }
     let (status, body) = put_weight(&a, "orders", 90.0).await;
     assert_eq!(status, 503, "{body}");
     let error: strangler::api::ErrorBody = serde_json::from_str(&body).expect("a JSON reason");
@@ -247,6 +277,7 @@ async fn with_etcd_away_instances_serve_refuse_changes_with_503_and_catch_up_whe
         .await;
     }
     assert_eq!(a.metric("strangler_cluster_connected").await, Some(1.0));
+    the_leader(&[&a, &b]).await;
     let (sent, failed) = load.finish();
     assert!(sent > 200, "load ran: {sent} requests");
     assert_eq!(failed, 0, "no client request failed while etcd was away ({sent} sent)");

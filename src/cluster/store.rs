@@ -235,22 +235,33 @@ impl Store {
         let txn = Txn::new()
             .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key.clone(), me, Some(PutOptions::new().with_lease(lease)))])
-            .or_else([TxnOp::get(key, None)]);
+            .or_else([TxnOp::get(key.clone(), None)]);
         let resp = self.client.clone().txn(txn).await.map_err(|e| self.unavailable(e))?;
         if resp.succeeded() {
             let revision = resp.header().map_or(0, |h| h.revision());
             return Ok((Some(revision), Some(me.to_string())));
         }
-        for op in resp.op_responses() {
-            if let etcd_client::TxnOpResponse::Get(get) = op {
-                if let Some(kv) = get.kvs().first() {
-                    let holder = kv.value_str().ok().map(str::to_string);
-                    let ours = kv.lease() == lease && holder.as_deref() == Some(me);
-                    return Ok((ours.then(|| kv.create_revision()), holder));
-                }
-            }
+        let Some(kv) = resp.op_responses().into_iter().find_map(|op| match op {
+            etcd_client::TxnOpResponse::Get(get) => get.kvs().first().cloned(),
+            _ => None,
+        }) else {
+            return Ok((None, None));
+        };
+        let holder = kv.value_str().ok().map(str::to_string);
+        if holder.as_deref() != Some(me) {
+            return Ok((None, holder));
         }
-        Ok((None, None))
+        if kv.lease() == lease {
+            return Ok((Some(kv.create_revision()), holder));
+        }
+        // This instance's own key from before a reconnection (or a restart), on a lease that
+        // is running out: carried over to the new lease, the same term, rather than leaving
+        // the fleet without a leader until the old lease expires. Names are unique in a fleet.
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.clone(), CompareOp::Equal, kv.create_revision())])
+            .and_then([TxnOp::put(key, me, Some(PutOptions::new().with_lease(lease)))]);
+        let resp = self.client.clone().txn(txn).await.map_err(|e| self.unavailable(e))?;
+        Ok((resp.succeeded().then(|| kv.create_revision()), holder))
     }
 
     /// Publish this instance's figures on its lease.

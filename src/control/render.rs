@@ -409,6 +409,15 @@ pub fn fleet(f: &api::ClusterView) -> String {
             r.problems.join("; ")
         )),
     );
+    let _ = writeln!(
+        out,
+        "rollouts are driven by {}",
+        match (&f.leader, f.leads) {
+            (_, true) => format!("{} (this instance)", f.instance),
+            (Some(l), false) => l.clone(),
+            (None, false) => "no instance now (no leader: rollouts wait)".to_string(),
+        }
+    );
     let mut rows = vec![["INSTANCE", "REVISION", "SINCE", "PROXY", "ADMIN", ""].map(str::to_string)];
     for i in &f.instances {
         rows.push([
@@ -425,6 +434,42 @@ pub fn fleet(f: &api::ClusterView) -> String {
         return out;
     }
     let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    for r in rows {
+        let line: Vec<String> = r.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect();
+        let _ = writeln!(out, "  {}", line.join("  ").trim_end());
+    }
+    out
+}
+
+/// The fleet's totals per route, summed over its instances (each since it started).
+pub fn fleet_totals(r: &api::Routes) -> String {
+    let mut out = String::new();
+    if r.fleet_totals.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "\nfleet totals (every instance since it started)");
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+    let mut rows =
+        vec![["ROUTE", "LEGACY", "NEW", "NEW 5XX", "P99 MS L/N", "COMPARED", "MISMATCH", "BY INSTANCE (L/N)"]
+            .map(str::to_string)];
+    for f in &r.fleet_totals {
+        let t = &f.total;
+        rows.push([
+            f.route.clone(),
+            t.legacy.requests.to_string(),
+            t.new.requests.to_string(),
+            t.new.error_rate.map_or("-".to_string(), |e| format!("{e:.2}%")),
+            format!("{}/{}", ms(t.legacy.p99_ms), ms(t.new.p99_ms)),
+            t.shadow_compared.to_string(),
+            t.mismatch_rate.map_or("-".to_string(), |m| format!("{m:.2}%")),
+            f.instances
+                .iter()
+                .map(|i| format!("{} {}/{}", i.instance, i.legacy_requests, i.new_requests))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ]);
+    }
+    let widths: Vec<usize> = (0..8).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     for r in rows {
         let line: Vec<String> = r.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect();
         let _ = writeln!(out, "  {}", line.join("  ").trim_end());
