@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make demo-fleet`: etcd (Debian's, on loopback, temporary data), the demo services and three
 # strangler instances sharing one routing document. A weight set on one instance is shown served
-# by all three with the revision each serves; then etcd goes away and comes back while they serve.
+# by all three with the revision each serves; then etcd goes away and comes back while they serve;
+# then a progressive rollout, driven by the elected leader on the fleet's figures, survives the
+# leader being killed mid-step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/debug
@@ -42,7 +44,27 @@ access_log = false
 etcd = ["http://127.0.0.1:12379"]
 prefix = "/strangler-demo"
 instance = "$1"
+lease_ttl = "3s"
 CONF
+}
+
+get() { # ADMIN_PORT PATH: the body of a GET on an admin listener, without its white space
+  exec 3<>"/dev/tcp/127.0.0.1/$1"
+  printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nConnection: close\r\n\r\n' "$2" "$1" >&3
+  tr -d '\r' <&3 | sed '1,/^$/d' | tr -d ' \n'
+}
+
+admin_port() { case $1 in a) echo 19191 ;; b) echo 19192 ;; c) echo 19193 ;; esac; }
+
+leader() { # the name of the instance that leads, among those still running
+  for n in "$@"; do
+    get "$(admin_port "$n")" /api/v1/cluster 2>/dev/null | grep -q '"leads":true' && { echo "$n"; return; }
+  done
+  echo none
+}
+
+step() { # ADMIN_PORT: the users rollout's step and status, as that instance shows them
+  get "$1" /api/v1/routes/users 2>/dev/null | grep -o '"rollout":{"status":"[a-z_]*","step":[0-9]*' | sed 's/.*"status":"\([a-z_]*\)","step":\([0-9]*\)/step \2 (\1)/'
 }
 
 start_etcd
@@ -63,6 +85,22 @@ new = "orders-new"
 weight = 10 # ramping up
 sticky = { header = "x-user-id" }
 expose_side = true
+CONF
+cp "$work/routes.toml" "$work/routes-rollout.toml"
+cat >>"$work/routes-rollout.toml" <<'CONF'
+
+[[routes]]
+name = "users"
+path_prefix = "/users"
+legacy = "orders-legacy"
+new = "orders-new"
+weight = 0
+expose_side = true
+[routes.rollout]
+steps = [10, 50, 100]
+hold = "5s"
+min_requests = 20
+max_latency_ratio = 10
 CONF
 instance a 18181 19191; instance b 18182 19192; instance c 18183 19193
 
@@ -110,5 +148,31 @@ echo "== etcd back: the instances reconnect and carry on (strangler status on b)
 start_etcd
 sleep 3
 "$BIN/strangler" status -c "$work/b.toml" | sed -n '/^fleet/,$p' | sed 's/^/  /'
+
 echo
-echo "  (the console shows the same fleet table on each admin listener: http://127.0.0.1:19191/)"
+echo "== a progressive rollout of users (10% -> 50% -> 100%, 5 s per step), pushed to the fleet;"
+echo "   traffic through b and c only: the leader judges each step on the whole fleet's figures"
+"$BIN/strangler" cluster push "$work/routes-rollout.toml" -c "$work/a.toml" | sed 's/^/  /'
+(while true; do for p in 18182 18183; do "$BIN/examples/demo_traffic" "http://127.0.0.1:$p" >/dev/null 2>&1 || sleep 0.2; done; done) &
+traffic=$!; pids+=("$traffic")
+first=$(leader a b c)
+rest=()
+for n in a b c; do [ "$n" != "$first" ] && rest+=("$n"); done
+# Watched on an instance that stays.
+other=$(admin_port "${rest[0]}")
+for _ in $(seq 150); do [ "$(step "$other")" = "step 2 (running)" ] && break; sleep 0.2; done
+echo "  instance ${rest[0]} shows $(step "$other") of users; instance $first leads"
+echo
+echo "== SIGKILL the leader ($first) in the middle of step 2"
+pid=$(pgrep -f "strangler run -c $work/$first.toml" | head -1)
+killed_at=$(date +%s%N)
+kill -9 "$pid"
+for _ in $(seq 200); do next=$(leader "${rest[@]}"); [ "$next" != none ] && break; sleep 0.05; done
+echo "  $next took over after $(( ($(date +%s%N) - killed_at) / 1000000 )) ms (lease_ttl 3 s), at $(step "$other") as $first left it"
+for _ in $(seq 200); do [ "$(step "$other")" = "step 3 (complete)" ] && break; sleep 0.2; done
+echo
+echo "== the rollout went on under $next to the end: strangler status on ${rest[0]}"
+"$BIN/strangler" status -c "$work/${rest[0]}.toml" | sed 's/^/  /'
+kill "$traffic" 2>/dev/null || true
+echo
+echo "  (the console shows the same fleet table on each admin listener: http://127.0.0.1:$other/)"
