@@ -412,6 +412,11 @@ pub struct Report {
     pub endpoints: Vec<EndpointReport>,
     /// Compared requests counted under `{other}` once the route had `max_endpoints` templates.
     pub folded: u64,
+    /// In a fleet: the instances whose evidence is pooled in this report (every instance that
+    /// published since the route's last reset; this one alone while etcd is away or with
+    /// `?scope=instance`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pooled_from: Vec<String>,
 }
 
 /// What the verdicts are judged by (`[routes.compare]`).

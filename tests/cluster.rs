@@ -572,3 +572,66 @@ async fn one_leader_drives_a_rollout_on_the_fleets_figures_and_another_resumes_i
         assert_eq!(logs.matches(step).count(), 1, "{step:?} logged once in the fleet");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cutover_report_pools_every_instances_evidence_and_a_reset_is_fleet_wide() {
+    use strangler::api::Report;
+    let etcd = Etcd::start();
+    let total = |n: u32| move |_: &common::Received| (200, vec![], bytes::Bytes::from(format!("{{\"total\": {n}}}")));
+    let legacy = MockUpstream::builder("legacy").reply(total(1)).start().await;
+    let new = MockUpstream::builder("new").reply(total(2)).start().await;
+    let routing = format!(
+        "{}[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 0\n\
+         [routes.shadow]\nsample = 100\n[routes.compare]\nnoise_sample = 0\nready_after = 5\n\
+         ignore_headers = [\"date\", \"x-upstream\"]\n",
+        pools(&legacy, &new)
+    );
+    push(&etcd, &routing);
+    let (a, b) = (instance(&etcd, "a").await, instance(&etcd, "b").await);
+    let c = client();
+    let send = |s: &Strangler, n: usize| {
+        let urls: Vec<String> = (0..n).map(|i| s.url(&format!("/orders/{i}"))).collect();
+        let c = c.clone();
+        async move {
+            for url in urls {
+                assert_eq!(c.get(&url).send().await.expect("request").status(), 200);
+            }
+        }
+    };
+    send(&a, 10).await;
+    send(&b, 6).await;
+    let compared = |r: &Report| r.endpoints.iter().map(|e| e.comparisons).sum::<u64>();
+    eventually("the report on a pools a's 10 pairs and b's 6", || async {
+        let r: Report = a.api("/routes/orders/report").await;
+        (compared(&r) == 16 && r.pooled_from == ["a", "b"]).then_some(()).ok_or(format!("{r:?}"))
+    })
+    .await;
+    let r: Report = a.api("/routes/orders/report").await;
+    let finding = &r.endpoints[0].findings[0];
+    assert_eq!((finding.field.to_string().as_str(), finding.differing), ("json:$.total", 16), "{r:?}");
+    assert_eq!(r.endpoints[0].verdict, strangler::api::Verdict::Differs);
+    let alone: Report = a.api("/routes/orders/report?scope=instance").await;
+    assert_eq!((compared(&alone), alone.pooled_from.len()), (10, 0), "{alone:?}");
+    let (ok, out, err) = b.cli(&["report", "orders"]);
+    assert!(ok && out.contains("pooled from 2: a, b"), "{out}{err}");
+
+    // A reset through b empties the evidence on every instance; what comes after counts.
+    let resp = c
+        .post(b.admin_url("/api/v1/routes/orders/report/reset"))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("reset");
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap_or_default());
+    eventually("a's own evidence reset from its watch", || async {
+        let r: Report = a.api("/routes/orders/report?scope=instance").await;
+        (compared(&r) == 0).then_some(()).ok_or(format!("{r:?}"))
+    })
+    .await;
+    send(&b, 3).await;
+    eventually("the fleet's report counts only what came after", || async {
+        let r: Report = a.api("/routes/orders/report").await;
+        (compared(&r) == 3).then_some(()).ok_or(format!("{r:?}"))
+    })
+    .await;
+}

@@ -24,6 +24,14 @@ pub struct Published {
     pub routes: BTreeMap<String, Reading>,
 }
 
+/// What an instance publishes under `PREFIX/findings/ROUTE/NAME`: its cutover evidence of the
+/// route since the last fleet-wide reset it applied (that reset's revision).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishedFindings {
+    pub reset_revision: i64,
+    pub findings: crate::compare::findings::Findings,
+}
+
 /// The other instances' published figures, as last read.
 #[derive(Default)]
 struct FiguresCache {
@@ -47,6 +55,10 @@ pub struct Fleet {
     /// the changes seen.
     rollouts: Mutex<(u64, BTreeMap<String, Stored>)>,
     figures: Mutex<FiguresCache>,
+    /// Per route, the revision of the last fleet-wide report reset applied here.
+    resets: Mutex<BTreeMap<String, i64>>,
+    /// Whether etcd was reached since the start.
+    reached: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -77,6 +89,8 @@ impl Fleet {
             handle: OnceLock::new(),
             rollouts: Mutex::new((0, BTreeMap::new())),
             figures: Mutex::new(FiguresCache::default()),
+            resets: Mutex::new(BTreeMap::new()),
+            reached: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -192,6 +206,90 @@ impl Fleet {
     /// The mirror, with its change count.
     pub fn rollouts(&self) -> (u64, BTreeMap<String, Stored>) {
         self.rollouts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    // === cutover evidence ===
+
+    pub fn was_connected(&self) -> bool {
+        self.reached.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn mark_connected_once(&self) {
+        self.reached.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The revision of the last fleet-wide reset of `route` applied here (0: none).
+    pub fn reset_applied(&self, route: &str) -> i64 {
+        self.resets.lock().unwrap_or_else(|p| p.into_inner()).get(route).copied().unwrap_or(0)
+    }
+
+    /// Whether the reset of `route` at `revision` is news here; noted as applied if it is.
+    pub fn note_reset(&self, route: &str, revision: i64) -> bool {
+        let mut r = self.resets.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = r.entry(route.to_string()).or_insert(0);
+        let news = revision > *seen;
+        *seen = (*seen).max(revision);
+        news
+    }
+
+    /// The fleet's evidence of `route`: `own` (this instance's, now) pooled with what every other
+    /// instance published since the route's last reset; with the instances pooled. Without etcd,
+    /// this instance's alone.
+    pub async fn pooled_findings(
+        &self,
+        route: &str,
+        own: crate::compare::findings::Findings,
+    ) -> (crate::compare::findings::Findings, Vec<String>) {
+        let mut pooled = own;
+        let mut from = vec![self.settings.instance.clone()];
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(store) = store else { return (pooled, from) };
+        let Ok(Ok((list, reset))) = tokio::time::timeout(Duration::from_secs(1), store.findings(route)).await else {
+            return (pooled, from);
+        };
+        for (name, bytes) in list {
+            if name == self.settings.instance {
+                continue;
+            }
+            match serde_json::from_slice::<PublishedFindings>(&bytes) {
+                // Evidence from before the last reset is not counted: the instance publishes
+                // again once it has applied it.
+                Ok(p) if p.reset_revision >= reset => {
+                    pooled.merge(&p.findings);
+                    from.push(name);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(instance = name, route, "unreadable findings in etcd, left out: {e}"),
+            }
+        }
+        from.sort();
+        (pooled, from)
+    }
+
+    /// [`Fleet::pooled_findings`] from a blocking thread (the rollout leader's tick).
+    pub fn pooled_findings_blocking(
+        &self,
+        route: &str,
+        own: crate::compare::findings::Findings,
+    ) -> crate::compare::findings::Findings {
+        match self.handle.get() {
+            Some(handle) => handle.block_on(self.pooled_findings(route, own)).0,
+            None => own,
+        }
+    }
+
+    /// Reset `route`'s report on every instance: the reset's revision, applied here by the caller.
+    pub async fn reset_fleet(&self, route: &str, note: &str) -> Result<i64, StoreError> {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(store) = store else {
+            return Err(StoreError::Unavailable {
+                endpoints: self.settings.endpoints.join(", "),
+                why: "not connected".to_string(),
+            });
+        };
+        let revision = store.put_reset(route, note).await?;
+        self.note_reset(route, revision);
+        Ok(revision)
     }
 
     // === figures ===

@@ -57,6 +57,20 @@ impl Keys {
     pub fn figures(&self) -> String {
         format!("{}/figures/", self.prefix)
     }
+
+    /// Every instance's cutover evidence of `route` (JSON), each on its lease.
+    pub fn findings(&self, route: &str) -> String {
+        format!("{}/findings/{route}/", self.prefix)
+    }
+
+    /// When the cutover report of a route was last reset, fleet-wide (Unix milliseconds).
+    pub fn resets(&self) -> String {
+        format!("{}/reset/", self.prefix)
+    }
+
+    pub fn reset(&self, route: &str) -> String {
+        format!("{}{route}", self.resets())
+    }
 }
 
 /// One atomic change of the fleet's shared state, made only if nothing it read has changed:
@@ -273,6 +287,63 @@ impl Store {
             .await
             .map_err(|e| self.unavailable(e))?;
         Ok(())
+    }
+
+    /// Publish this instance's evidence of `route` on its lease.
+    pub async fn put_findings(&self, lease: i64, route: &str, instance: &str, json: String) -> Result<(), StoreError> {
+        let key = format!("{}{instance}", self.keys.findings(route));
+        self.client
+            .clone()
+            .put(key, json, Some(PutOptions::new().with_lease(lease)))
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        Ok(())
+    }
+
+    /// Every instance's published evidence of `route` (JSON), by instance, and the revision of
+    /// the route's last fleet-wide reset (0: never).
+    pub async fn findings(&self, route: &str) -> Result<(Vec<(String, Vec<u8>)>, i64), StoreError> {
+        let prefix = self.keys.findings(route);
+        let resp = self
+            .client
+            .clone()
+            .get(prefix.clone(), Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let list = resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| Some((kv.key_str().ok()?.strip_prefix(&prefix)?.to_string(), kv.value().to_vec())))
+            .collect();
+        let reset = self.client.clone().get(self.keys.reset(route), None).await.map_err(|e| self.unavailable(e))?;
+        Ok((list, reset.kvs().first().map_or(0, |kv| kv.mod_revision())))
+    }
+
+    /// Reset `route`'s cutover report on every instance (each applies it from its watch); the
+    /// value says when and by whom, for people. The reset's revision.
+    pub async fn put_reset(&self, route: &str, note: &str) -> Result<i64, StoreError> {
+        let resp =
+            self.client.clone().put(self.keys.reset(route), note, None).await.map_err(|e| self.unavailable(e))?;
+        Ok(resp.header().map_or(0, |h| h.revision()))
+    }
+
+    /// Every route's last fleet-wide reset: (route, its revision).
+    pub async fn resets(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let prefix = self.keys.resets();
+        let resp = self
+            .client
+            .clone()
+            .get(prefix.clone(), Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        Ok(resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| {
+                let route = kv.key_str().ok()?.strip_prefix(&prefix)?.to_string();
+                Some((route, kv.mod_revision()))
+            })
+            .collect())
     }
 
     /// Every instance's published figures (JSON), by instance.

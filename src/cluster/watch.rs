@@ -15,7 +15,7 @@ use etcd_client::{EventType, WatchOptions};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use super::fleet::{Fleet, Published};
+use super::fleet::{Fleet, Published, PublishedFindings};
 use super::store::{Doc, Store, Stored};
 use crate::api::InstanceView;
 use crate::control::reload::Reloader;
@@ -28,6 +28,10 @@ const RETRY_MIN: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 /// How often an instance publishes its counters (when they changed).
 pub const PUBLISH_EVERY: Duration = Duration::from_secs(2);
+/// How often it publishes its cutover evidence (when it changed).
+pub const FINDINGS_EVERY: Duration = Duration::from_secs(5);
+/// Evidence of one route larger than this travels without its examples.
+const FINDINGS_MAX_BYTES: usize = 256 * 1024;
 
 pub struct WatchService {
     fleet: Arc<Fleet>,
@@ -45,6 +49,70 @@ impl WatchService {
         let (term, holder) = store.campaign(lease, &self.fleet.settings.instance).await.map_err(|e| e.to_string())?;
         self.fleet.set_leader(term, holder);
         Ok(())
+    }
+
+    /// Publish every shadowed route's cutover evidence (`only`: that route's), unless it is what
+    /// was published last.
+    async fn publish_findings(
+        &self,
+        store: &Store,
+        lease: i64,
+        last: &mut std::collections::BTreeMap<String, String>,
+        only: Option<&str>,
+    ) -> Result<(), String> {
+        let snap = self.shared.load_full();
+        for m in snap.table.iter().filter(|m| only.is_none_or(|r| r == m.route.name)) {
+            let Some(state) = &m.shadow else { continue };
+            let route = m.route.name.as_str();
+            let findings = state.findings().clone();
+            let reset_revision = self.fleet.reset_applied(route);
+            let mut json = serde_json::to_string(&PublishedFindings { reset_revision, findings: findings.clone() })
+                .map_err(|e| e.to_string())?;
+            if json.len() > FINDINGS_MAX_BYTES {
+                let findings = findings.without_examples();
+                json = serde_json::to_string(&PublishedFindings { reset_revision, findings })
+                    .map_err(|e| e.to_string())?;
+            }
+            if json.len() > FINDINGS_MAX_BYTES {
+                if last.get(route).is_none_or(|l| !l.is_empty()) {
+                    tracing::warn!(
+                        route,
+                        bytes = json.len(),
+                        "this instance's cutover evidence is too large to publish; the fleet's report leaves it out"
+                    );
+                    last.insert(route.to_string(), String::new());
+                }
+                continue;
+            }
+            if last.get(route) != Some(&json) {
+                store
+                    .put_findings(lease, route, &self.fleet.settings.instance, json.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                last.insert(route.to_string(), json);
+            }
+        }
+        Ok(())
+    }
+
+    /// A fleet-wide reset of `route`'s report at `revision`: applied here if it is news, and the
+    /// emptied evidence published at once.
+    async fn apply_reset(
+        &self,
+        store: &Store,
+        lease: i64,
+        route: &str,
+        revision: i64,
+        last: &mut std::collections::BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        if !self.fleet.note_reset(route, revision) {
+            return Ok(());
+        }
+        if let Some(state) = self.shared.load().table.get(route).and_then(|m| m.shadow.clone()) {
+            let had = state.findings().reset(std::time::SystemTime::now());
+            tracing::info!(route, endpoints = had, revision, "cutover report reset fleet-wide");
+        }
+        self.publish_findings(store, lease, last, Some(route)).await
     }
 
     /// Publish every route's counters, unless they are what was published last.
@@ -109,8 +177,9 @@ impl WatchService {
         let (mut keeper, mut acks) = client.lease_keep_alive(lease).await.map_err(|e| e.to_string())?;
         let mut announced = self.fleet.me();
         store.announce(lease, &announced).await.map_err(|e| e.to_string())?;
-        // The leader key and every route's progress: one range, `PREFIX/leader` up to the end
-        // of `PREFIX/rollout/` (nothing else of the fleet's sorts between them).
+        // The leader key, every route's report resets and its rollout progress: one range,
+        // `PREFIX/leader` up to the end of `PREFIX/rollout/` (`PREFIX/reset/` sorts between
+        // them, nothing else of the fleet's does).
         let (leader_key, rollouts) = (store.keys.leader(), store.keys.rollouts());
         let range_end = format!("{}0", rollouts.trim_end_matches('/'));
         let mut control = client
@@ -125,6 +194,20 @@ impl WatchService {
         let mut published = String::new();
         let mut publish = tokio::time::interval(PUBLISH_EVERY);
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut findings_published = std::collections::BTreeMap::new();
+        let mut publish_findings = tokio::time::interval(FINDINGS_EVERY);
+        publish_findings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Resets made while this instance was away apply now; on the first connection, the
+        // ones before its start are only noted (its evidence is younger than them).
+        let resets_prefix = store.keys.resets();
+        for (route, revision) in store.resets().await.map_err(|e| e.to_string())? {
+            if self.fleet.reset_applied(&route) == 0 && !self.fleet.was_connected() {
+                self.fleet.note_reset(&route, revision);
+            } else {
+                self.apply_reset(store, lease, &route, revision, &mut findings_published).await?;
+            }
+        }
+        self.fleet.mark_connected_once();
         let mut renew = tokio::time::interval(ttl / 3);
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut beat = tokio::time::interval(HEARTBEAT);
@@ -154,6 +237,7 @@ impl WatchService {
                     self.campaign(store, lease).await?;
                 }
                 _ = publish.tick() => self.publish(store, lease, &mut published).await?,
+                _ = publish_findings.tick() => self.publish_findings(store, lease, &mut findings_published, None).await?,
                 message = control.message() => match message {
                     Ok(Some(resp)) => {
                         if resp.canceled() {
@@ -166,6 +250,12 @@ impl WatchService {
                                 // The leader left (or its lease expired): stand at once.
                                 if event.event_type() == EventType::Delete {
                                     self.campaign(store, lease).await?;
+                                }
+                                continue;
+                            }
+                            if let Some(route) = key.strip_prefix(&resets_prefix) {
+                                if event.event_type() == EventType::Put {
+                                    self.apply_reset(store, lease, route, kv.mod_revision(), &mut findings_published).await?;
                                 }
                                 continue;
                             }

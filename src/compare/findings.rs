@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::endpoint::{self, Template, OTHER};
@@ -30,13 +31,15 @@ pub const EXAMPLE_BYTES: usize = 200;
 /// second time to its serving side, so noise is known before it can be taken for a difference.
 pub const BOOTSTRAP: u64 = 20;
 
-#[derive(Debug, Default)]
+/// Serialisable: in a fleet each instance publishes its findings, and any instance pools them
+/// into the fleet's report ([`Findings::merge`]).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Findings {
     endpoints: BTreeMap<String, EndpointStats>,
     folded: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct EndpointStats {
     comparisons: u64,
     mismatches: u64,
@@ -46,7 +49,7 @@ struct EndpointStats {
     fields: BTreeMap<Field, FieldStats>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct FieldStats {
     /// Legacy/new pairs it differed in.
     differ: u64,
@@ -250,6 +253,41 @@ impl Findings {
         had
     }
 
+    /// Add `other`'s evidence (another instance's) to this: counts summed, first and last seen
+    /// widened, the earliest examples kept; the same bounds as one instance's.
+    pub fn merge(&mut self, other: &Findings) {
+        self.folded += other.folded;
+        for (name, o) in &other.endpoints {
+            let e = self.endpoints.entry(name.clone()).or_insert_with(|| EndpointStats::new(o.first_seen));
+            e.comparisons += o.comparisons;
+            e.mismatches += o.mismatches;
+            e.noise_samples += o.noise_samples;
+            e.first_seen = e.first_seen.min(o.first_seen);
+            e.last_seen = e.last_seen.max(o.last_seen);
+            for (field, of) in &o.fields {
+                let Some(f) = e.field(field.clone()) else { continue };
+                f.differ += of.differ;
+                f.noise += of.noise;
+                f.first_seen = [f.first_seen, of.first_seen].into_iter().flatten().min();
+                f.last_seen = f.last_seen.max(of.last_seen);
+                f.examples.extend(of.examples.iter().cloned());
+                f.examples.sort_by(|a, b| a.at.cmp(&b.at));
+                f.examples.truncate(MAX_EXAMPLES);
+            }
+        }
+    }
+
+    /// The same without examples: what travels when the whole would be too large.
+    pub fn without_examples(&self) -> Findings {
+        let mut f = self.clone();
+        for e in f.endpoints.values_mut() {
+            for s in e.fields.values_mut() {
+                s.examples.clear();
+            }
+        }
+        f
+    }
+
     /// Whether any of `fields` is a significant finding of `endpoint` now.
     pub fn any_significant(&self, endpoint: &str, fields: &[Field], rules: &ReportRules) -> bool {
         let Some(e) = self.endpoints.get(endpoint) else { return false };
@@ -325,7 +363,14 @@ impl Findings {
             })
             .collect();
         endpoints.sort_by(|a, b| b.comparisons.cmp(&a.comparisons).then_with(|| a.endpoint.cmp(&b.endpoint)));
-        Report { route: route.to_string(), generated_at: rfc3339(now), rules, endpoints, folded: self.folded }
+        Report {
+            route: route.to_string(),
+            generated_at: rfc3339(now),
+            rules,
+            endpoints,
+            folded: self.folded,
+            pooled_from: Vec::new(),
+        }
     }
 }
 
@@ -392,6 +437,43 @@ mod tests {
         assert_eq!(price.examples.len(), MAX_EXAMPLES);
         assert_eq!(price.examples[0].at_field.to_string(), "json:$.items[2].price");
         assert_eq!(r.endpoints[0].mismatches, 10, "only the pairs with the real difference are mismatches");
+    }
+
+    /// Two instances that each saw half of the pairs pool into the report one instance would
+    /// give with all of them: counts summed, the finding's rate over all 200 pairs, an example
+    /// from each.
+    #[test]
+    fn findings_of_two_instances_pool_into_one_verdict() {
+        let rules = ReportRules { finding_absolute: 0.5, finding_relative: 100.0, ready_after: 150 };
+        let now = SystemTime::now();
+        let half = |offset: i64| {
+            let mut f = Findings::default();
+            for i in 0..100 {
+                let d = if i == 50 { vec![diff("json:$.total", i + offset, -1)] } else { vec![] };
+                f.record_pair("GET /orders/{id}", &format!("/orders/{i}"), d, now);
+                f.record_pair("GET /health", "/health", vec![], now);
+            }
+            f
+        };
+        let (a, b) = (half(0), half(1000));
+        let alone = a.report("r", rules.clone(), now);
+        let verdict = |r: &Report, ep: &str| r.endpoints.iter().find(|e| e.endpoint == ep).map(|e| e.verdict);
+        assert_eq!(verdict(&alone, "GET /health"), Some(Verdict::NotEnoughData), "100 pairs < ready_after");
+        // Through JSON, as it travels in etcd.
+        let b: Findings = serde_json::from_str(&serde_json::to_string(&b).expect("json")).expect("parse");
+        let mut fleet = a.clone();
+        fleet.merge(&b);
+        let r = fleet.report("r", rules, now);
+        assert_eq!(verdict(&r, "GET /health"), Some(Verdict::Ready), "the fleet's 200 pairs are enough");
+        let e = r.endpoints.iter().find(|e| e.endpoint == "GET /orders/{id}").expect("orders");
+        assert_eq!((e.comparisons, e.mismatches), (200, 2));
+        assert_eq!(e.findings[0].differing, 2);
+        assert_eq!(e.findings[0].rate, 1.0);
+        assert_eq!(e.findings[0].examples.len(), MAX_EXAMPLES, "one example from each instance");
+        assert!(fleet.without_examples().report("r", RULES, now).endpoints[0]
+            .findings
+            .iter()
+            .all(|f| f.examples.is_empty()));
     }
 
     /// A list whose length changed between two reads of one side makes its elements' presence

@@ -132,12 +132,25 @@ impl AdminApp {
     }
 
     /// `GET /api/routes/{name}/report`: findings and a verdict per endpoint.
-    fn report(&self, name: &str) -> Response<Vec<u8>> {
-        self.with_shadow(name, |_, state, cfg| {
-            let report = state.findings().report(name, cfg.compare.rules.clone(), std::time::SystemTime::now());
-            json_response(StatusCode::OK, &report)
-        })
-        .unwrap_or_else(|resp| resp)
+    /// `GET .../report`: in a fleet, every instance's evidence pooled (`?scope=instance`: this
+    /// instance's alone).
+    async fn report(&self, name: &str, query: &str) -> Response<Vec<u8>> {
+        let local = query.split('&').any(|kv| kv == "scope=instance");
+        let found = self.with_shadow(name, |_, state, cfg| (state.findings().clone(), cfg.compare.rules.clone()));
+        let (own, rules) = match found {
+            Ok(found) => found,
+            Err(resp) => return resp,
+        };
+        let now = std::time::SystemTime::now();
+        match self.control.reloader().fleet().filter(|_| !local) {
+            Some(fleet) => {
+                let (pooled, from) = fleet.pooled_findings(name, own).await;
+                let mut report = pooled.report(name, rules, now);
+                report.pooled_from = from;
+                json_response(StatusCode::OK, &report)
+            }
+            None => json_response(StatusCode::OK, &own.report(name, rules, now)),
+        }
     }
 
     /// Run `f` on a shadowed route (its table entry, shadow state and settings), or answer 404
@@ -238,7 +251,24 @@ impl AdminApp {
     }
 
     /// `POST /api/routes/{name}/report/reset`: start the evidence afresh, keeping learned noise.
-    fn reset_report(&self, name: &str, who: &str) -> Response<Vec<u8>> {
+    /// `POST .../report/reset`: in a fleet, on every instance (each applies it from its watch).
+    async fn reset_report(&self, name: &str, who: &str) -> Response<Vec<u8>> {
+        if let Err(resp) = self.with_shadow(name, |_, _, _| ()) {
+            return resp;
+        }
+        if let Some(fleet) = self.control.reloader().fleet() {
+            let note = format!(
+                "reset by {who} through {} at {}",
+                fleet.settings.instance,
+                humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            );
+            if let Err(e) = fleet.reset_fleet(name, &note).await {
+                return error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("nothing was reset: the report is the fleet's and {e}; try again once etcd is back"),
+                );
+            }
+        }
         self.with_shadow(name, |_, state, cfg| {
             let now = std::time::SystemTime::now();
             let mut findings = state.findings();
@@ -704,8 +734,11 @@ impl AdminApp {
                 let query = session.req_header().uri.query().unwrap_or("");
                 self.diffs(name, query)
             }
-            (Endpoint::Report, [_, _, name, _]) => self.report(name),
-            (Endpoint::ReportReset, [_, _, name, _, _]) => self.reset_report(name, &who),
+            (Endpoint::Report, [_, _, name, _]) => {
+                let query = session.req_header().uri.query().unwrap_or("").to_string();
+                self.report(name, &query).await
+            }
+            (Endpoint::ReportReset, [_, _, name, _, _]) => self.reset_report(name, &who).await,
             (Endpoint::History, [_, _, name, _]) => match self.shared.load().table.get(name) {
                 Some(m) => json_response(
                     StatusCode::OK,

@@ -166,6 +166,10 @@ pub fn report(r: &api::Report) -> String {
         r.endpoints.len(),
         r.rules.ready_after
     );
+    if !r.pooled_from.is_empty() {
+        let _ =
+            writeln!(out, "the fleet's evidence, pooled from {}: {}", r.pooled_from.len(), r.pooled_from.join(", "));
+    }
     if r.endpoints.is_empty() {
         let _ = writeln!(out, "(nothing compared yet)");
         return out;
@@ -238,6 +242,10 @@ pub fn report_markdown(r: &api::Report) -> String {
         r.rules.finding_absolute,
         r.rules.finding_relative
     );
+    if !r.pooled_from.is_empty() {
+        let _ =
+            writeln!(out, "Evidence pooled from {} instances: {}.\n", r.pooled_from.len(), r.pooled_from.join(", "));
+    }
     let _ = writeln!(out, "| Endpoint | Verdict | Compared | Mismatch | Findings |");
     let _ = writeln!(out, "|---|---|---:|---:|---|");
     let md = |s: &str| s.replace('|', "\\|");

@@ -560,7 +560,12 @@ impl Control {
             }
             return;
         }
-        if let Some(why) = not_ready(m, cfg, step) {
+        let fleet = self.fleet.clone();
+        let pooled = |own| match &fleet {
+            Some(f) => f.pooled_findings_blocking(&m.route.name, own),
+            None => own,
+        };
+        if let Some(why) = not_ready(m, cfg, step, pooled) {
             if t.progress.reason.as_deref() != Some(why.as_str()) {
                 tracing::info!(route, step = step + 1, "rollout holds before the last step: {why}");
                 let next = Progress { reason: Some(why), ..t.progress.clone() };
@@ -692,7 +697,13 @@ impl Control {
         view.reason = p.reason.clone();
         view.error = t.last_error.clone();
         view.waiting = (p.status == RolloutStatus::Running)
-            .then(|| waiting(cfg, &w).or_else(|| not_ready(m, cfg, p.step)))
+            .then(|| {
+                waiting(cfg, &w).or_else(|| match self.fleet {
+                    // The leader judges on the fleet's pooled report and says so in the reason.
+                    Some(_) => p.reason.clone().filter(|r| r.starts_with("waiting for the cutover report")),
+                    None => not_ready(m, cfg, p.step, |own| own),
+                })
+            })
             .flatten();
         view.window = Some(GateWindow {
             new_requests: new.requests,
@@ -705,13 +716,20 @@ impl Control {
 }
 
 /// With `require_ready`, why the step after `step` cannot be taken yet when it is the last one:
-/// the endpoints whose cutover verdict is `differs`, with their findings.
-fn not_ready(m: &Matched, cfg: &Rollout, step: usize) -> Option<String> {
+/// the endpoints whose cutover verdict is `differs` in `findings` (the route's own by default; in
+/// a fleet, the leader passes every instance's, pooled).
+fn not_ready(
+    m: &Matched,
+    cfg: &Rollout,
+    step: usize,
+    pooled: impl FnOnce(crate::compare::findings::Findings) -> crate::compare::findings::Findings,
+) -> Option<String> {
     if !cfg.require_ready || step + 2 != cfg.steps.len() {
         return None;
     }
     let (state, shadow) = (m.shadow.as_ref()?, m.route.shadow.as_ref()?);
-    let differing = state.findings().differing(&shadow.compare.rules);
+    let own = state.findings().clone();
+    let differing = pooled(own).differing(&shadow.compare.rules);
     if differing.is_empty() {
         return None;
     }
