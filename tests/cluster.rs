@@ -471,6 +471,57 @@ async fn with_auth_on_in_etcd_the_credentials_come_from_the_environment() {
     assert!(!out.status.success() && err.contains("STRANGLER_ETCD_PASSWORD"), "{err}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn over_tls_with_client_certificates_the_fleet_works_and_a_wrong_ca_is_refused() {
+    let etcd = Etcd::start_tls();
+    let (legacy, new) = (MockUpstream::start("legacy").await, MockUpstream::start("new").await);
+    push(&etcd, &routes(&legacy, &new, 20.0, 0.0));
+    let (a, b) = (instance(&etcd, "a").await, instance(&etcd, "b").await);
+    assert_eq!(a.route("orders").await.weight, 20.0);
+    let (status, body) = put_weight(&a, "orders", 60.0).await;
+    assert_eq!(status, 200, "{body}");
+    eventually("b at 60% over TLS", || weight_is(&b, "orders", 60.0)).await;
+    the_leader(&[&a, &b]).await;
+
+    // A CA that did not sign etcd's certificate: the push is refused, saying etcd is unreachable.
+    let tls = etcd.tls().expect("tls");
+    let dir = tempfile::tempdir().expect("dir");
+    let (_, _, other_ca) = cert_files(dir.path(), "elsewhere", "other");
+    let other = dir.path().join("other-ca.crt");
+    std::fs::write(&other, other_ca).expect("ca");
+    let section = etcd.section("pusher").replace(&tls.ca.display().to_string(), &other.display().to_string());
+    let (config, file) = (dir.path().join("instance.toml"), dir.path().join("routes.toml"));
+    std::fs::write(&config, section).expect("config");
+    std::fs::write(&file, routes(&legacy, &new, 90.0, 0.0)).expect("routes");
+    let out = std::process::Command::new(bin())
+        .args(["cluster", "push"])
+        .arg(&file)
+        .arg("-c")
+        .arg(&config)
+        .output()
+        .expect("push");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("unreachable"), "{said}");
+    assert_eq!(a.route("orders").await.weight, 60.0, "nothing was pushed");
+
+    // https:// without a CA, TLS files with http://, a certificate without its key: each named.
+    let plain = etcd.section("x").replace("https://", "http://");
+    let cases = [
+        (etcd.section("x").lines().filter(|l| !l.starts_with("tls_")).collect::<Vec<_>>().join("\n"), "cluster.tls_ca"),
+        (plain, "cluster.tls_ca"),
+        (
+            etcd.section("x").lines().filter(|l| !l.starts_with("tls_key")).collect::<Vec<_>>().join("\n"),
+            "cluster.tls_cert",
+        ),
+    ];
+    for (text, key) in cases {
+        std::fs::write(&config, format!("{text}\n")).expect("config");
+        let out = std::process::Command::new(bin()).args(["check", "-c"]).arg(&config).output().expect("check");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(key), "{key}: {err}");
+    }
+}
+
 /// The instance that leads the fleet's rollouts, among `all`, once exactly one does.
 async fn the_leader(all: &[&Strangler]) -> usize {
     let start = Instant::now();

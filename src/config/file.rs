@@ -51,6 +51,14 @@ pub struct ClusterSection {
     /// default: next to this file, `NAME.cluster-cache.toml`.
     #[serde(default)]
     pub cache: String,
+    /// With `https://` endpoints: the CA that signed etcd's certificate (PEM file).
+    #[serde(default)]
+    pub tls_ca: String,
+    /// This instance's client certificate and key (PEM files), when etcd asks for one.
+    #[serde(default)]
+    pub tls_cert: String,
+    #[serde(default)]
+    pub tls_key: String,
 }
 
 fn default_cluster_prefix() -> String {

@@ -68,6 +68,16 @@ pub struct ClusterSettings {
     pub lease_ttl: std::time::Duration,
     pub cache: PathBuf,
     pub user: Option<(String, String)>,
+    /// With `https://` endpoints.
+    pub tls: Option<ClusterTls>,
+}
+
+/// TLS to etcd: the CA to verify its members by and, when etcd checks clients, this instance's
+/// certificate and key; read (PEM) when the config is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterTls {
+    pub ca: Vec<u8>,
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Config {

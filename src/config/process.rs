@@ -264,7 +264,63 @@ pub(super) fn build_cluster(p: &mut Problems, c: &super::file::ClusterSection, p
             None
         }
     };
-    super::ClusterSettings { endpoints: c.etcd.clone(), prefix, instance, lease_ttl, cache, user }
+    let tls = build_cluster_tls(p, c);
+    super::ClusterSettings { endpoints: c.etcd.clone(), prefix, instance, lease_ttl, cache, user, tls }
+}
+
+/// `cluster.tls_*`: required with `https://` endpoints, refused with `http://` ones.
+fn build_cluster_tls(p: &mut Problems, c: &super::file::ClusterSection) -> Option<super::model::ClusterTls> {
+    let https = c.etcd.iter().filter(|e| e.starts_with("https://")).count();
+    if https > 0 && https < c.etcd.len() {
+        p.add("cluster.etcd", "", "mixes http:// and https:// endpoints: one etcd cluster speaks one of them");
+        return None;
+    }
+    let any = !(c.tls_ca.is_empty() && c.tls_cert.is_empty() && c.tls_key.is_empty());
+    if https == 0 {
+        if any {
+            p.add(
+                "cluster.tls_ca",
+                quote(&c.tls_ca),
+                "TLS files are set but the endpoints are http://: list them as https://HOST:PORT",
+            );
+        }
+        return None;
+    }
+    let read = |p: &mut Problems, key: &str, file: &str, what: &str| -> Option<Vec<u8>> {
+        match std::fs::read(file) {
+            Ok(bytes) if String::from_utf8_lossy(&bytes).contains("-----BEGIN ") => Some(bytes),
+            Ok(_) => {
+                p.add(key, quote(file), format!("holds no PEM {what} (-----BEGIN ...-----)"));
+                None
+            }
+            Err(e) => {
+                p.add(key, quote(file), format!("cannot read the {what}: {e}"));
+                None
+            }
+        }
+    };
+    if c.tls_ca.is_empty() {
+        p.add(
+            "cluster.tls_ca",
+            "",
+            "https:// endpoints need the CA that signed etcd's certificate: tls_ca = \"/etc/strangler/etcd-ca.pem\"",
+        );
+        return None;
+    }
+    let ca = read(p, "cluster.tls_ca", &c.tls_ca, "CA certificate");
+    let identity = match (c.tls_cert.is_empty(), c.tls_key.is_empty()) {
+        (true, true) => None,
+        (false, false) => {
+            let cert = read(p, "cluster.tls_cert", &c.tls_cert, "certificate");
+            let key = read(p, "cluster.tls_key", &c.tls_key, "private key");
+            cert.zip(key)
+        }
+        _ => {
+            p.add("cluster.tls_cert", quote(&c.tls_cert), "set tls_cert and tls_key together, or neither");
+            None
+        }
+    };
+    Some(super::model::ClusterTls { ca: ca?, identity })
 }
 
 /// The host name, as `uname -n` gives it.

@@ -19,6 +19,39 @@ struct Member {
 pub struct Etcd {
     members: Vec<Member>,
     dir: tempfile::TempDir,
+    /// With TLS: clients must present a certificate signed by the same CA.
+    tls: Option<Tls>,
+}
+
+/// PEM files in the etcd's directory: the CA, etcd's certificate (for 127.0.0.1) and a client's.
+pub struct Tls {
+    pub ca: std::path::PathBuf,
+    server: (std::path::PathBuf, std::path::PathBuf),
+    pub client: (std::path::PathBuf, std::path::PathBuf),
+}
+
+impl Tls {
+    fn generate(dir: &std::path::Path) -> Tls {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key")).expect("ca");
+        let write = |name: &str, text: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).expect("write PEM");
+            path
+        };
+        let leaf = |name: &str, sans: &[&str]| {
+            let key = KeyPair::generate().expect("key");
+            let params =
+                CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).expect("params");
+            let cert = params.signed_by(&key, &ca).expect("sign");
+            (write(&format!("{name}.crt"), cert.pem()), write(&format!("{name}.key"), key.serialize_pem()))
+        };
+        let server = leaf("etcd", &["127.0.0.1", "localhost"]);
+        let client = leaf("client", &["strangler"]);
+        Tls { ca: write("ca.crt", ca.pem()), server, client }
+    }
 }
 
 impl Etcd {
@@ -27,8 +60,17 @@ impl Etcd {
         Self::start_members(1)
     }
 
+    /// One member that speaks only TLS and checks client certificates.
+    pub fn start_tls() -> Etcd {
+        Self::start_with(1, true)
+    }
+
     /// `n` members forming one cluster.
     pub fn start_members(n: usize) -> Etcd {
+        Self::start_with(n, false)
+    }
+
+    fn start_with(n: usize, tls: bool) -> Etcd {
         assert!(std::path::Path::new(ETCD).exists(), "{ETCD} is missing: `make test` installs Debian's etcd-server");
         let dir = tempfile::tempdir().expect("etcd dir");
         let members: Vec<Member> = (0..n)
@@ -39,7 +81,8 @@ impl Etcd {
                 child: None,
             })
             .collect();
-        let mut etcd = Etcd { members, dir };
+        let tls = tls.then(|| Tls::generate(dir.path()));
+        let mut etcd = Etcd { members, dir, tls };
         for i in 0..n {
             etcd.spawn(i);
         }
@@ -53,12 +96,23 @@ impl Etcd {
         let m = &self.members[i];
         let data = self.dir.path().join(&m.name);
         let log = std::fs::File::create(self.dir.path().join(format!("{}.log", m.name))).expect("etcd log");
+        let scheme = self.scheme();
+        let tls_args: Vec<String> = match &self.tls {
+            Some(t) => vec![
+                format!("--cert-file={}", t.server.0.display()),
+                format!("--key-file={}", t.server.1.display()),
+                format!("--trusted-ca-file={}", t.ca.display()),
+                "--client-cert-auth".to_string(),
+            ],
+            None => Vec::new(),
+        };
         let child = Command::new(ETCD)
             .args(["--name", &m.name])
             .arg("--data-dir")
             .arg(&data)
-            .arg(format!("--listen-client-urls=http://127.0.0.1:{}", m.client))
-            .arg(format!("--advertise-client-urls=http://127.0.0.1:{}", m.client))
+            .arg(format!("--listen-client-urls={scheme}://127.0.0.1:{}", m.client))
+            .arg(format!("--advertise-client-urls={scheme}://127.0.0.1:{}", m.client))
+            .args(tls_args)
             .arg(format!("--listen-peer-urls=http://127.0.0.1:{}", m.peer))
             .arg(format!("--initial-advertise-peer-urls=http://127.0.0.1:{}", m.peer))
             .arg(format!("--initial-cluster={}", cluster.join(",")))
@@ -71,15 +125,36 @@ impl Etcd {
         self.members[i].child = Some(child);
     }
 
-    /// Every endpoint, as `cluster.etcd` lists them.
-    pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(|m| format!("http://127.0.0.1:{}", m.client)).collect()
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
-    /// The `[cluster]` section of an instance named `instance`.
+    pub fn tls(&self) -> Option<&Tls> {
+        self.tls.as_ref()
+    }
+
+    /// Every endpoint, as `cluster.etcd` lists them.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(|m| format!("{}://127.0.0.1:{}", self.scheme(), m.client)).collect()
+    }
+
+    /// The `[cluster]` section of an instance named `instance` (with the client's TLS files).
     pub fn section(&self, instance: &str) -> String {
         let list: Vec<String> = self.endpoints().iter().map(|e| format!("\"{e}\"")).collect();
-        format!("[cluster]\netcd = [{}]\ninstance = \"{instance}\"\n", list.join(", "))
+        let mut s = format!("[cluster]\netcd = [{}]\ninstance = \"{instance}\"\n", list.join(", "));
+        if let Some(t) = &self.tls {
+            s += &format!(
+                "tls_ca = \"{}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                t.ca.display(),
+                t.client.0.display(),
+                t.client.1.display()
+            );
+        }
+        s
     }
 
     /// `etcdctl ARGS` against the running members.
@@ -93,11 +168,20 @@ impl Etcd {
             .members
             .iter()
             .filter(|m| m.child.is_some())
-            .map(|m| format!("http://127.0.0.1:{}", m.client))
+            .map(|m| format!("{}://127.0.0.1:{}", self.scheme(), m.client))
             .collect();
+        let tls_args: Vec<String> = match &self.tls {
+            Some(t) => vec![
+                format!("--cacert={}", t.ca.display()),
+                format!("--cert={}", t.client.0.display()),
+                format!("--key={}", t.client.1.display()),
+            ],
+            None => Vec::new(),
+        };
         let out = Command::new(ETCDCTL)
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", running.join(",")))
+            .args(tls_args)
             .args(user.map(|u| format!("--user={u}")))
             .args(args)
             .output()
