@@ -267,7 +267,7 @@
         table = overviewFrame(view, () => last && renderRows(table, last));
       }
       renderRows(table, answer);
-      await renderFleet(answer.fleet);
+      await renderFleet(answer);
       stamp();
       if (!document.body.dataset.rendered) {
         document.body.dataset.rendered = 'overview';
@@ -298,9 +298,11 @@
     return { tbody, head, count };
   }
 
-  // The fleet, when this instance is in one (the routes answer says so): every
-  // instance with the revision of the routing document it serves; one behind is marked.
-  async function renderFleet(inFleet) {
+  // The fleet, when this instance is in one (the routes answer says so): who drives the
+  // rollouts, every instance with the revision of the routing document it serves (one behind
+  // is marked), and each route's requests summed over the instances.
+  async function renderFleet(answer) {
+    const inFleet = answer.fleet;
     const box = $('#fleet');
     if (!box) return;
     box.hidden = !inFleet;
@@ -320,6 +322,9 @@
         + (f.revision === null ? 'nothing yet' : `revision ${f.revision}`) + (f.stale ? ', from its local cache (stale)' : '') + '.'),
       f.rejected ? el('p', { class: 'bad', id: 'fleet-rejected' }, `Revision ${f.rejected.revision} was refused: ${f.rejected.problems.join('; ')}`) : null,
       f.last_error && !f.connected ? el('p', { class: 'bad' }, f.last_error) : null,
+      el('p', { id: 'fleet-leader' }, f.leader
+        ? `Rollouts are driven by ${f.leader}${f.leads ? ' (this instance)' : ''}.`
+        : 'No instance leads the rollouts now: they wait until one does.'),
       f.instances.length
         ? el('table', { id: 'instances' },
           el('thead', {}, el('tr', {}, ['Instance', 'Revision', 'Since', 'Proxy', 'Admin', ''].map((h) => el('th', {}, h)))),
@@ -328,7 +333,17 @@
             el('td', { class: 'muted small' }, i.applied_at || '–'), el('td', { class: 'mono' }, i.proxy.join(', ')),
             el('td', { class: 'mono' }, i.admin),
             el('td', { 'data-col': 'lag' }, i.behind ? el('span', { class: 'badge down' }, `behind: etcd has ${latest}`) : el('span', { class: 'badge ready' }, 'current'))))))
-        : el('p', { class: 'muted' }, 'No instance list while etcd is unreachable.'));
+        : el('p', { class: 'muted' }, 'No instance list while etcd is unreachable.'),
+      (answer.fleet_totals || []).length
+        ? el('table', { id: 'fleet-totals' },
+          el('thead', {}, el('tr', {}, ['Route', 'Legacy', 'New', 'New 5xx', 'By instance (legacy / new)'].map((h) => el('th', {}, h)))),
+          el('tbody', {}, answer.fleet_totals.map((t) => el('tr', { 'data-route': t.route },
+            el('td', {}, t.route),
+            el('td', { class: 'num', 'data-col': 'legacy' }, String(t.total.legacy.requests)),
+            el('td', { class: 'num', 'data-col': 'new' }, String(t.total.new.requests)),
+            el('td', { class: 'num' }, t.total.new.error_rate === null ? '–' : t.total.new.error_rate.toFixed(2) + '%'),
+            el('td', { class: 'muted small' }, t.instances.map((i) => `${i.instance} ${i.legacy_requests} / ${i.new_requests}`).join(', '))))))
+        : null);
   }
 
   function renderRows(table, answer) {

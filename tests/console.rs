@@ -378,6 +378,18 @@ async fn the_fleet_view_lists_every_instance_with_its_revision_and_marks_the_one
         assert_eq!(br.text(&format!("{row} td[data-col=lag]")).await, "current", "{name}");
     }
     assert_eq!(br.text("#fleet-etcd").await, "etcd connected");
+    assert_eq!(br.text("#fleet-leader").await, "Rollouts are driven by proxy-a (this instance).");
+    // Requests through b only: the totals on a's page count them, under b.
+    let c = client();
+    for _ in 0..7 {
+        c.get(b.url("/x")).send().await.expect("request");
+    }
+    br.wait_until("the fleet's totals count b's 7 requests", || async {
+        let legacy = br.text("#fleet-totals tr[data-route=orders] td[data-col=legacy]").await;
+        let new = br.text("#fleet-totals tr[data-route=orders] td[data-col=new]").await;
+        legacy.parse::<u64>().unwrap_or(0) + new.parse::<u64>().unwrap_or(0) == 7
+    })
+    .await;
 
     // A document nobody can serve: both instances stay behind, and the page says so.
     let bad = routing.replace("weight = 10", "weight = 150");
