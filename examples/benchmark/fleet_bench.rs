@@ -3,7 +3,10 @@
 //! - propagation: from a `PUT .../weight` on one instance until all three serve the new weight,
 //!   p50 and p99 over 100 changes (target: p99 < 500 ms on loopback);
 //! - etcd traffic per idle instance: bytes per second etcd receives from it (registration,
-//!   lease keep-alives, the liveness check), from etcd's own gRPC counters;
+//!   lease keep-alives, the liveness check, the election), from etcd's own gRPC counters;
+//! - etcd traffic per busy instance: the same while every instance serves requests, so its
+//!   counters change and are published every 2 s; the size of one route's published counters,
+//!   and from it what 100 instances x 50 routes would cost etcd;
 //! - CPU per request of an instance in the fleet against one running on its file with the same
 //!   routes, each serving the same requests (the request path reads the same snapshot either way).
 //!
@@ -224,9 +227,50 @@ fn main() {
     std::thread::sleep(window);
     let per = |d: f64| d / window.as_secs_f64() / fleet.len() as f64;
     println!(
-        "  etcd traffic per idle instance: {:.0} B/s on the wire to etcd ({:.0} B/s of gRPC payload): a liveness check every 1 s, a lease keep-alive every lease_ttl/3",
+        "  etcd traffic per idle instance: {:.0} B/s on the wire to etcd ({:.0} B/s of gRPC payload): a liveness check every 1 s, a lease keep-alive every lease_ttl/3, an election every 10 s",
         per(wire_received(&etcd) - wire0),
         per(etcd_received(&etcd) - payload0)
+    );
+
+    // etcd traffic of busy instances: each serves requests all along, so its counters are
+    // published every 2 s.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = fleet
+        .iter()
+        .map(|i| {
+            let (port, stop) = (i.port, stop.clone());
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+                let mut buf = [0u8; 4096];
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = s.write_all(b"GET /orders/1 HTTP/1.1\r\nHost: bench\r\n\r\n");
+                    let _ = s.read(&mut buf);
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(3));
+    let (payload0, wire0) = (etcd_received(&etcd), wire_received(&etcd));
+    std::thread::sleep(window);
+    let (wire, payload) = (per(wire_received(&etcd) - wire0), per(etcd_received(&etcd) - payload0));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in load {
+        let _ = t.join();
+    }
+    let (ok, value) = etcd.ctl(&["get", "/strangler/figures/a", "--print-value-only"]);
+    assert!(ok, "{value}");
+    let per_route = value.trim().len();
+    println!(
+        "  etcd traffic per busy instance: {wire:.0} B/s on the wire ({payload:.0} B/s of gRPC payload); its counters of one route (both sides' latency buckets in use) are {per_route} B"
+    );
+    // On paper: 100 instances x 50 routes, every instance's counters changing all the time.
+    let doc = per_route * 50;
+    println!(
+        "  on paper, 100 instances x 50 routes: each publishes {:.0} KB every 2 s: {:.1} MB/s written to etcd in all (50 puts/s); while a rollout runs the leader reads as much (all of them every 2 s); etcd's history grows by {:.1} GB an hour until compacted",
+        doc as f64 / 1000.0,
+        doc as f64 * 100.0 / 2.0 / 1e6,
+        doc as f64 * 100.0 / 2.0 * 3600.0 / 1e9
     );
 
     // CPU per request, fleet against file.

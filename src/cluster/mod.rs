@@ -8,10 +8,17 @@
 //! |-----|-------|
 //! | `PREFIX/config` | the routing document, TOML text with its comments |
 //! | `PREFIX/instances/NAME` | an instance's registration (JSON `InstanceView`), on its lease |
+//! | `PREFIX/leader` | the name of the instance that drives rollouts, on its lease; the key's `create_revision` is its term |
+//! | `PREFIX/rollout/ROUTE` | a route's rollout progress (JSON: step, hold clock, status, the counters the step started from) |
+//! | `PREFIX/figures/NAME` | an instance's cumulative counters per route (JSON), on its lease |
+//! | `PREFIX/findings/ROUTE/NAME` | an instance's cutover evidence of a route (JSON), on its lease |
+//! | `PREFIX/reset/ROUTE` | the last fleet-wide reset of a route's cutover report |
 //!
 //! Every instance watches `PREFIX/config` and applies each revision through the same
 //! all-or-nothing path as a file reload; a runtime change (a weight) is a compare-and-swap on
-//! the document's `mod_revision`.
+//! the document's `mod_revision`. Every instance stands for election on its lease; the leader
+//! alone drives rollouts, on every instance's figures summed, and writes a step's weight and
+//! progress in one transaction fenced on its term.
 
 pub mod cli;
 pub mod doc;

@@ -25,6 +25,8 @@ use crate::snapshot::Shared;
 /// silent for a long time on a dead connection).
 const HEARTBEAT: Duration = Duration::from_secs(1);
 const RETRY_MIN: Duration = Duration::from_millis(250);
+/// Heartbeats between two elections stood without the leader key going (a watch that missed it).
+const CAMPAIGN_EVERY_BEATS: u64 = 10;
 const RETRY_MAX: Duration = Duration::from_secs(5);
 /// How often an instance publishes its counters (when they changed).
 pub const PUBLISH_EVERY: Duration = Duration::from_secs(2);
@@ -210,6 +212,7 @@ impl WatchService {
         self.fleet.mark_connected_once();
         let mut renew = tokio::time::interval(ttl / 3);
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut beats = 0u64;
         let mut beat = tokio::time::interval(HEARTBEAT);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -234,7 +237,11 @@ impl WatchService {
                         Err(_) => return Err("etcd did not answer a status request in time".into()),
                     }
                     self.reannounce(store, lease, &mut announced).await?;
-                    self.campaign(store, lease).await?;
+                    // The watch says when the leader key goes; this is the safety net.
+                    beats += 1;
+                    if beats % CAMPAIGN_EVERY_BEATS == 0 {
+                        self.campaign(store, lease).await?;
+                    }
                 }
                 _ = publish.tick() => self.publish(store, lease, &mut published).await?,
                 _ = publish_findings.tick() => self.publish_findings(store, lease, &mut findings_published, None).await?,

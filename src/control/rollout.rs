@@ -43,8 +43,9 @@ use crate::snapshot::Shared;
 pub const TICK: Duration = Duration::from_millis(100);
 /// How often in a fleet, where the figures of the other instances arrive every two seconds.
 pub const FLEET_TICK: Duration = Duration::from_millis(500);
-/// How old the other instances' figures may be when the leader judges a step.
-const FIGURES_MAX_AGE: Duration = Duration::from_secs(1);
+/// How old the other instances' figures may be when the leader judges a step: they are
+/// published every 2 s.
+const FIGURES_MAX_AGE: Duration = Duration::from_secs(2);
 
 /// What the state file keeps per route.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -470,7 +471,12 @@ impl Control {
                 }
                 return;
             }
-            fleet.refresh_figures_blocking(FIGURES_MAX_AGE);
+            // Read only while a rollout runs: that is what needs them.
+            if rollouts.values().any(|t| t.progress.status == RolloutStatus::Running)
+                || self.shared.load().config.routes.iter().any(|r| r.rollout.is_some() && !rollouts.contains_key(&r.name))
+            {
+                fleet.refresh_figures_blocking(FIGURES_MAX_AGE);
+            }
         }
         let by_leader = self.fleet.is_some();
         let snap = self.shared.load();
