@@ -622,6 +622,16 @@ async fn one_leader_drives_a_rollout_on_the_fleets_figures_and_another_resumes_i
     for step in ["rollout step 1 passed", "rollout step 2 passed", "rollout complete"] {
         assert_eq!(logs.matches(step).count(), 1, "{step:?} logged once in the fleet");
     }
+
+    // The rollout taken out of the document: its progress leaves etcd too.
+    let (ok, text) = etcd.ctl(&["get", "/strangler/rollout/users", "--print-value-only"]);
+    assert!(ok && text.contains("\"complete\""), "{text}");
+    push(&etcd, &routes(&legacy, &new, 10.0, 100.0));
+    eventually("the progress deleted", || async {
+        let (ok, text) = etcd.ctl(&["get", "/strangler/rollout/users"]);
+        (ok && text.trim().is_empty()).then_some(()).ok_or(text)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -220,6 +220,18 @@ impl Store {
         Ok(resp.succeeded().then(|| resp.header().map_or(0, |h| h.revision())))
     }
 
+    /// Delete a route's rollout progress if it is still at `revision` and `term` still leads.
+    pub async fn forget_rollout(&self, route: &str, revision: i64, term: Option<i64>) -> Result<bool, StoreError> {
+        let key = self.keys.rollout(route);
+        let mut when = vec![Compare::mod_revision(key.clone(), CompareOp::Equal, revision)];
+        if let Some(term) = term {
+            when.push(Compare::create_revision(self.keys.leader(), CompareOp::Equal, term));
+        }
+        let txn = Txn::new().when(when).and_then([TxnOp::delete(key, None)]);
+        let resp = self.client.clone().txn(txn).await.map_err(|e| self.unavailable(e))?;
+        Ok(resp.succeeded())
+    }
+
     /// Every route's stored rollout progress.
     pub async fn rollouts(&self) -> Result<Vec<Stored>, StoreError> {
         let prefix = self.keys.rollouts();

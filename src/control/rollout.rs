@@ -473,7 +473,13 @@ impl Control {
             }
             // Read only while a rollout runs: that is what needs them.
             if rollouts.values().any(|t| t.progress.status == RolloutStatus::Running)
-                || self.shared.load().config.routes.iter().any(|r| r.rollout.is_some() && !rollouts.contains_key(&r.name))
+                || self
+                    .shared
+                    .load()
+                    .config
+                    .routes
+                    .iter()
+                    .any(|r| r.rollout.is_some() && !rollouts.contains_key(&r.name))
             {
                 fleet.refresh_figures_blocking(FIGURES_MAX_AGE);
             }
@@ -483,14 +489,31 @@ impl Control {
         let mut dirty = false;
         // Something the API shows changed without a change to keep (a weight write failing).
         let mut shown = false;
-        rollouts.retain(|name, _| {
+        let mut gone = Vec::new();
+        rollouts.retain(|name, t| {
             let keep = snap.config.route(name).is_some_and(|r| r.rollout.is_some());
             if !keep {
                 let _ = METRICS.rollout_step.remove_label_values(&[name]);
                 dirty = true;
+                gone.push((name.clone(), t.revision));
             }
             keep
         });
+        // A rollout taken out of the fleet's document leaves no progress behind in etcd (as it
+        // leaves none in the state file): put back later, it starts from its weight.
+        if let Some(fleet) = self.fleet.as_ref().filter(|_| !gone.is_empty()) {
+            let term = fleet.term();
+            for (route, revision) in gone.into_iter().filter(|(_, r)| *r > 0) {
+                let key = (route.clone(), revision);
+                let done = fleet.call(move |s| {
+                    let (route, revision) = key.clone();
+                    Box::pin(async move { s.forget_rollout(&route, revision, term).await })
+                });
+                if let Err(e) = done {
+                    tracing::warn!(route, "the progress of a removed rollout stays in etcd: {e}");
+                }
+            }
+        }
         for route in &snap.config.routes {
             let (Some(cfg), Some(m)) = (&route.rollout, snap.table.get(&route.name)) else { continue };
             let mut t = match rollouts.remove(&route.name) {
