@@ -198,7 +198,32 @@ impl Store {
     }
 }
 
+/// A key under a prefix: the rest of its name, its value and its `mod_revision`.
+struct Entry {
+    name: String,
+    value: Vec<u8>,
+    revision: i64,
+}
+
 impl Store {
+    /// Every key under `prefix`.
+    async fn list(&self, prefix: &str) -> Result<Vec<Entry>, StoreError> {
+        let resp = self
+            .client
+            .clone()
+            .get(prefix, Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        Ok(resp
+            .kvs()
+            .iter()
+            .filter_map(|kv| {
+                let name = kv.key_str().ok()?.strip_prefix(prefix)?.to_string();
+                Some(Entry { name, value: kv.value().to_vec(), revision: kv.mod_revision() })
+            })
+            .collect())
+    }
+
     /// Apply `c` if everything it was computed from still holds: the store's new revision, or
     /// `None` when something changed first (another writer, or a new leader).
     pub async fn commit(&self, c: &Commit) -> Result<Option<i64>, StoreError> {
@@ -234,19 +259,12 @@ impl Store {
 
     /// Every route's stored rollout progress.
     pub async fn rollouts(&self) -> Result<Vec<Stored>, StoreError> {
-        let prefix = self.keys.rollouts();
-        let resp = self
-            .client
-            .clone()
-            .get(prefix.clone(), Some(GetOptions::new().with_prefix()))
-            .await
-            .map_err(|e| self.unavailable(e))?;
-        Ok(resp
-            .kvs()
-            .iter()
-            .filter_map(|kv| {
-                let route = kv.key_str().ok()?.strip_prefix(&prefix)?.to_string();
-                Some(Stored { route, json: kv.value_str().ok()?.to_string(), revision: kv.mod_revision() })
+        Ok(self
+            .list(&self.keys.rollouts())
+            .await?
+            .into_iter()
+            .filter_map(|e| {
+                Some(Stored { json: String::from_utf8(e.value).ok()?, route: e.name, revision: e.revision })
             })
             .collect())
     }
@@ -324,18 +342,7 @@ impl Store {
     /// Every instance's published evidence of `route` (JSON), by instance, and the revision of
     /// the route's last fleet-wide reset (0: never).
     pub async fn findings(&self, route: &str) -> Result<(Vec<(String, Vec<u8>)>, i64), StoreError> {
-        let prefix = self.keys.findings(route);
-        let resp = self
-            .client
-            .clone()
-            .get(prefix.clone(), Some(GetOptions::new().with_prefix()))
-            .await
-            .map_err(|e| self.unavailable(e))?;
-        let list = resp
-            .kvs()
-            .iter()
-            .filter_map(|kv| Some((kv.key_str().ok()?.strip_prefix(&prefix)?.to_string(), kv.value().to_vec())))
-            .collect();
+        let list = self.list(&self.keys.findings(route)).await?.into_iter().map(|e| (e.name, e.value)).collect();
         let reset = self.client.clone().get(self.keys.reset(route), None).await.map_err(|e| self.unavailable(e))?;
         Ok((list, reset.kvs().first().map_or(0, |kv| kv.mod_revision())))
     }
@@ -350,37 +357,12 @@ impl Store {
 
     /// Every route's last fleet-wide reset: (route, its revision).
     pub async fn resets(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let prefix = self.keys.resets();
-        let resp = self
-            .client
-            .clone()
-            .get(prefix.clone(), Some(GetOptions::new().with_prefix()))
-            .await
-            .map_err(|e| self.unavailable(e))?;
-        Ok(resp
-            .kvs()
-            .iter()
-            .filter_map(|kv| {
-                let route = kv.key_str().ok()?.strip_prefix(&prefix)?.to_string();
-                Some((route, kv.mod_revision()))
-            })
-            .collect())
+        Ok(self.list(&self.keys.resets()).await?.into_iter().map(|e| (e.name, e.revision)).collect())
     }
 
     /// Every instance's published figures (JSON), by instance.
     pub async fn figures(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let prefix = self.keys.figures();
-        let resp = self
-            .client
-            .clone()
-            .get(prefix.clone(), Some(GetOptions::new().with_prefix()))
-            .await
-            .map_err(|e| self.unavailable(e))?;
-        Ok(resp
-            .kvs()
-            .iter()
-            .filter_map(|kv| Some((kv.key_str().ok()?.strip_prefix(&prefix)?.to_string(), kv.value().to_vec())))
-            .collect())
+        Ok(self.list(&self.keys.figures()).await?.into_iter().map(|e| (e.name, e.value)).collect())
     }
 
     /// A lease of `ttl` for this instance's registration: its id.
@@ -408,14 +390,12 @@ impl Store {
 
     /// Every registered instance, by name.
     pub async fn instances(&self) -> Result<Vec<InstanceView>, StoreError> {
-        let resp = self
-            .client
-            .clone()
-            .get(self.keys.instances(), Some(GetOptions::new().with_prefix()))
-            .await
-            .map_err(|e| self.unavailable(e))?;
-        let mut list: Vec<InstanceView> =
-            resp.kvs().iter().filter_map(|kv| serde_json::from_slice(kv.value()).ok()).collect();
+        let mut list: Vec<InstanceView> = self
+            .list(&self.keys.instances())
+            .await?
+            .iter()
+            .filter_map(|e| serde_json::from_slice(&e.value).ok())
+            .collect();
         list.sort_by(|a, b| a.instance.cmp(&b.instance));
         Ok(list)
     }

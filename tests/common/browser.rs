@@ -120,8 +120,17 @@ impl Browser {
         self.client.find_all(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css:?}: {e}"))
     }
 
+    /// The text of the element `css` selects. Panels are drawn anew on every poll, so an
+    /// element found can be replaced before its text is read: then it is found again.
     pub async fn text(&self, css: &str) -> String {
-        self.find(css).await.text().await.unwrap_or_else(|e| panic!("text of {css:?}: {e}"))
+        let mut tries = 0;
+        loop {
+            match self.find(css).await.text().await {
+                Ok(text) => return text,
+                Err(e) if tries < 5 && e.to_string().contains("stale element") => tries += 1,
+                Err(e) => panic!("text of {css:?}: {e}"),
+            }
+        }
     }
 
     pub async fn click(&self, css: &str) {
