@@ -4,6 +4,8 @@
 //! `make test`.
 
 mod common;
+#[path = "common/etcd.rs"]
+mod etcd;
 
 use std::collections::BTreeSet;
 
@@ -36,13 +38,20 @@ async fn every_metric_the_dashboard_and_the_alerts_use_is_exported() {
         client().get(s.url("/x")).send().await.expect("request");
     }
     s.wait_metric("strangler_rollout_step{route=\"orders\"}", 1.0).await;
-    let text = reqwest::get(s.admin_url("/metrics")).await.expect("metrics").text().await.expect("text");
-    let exported: BTreeSet<String> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.split_whitespace().next())
-        .map(str::to_string)
-        .collect();
+    // The fleet's metrics exist only with [cluster]: an instance of a fleet adds them.
+    let etcd = etcd::Etcd::start();
+    let member = Strangler::start(&etcd.section("a")).await;
+    member.wait_metric("strangler_cluster_connected", 1.0).await;
+    let mut exported = BTreeSet::new();
+    for instance in [&s, &member] {
+        let text = reqwest::get(instance.admin_url("/metrics")).await.expect("metrics").text().await.expect("text");
+        exported.extend(
+            text.lines()
+                .filter_map(|l| l.strip_prefix("# TYPE "))
+                .filter_map(|l| l.split_whitespace().next())
+                .map(str::to_string),
+        );
+    }
     for file in ["examples/grafana/strangler.json", "examples/prometheus/alerts.yml"] {
         let used = names_in(file);
         assert!(used.len() >= 5, "{file} uses only {used:?}");
