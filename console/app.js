@@ -674,7 +674,9 @@
       el('td', {}, e.findings.map((f) => el('code', { class: 'badge' }, f.field)), e.findings.length ? '' : '–')));
       if (open) rows.push(el('tr', { class: 'endpoint-detail' }, el('td', { colspan: 5 }, endpointDetail(page, e))));
     }
+    const pooled = report.pooled_from || [];
     fill(body,
+      pooled.length ? el('p', { id: 'evidence-pooled' }, `The fleet's evidence, pooled from ${pooled.length} instance${pooled.length === 1 ? '' : 's'}: ${pooled.join(', ')}.`) : null,
       el('p', { class: 'muted small' },
         `A field is a finding when it differs in at least ${rules.finding_absolute} points more of the pairs than it varies `
         + `between two answers of the same side, and at least ${rules.finding_relative}% more; an endpoint is ready after `
@@ -722,7 +724,9 @@
     }
     return el('div', { class: 'pair', 'data-at': x.at },
       ...cells,
-      record ? null : el('div', { class: 'muted small' }, 'The rest of this pair is no longer among the recent diffs.'));
+      record ? null : el('div', { class: 'muted small' }, (page.report.pooled_from || []).length > 1
+        ? 'The rest of this pair is not among this instance\'s recent diffs: another instance of the fleet compared it, or it is older.'
+        : 'The rest of this pair is no longer among the recent diffs.'));
   }
 
   function recentDiffs(page) {

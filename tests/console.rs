@@ -352,7 +352,7 @@ async fn the_fleet_view_lists_every_instance_with_its_revision_and_marks_the_one
     let new = MockUpstream::start("new").await;
     let a = Strangler::start(&etcd.section("proxy-a")).await;
     let routing = format!(
-        "{}[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 10\n",
+        "{}[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 10\n[routes.shadow]\n",
         pools(&legacy, &new)
     );
     let file = a.dir.path().join("routes.toml");
@@ -390,6 +390,12 @@ async fn the_fleet_view_lists_every_instance_with_its_revision_and_marks_the_one
         legacy.parse::<u64>().unwrap_or(0) + new.parse::<u64>().unwrap_or(0) == 7
     })
     .await;
+    // A route's cutover evidence is the fleet's, and the page says whose.
+    br.goto(&a.admin_url("/#/route/orders")).await;
+    let said = br.text("#evidence-pooled").await;
+    assert!(said.starts_with("The fleet's evidence, pooled from") && said.contains("proxy-a"), "{said}");
+    br.goto(&a.admin_url("/")).await;
+    br.find("#fleet #instances tr[data-instance=proxy-b]").await;
 
     // A document nobody can serve: both instances stay behind, and the page says so.
     let bad = routing.replace("weight = 10", "weight = 150");
