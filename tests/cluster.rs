@@ -524,20 +524,20 @@ async fn over_tls_with_client_certificates_the_fleet_works_and_a_wrong_ca_is_ref
 
 /// The instance that leads the fleet's rollouts, among `all`, once exactly one does.
 async fn the_leader(all: &[&Strangler]) -> usize {
-    let start = Instant::now();
-    loop {
+    let found = std::cell::Cell::new(0);
+    let found_ref = &found;
+    eventually("exactly one leader", move || async move {
         let mut leading = Vec::new();
         for (i, s) in all.iter().enumerate() {
             if cluster(s).await.leads {
                 leading.push(i);
             }
         }
-        if leading.len() == 1 {
-            return leading[0];
-        }
-        assert!(start.elapsed() < Duration::from_secs(20), "never exactly one leader: {leading:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        found_ref.set(leading.first().copied().unwrap_or_default());
+        (leading.len() == 1).then_some(()).ok_or(format!("leading: {leading:?}"))
+    })
+    .await;
+    found.get()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -57,8 +57,6 @@ pub struct Fleet {
     figures: Mutex<FiguresCache>,
     /// Per route, the revision of the last fleet-wide report reset applied here.
     resets: Mutex<BTreeMap<String, i64>>,
-    /// Whether etcd was reached since the start.
-    reached: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -90,12 +88,16 @@ impl Fleet {
             rollouts: Mutex::new((0, BTreeMap::new())),
             figures: Mutex::new(FiguresCache::default()),
             resets: Mutex::new(BTreeMap::new()),
-            reached: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The connection to etcd, while there is one.
+    fn store(&self) -> Option<Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Where a document is named in messages: `etcd /strangler/config`.
@@ -210,14 +212,6 @@ impl Fleet {
 
     // === cutover evidence ===
 
-    pub fn was_connected(&self) -> bool {
-        self.reached.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    pub fn mark_connected_once(&self) {
-        self.reached.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
     /// The revision of the last fleet-wide reset of `route` applied here (0: none).
     pub fn reset_applied(&self, route: &str) -> i64 {
         self.resets.lock().unwrap_or_else(|p| p.into_inner()).get(route).copied().unwrap_or(0)
@@ -242,7 +236,7 @@ impl Fleet {
     ) -> (crate::compare::findings::Findings, Vec<String>) {
         let mut pooled = own;
         let mut from = vec![self.settings.instance.clone()];
-        let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let store = self.store();
         let Some(store) = store else { return (pooled, from) };
         let Ok(Ok((list, reset))) = tokio::time::timeout(Duration::from_secs(1), store.findings(route)).await else {
             return (pooled, from);
@@ -280,7 +274,7 @@ impl Fleet {
 
     /// Reset `route`'s report on every instance: the reset's revision, applied here by the caller.
     pub async fn reset_fleet(&self, route: &str, note: &str) -> Result<i64, StoreError> {
-        let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let store = self.store();
         let Some(store) = store else {
             return Err(StoreError::Unavailable {
                 endpoints: self.settings.endpoints.join(", "),
@@ -301,7 +295,7 @@ impl Fleet {
         if fresh(&self.figures.lock().unwrap_or_else(|p| p.into_inner())) {
             return;
         }
-        let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let store = self.store();
         let Some(store) = store else { return };
         let read = tokio::time::timeout(Duration::from_secs(1), store.figures()).await;
         let Ok(Ok(list)) = read else { return };
@@ -341,17 +335,6 @@ impl Fleet {
         tally
     }
 
-    /// The instances whose figures were read, by name (this one included once it published).
-    pub fn figure_instances(&self) -> Vec<String> {
-        let others = self.figures.lock().unwrap_or_else(|p| p.into_inner()).by_instance.clone();
-        let mut names: Vec<String> = others.keys().cloned().collect();
-        if !names.contains(&self.settings.instance) {
-            names.push(self.settings.instance.clone());
-            names.sort();
-        }
-        names
-    }
-
     pub fn set_handle(&self, handle: tokio::runtime::Handle) {
         let _ = self.handle.set(handle);
     }
@@ -370,7 +353,7 @@ impl Fleet {
             return Err(unavailable("the connection to etcd is still being set up"));
         };
         let deadline = std::time::Instant::now() + CALL_PATIENCE;
-        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut store = self.store();
         loop {
             let result = match store.take() {
                 Some(s) => handle.block_on(f(s)),
@@ -432,7 +415,7 @@ impl Fleet {
     /// revision in etcd, read at once (a second at most; without them while etcd is away).
     pub async fn survey(&self) -> api::ClusterView {
         let mut view = self.view();
-        let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let store = self.store();
         let Some(store) = store else { return view };
         let read = async { Ok::<_, StoreError>((store.doc().await?.0.map(|d| d.revision), store.instances().await?)) };
         match tokio::time::timeout(std::time::Duration::from_secs(1), read).await {

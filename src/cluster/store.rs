@@ -190,12 +190,6 @@ impl Store {
         let resp = self.client.clone().put(self.keys.config(), text, None).await.map_err(|e| self.unavailable(e))?;
         Ok(resp.header().map_or(0, |h| h.revision()))
     }
-
-    /// Write the routing document only if it is still at `revision` (0: only if absent): the new
-    /// revision, or `None` when another writer got there first.
-    pub async fn swap_doc(&self, revision: i64, text: &str) -> Result<Option<i64>, StoreError> {
-        self.commit(&Commit { doc: Some((revision, text.to_string())), ..Commit::default() }).await
-    }
 }
 
 /// A key under a prefix: the rest of its name, its value and its `mod_revision`.
@@ -246,12 +240,12 @@ impl Store {
     }
 
     /// Delete a route's rollout progress if it is still at `revision` and `term` still leads.
-    pub async fn forget_rollout(&self, route: &str, revision: i64, term: Option<i64>) -> Result<bool, StoreError> {
+    pub async fn forget_rollout(&self, route: &str, revision: i64, term: i64) -> Result<bool, StoreError> {
         let key = self.keys.rollout(route);
-        let mut when = vec![Compare::mod_revision(key.clone(), CompareOp::Equal, revision)];
-        if let Some(term) = term {
-            when.push(Compare::create_revision(self.keys.leader(), CompareOp::Equal, term));
-        }
+        let when = [
+            Compare::mod_revision(key.clone(), CompareOp::Equal, revision),
+            Compare::create_revision(self.keys.leader(), CompareOp::Equal, term),
+        ];
         let txn = Txn::new().when(when).and_then([TxnOp::delete(key, None)]);
         let resp = self.client.clone().txn(txn).await.map_err(|e| self.unavailable(e))?;
         Ok(resp.succeeded())
@@ -319,10 +313,14 @@ impl Store {
 
     /// Publish this instance's figures on its lease.
     pub async fn put_figures(&self, lease: i64, instance: &str, json: String) -> Result<(), StoreError> {
-        let key = format!("{}{instance}", self.keys.figures());
+        self.put_on_lease(format!("{}{instance}", self.keys.figures()), json, lease).await
+    }
+
+    /// Write `key` on `lease`: it goes when the lease does.
+    async fn put_on_lease(&self, key: String, value: String, lease: i64) -> Result<(), StoreError> {
         self.client
             .clone()
-            .put(key, json, Some(PutOptions::new().with_lease(lease)))
+            .put(key, value, Some(PutOptions::new().with_lease(lease)))
             .await
             .map_err(|e| self.unavailable(e))?;
         Ok(())
@@ -330,13 +328,7 @@ impl Store {
 
     /// Publish this instance's evidence of `route` on its lease.
     pub async fn put_findings(&self, lease: i64, route: &str, instance: &str, json: String) -> Result<(), StoreError> {
-        let key = format!("{}{instance}", self.keys.findings(route));
-        self.client
-            .clone()
-            .put(key, json, Some(PutOptions::new().with_lease(lease)))
-            .await
-            .map_err(|e| self.unavailable(e))?;
-        Ok(())
+        self.put_on_lease(format!("{}{instance}", self.keys.findings(route)), json, lease).await
     }
 
     /// Every instance's published evidence of `route` (JSON), by instance, and the revision of
@@ -375,12 +367,7 @@ impl Store {
     /// Register (or refresh) this instance under its name, on `lease`.
     pub async fn announce(&self, lease: i64, me: &InstanceView) -> Result<(), StoreError> {
         let value = serde_json::to_string(me).map_err(|e| self.unavailable(e))?;
-        self.client
-            .clone()
-            .put(self.keys.instance(&me.instance), value, Some(PutOptions::new().with_lease(lease)))
-            .await
-            .map_err(|e| self.unavailable(e))?;
-        Ok(())
+        self.put_on_lease(self.keys.instance(&me.instance), value, lease).await
     }
 
     pub async fn revoke(&self, lease: i64) -> Result<(), StoreError> {

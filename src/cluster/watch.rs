@@ -24,9 +24,9 @@ use crate::snapshot::Shared;
 /// How often a connected instance checks that etcd still answers (a watch alone can stay
 /// silent for a long time on a dead connection).
 const HEARTBEAT: Duration = Duration::from_secs(1);
-const RETRY_MIN: Duration = Duration::from_millis(250);
 /// Heartbeats between two elections stood without the leader key going (a watch that missed it).
 const CAMPAIGN_EVERY_BEATS: u64 = 10;
+const RETRY_MIN: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 /// How often an instance publishes its counters (when they changed).
 pub const PUBLISH_EVERY: Duration = Duration::from_secs(2);
@@ -66,14 +66,14 @@ impl WatchService {
         for m in snap.table.iter().filter(|m| only.is_none_or(|r| r == m.route.name)) {
             let Some(state) = &m.shadow else { continue };
             let route = m.route.name.as_str();
-            let findings = state.findings().clone();
-            let reset_revision = self.fleet.reset_applied(route);
-            let mut json = serde_json::to_string(&PublishedFindings { reset_revision, findings: findings.clone() })
-                .map_err(|e| e.to_string())?;
+            let mut published = PublishedFindings {
+                reset_revision: self.fleet.reset_applied(route),
+                findings: state.findings().clone(),
+            };
+            let mut json = serde_json::to_string(&published).map_err(|e| e.to_string())?;
             if json.len() > FINDINGS_MAX_BYTES {
-                let findings = findings.without_examples();
-                json = serde_json::to_string(&PublishedFindings { reset_revision, findings })
-                    .map_err(|e| e.to_string())?;
+                published.findings.strip_examples();
+                json = serde_json::to_string(&published).map_err(|e| e.to_string())?;
             }
             if json.len() > FINDINGS_MAX_BYTES {
                 if last.get(route).is_none_or(|l| !l.is_empty()) {
@@ -157,7 +157,8 @@ impl WatchService {
 
     /// One connection's life: the current document, then the watch, until etcd fails or the
     /// process stops. `Ok` on shutdown.
-    async fn follow(&self, store: &Store, shutdown: &mut ShutdownWatch) -> Result<(), String> {
+    /// `reached`: whether etcd was reached before, since the start.
+    async fn follow(&self, store: &Store, shutdown: &mut ShutdownWatch, reached: &mut bool) -> Result<(), String> {
         let (doc, revision) = store.doc().await.map_err(|e| e.to_string())?;
         let key = store.keys.config();
         let mut client = store.client();
@@ -203,13 +204,13 @@ impl WatchService {
         // ones before its start are only noted (its evidence is younger than them).
         let resets_prefix = store.keys.resets();
         for (route, revision) in store.resets().await.map_err(|e| e.to_string())? {
-            if self.fleet.reset_applied(&route) == 0 && !self.fleet.was_connected() {
+            if self.fleet.reset_applied(&route) == 0 && !*reached {
                 self.fleet.note_reset(&route, revision);
             } else {
                 self.apply_reset(store, lease, &route, revision, &mut findings_published).await?;
             }
         }
-        self.fleet.mark_connected_once();
+        *reached = true;
         let mut renew = tokio::time::interval(ttl / 3);
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut beats = 0u64;
@@ -245,65 +246,69 @@ impl WatchService {
                 }
                 _ = publish.tick() => self.publish(store, lease, &mut published).await?,
                 _ = publish_findings.tick() => self.publish_findings(store, lease, &mut findings_published, None).await?,
-                message = control.message() => match message {
-                    Ok(Some(resp)) => {
-                        if resp.canceled() {
-                            return Err(format!("the rollout watch was cancelled (compacted at {})", resp.compact_revision()));
+                message = control.message() => {
+                    let resp = watched(message, "rollout watch")?;
+                    for event in resp.events() {
+                        let Some(kv) = event.kv() else { continue };
+                        let Ok(key) = kv.key_str() else { continue };
+                        if key == leader_key {
+                            // The leader left (or its lease expired): stand at once.
+                            if event.event_type() == EventType::Delete {
+                                self.campaign(store, lease).await?;
+                            }
+                            continue;
                         }
-                        for event in resp.events() {
-                            let Some(kv) = event.kv() else { continue };
-                            let Ok(key) = kv.key_str() else { continue };
-                            if key == leader_key {
-                                // The leader left (or its lease expired): stand at once.
-                                if event.event_type() == EventType::Delete {
-                                    self.campaign(store, lease).await?;
-                                }
-                                continue;
+                        if let Some(route) = key.strip_prefix(&resets_prefix) {
+                            if event.event_type() == EventType::Put {
+                                self.apply_reset(store, lease, route, kv.mod_revision(), &mut findings_published).await?;
                             }
-                            if let Some(route) = key.strip_prefix(&resets_prefix) {
-                                if event.event_type() == EventType::Put {
-                                    self.apply_reset(store, lease, route, kv.mod_revision(), &mut findings_published).await?;
-                                }
-                                continue;
-                            }
-                            let Some(route) = key.strip_prefix(&rollouts) else { continue };
-                            let stored = match event.event_type() {
-                                EventType::Put => kv.value_str().ok().map(|json| Stored {
-                                    route: route.to_string(),
-                                    json: json.to_string(),
-                                    revision: kv.mod_revision(),
-                                }),
-                                EventType::Delete => None,
-                            };
-                            self.fleet.rollout_changed(route, stored);
+                            continue;
+                        }
+                        let Some(route) = key.strip_prefix(&rollouts) else { continue };
+                        let stored = match event.event_type() {
+                            EventType::Put => kv.value_str().ok().map(|json| Stored {
+                                route: route.to_string(),
+                                json: json.to_string(),
+                                revision: kv.mod_revision(),
+                            }),
+                            EventType::Delete => None,
+                        };
+                        self.fleet.rollout_changed(route, stored);
+                    }
+                }
+                message = stream.message() => {
+                    let resp = watched(message, "watch")?;
+                    for event in resp.events() {
+                        let Some(kv) = event.kv() else { continue };
+                        match event.event_type() {
+                            EventType::Put => match kv.value_str() {
+                                Ok(text) => self.offer(Doc { text: text.to_string(), revision: kv.mod_revision() }).await,
+                                Err(_) => tracing::error!(key = %key, revision = kv.mod_revision(), "the routing document is not UTF-8 text: refused, the last good one keeps serving"),
+                            },
+                            EventType::Delete => tracing::warn!(key = %key, "the routing document was deleted from etcd: the last one keeps serving"),
                         }
                     }
-                    Ok(None) => return Err("the rollout watch ended".into()),
-                    Err(e) => return Err(e.to_string()),
-                },
-                message = stream.message() => match message {
-                    Ok(Some(resp)) => {
-                        if resp.canceled() {
-                            return Err(format!("the watch was cancelled (compacted at {})", resp.compact_revision()));
-                        }
-                        for event in resp.events() {
-                            let Some(kv) = event.kv() else { continue };
-                            match event.event_type() {
-                                EventType::Put => match kv.value_str() {
-                                    Ok(text) => self.offer(Doc { text: text.to_string(), revision: kv.mod_revision() }).await,
-                                    Err(_) => tracing::error!(key = %key, revision = kv.mod_revision(), "the routing document is not UTF-8 text: refused, the last good one keeps serving"),
-                                },
-                                EventType::Delete => tracing::warn!(key = %key, "the routing document was deleted from etcd: the last one keeps serving"),
-                            }
-                        }
-                        // The fleet sees the revision this instance serves as soon as it serves it.
-                        self.reannounce(store, lease, &mut announced).await?;
-                    }
-                    Ok(None) => return Err("the watch ended".into()),
-                    Err(e) => return Err(e.to_string()),
-                },
+                    // The fleet sees the revision this instance serves as soon as it serves it.
+                    self.reannounce(store, lease, &mut announced).await?;
+                }
             }
         }
+    }
+}
+
+/// A watch's next answer; an error once the watch ended, failed or was cancelled (its start
+/// compacted away), which makes the connection start over.
+fn watched(
+    message: Result<Option<etcd_client::WatchResponse>, etcd_client::Error>,
+    what: &str,
+) -> Result<etcd_client::WatchResponse, String> {
+    match message {
+        Ok(Some(resp)) if resp.canceled() => {
+            Err(format!("the {what} was cancelled (compacted at {})", resp.compact_revision()))
+        }
+        Ok(Some(resp)) => Ok(resp),
+        Ok(None) => Err(format!("the {what} ended")),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -312,11 +317,12 @@ impl BackgroundService for WatchService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         self.fleet.set_handle(tokio::runtime::Handle::current());
         let mut pause = RETRY_MIN;
+        let mut reached = false;
         loop {
             let outcome = match Store::connect(&self.fleet.settings).await {
                 Ok(store) => {
                     pause = RETRY_MIN;
-                    self.follow(&store, &mut shutdown).await
+                    self.follow(&store, &mut shutdown, &mut reached).await
                 }
                 Err(e) => Err(e.to_string()),
             };

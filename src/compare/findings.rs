@@ -277,15 +277,13 @@ impl Findings {
         }
     }
 
-    /// The same without examples: what travels when the whole would be too large.
-    pub fn without_examples(&self) -> Findings {
-        let mut f = self.clone();
-        for e in f.endpoints.values_mut() {
+    /// Drop every example: what travels when the whole would be too large.
+    pub fn strip_examples(&mut self) {
+        for e in self.endpoints.values_mut() {
             for s in e.fields.values_mut() {
                 s.examples.clear();
             }
         }
-        f
     }
 
     /// Whether any of `fields` is a significant finding of `endpoint` now.
@@ -470,10 +468,8 @@ mod tests {
         assert_eq!(e.findings[0].differing, 2);
         assert_eq!(e.findings[0].rate, 1.0);
         assert_eq!(e.findings[0].examples.len(), MAX_EXAMPLES, "one example from each instance");
-        assert!(fleet.without_examples().report("r", RULES, now).endpoints[0]
-            .findings
-            .iter()
-            .all(|f| f.examples.is_empty()));
+        fleet.strip_examples();
+        assert!(fleet.report("r", RULES, now).endpoints[0].findings.iter().all(|f| f.examples.is_empty()));
     }
 
     /// A list whose length changed between two reads of one side makes its elements' presence

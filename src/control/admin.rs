@@ -136,21 +136,23 @@ impl AdminApp {
     /// instance's alone).
     async fn report(&self, name: &str, query: &str) -> Response<Vec<u8>> {
         let local = query.split('&').any(|kv| kv == "scope=instance");
-        let found = self.with_shadow(name, |_, state, cfg| (state.findings().clone(), cfg.compare.rules.clone()));
-        let (own, rules) = match found {
-            Ok(found) => found,
-            Err(resp) => return resp,
-        };
         let now = std::time::SystemTime::now();
-        match self.control.reloader().fleet().filter(|_| !local) {
-            Some(fleet) => {
-                let (pooled, from) = fleet.pooled_findings(name, own).await;
-                let mut report = pooled.report(name, rules, now);
-                report.pooled_from = from;
-                json_response(StatusCode::OK, &report)
-            }
-            None => json_response(StatusCode::OK, &own.report(name, rules, now)),
-        }
+        let Some(fleet) = self.control.reloader().fleet().filter(|_| !local) else {
+            return self
+                .with_shadow(name, |_, state, cfg| {
+                    json_response(StatusCode::OK, &state.findings().report(name, cfg.compare.rules.clone(), now))
+                })
+                .unwrap_or_else(|resp| resp);
+        };
+        let (own, rules) =
+            match self.with_shadow(name, |_, state, cfg| (state.findings().clone(), cfg.compare.rules.clone())) {
+                Ok(found) => found,
+                Err(resp) => return resp,
+            };
+        let (pooled, from) = fleet.pooled_findings(name, own).await;
+        let mut report = pooled.report(name, rules, now);
+        report.pooled_from = from;
+        json_response(StatusCode::OK, &report)
     }
 
     /// Run `f` on a shadowed route (its table entry, shadow state and settings), or answer 404

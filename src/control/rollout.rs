@@ -27,7 +27,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{GateWindow, RolloutAction, RolloutLimits, RolloutStatus, RolloutView};
+use crate::api::{GateWindow, ReportRules, RolloutAction, RolloutLimits, RolloutStatus, RolloutView};
 use crate::cluster::fleet::Fleet;
 use crate::config::persist::{self, PersistError};
 use crate::config::rollout::{OnFailure, Rollout};
@@ -37,6 +37,7 @@ use crate::control::reload::{ChangeError, Reloader};
 use crate::live::{tally_window, Counted, Tally, Window};
 use crate::metrics::METRICS;
 use crate::route::Matched;
+use crate::shadow::state::ShadowState;
 use crate::snapshot::Shared;
 
 /// How often rollouts are evaluated.
@@ -71,6 +72,13 @@ struct Tracked {
     last_error: Option<String>,
     /// In a fleet: the `mod_revision` of the route's progress in etcd (0: not written yet).
     revision: i64,
+}
+
+impl Tracked {
+    /// A route's progress as etcd holds it.
+    fn from_stored(s: &crate::cluster::store::Stored) -> Result<Tracked, serde_json::Error> {
+        Ok(Tracked { progress: serde_json::from_str(&s.json)?, last_error: None, revision: s.revision })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -236,10 +244,10 @@ impl Control {
             if rollouts.get(&name).is_some_and(|t| t.revision >= s.revision) {
                 continue;
             }
-            match serde_json::from_str::<Progress>(&s.json) {
-                Ok(progress) => {
-                    Self::publish_step(&name, &progress);
-                    rollouts.insert(name, Tracked { progress, last_error: None, revision: s.revision });
+            match Tracked::from_stored(&s) {
+                Ok(t) => {
+                    Self::publish_step(&name, &t.progress);
+                    rollouts.insert(name, t);
                 }
                 Err(e) => {
                     tracing::error!(route = name, revision = s.revision, "unreadable rollout progress in etcd: {e}")
@@ -340,9 +348,9 @@ impl Control {
             })
             .map_err(|e| ControlError::Change(ChangeError::Unavailable(e.to_string())))?;
         match stored {
-            Some(s) => match serde_json::from_str::<Progress>(&s.json) {
-                Ok(progress) => {
-                    rollouts.insert(route.to_string(), Tracked { progress, last_error: None, revision: s.revision });
+            Some(s) => match Tracked::from_stored(&s) {
+                Ok(t) => {
+                    rollouts.insert(route.to_string(), t);
                 }
                 Err(e) => {
                     return Err(ControlError::Conflict(format!(
@@ -444,7 +452,7 @@ impl Control {
         }
         let mut t =
             Tracked { progress: progress.clone(), last_error: None, revision: previous.map_or(0, |old| old.revision) };
-        if let Err(e) = self.commit(&m.route.name, &mut t, progress.clone(), move_to, by_leader) {
+        if let Err(e) = self.commit(&m.route.name, &mut t, progress, move_to, by_leader) {
             t.progress.status = RolloutStatus::Paused;
             t.progress.reason = Some(format!("cannot start: {e}"));
         }
@@ -471,21 +479,17 @@ impl Control {
                 }
                 return;
             }
-            // Read only while a rollout runs: that is what needs them.
+        }
+        let by_leader = self.fleet.is_some();
+        let snap = self.shared.load();
+        // The fleet's figures are read only while a rollout runs (or is about to be taken up).
+        if let Some(fleet) = &self.fleet {
             if rollouts.values().any(|t| t.progress.status == RolloutStatus::Running)
-                || self
-                    .shared
-                    .load()
-                    .config
-                    .routes
-                    .iter()
-                    .any(|r| r.rollout.is_some() && !rollouts.contains_key(&r.name))
+                || snap.config.routes.iter().any(|r| r.rollout.is_some() && !rollouts.contains_key(&r.name))
             {
                 fleet.refresh_figures_blocking(FIGURES_MAX_AGE);
             }
         }
-        let by_leader = self.fleet.is_some();
-        let snap = self.shared.load();
         let mut dirty = false;
         // Something the API shows changed without a change to keep (a weight write failing).
         let mut shown = false;
@@ -501,8 +505,8 @@ impl Control {
         });
         // A rollout taken out of the fleet's document leaves no progress behind in etcd (as it
         // leaves none in the state file): put back later, it starts from its weight.
-        if let Some(fleet) = self.fleet.as_ref().filter(|_| !gone.is_empty()) {
-            let term = fleet.term();
+        if let Some((fleet, term)) = self.fleet.as_ref().filter(|_| !gone.is_empty()).and_then(|f| Some((f, f.term()?)))
+        {
             for (route, revision) in gone.into_iter().filter(|(_, r)| *r > 0) {
                 let key = (route.clone(), revision);
                 let done = fleet.call(move |s| {
@@ -589,12 +593,11 @@ impl Control {
             }
             return;
         }
-        let fleet = self.fleet.clone();
-        let pooled = |own| match &fleet {
-            Some(f) => f.pooled_findings_blocking(&m.route.name, own),
-            None => own,
+        let differing = |state: &ShadowState, rules: &ReportRules| match &self.fleet {
+            Some(f) => f.pooled_findings_blocking(&m.route.name, state.findings().clone()).differing(rules),
+            None => state.findings().differing(rules),
         };
-        if let Some(why) = not_ready(m, cfg, step, pooled) {
+        if let Some(why) = not_ready(m, cfg, step, differing) {
             if t.progress.reason.as_deref() != Some(why.as_str()) {
                 tracing::info!(route, step = step + 1, "rollout holds before the last step: {why}");
                 let next = Progress { reason: Some(why), ..t.progress.clone() };
@@ -730,7 +733,7 @@ impl Control {
                 waiting(cfg, &w).or_else(|| match self.fleet {
                     // The leader judges on the fleet's pooled report and says so in the reason.
                     Some(_) => p.reason.clone().filter(|r| r.starts_with("waiting for the cutover report")),
-                    None => not_ready(m, cfg, p.step, |own| own),
+                    None => not_ready(m, cfg, p.step, |state, rules| state.findings().differing(rules)),
                 })
             })
             .flatten();
@@ -745,20 +748,19 @@ impl Control {
 }
 
 /// With `require_ready`, why the step after `step` cannot be taken yet when it is the last one:
-/// the endpoints whose cutover verdict is `differs` in `findings` (the route's own by default; in
-/// a fleet, the leader passes every instance's, pooled).
+/// the endpoints whose cutover verdict is `differs`, as `differing` finds them (in the route's
+/// own findings; in a fleet, the leader's pooled from every instance).
 fn not_ready(
     m: &Matched,
     cfg: &Rollout,
     step: usize,
-    pooled: impl FnOnce(crate::compare::findings::Findings) -> crate::compare::findings::Findings,
+    differing: impl FnOnce(&ShadowState, &ReportRules) -> Vec<String>,
 ) -> Option<String> {
     if !cfg.require_ready || step + 2 != cfg.steps.len() {
         return None;
     }
     let (state, shadow) = (m.shadow.as_ref()?, m.route.shadow.as_ref()?);
-    let own = state.findings().clone();
-    let differing = pooled(own).differing(&shadow.compare.rules);
+    let differing = differing(state, &shadow.compare.rules);
     if differing.is_empty() {
         return None;
     }
