@@ -88,7 +88,6 @@ fn no_huge_pages() {
     }
 }
 
-/// Load the config and run until a shutdown signal.
 /// How client connections are read. Pingora's default puts a 64 KiB read buffer in front of every
 /// client socket, filled ahead of what a request needs: it is what most of an idle connection's
 /// memory is, and it reads past the cap a request header is held to ([`crate::limits`]).
@@ -99,6 +98,7 @@ fn client_reads(tls: bool) -> L4BufferSettings {
     L4BufferSettings::default().read(if tls { 16 * 1024 } else { 0 })
 }
 
+/// Load the config and run until a shutdown signal.
 pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     guard_sighup().context("installing the SIGHUP handler")?;
     let cfg = config::load(path)?;

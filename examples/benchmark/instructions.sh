@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Deterministic companion to run.sh: user-space instructions per request, counted by valgrind's
-# callgrind, for the bare Pingora passthrough and for strangler (one route, weight 10). Timing on
+# callgrind, for the bare Pingora passthrough, for Pingora with the same duties as strangler
+# (timeouts, X-Forwarded-*: see bare_pingora.rs) and for strangler (one route, weight 10). Timing on
 # a shared machine drifts by +-10% between runs; instruction counts do not.
 #
 # Each proxy is run twice under callgrind, serving N1 and N2 keep-alive requests from `ab`; the
@@ -16,7 +17,7 @@ install_tools nginx:nginx-light valgrind:valgrind ab:apache2-utils
 [ -x target/release/strangler ] && [ -x target/release/examples/bare_pingora ] ||
   cargo build --release --bin strangler --example bare_pingora
 
-UP_LEGACY=23000 UP_NEW=23001 P_BARE=23081 P_STRANGLER=23082 P_ADMIN=23090
+UP_LEGACY=23000 UP_NEW=23001 P_BARE=23081 P_STRANGLER=23082 P_DUTIES=23083 P_ADMIN=23090
 work=$(mktemp -d)
 trap '[ -f "$work/up.pid" ] && kill "$(cat "$work/up.pid")" 2>/dev/null; rm -rf "$work"' EXIT
 upstream_conf "$work" "$UP_LEGACY" "$UP_NEW"
@@ -46,7 +47,11 @@ per_request() {
   echo $(( (b - a) / (N2 - N1) ))
 }
 bare=$(per_request "$P_BARE" target/release/examples/bare_pingora "127.0.0.1:$P_BARE" "127.0.0.1:$UP_LEGACY" 1)
+duties=$(per_request "$P_DUTIES" target/release/examples/bare_pingora "127.0.0.1:$P_DUTIES" "127.0.0.1:$UP_LEGACY" 1 duties)
 strangler=$(per_request "$P_STRANGLER" target/release/strangler run -c "$work/strangler.toml")
 echo "user-space instructions per request (callgrind, ab -k -c 8, $N1 vs $N2 requests):"
-printf "  %-26s %8d\n" "bare Pingora passthrough" "$bare" "strangler (weight 10)" "$strangler"
-awk -v s="$strangler" -v b="$bare" 'BEGIN { printf "  strangler / bare Pingora = %.3f\n", s / b }'
+printf "  %-34s %8d\n" "bare Pingora passthrough" "$bare" "Pingora with strangler's duties" "$duties" \
+  "strangler (weight 10)" "$strangler"
+awk -v s="$strangler" -v b="$bare" -v d="$duties" 'BEGIN {
+  printf "  strangler / bare Pingora              = %.3f\n", s / b
+  printf "  strangler / Pingora with its duties   = %.3f\n", s / d }'
