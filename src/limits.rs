@@ -30,11 +30,6 @@ use crate::snapshot::Shared;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-tokio::task_local! {
-    /// The header deadline of the connection whose task this is.
-    static HEADER_WATCH: Arc<HeaderWatch>;
-}
-
 /// A connection's header deadline: its first request's header must be complete within
 /// `header_timeout` of the accept, and every later one within `idle_timeout + header_timeout`
 /// of the previous answer, so a client cannot keep a connection by dripping a header a byte at a
@@ -81,22 +76,30 @@ const SMALL_HEADER: usize = 4096;
 const OVER_BYTES: u8 = 1;
 const OVER_MEMORY: u8 = 2;
 
-/// Called by the proxy (and the admin listener) as soon as a request's header has been read.
-pub fn header_complete() {
-    let _ = HEADER_WATCH.try_with(|w| {
+/// The header deadline of the connection `stream` is, if [`Guarded`] put one on it (HTTP/1
+/// client connections; an HTTP/2 session's `stream` is `None`).
+fn watch_of(stream: Option<&Stream>) -> Option<&HeaderWatch> {
+    // `**s`: the boxed connection itself, not the box, is what may be a HeaderCap.
+    stream.and_then(|s| (**s).as_any().downcast_ref::<HeaderCap>()).map(|cap| &*cap.watch)
+}
+
+/// Called by the proxy (and the admin listener) with a request's connection as soon as its
+/// header has been read.
+pub fn header_complete(stream: Option<&Stream>) {
+    if let Some(w) = watch_of(stream) {
         w.seen.store(true, Ordering::Relaxed);
         w.release();
-    });
+    }
 }
 
 /// Called once a request is answered: the connection's next header gets its own deadline.
-pub fn request_done() {
-    let _ = HEADER_WATCH.try_with(|w| {
+pub fn request_done(stream: Option<&Stream>) {
+    if let Some(w) = watch_of(stream) {
         let next = w.start.elapsed() + w.next;
         w.deadline_us.store(u64::try_from(next.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
         w.header_bytes.store(0, Ordering::Relaxed);
         w.seen.store(false, Ordering::Relaxed);
-    });
+    }
 }
 
 /// A limit a request or connection can be refused by, as counted in `strangler_limits_total`.
@@ -514,7 +517,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
                     (header_cap(&now.config.limits), now.config.limits.max_pending_header_bytes)
                 };
                 let stream: Stream = Box::new(HeaderCap { inner: stream, watch: watch.clone(), cap, budget });
-                let serve = HEADER_WATCH.scope(watch.clone(), ServerApp::process_new(&self.inner, stream, shutdown));
+                let serve = ServerApp::process_new(&self.inner, stream, shutdown);
                 let expire = Deadline { sleep: Box::pin(tokio::time::sleep(deadline)), watch };
                 tokio::select! {
                     biased;

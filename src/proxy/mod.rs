@@ -42,8 +42,8 @@ impl ProxyHttp for Strangler {
     }
 
     /// The header is complete: the connection's header deadline no longer applies.
-    async fn early_request_filter(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
-        crate::limits::header_complete();
+    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
+        crate::limits::header_complete(session.as_downstream().stream());
         Ok(())
     }
 
@@ -143,6 +143,6 @@ impl ProxyHttp for Strangler {
             capture.finish(e.is_some());
         }
         record::request_done(session, e, ctx);
-        crate::limits::request_done();
+        crate::limits::request_done(session.as_downstream().stream());
     }
 }
