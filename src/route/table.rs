@@ -60,14 +60,16 @@ impl RouteTable {
     /// Among routes whose hosts and prefix both match, the most specific host wins (exact name,
     /// then the longest wildcard, then routes without hosts); ties go to the longest prefix.
     pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Matched> {
-        let host = host.map(strip_port);
+        // Stripped once, and only if a route names hosts: most tables route on paths alone.
+        let mut stripped: Option<Option<&str>> = None;
+        let mut host = || *stripped.get_or_insert_with(|| host.map(strip_port));
         let mut best: Option<(usize, &Matched)> = None;
         for m in &self.routes {
             let route = &m.route;
             if !prefix_matches(&route.path_prefix, path) {
                 continue;
             }
-            let Some(rank) = host_rank(&route.hosts, host) else { continue };
+            let Some(rank) = host_rank(&route.hosts, &mut host) else { continue };
             // Routes are sorted by prefix length, so an equal rank seen later never beats an
             // earlier one: only a strictly more specific host can.
             if best.is_none_or(|(r, _)| rank > r) {
@@ -80,11 +82,11 @@ impl RouteTable {
 
 /// Specificity of the best matching host pattern: 0 for a route without hosts, `None` when the
 /// route has hosts and none match.
-fn host_rank(patterns: &[HostPattern], host: Option<&str>) -> Option<usize> {
+fn host_rank<'a>(patterns: &[HostPattern], host: &mut impl FnMut() -> Option<&'a str>) -> Option<usize> {
     if patterns.is_empty() {
         return Some(0);
     }
-    let host = host?;
+    let host = host()?;
     patterns.iter().filter(|p| p.matches(host)).map(|p| p.specificity().saturating_add(1)).max()
 }
 
