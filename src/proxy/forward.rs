@@ -218,8 +218,9 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &mut Ct
     }
     if let Some(ip) = &ctx.client_ip {
         // A trusted proxy's list is appended to; anyone else's is replaced: it is only a claim.
-        let xff = match req.headers.get(X_FORWARDED_FOR).map(|v| v.as_bytes()) {
-            Some(prev) if !prev.is_empty() && ctx.trusted_peer => {
+        let prev = if ctx.trusted_peer { req.headers.get(X_FORWARDED_FOR).map(|v| v.as_bytes()) } else { None };
+        let xff = match prev {
+            Some(prev) if !prev.is_empty() => {
                 HeaderValue::from_bytes(&[prev, b", ", ip.as_bytes()].concat()).unwrap_or_else(|_| ip.clone())
             }
             _ => ip.clone(),
