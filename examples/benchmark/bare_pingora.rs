@@ -15,10 +15,15 @@
 //! Usage: `bare_pingora LISTEN UPSTREAM THREADS [duties]`
 
 use async_trait::async_trait;
+use http::header::{HeaderName, HeaderValue};
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::server::configuration::ServerConf;
+use std::any::Any;
 use std::time::Duration;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -36,11 +41,14 @@ const READ: Duration = Duration::from_secs(30);
 
 #[async_trait]
 impl ProxyHttp for Bare {
-    type CTX = ();
+    /// The client's address, formatted once per connection (as strangler does).
+    type CTX = Option<HeaderValue>;
 
-    fn new_ctx(&self) {}
+    fn new_ctx(&self) -> Self::CTX {
+        None
+    }
 
-    async fn request_filter(&self, session: &mut Session, _ctx: &mut ()) -> Result<bool> {
+    async fn request_filter(&self, session: &mut Session, _ctx: &mut Self::CTX) -> Result<bool> {
         if self.duties {
             if session.get_keepalive().is_some() {
                 session.set_keepalive(Some(IDLE.as_secs()));
@@ -50,7 +58,7 @@ impl ProxyHttp for Bare {
         Ok(false)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut ()) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Self::CTX) -> Result<Box<HttpPeer>> {
         let mut peer = HttpPeer::new(self.upstream, false, String::new());
         if self.duties {
             peer.options.connection_timeout = Some(CONNECT);
@@ -63,15 +71,28 @@ impl ProxyHttp for Bare {
         &self,
         session: &mut Session,
         req: &mut RequestHeader,
-        _ctx: &mut (),
+        ctx: &mut Self::CTX,
     ) -> Result<()> {
         if self.duties {
-            if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
-                req.insert_header("x-forwarded-for", addr.ip().to_string())?;
+            if ctx.is_none() {
+                *ctx = session.client_addr().and_then(|a| a.as_inet()).and_then(|a| a.ip().to_string().try_into().ok());
             }
-            req.insert_header("x-forwarded-proto", "http")?;
+            if let Some(ip) = ctx {
+                req.insert_header(X_FORWARDED_FOR, ip.clone())?;
+            }
+            req.insert_header(X_FORWARDED_PROTO, HeaderValue::from_static("http"))?;
         }
         Ok(())
+    }
+
+    fn persist_connection_context(&self, _session: &Session, ctx: &Self::CTX) -> Option<Box<dyn Any + Send + Sync>> {
+        ctx.clone().map(|v| Box::new(v) as Box<dyn Any + Send + Sync>)
+    }
+
+    fn on_connection_reuse(&self, _session: &mut Session, ctx: &mut Self::CTX, prev: Box<dyn Any + Send + Sync>) {
+        if let Ok(ip) = prev.downcast::<HeaderValue>() {
+            *ctx = Some(*ip);
+        }
     }
 }
 
