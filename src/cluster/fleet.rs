@@ -236,8 +236,7 @@ impl Fleet {
     ) -> (crate::compare::findings::Findings, Vec<String>) {
         let mut pooled = own;
         let mut from = vec![self.settings.instance.clone()];
-        let store = self.store();
-        let Some(store) = store else { return (pooled, from) };
+        let Some(store) = self.store() else { return (pooled, from) };
         let Ok(Ok((list, reset))) = tokio::time::timeout(Duration::from_secs(1), store.findings(route)).await else {
             return (pooled, from);
         };
@@ -274,8 +273,7 @@ impl Fleet {
 
     /// Reset `route`'s report on every instance: the reset's revision, applied here by the caller.
     pub async fn reset_fleet(&self, route: &str, note: &str) -> Result<i64, StoreError> {
-        let store = self.store();
-        let Some(store) = store else {
+        let Some(store) = self.store() else {
             return Err(StoreError::Unavailable {
                 endpoints: self.settings.endpoints.join(", "),
                 why: "not connected".to_string(),
@@ -295,8 +293,7 @@ impl Fleet {
         if fresh(&self.figures.lock().unwrap_or_else(|p| p.into_inner())) {
             return;
         }
-        let store = self.store();
-        let Some(store) = store else { return };
+        let Some(store) = self.store() else { return };
         let read = tokio::time::timeout(Duration::from_secs(1), store.figures()).await;
         let Ok(Ok(list)) = read else { return };
         let by_instance = list
@@ -415,8 +412,7 @@ impl Fleet {
     /// revision in etcd, read at once (a second at most; without them while etcd is away).
     pub async fn survey(&self) -> api::ClusterView {
         let mut view = self.view();
-        let store = self.store();
-        let Some(store) = store else { return view };
+        let Some(store) = self.store() else { return view };
         let read = async { Ok::<_, StoreError>((store.doc().await?.0.map(|d| d.revision), store.instances().await?)) };
         match tokio::time::timeout(std::time::Duration::from_secs(1), read).await {
             Ok(Ok((latest, mut instances))) => {

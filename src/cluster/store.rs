@@ -65,7 +65,8 @@ impl Keys {
         format!("{}/findings/{route}/", self.prefix)
     }
 
-    /// When the cutover report of a route was last reset, fleet-wide (Unix milliseconds).
+    /// Each route's last fleet-wide reset of its cutover report: the key's `mod_revision` is the
+    /// reset, its value says who made it and when, for people.
     pub fn resets(&self) -> String {
         format!("{}/reset/", self.prefix)
     }

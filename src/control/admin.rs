@@ -131,9 +131,8 @@ impl AdminApp {
         .unwrap_or_else(|resp| resp)
     }
 
-    /// `GET /api/routes/{name}/report`: findings and a verdict per endpoint.
-    /// `GET .../report`: in a fleet, every instance's evidence pooled (`?scope=instance`: this
-    /// instance's alone).
+    /// `GET /api/routes/{name}/report`: findings and a verdict per endpoint; in a fleet, every
+    /// instance's evidence pooled (`?scope=instance`: this instance's alone).
     async fn report(&self, name: &str, query: &str) -> Response<Vec<u8>> {
         let local = query.split('&').any(|kv| kv == "scope=instance");
         let now = std::time::SystemTime::now();
@@ -252,8 +251,8 @@ impl AdminApp {
         )
     }
 
-    /// `POST /api/routes/{name}/report/reset`: start the evidence afresh, keeping learned noise.
-    /// `POST .../report/reset`: in a fleet, on every instance (each applies it from its watch).
+    /// `POST /api/routes/{name}/report/reset`: start the evidence afresh, keeping learned noise;
+    /// in a fleet, on every instance (each applies it from its watch).
     async fn reset_report(&self, name: &str, who: &str) -> Response<Vec<u8>> {
         if let Err(resp) = self.with_shadow(name, |_, _, _| ()) {
             return resp;

@@ -732,7 +732,7 @@ impl Control {
             .then(|| {
                 waiting(cfg, &w).or_else(|| match self.fleet {
                     // The leader judges on the fleet's pooled report and says so in the reason.
-                    Some(_) => p.reason.clone().filter(|r| r.starts_with("waiting for the cutover report")),
+                    Some(_) => p.reason.clone().filter(|r| r.starts_with(NOT_READY)),
                     None => not_ready(m, cfg, p.step, |state, rules| state.findings().differing(rules)),
                 })
             })
@@ -746,6 +746,9 @@ impl Control {
         Some(view)
     }
 }
+
+/// How [`not_ready`]'s reason begins: in a fleet, followers recognise the leader's by it.
+const NOT_READY: &str = "waiting for the cutover report to be free of differences";
 
 /// With `require_ready`, why the step after `step` cannot be taken yet when it is the last one:
 /// the endpoints whose cutover verdict is `differs`, as `differing` finds them (in the route's
@@ -765,7 +768,7 @@ fn not_ready(
         return None;
     }
     Some(format!(
-        "waiting for the cutover report to be free of differences before the last step ({}%): {} differ{}",
+        "{NOT_READY} before the last step ({}%): {} differ{}",
         cfg.steps[step + 1].as_f64(),
         differing.join(", "),
         if differing.len() == 1 { "s" } else { "" }
