@@ -137,9 +137,14 @@ impl Etcd {
         self.tls.as_ref()
     }
 
+    /// A member's client URL.
+    fn url(&self, m: &Member) -> String {
+        format!("{}://127.0.0.1:{}", self.scheme(), m.client)
+    }
+
     /// Every endpoint, as `cluster.etcd` lists them.
     pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(|m| format!("{}://127.0.0.1:{}", self.scheme(), m.client)).collect()
+        self.members.iter().map(|m| self.url(m)).collect()
     }
 
     /// The `[cluster]` section of an instance named `instance` (with the client's TLS files).
@@ -164,12 +169,7 @@ impl Etcd {
 
     /// `etcdctl --user USER:PASSWORD ARGS`, once auth is on.
     pub fn ctl_as(&self, user: Option<&str>, args: &[&str]) -> (bool, String) {
-        let running: Vec<String> = self
-            .members
-            .iter()
-            .filter(|m| m.child.is_some())
-            .map(|m| format!("{}://127.0.0.1:{}", self.scheme(), m.client))
-            .collect();
+        let running: Vec<String> = self.members.iter().filter(|m| m.child.is_some()).map(|m| self.url(m)).collect();
         let tls_args: Vec<String> = match &self.tls {
             Some(t) => vec![
                 format!("--cacert={}", t.ca.display()),
