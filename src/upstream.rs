@@ -57,6 +57,10 @@ impl Pool {
 
     /// Where a request starts in the pool: round robin across requests.
     pub fn start_index(&self) -> usize {
+        // One address: no rotation, and no write to a counter every worker thread shares.
+        if self.config.addrs.len() == 1 {
+            return 0;
+        }
         self.next.fetch_add(1, Ordering::Relaxed)
     }
 
@@ -68,6 +72,10 @@ impl Pool {
         let addrs = &self.config.addrs;
         let n = addrs.len();
         let at = |k: usize| start.wrapping_add(k) % n;
+        // Without health checks every address is up: plain rotation.
+        if n == 1 || !self.config.health.enabled {
+            return addrs[at(attempt % n)];
+        }
         let healthy = (0..n).filter(|k| self.is_healthy(at(*k))).count();
         let nth = attempt % n;
         let (want_healthy, skip) = if nth < healthy { (true, nth) } else { (false, nth - healthy) };
@@ -265,6 +273,13 @@ mod tests {
         let pool = Pool::new(upstream("p", &[1], false), None);
         pool.set_healthy(addr(1), false);
         assert!(!pool.all_down());
+        assert_eq!((pool.start_index(), pool.start_index()), (0, 0), "one address: nothing to rotate");
+        assert_eq!(pool.addr(0, 1).port(), 1, "a retry on a one-address pool takes that address again");
+        let pool = Pool::new(upstream("p", &[1, 2, 3], false), None);
+        pool.set_healthy(addr(2), false);
+        assert_eq!((pool.start_index(), pool.start_index()), (0, 1), "round robin across requests");
+        let order: Vec<u16> = (0..4).map(|a| pool.addr(1, a).port()).collect();
+        assert_eq!(order, [2, 3, 1, 2], "from start 1, a verdict ignored, retries wrap around");
     }
 
     #[test]

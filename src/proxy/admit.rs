@@ -3,6 +3,7 @@
 //! `request_filter` matches on the [`Admission`] and does that.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use pingora::http::RequestHeader;
 
@@ -23,7 +24,7 @@ pub enum Admission {
 /// A routed request: its route, pinned for the whole request (its pools come with it, so a
 /// reload in flight never changes where it goes), and the side chosen for it.
 pub struct Routed {
-    pub matched: Matched,
+    pub matched: Arc<Matched>,
     /// Chosen once: a retry in `upstream_peer` never re-rolls it; failover moves it to legacy.
     pub choice: Choice,
 }
@@ -44,7 +45,7 @@ pub fn admit(snap: &Snapshot, req: &RequestHeader, client_ip: Option<IpAddr>) ->
     if choice.side == Side::New && choice.decision != Decision::Override && matched.pool(Side::New).all_down() {
         choice.side = Side::Legacy;
     }
-    Admission::Routed(Routed { matched: matched.clone(), choice })
+    Admission::Routed(Routed { matched: Arc::clone(matched), choice })
 }
 
 /// The status and body of a refusal.

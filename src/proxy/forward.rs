@@ -126,8 +126,8 @@ fn peer_ip(session: &Session) -> Option<std::net::IpAddr> {
     session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
 }
 
-fn routed(ctx: &Ctx) -> Result<&Routed> {
-    match &ctx.routed {
+fn routed(routed: &Option<Routed>) -> Result<&Routed> {
+    match routed {
         Some(r) => Ok(r),
         None => Error::e_explain(ErrorType::InternalError, "no route chosen before upstream selection"),
     }
@@ -135,14 +135,15 @@ fn routed(ctx: &Ctx) -> Result<&Routed> {
 
 /// The peer for this attempt: the chosen side's pool, round robin, the next address on a retry.
 pub fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-    let r = routed(ctx)?;
-    let pool = r.matched.pool(r.choice.side).clone();
-    if ctx.upstream.attempts == 0 {
-        ctx.upstream.start = pool.start_index();
+    let r = routed(&ctx.routed)?;
+    let pool = r.matched.pool(r.choice.side);
+    let up = &mut ctx.upstream;
+    if up.attempts == 0 {
+        up.start = pool.start_index();
     }
-    let addr = pool.addr(ctx.upstream.start, ctx.upstream.attempts);
-    ctx.upstream.attempts += 1;
-    ctx.upstream.addr = Some(addr);
+    let addr = pool.addr(up.start, up.attempts);
+    up.attempts += 1;
+    up.addr = Some(addr);
     Ok(Box::new(pool.peer(addr)))
 }
 
@@ -151,7 +152,7 @@ pub fn peer(ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
 pub fn on_connect_failure(ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
     let kind = Failure::of(e.etype());
     ctx.upstream.error = Some(kind);
-    let Ok(r) = routed(ctx) else { return e };
+    let Ok(r) = routed(&ctx.routed) else { return e };
     let side = r.choice.side;
     METRICS.upstream_errors.with_label_values(&[&r.matched.route.name, side.as_str(), kind.as_str()]).inc();
     if ctx.upstream.attempts < r.matched.pool(side).len() {
@@ -211,7 +212,7 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &mut Ct
     if ctx.client_ip.is_none() {
         ctx.client_ip = peer_ip(session).and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok());
     }
-    let r = routed(ctx)?;
+    let r = routed(&ctx.routed)?;
     let route = &r.matched.route;
     if let Some(host) = &route.upstream(r.choice.side).host_header {
         req.insert_header(HOST, host.clone())?;
@@ -241,7 +242,7 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &mut Ct
 }
 
 pub fn downstream_response(resp: &mut ResponseHeader, ctx: &Ctx) -> Result<()> {
-    let r = routed(ctx)?;
+    let r = routed(&ctx.routed)?;
     if r.matched.route.expose_side {
         resp.insert_header(SIDE_HEADER, HeaderValue::from_static(r.choice.side.as_str()))?;
     }

@@ -36,34 +36,35 @@ impl Matched {
 #[derive(Default)]
 pub struct RouteTable {
     /// Sorted by path prefix length, longest first, so the first prefix match in a tier wins.
-    routes: Vec<Matched>,
+    /// Shared, so a request pins its route with one reference count, not one per part.
+    routes: Vec<Arc<Matched>>,
 }
 
 impl RouteTable {
     pub fn new(mut routes: Vec<Matched>) -> Self {
         routes.sort_by_key(|m| std::cmp::Reverse(m.route.path_prefix.len()));
-        RouteTable { routes }
+        RouteTable { routes: routes.into_iter().map(Arc::new).collect() }
     }
 
     /// Every route, in matching order.
     pub fn iter(&self) -> impl Iterator<Item = &Matched> {
-        self.routes.iter()
+        self.routes.iter().map(|m| &**m)
     }
 
     /// The route named `name`.
     pub fn get(&self, name: &str) -> Option<&Matched> {
-        self.routes.iter().find(|m| m.route.name == name)
+        self.routes.iter().find(|m| m.route.name == name).map(|m| &**m)
     }
 
     /// The route for `host` (as sent by the client, any case, port allowed) and `path`.
     ///
     /// Among routes whose hosts and prefix both match, the most specific host wins (exact name,
     /// then the longest wildcard, then routes without hosts); ties go to the longest prefix.
-    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Matched> {
+    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<Matched>> {
         // Stripped once, and only if a route names hosts: most tables route on paths alone.
         let mut stripped: Option<Option<&str>> = None;
         let mut host = || *stripped.get_or_insert_with(|| host.map(strip_port));
-        let mut best: Option<(usize, &Matched)> = None;
+        let mut best: Option<(usize, &Arc<Matched>)> = None;
         for m in &self.routes {
             let route = &m.route;
             if !prefix_matches(&route.path_prefix, path) {
