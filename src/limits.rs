@@ -92,10 +92,11 @@ pub fn header_complete(stream: Option<&Stream>) {
     }
 }
 
-/// Called once a request is answered: the connection's next header gets its own deadline.
-pub fn request_done(stream: Option<&Stream>) {
+/// Called once a request is answered (at `now`): the connection's next header gets its own
+/// deadline.
+pub fn request_done(stream: Option<&Stream>, now: Instant) {
     if let Some(w) = watch_of(stream) {
-        let next = w.start.elapsed() + w.next;
+        let next = now.saturating_duration_since(w.start) + w.next;
         w.deadline_us.store(u64::try_from(next.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
         w.header_bytes.store(0, Ordering::Relaxed);
         w.seen.store(false, Ordering::Relaxed);

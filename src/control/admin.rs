@@ -638,7 +638,7 @@ impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         crate::limits::header_complete(session.stream());
         let answer = self.answer(session).await;
-        crate::limits::request_done(session.stream());
+        crate::limits::request_done(session.stream(), std::time::Instant::now());
         answer
     }
 }

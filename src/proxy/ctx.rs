@@ -26,6 +26,8 @@ pub struct Ctx {
     pub shadow: Option<Box<Capture>>,
     /// Request body bytes still allowed by the route's `max_request_body`.
     pub body_left: usize,
+    /// Some of the request body has been read.
+    pub body_seen: bool,
 }
 
 /// Where the request was forwarded, and how many times `upstream_peer` was asked.
@@ -57,6 +59,7 @@ impl Ctx {
             trusted_peer: false,
             shadow: None,
             body_left: usize::MAX,
+            body_seen: false,
         }
     }
 

@@ -266,10 +266,12 @@ pub fn restore(ctx: &mut Ctx, prev: Box<dyn std::any::Any + Send + Sync>) {
 /// The body's end is when the upstream has the whole request: its time to answer counts from
 /// there, so a client that uploads slowly does not make the upstream look slow.
 pub fn request_body(ctx: &mut Ctx, chunk: Option<&Bytes>, end_of_stream: bool) -> Result<()> {
-    if end_of_stream {
+    let n = chunk.map_or(0, Bytes::len);
+    ctx.body_seen |= n > 0;
+    // A request without a body was whole when its header was sent (`upstream_request`).
+    if end_of_stream && ctx.body_seen {
         ctx.upstream.sent_at = Some(std::time::Instant::now());
     }
-    let n = chunk.map_or(0, Bytes::len);
     match ctx.body_left.checked_sub(n) {
         Some(left) => {
             ctx.body_left = left;

@@ -142,7 +142,9 @@ impl ProxyHttp for Strangler {
         if let Some(capture) = ctx.shadow.take() {
             capture.finish(e.is_some());
         }
-        record::request_done(session, e, ctx);
-        crate::limits::request_done(session.as_downstream().stream());
+        // One clock reading for the request's figures and its connection's next header deadline.
+        let now = std::time::Instant::now();
+        record::request_done(session, e, ctx, now);
+        crate::limits::request_done(session.as_downstream().stream(), now);
     }
 }

@@ -1,5 +1,7 @@
 //! The end of a request: error responses, metrics and the access log.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, Session};
@@ -52,11 +54,12 @@ pub async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ctx) -> F
 }
 
 /// Count the request and write its access log line.
-pub fn request_done(session: &Session, e: Option<&Error>, ctx: &Ctx) {
+/// `now`: when the request ended.
+pub fn request_done(session: &Session, e: Option<&Error>, ctx: &Ctx, now: Instant) {
     let status = session.response_written().map(|r| r.status);
     let code = status.as_ref().map_or("0", |s| s.as_str());
     let (route, side) = (ctx.route_name(), ctx.side_name());
-    let elapsed = ctx.started.elapsed();
+    let elapsed = now.saturating_duration_since(ctx.started);
     match &ctx.routed {
         Some(r) => {
             let split = r.choice.decision != Decision::Override;
