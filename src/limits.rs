@@ -60,7 +60,10 @@ impl HeaderWatch {
     /// The header is no longer pending (complete, or its connection gone): give its share of
     /// the budget back.
     fn release(&self) {
-        PENDING.fetch_sub(self.charged.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        // Most headers never draw on the budget: then the shared counter is not touched.
+        if self.charged.load(Ordering::Relaxed) != 0 {
+            PENDING.fetch_sub(self.charged.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        }
     }
 }
 
@@ -242,12 +245,17 @@ impl<A> Guarded<A> {
 }
 
 /// Ready when a header deadline passes before that header is complete. While a request is in
-/// flight the timer is not polled at all, so serving it pays nothing for the deadline; once it is
-/// answered, the next wake-up of the connection (a byte of the next header) arms the timer for
-/// the next deadline. A connection that sends nothing is closed by the keep-alive timeout.
+/// flight the timer is not polled at all, so serving it pays nothing for the deadline, and it is
+/// not moved per request either: when it fires, it is set again to the connection's current
+/// deadline ([`HeaderWatch::deadline`]) unless that has passed. A connection that sends nothing
+/// is closed by the keep-alive timeout.
 struct Deadline {
     sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
     watch: Arc<HeaderWatch>,
+    /// The waker the timer holds since it was last polled (`None` once it fired or was reset).
+    /// Until it fires, polling it again with the same waker would only register that waker
+    /// again: each request's wake-up between requests skips that.
+    armed: Option<std::task::Waker>,
 }
 
 impl std::future::Future for Deadline {
@@ -265,9 +273,17 @@ impl std::future::Future for Deadline {
             return Poll::Pending;
         }
         loop {
-            if self.sleep.as_mut().poll(cx).is_pending() {
+            let holds_waker = self.armed.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+            if holds_waker && !self.sleep.is_elapsed() {
                 return Poll::Pending;
             }
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                if !holds_waker {
+                    self.armed = Some(cx.waker().clone());
+                }
+                return Poll::Pending;
+            }
+            self.armed = None;
             let deadline = self.watch.deadline();
             if Instant::now() >= deadline {
                 Limit::HeaderTimeout.count();
@@ -328,7 +344,9 @@ impl HeaderCap {
 
     /// Count `n` more header bytes, charging what goes past [`SMALL_HEADER`] to the budget.
     fn count(&self, n: usize) {
-        let before = self.watch.header_bytes.fetch_add(n, Ordering::Relaxed);
+        // Only this stream adds to the count (its connection's task), so a load and a store do.
+        let before = self.watch.header_bytes.load(Ordering::Relaxed);
+        self.watch.header_bytes.store(before + n, Ordering::Relaxed);
         let charge = (before + n).saturating_sub(SMALL_HEADER) - before.saturating_sub(SMALL_HEADER);
         if charge > 0 {
             PENDING.fetch_add(charge, Ordering::Relaxed);
@@ -356,6 +374,13 @@ impl AsyncRead for HeaderCap {
                 cx.waker().wake_by_ref();
             }
             return Poll::Pending;
+        }
+        if left >= buf.remaining() {
+            // The usual case: the whole read fits the allowance.
+            let before = buf.filled().len();
+            let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+            this.count(buf.filled().len() - before);
+            return read;
         }
         let (read, n) = {
             let mut part = buf.take(left);
@@ -519,7 +544,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
                 };
                 let stream: Stream = Box::new(HeaderCap { inner: stream, watch: watch.clone(), cap, budget });
                 let serve = ServerApp::process_new(&self.inner, stream, shutdown);
-                let expire = Deadline { sleep: Box::pin(tokio::time::sleep(deadline)), watch };
+                let expire = Deadline { sleep: Box::pin(tokio::time::sleep(deadline)), watch, armed: None };
                 tokio::select! {
                     biased;
                     r = serve => r,
