@@ -27,16 +27,13 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 /// refusal (400, 431, 413) or a missing route (404) here, before any upstream is contacted
 /// (returning `Ok(true)`), or keep the routed request, with its shadow tee, in `ctx`.
 pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-    keep_forwarding_headers(session.req_header_mut());
     let path_refused = normalize_path(session.req_header_mut()).is_err();
     let client_ip = peer_ip(session);
     // Everything that reads the snapshot happens in this block, before any await.
     let (admission, idle, body_timeout) = {
         let snap = shared.load();
         ctx.trusted_peer = snap.config.trusts(client_ip);
-        if !ctx.trusted_peer {
-            drop_client_marks(session.req_header_mut(), &snap.config);
-        }
+        sanitize_client_headers(session.req_header_mut(), &snap.config, ctx.trusted_peer);
         let req = session.req_header();
         ctx.access_log = snap.config.log.access_log;
         let admission = if path_refused { Admission::Refuse(Limit::Path) } else { admit(&snap, req, client_ip) };
@@ -77,17 +74,28 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
     }
 }
 
-/// Headers only strangler, or a proxy in `server.trusted_proxies`, may set: from anyone else
-/// they are removed before routing. A client must not mark its request as a shadow (the
-/// upstream may skip side effects for it, and it would never be compared: a way to hide from the
-/// mismatch gate), nor claim another client's address or host. The override header, named by a
-/// route, stays: it has a token rule of its own.
-fn drop_client_marks(req: &mut RequestHeader, config: &crate::config::Config) {
+/// The client's header as strangler forwards it, in one walk over it (the usual request needs no
+/// change and allocates nothing):
+/// - headers only strangler, or a proxy in `server.trusted_proxies` (`trusted`), may set are
+///   removed from anyone else's request before routing. A client must not mark its request as a
+///   shadow (the upstream may skip side effects for it, and it would never be compared: a way to
+///   hide from the mismatch gate), nor claim another client's address or host. The override
+///   header, named by a route, stays: it has a token rule of its own;
+/// - a `Connection` header that nominates a header strangler sets loses that nomination
+///   ([`keep_forwarding_headers`]).
+fn sanitize_client_headers(req: &mut RequestHeader, config: &crate::config::Config, trusted: bool) {
     let is_override =
         |name: &HeaderName| config.routes.iter().any(|r| r.override_.as_ref().is_some_and(|o| o.header == name));
-    // One scan of the names: the usual request carries none of them and allocates nothing.
     let mut marks: Vec<HeaderName> = Vec::new();
-    for name in req.headers.keys() {
+    let mut nominates = false;
+    for (name, value) in req.headers.iter() {
+        if *name == http::header::CONNECTION {
+            nominates |= may_nominate_protected(value.as_bytes());
+            continue;
+        }
+        if trusted {
+            continue;
+        }
         let n = name.as_str();
         let mark = (n.starts_with("x-strangler-") && !is_override(name))
             || matches!(n, "forwarded" | "x-real-ip" | "x-forwarded-host");
@@ -97,6 +105,9 @@ fn drop_client_marks(req: &mut RequestHeader, config: &crate::config::Config) {
     }
     for name in &marks {
         req.remove_header(name);
+    }
+    if nominates {
+        keep_forwarding_headers(req);
     }
 }
 
@@ -288,6 +299,16 @@ pub fn request_body(ctx: &mut Ctx, chunk: Option<&Bytes>, end_of_stream: bool) -
 /// them in `Connection` (nominated headers are hop-by-hop and stripped).
 const PROTECTED: [&str; 4] = ["host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
 
+/// Whether a `Connection` value could nominate one of [`PROTECTED`]. The common values
+/// (`keep-alive`, `close`) cannot: a byte scan, nothing allocated.
+fn may_nominate_protected(conn: &[u8]) -> bool {
+    if conn.eq_ignore_ascii_case(b"keep-alive") || conn.eq_ignore_ascii_case(b"close") {
+        return false;
+    }
+    let mentions = |needle: &[u8]| conn.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
+    mentions(b"host") || mentions(b"forwarded")
+}
+
 /// Take the headers strangler sets out of the client's `Connection` nominations (on the request
 /// as received, before Pingora derives the upstream request from it), so they reach the upstream
 /// and the client cannot strip them; Pingora would otherwise refuse the request with 400.
@@ -297,9 +318,7 @@ fn keep_forwarding_headers(req: &mut RequestHeader) {
         PROTECTED.iter().any(|p| t.eq_ignore_ascii_case(p))
     };
     let Some(conn) = req.headers.get(http::header::CONNECTION).and_then(|v| v.to_str().ok()) else { return };
-    // The common case (`keep-alive`, `close`) names none of them: a byte scan, nothing allocated.
-    let mentions = |needle: &[u8]| conn.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
-    if !(mentions(b"host") || mentions(b"forwarded")) || !conn.split(',').any(is_protected) {
+    if !may_nominate_protected(conn.as_bytes()) || !conn.split(',').any(is_protected) {
         return;
     }
     let kept: Vec<&str> = conn.split(',').map(str::trim).filter(|t| !t.is_empty() && !is_protected(t)).collect();
