@@ -1,5 +1,6 @@
-//! Hot reload. Triggers: a change in the config file's directory (so editors' atomic renames and
-//! Kubernetes ConfigMap symlink swaps are seen) and SIGHUP. Bursts of file events
+//! Hot reload. Triggers: a change to the config file, watched through its directory (so editors'
+//! atomic renames and Kubernetes ConfigMap symlink swaps are seen, and other files there are
+//! not), and SIGHUP. Bursts of file events
 //! are debounced. Each reload parses and validates a complete new config and swaps it in with one
 //! store; an invalid file is logged and counted and the running config keeps serving.
 
@@ -433,10 +434,11 @@ fn watch_dir(path: &Path, tx: mpsc::UnboundedSender<()>) -> Option<notify::Recom
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    let name = path.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
     let handler = move |res: notify::Result<notify::Event>| {
         // Reads (ours included) produce access events; they never change the config.
         if let Ok(ev) = res {
-            if !matches!(ev.kind, EventKind::Access(_)) {
+            if !matches!(ev.kind, EventKind::Access(_)) && may_change_config(&name, &ev.paths) {
                 let _ = tx.send(());
             }
         }
@@ -455,10 +457,42 @@ fn watch_dir(path: &Path, tx: mpsc::UnboundedSender<()>) -> Option<notify::Recom
     Some(watcher)
 }
 
+/// Whether an event on `paths` (in the config's directory) can change the config named `name`:
+/// one on the file itself (written in place, or a file renamed onto it), or on a `..`-prefixed
+/// entry (Kubernetes swaps a ConfigMap's `..data` symlink, which the file's own symlink goes
+/// through). Anything else there (a log kept next to the config, an editor's swap file) would
+/// only wake the reloader to find the file unchanged. An event without paths (the watcher lost
+/// track) may be anything.
+fn may_change_config(name: &std::ffi::OsStr, paths: &[PathBuf]) -> bool {
+    paths.is_empty()
+        || paths.iter().any(|p| p.file_name().is_none_or(|n| n == name || n.as_encoded_bytes().starts_with(b"..")))
+}
+
 /// Make SIGHUP harmless from the very start of the process: until a handler is installed its
 /// default action kills the process. Tokio keeps the OS handler installed for the life of the
 /// process once registered, so registering it on a short-lived runtime is enough.
 pub fn guard_sighup() -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async { signal(SignalKind::hangup()).map(drop) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_events_that_can_change_the_config_wake_the_reloader() {
+        let name = std::ffi::OsStr::new("strangler.toml");
+        let d = Path::new("/etc/strangler");
+        let one = |f: &str| may_change_config(name, &[d.join(f)]);
+        assert!(one("strangler.toml"), "the file itself");
+        assert!(one("..data") && one("..data_tmp") && one("..2026_12_02_10_00_00.123"), "a ConfigMap swap");
+        assert!(!one("access.log"), "a log next to the config");
+        assert!(!one(".strangler.toml.swp") && !one("strangler.toml~"), "an editor's side files");
+        assert!(
+            may_change_config(name, &[d.join("strangler.toml.tmp"), d.join("strangler.toml")]),
+            "a rename onto the file names both"
+        );
+        assert!(may_change_config(name, &[]), "a lost-track event may be anything");
+    }
 }
