@@ -311,14 +311,15 @@ fn may_nominate_protected(conn: &[u8]) -> bool {
 
 /// Take the headers strangler sets out of the client's `Connection` nominations (on the request
 /// as received, before Pingora derives the upstream request from it), so they reach the upstream
-/// and the client cannot strip them; Pingora would otherwise refuse the request with 400.
+/// and the client cannot strip them; Pingora would otherwise refuse the request with 400. Called
+/// only when [`may_nominate_protected`] found a value that could.
 fn keep_forwarding_headers(req: &mut RequestHeader) {
     let is_protected = |t: &str| {
         let t = t.trim().trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-');
         PROTECTED.iter().any(|p| t.eq_ignore_ascii_case(p))
     };
     let Some(conn) = req.headers.get(http::header::CONNECTION).and_then(|v| v.to_str().ok()) else { return };
-    if !may_nominate_protected(conn.as_bytes()) || !conn.split(',').any(is_protected) {
+    if !conn.split(',').any(is_protected) {
         return;
     }
     let kept: Vec<&str> = conn.split(',').map(str::trim).filter(|t| !t.is_empty() && !is_protected(t)).collect();
