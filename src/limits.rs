@@ -168,6 +168,12 @@ pub struct Inspected<'a> {
     pub host: Option<&'a str>,
     /// A declared body size.
     pub content_length: Option<u64>,
+    /// A header named like one only strangler or a trusted proxy may set (see
+    /// [`crate::proxy::forward::may_be_mark`]).
+    pub marked: bool,
+    /// A `Connection` value that could nominate a header strangler sets (see
+    /// [`crate::proxy::forward::may_nominate_protected`]).
+    pub nominates: bool,
 }
 
 /// Check a request's header in one walk over it (no hashed lookup per header), refusing:
@@ -176,12 +182,17 @@ pub struct Inspected<'a> {
 ///   `Transfer-Encoding` other than exactly `chunked` (`chunked, chunked`, `gzip`), and several
 ///   `Content-Length` values that disagree. An answer to any of them closes the connection, so
 ///   bytes that follow can never become a second request;
-/// - then a header over the count or size limits (431).
+/// - then a header over the count or size limits (431), counted as the client sent it.
+///
+/// The same walk notes whether the header carries anything the proxy rewrites before forwarding
+/// it, so an ordinary header is walked once.
 pub fn inspect<'a>(req: &'a RequestHeader, limits: &Limits) -> Result<Inspected<'a>, Limit> {
-    use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+    use crate::proxy::forward::{may_be_mark, may_nominate_protected};
+    use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
     let mut size =
         req.uri.path_and_query().map_or(0, |p| p.as_str().len()) + req.uri.authority().map_or(0, |a| a.as_str().len());
     let (mut te, mut te_count, mut cl, mut cl_conflict, mut host) = (None, 0, None, false, None);
+    let (mut marked, mut nominates) = (false, false);
     for (name, value) in req.headers.iter() {
         size += name.as_str().len() + value.len() + 4;
         if *name == TRANSFER_ENCODING {
@@ -192,8 +203,14 @@ pub fn inspect<'a>(req: &'a RequestHeader, limits: &Limits) -> Result<Inspected<
                 None => cl = Some(value.as_bytes().trim_ascii()),
                 Some(first) => cl_conflict |= value.as_bytes().trim_ascii() != first,
             }
-        } else if *name == HOST && host.is_none() {
-            host = value.to_str().ok();
+        } else if *name == HOST {
+            if host.is_none() {
+                host = value.to_str().ok();
+            }
+        } else if *name == CONNECTION {
+            nominates |= may_nominate_protected(value.as_bytes());
+        } else {
+            marked |= may_be_mark(name.as_str());
         }
     }
     let bad_framing = match (te, cl) {
@@ -214,6 +231,8 @@ pub fn inspect<'a>(req: &'a RequestHeader, limits: &Limits) -> Result<Inspected<
     Ok(Inspected {
         host: req.uri.host().or(host),
         content_length: cl.and_then(|v| std::str::from_utf8(v).ok()?.parse().ok()),
+        marked,
+        nominates,
     })
 }
 
@@ -625,10 +644,33 @@ mod tests {
 
         let req = request("/x", &[("host", "api.example.com"), ("content-length", " 42 ")]);
         let seen = inspect(&req, &l).unwrap();
-        assert_eq!(seen, Inspected { host: Some("api.example.com"), content_length: Some(42) });
+        let plain = Inspected { host: None, content_length: None, marked: false, nominates: false };
+        assert_eq!(seen, Inspected { host: Some("api.example.com"), content_length: Some(42), ..plain });
         let mut req = request("/x", &[("host", "api.example.com")]);
         req.set_uri("http://other.example/x".parse().unwrap());
         assert_eq!(inspect(&req, &l).unwrap().host, Some("other.example"), "an absolute URI's host wins");
-        assert_eq!(inspect(&request("/", &[]), &l).unwrap(), Inspected { host: None, content_length: None });
+        assert_eq!(inspect(&request("/", &[]), &l).unwrap(), plain);
+    }
+
+    /// The proxy rewrites a client's header only when this walk saw something to rewrite, so a
+    /// miss here would forward a forged mark or let a client strip a forwarding header.
+    #[test]
+    fn the_walk_notes_what_the_proxy_rewrites() {
+        let l = limits();
+        let seen = |h: &[(&str, &str)]| {
+            let req = request("/", h);
+            let s = inspect(&req, &l).unwrap();
+            (s.marked, s.nominates)
+        };
+        assert_eq!(
+            seen(&[("accept", "*/*"), ("connection", "keep-alive"), ("x-forwarded-for", "1.2.3.4")]),
+            (false, false)
+        );
+        for mark in ["x-strangler-shadow", "X-Strangler-Anything", "forwarded", "x-real-ip", "x-forwarded-host"] {
+            assert_eq!(seen(&[("accept", "*/*"), (mark, "1")]), (true, false), "{mark}");
+        }
+        assert_eq!(seen(&[("connection", "close, X-Forwarded-For")]), (false, true));
+        assert_eq!(seen(&[("connection", "host")]), (false, true));
+        assert_eq!(seen(&[("connection", "upgrade")]), (false, false));
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use pingora::http::RequestHeader;
 
 use crate::config::Side;
-use crate::limits::{self, Limit};
+use crate::limits::{Inspected, Limit};
 use crate::route::{choose_side, Choice, Decision, Matched};
 use crate::snapshot::Snapshot;
 
@@ -29,9 +29,15 @@ pub struct Routed {
     pub choice: Choice,
 }
 
-/// Framing and header limits, the route, a declared body against the route's cap, then the side.
-pub fn admit(snap: &Snapshot, req: &RequestHeader, client_ip: Option<IpAddr>) -> Admission {
-    let seen = match limits::inspect(req, &snap.config.limits) {
+/// Framing and header limits (`inspected`: [`crate::limits::inspect`] of `req`), the route, a
+/// declared body against the route's cap, then the side.
+pub fn admit(
+    snap: &Snapshot,
+    req: &RequestHeader,
+    inspected: Result<Inspected<'_>, Limit>,
+    client_ip: Option<IpAddr>,
+) -> Admission {
+    let seen = match inspected {
         Ok(seen) => seen,
         Err(limit) => return Admission::Refuse(limit),
     };

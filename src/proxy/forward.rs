@@ -12,7 +12,7 @@ use pingora::proxy::Session;
 use super::admit::{self, admit, Admission, Routed};
 use super::ctx::{Ctx, UpstreamAttempt};
 use crate::config::Side;
-use crate::limits::Limit;
+use crate::limits::{self, Limit};
 use crate::metrics::METRICS;
 use crate::route::path::{self, Ambiguous};
 use crate::shadow;
@@ -33,10 +33,18 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
     let (admission, idle, body_timeout) = {
         let snap = shared.load();
         ctx.trusted_peer = snap.config.trusts(client_ip);
-        sanitize_client_headers(session.req_header_mut(), &snap.config, ctx.trusted_peer);
-        let req = session.req_header();
         ctx.access_log = snap.config.log.access_log;
-        let admission = if path_refused { Admission::Refuse(Limit::Path) } else { admit(&snap, req, client_ip) };
+        let limits = &snap.config.limits;
+        let admission = match limits::inspect(session.req_header(), limits) {
+            _ if path_refused => Admission::Refuse(Limit::Path),
+            Ok(seen) if seen.nominates || (seen.marked && !ctx.trusted_peer) => {
+                sanitize_client_headers(session.req_header_mut(), &snap.config, ctx.trusted_peer);
+                // Limits were judged on the header as sent; read again for what it borrows.
+                admit(&snap, session.req_header(), limits::inspect(session.req_header(), limits), client_ip)
+            }
+            seen => admit(&snap, session.req_header(), seen, client_ip),
+        };
+        let req = session.req_header();
         if let Admission::Routed(r) = &admission {
             ctx.shadow = shadow::begin(&r.matched, r.choice.side, req, &snap.config.log);
         }
@@ -74,8 +82,8 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
     }
 }
 
-/// The client's header as strangler forwards it, in one walk over it (the usual request needs no
-/// change and allocates nothing):
+/// The client's header as strangler forwards it, called only when [`limits::inspect`] saw
+/// something to rewrite (the usual request needs no change and is not walked again):
 /// - headers only strangler, or a proxy in `server.trusted_proxies` (`trusted`), may set are
 ///   removed from anyone else's request before routing. A client must not mark its request as a
 ///   shadow (the upstream may skip side effects for it, and it would never be compared: a way to
@@ -96,10 +104,7 @@ fn sanitize_client_headers(req: &mut RequestHeader, config: &crate::config::Conf
         if trusted {
             continue;
         }
-        let n = name.as_str();
-        let mark = (n.starts_with("x-strangler-") && !is_override(name))
-            || matches!(n, "forwarded" | "x-real-ip" | "x-forwarded-host");
-        if mark {
+        if may_be_mark(name.as_str()) && !is_override(name) {
             marks.push(name.clone());
         }
     }
@@ -109,6 +114,13 @@ fn sanitize_client_headers(req: &mut RequestHeader, config: &crate::config::Conf
     if nominates {
         keep_forwarding_headers(req);
     }
+}
+
+/// Whether a header of this name is one a client may not set (unless it is a trusted proxy, or
+/// the name is a route's override header): strangler's own marks, and the proxy headers naming
+/// a client's address or host.
+pub(crate) fn may_be_mark(name: &str) -> bool {
+    name.starts_with("x-strangler-") || matches!(name, "forwarded" | "x-real-ip" | "x-forwarded-host")
 }
 
 /// Route and forward the normalised path (see [`crate::route::path`]), with the query as sent.
@@ -301,7 +313,7 @@ const PROTECTED: [&str; 4] = ["host", "x-forwarded-for", "x-forwarded-proto", "x
 
 /// Whether a `Connection` value could nominate one of [`PROTECTED`]. The common values
 /// (`keep-alive`, `close`) cannot: a byte scan, nothing allocated.
-fn may_nominate_protected(conn: &[u8]) -> bool {
+pub(crate) fn may_nominate_protected(conn: &[u8]) -> bool {
     if conn.eq_ignore_ascii_case(b"keep-alive") || conn.eq_ignore_ascii_case(b"close") {
         return false;
     }
