@@ -8,6 +8,11 @@
 # difference divided by N2 - N1 removes start-up and shutdown. Kernel work (syscalls, TCP) is not
 # counted: it is the same for both, so the ratio here is an upper bound of the CPU ratio.
 # KEEP_CG=DIR keeps the profiles, to see where the difference goes with callgrind_annotate.
+#
+# The same runs simulate the caches (callgrind --cache-sim, with this machine's cache sizes) and
+# print the level-1 instruction cache misses per request: a proxy's per-request code does not
+# fit that cache, so each line of code it runs is fetched again on every request, and a path
+# that runs more distinct code costs more time than its instruction count says.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N1=${N1:-2000}
@@ -24,10 +29,10 @@ upstream_conf "$work" "$UP_LEGACY" "$UP_NEW"
 strangler_conf "$work" "$P_STRANGLER" "$P_ADMIN" "$UP_LEGACY" "$UP_NEW" 1
 "$NGINX" -c "$work/upstream.conf" -p "$work"
 
-# count PORT N CMD...: total instructions of CMD after serving N requests
+# count PORT N CMD...: total instructions and instruction cache misses of CMD after serving N requests
 count() {
   local port=$1 n=$2; shift 2
-  valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" "$@" 2>/dev/null &
+  valgrind --tool=callgrind --cache-sim=yes --callgrind-out-file="$work/cg.out" "$@" 2>/dev/null &
   local pid=$!
   for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   sleep 0.5
@@ -35,23 +40,28 @@ count() {
   grep -q "Non-2xx" "$work/ab.out" && { echo "non-2xx answers from port $port" >&2; exit 1; }
   kill -INT "$pid"
   wait "$pid" 2>/dev/null || true
-  awk '/^totals:/ { print $2 }' "$work/cg.out"
+  # The events are Ir Dr Dw I1mr ...: instructions and I1 misses.
+  awk '/^totals:/ { print $2, $5 }' "$work/cg.out"
   # KEEP_CG=DIR keeps each profile (for callgrind_annotate) as DIR/PORT-N.out.
   [ -z "${KEEP_CG:-}" ] || cp "$work/cg.out" "$KEEP_CG/$port-$n.out"
 }
+# per_request PORT CMD...: "instructions I1-misses" per request
 per_request() {
   local port=$1; shift
   local a b
   a=$(count "$port" "$N1" "$@")
   b=$(count "$port" "$N2" "$@")
-  echo $(( (b - a) / (N2 - N1) ))
+  paste -d' ' <(echo "$a") <(echo "$b") | awk -v n=$((N2 - N1)) '{ printf "%d %d\n", ($3 - $1) / n, ($4 - $2) / n }'
 }
-bare=$(per_request "$P_BARE" target/release/examples/bare_pingora "127.0.0.1:$P_BARE" "127.0.0.1:$UP_LEGACY" 1)
-duties=$(per_request "$P_DUTIES" target/release/examples/bare_pingora "127.0.0.1:$P_DUTIES" "127.0.0.1:$UP_LEGACY" 1 duties)
-strangler=$(per_request "$P_STRANGLER" target/release/strangler run -c "$work/strangler.toml")
-echo "user-space instructions per request (callgrind, ab -k -c 8, $N1 vs $N2 requests):"
-printf "  %-34s %8d\n" "bare Pingora passthrough" "$bare" "Pingora with strangler's duties" "$duties" \
-  "strangler (weight 10)" "$strangler"
-awk -v s="$strangler" -v b="$bare" -v d="$duties" 'BEGIN {
-  printf "  strangler / bare Pingora              = %.3f\n", s / b
-  printf "  strangler / Pingora with its duties   = %.3f\n", s / d }'
+read -r bare bare_i1 < <(per_request "$P_BARE" target/release/examples/bare_pingora "127.0.0.1:$P_BARE" "127.0.0.1:$UP_LEGACY" 1)
+read -r duties duties_i1 < <(per_request "$P_DUTIES" target/release/examples/bare_pingora "127.0.0.1:$P_DUTIES" "127.0.0.1:$UP_LEGACY" 1 duties)
+read -r strangler strangler_i1 < <(per_request "$P_STRANGLER" target/release/strangler run -c "$work/strangler.toml")
+i1=$(awk '/desc: I1 cache:/ { printf "%d KiB", $4 / 1024 }' "$work/cg.out")
+echo "user-space instructions and level-1 instruction cache misses (simulated, $i1) per request"
+echo "(callgrind, ab -k -c 8, $N1 vs $N2 requests):"
+printf "  %-34s %12s %10s\n" "" instructions "I1 misses"
+printf "  %-34s %12d %10d\n" "bare Pingora passthrough" "$bare" "$bare_i1" "Pingora with strangler's duties" "$duties" \
+  "$duties_i1" "strangler (weight 10)" "$strangler" "$strangler_i1"
+awk -v s="$strangler" -v b="$bare" -v d="$duties" -v si="$strangler_i1" -v bi="$bare_i1" -v di="$duties_i1" 'BEGIN {
+  printf "  strangler / bare Pingora              = %.3f %10.3f\n", s / b, si / bi
+  printf "  strangler / Pingora with its duties   = %.3f %10.3f\n", s / d, si / di }'
