@@ -671,6 +671,10 @@ mod tests {
         }
         assert_eq!(seen(&[("connection", "close, X-Forwarded-For")]), (false, true));
         assert_eq!(seen(&[("connection", "host")]), (false, true));
-        assert_eq!(seen(&[("connection", "upgrade")]), (false, false));
+        assert_eq!(seen(&[("connection", "HOST")]), (false, true));
+        assert_eq!(seen(&[("connection", "forwarded")]), (false, true), "x-forwarded-* by its tail");
+        for plain in ["upgrade", "Keep-Alive", "CLOSE", "te", ""] {
+            assert_eq!(seen(&[("connection", plain)]), (false, false), "{plain:?}");
+        }
     }
 }

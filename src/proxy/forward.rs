@@ -312,11 +312,21 @@ pub fn request_body(ctx: &mut Ctx, chunk: Option<&Bytes>, end_of_stream: bool) -
 const PROTECTED: [&str; 4] = ["host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
 
 /// Whether a `Connection` value could nominate one of [`PROTECTED`]. The common values
-/// (`keep-alive`, `close`) cannot: a byte scan, nothing allocated.
+/// (`keep-alive`, `close`) cannot, and are told by their length first, inline in the header walk;
+/// anything else gets a byte scan, nothing allocated.
+#[inline]
 pub(crate) fn may_nominate_protected(conn: &[u8]) -> bool {
-    if conn.eq_ignore_ascii_case(b"keep-alive") || conn.eq_ignore_ascii_case(b"close") {
-        return false;
+    match conn.len() {
+        10 if conn.eq_ignore_ascii_case(b"keep-alive") => false,
+        5 if conn.eq_ignore_ascii_case(b"close") => false,
+        // Shorter than "host", the shortest name it looks for.
+        0..=3 => false,
+        _ => mentions_protected(conn),
     }
+}
+
+#[inline(never)]
+fn mentions_protected(conn: &[u8]) -> bool {
     let mentions = |needle: &[u8]| conn.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
     mentions(b"host") || mentions(b"forwarded")
 }
