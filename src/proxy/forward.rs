@@ -35,14 +35,19 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
         ctx.trusted_peer = snap.config.trusts(client_ip);
         ctx.access_log = snap.config.log.access_log;
         let limits = &snap.config.limits;
-        let admission = match limits::inspect(session.req_header(), limits) {
-            _ if path_refused => Admission::Refuse(Limit::Path),
-            Ok(seen) if seen.nominates || (seen.marked && !ctx.trusted_peer) => {
-                sanitize_client_headers(session.req_header_mut(), &snap.config, ctx.trusted_peer);
+        let admission = if path_refused {
+            Admission::Refuse(Limit::Path)
+        } else {
+            let inspected = limits::inspect(session.req_header(), limits);
+            let (drop_marks, nominates) =
+                inspected.as_ref().map_or((false, false), |s| (s.marked && !ctx.trusted_peer, s.nominates));
+            if !drop_marks && !nominates {
+                admit(&snap, session.req_header(), inspected, client_ip)
+            } else {
+                sanitize_client_headers(session.req_header_mut(), &snap.config, drop_marks, nominates);
                 // Limits were judged on the header as sent; read again for what it borrows.
                 admit(&snap, session.req_header(), limits::inspect(session.req_header(), limits), client_ip)
             }
-            seen => admit(&snap, session.req_header(), seen, client_ip),
         };
         let req = session.req_header();
         if let Admission::Routed(r) = &admission {
@@ -84,32 +89,23 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
 
 /// The client's header as strangler forwards it, called only when [`limits::inspect`] saw
 /// something to rewrite (the usual request needs no change and is not walked again):
-/// - headers only strangler, or a proxy in `server.trusted_proxies` (`trusted`), may set are
-///   removed from anyone else's request before routing. A client must not mark its request as a
-///   shadow (the upstream may skip side effects for it, and it would never be compared: a way to
-///   hide from the mismatch gate), nor claim another client's address or host. The override
-///   header, named by a route, stays: it has a token rule of its own;
-/// - a `Connection` header that nominates a header strangler sets loses that nomination
-///   ([`keep_forwarding_headers`]).
-fn sanitize_client_headers(req: &mut RequestHeader, config: &crate::config::Config, trusted: bool) {
-    let is_override =
-        |name: &HeaderName| config.routes.iter().any(|r| r.override_.as_ref().is_some_and(|o| o.header == name));
-    let mut marks: Vec<HeaderName> = Vec::new();
-    let mut nominates = false;
-    for (name, value) in req.headers.iter() {
-        if *name == http::header::CONNECTION {
-            nominates |= may_nominate_protected(value.as_bytes());
-            continue;
+/// - `drop_marks` (the header has marks and the peer is not in `server.trusted_proxies`):
+///   headers only strangler, or a trusted proxy, may set are removed before routing. A client
+///   must not mark its request as a shadow (the upstream may skip side effects for it, and it
+///   would never be compared: a way to hide from the mismatch gate), nor claim another client's
+///   address or host. The override header, named by a route, stays: it has a token rule of its
+///   own;
+/// - `nominates`: a `Connection` header that nominates a header strangler sets loses that
+///   nomination ([`keep_forwarding_headers`]).
+fn sanitize_client_headers(req: &mut RequestHeader, config: &crate::config::Config, drop_marks: bool, nominates: bool) {
+    if drop_marks {
+        let is_override =
+            |name: &HeaderName| config.routes.iter().any(|r| r.override_.as_ref().is_some_and(|o| o.header == name));
+        let marks: Vec<HeaderName> =
+            req.headers.keys().filter(|name| may_be_mark(name.as_str()) && !is_override(name)).cloned().collect();
+        for name in &marks {
+            req.remove_header(name);
         }
-        if trusted {
-            continue;
-        }
-        if may_be_mark(name.as_str()) && !is_override(name) {
-            marks.push(name.clone());
-        }
-    }
-    for name in &marks {
-        req.remove_header(name);
     }
     if nominates {
         keep_forwarding_headers(req);
