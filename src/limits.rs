@@ -33,7 +33,10 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// A connection's header deadline: its first request's header must be complete within
 /// `header_timeout` of the accept, and every later one within `idle_timeout + header_timeout`
 /// of the previous answer, so a client cannot keep a connection by dripping a header a byte at a
-/// time (Pingora's keep-alive timeout restarts on every byte).
+/// time (Pingora's keep-alive timeout restarts on every byte). It is the keep-alive timeout too:
+/// a connection that sends no byte of its next request within `idle_timeout` of the previous
+/// answer is closed. Pingora waits for that request without a timer of its own (one timer
+/// registration per request saved); the connection's one [`Deadline`] timer serves both.
 #[derive(Debug)]
 struct HeaderWatch {
     /// A header is complete and its request not yet answered: no deadline runs.
@@ -47,14 +50,99 @@ struct HeaderWatch {
     over: AtomicU8,
     /// When the next header must be complete, in microseconds since `start`.
     deadline_us: AtomicU64,
+    /// When a kept-alive connection that has sent no byte of its next request is closed, in
+    /// microseconds since `start`; `u64::MAX` before the first answer.
+    idle_until_us: AtomicU64,
+    /// The keep-alive idle timeout, in microseconds: the listener's, or what the proxy set for
+    /// the request being served ([`header_complete`]).
+    idle_us: AtomicU64,
     start: Instant,
-    /// From an answer to the next complete header.
-    next: Duration,
+    header_timeout: Duration,
+}
+
+/// `d` in whole microseconds, saturating.
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 impl HeaderWatch {
+    /// A connection accepted at `start`.
+    fn new(start: Instant, header_timeout: Duration, idle: Duration) -> Self {
+        HeaderWatch {
+            seen: AtomicBool::new(false),
+            header_bytes: AtomicUsize::new(0),
+            charged: AtomicUsize::new(0),
+            over: AtomicU8::new(0),
+            deadline_us: AtomicU64::new(micros(header_timeout)),
+            idle_until_us: AtomicU64::new(u64::MAX),
+            idle_us: AtomicU64::new(micros(idle)),
+            start,
+            header_timeout,
+        }
+    }
+
+    fn at(&self, us: &AtomicU64) -> Instant {
+        self.start + Duration::from_micros(us.load(Ordering::Relaxed))
+    }
+
     fn deadline(&self) -> Instant {
-        self.start + Duration::from_micros(self.deadline_us.load(Ordering::Relaxed))
+        self.at(&self.deadline_us)
+    }
+
+    fn idle(&self) -> Duration {
+        Duration::from_micros(self.idle_us.load(Ordering::Relaxed))
+    }
+
+    /// No byte of the next request has arrived since the last answer (or the accept).
+    fn waiting(&self) -> bool {
+        self.header_bytes.load(Ordering::Relaxed) == 0
+    }
+
+    /// The header is complete; `idle`, when given, applies once its request is answered.
+    fn complete(&self, idle: Option<Duration>) {
+        self.seen.store(true, Ordering::Relaxed);
+        self.release();
+        if let Some(idle) = idle {
+            self.idle_us.store(micros(idle), Ordering::Relaxed);
+        }
+    }
+
+    /// The request was answered at `now`.
+    fn answered(&self, now: Instant) {
+        let since = micros(now.saturating_duration_since(self.start));
+        let idle_until = since.saturating_add(self.idle_us.load(Ordering::Relaxed));
+        self.idle_until_us.store(idle_until, Ordering::Relaxed);
+        self.deadline_us.store(idle_until.saturating_add(micros(self.header_timeout)), Ordering::Relaxed);
+        self.header_bytes.store(0, Ordering::Relaxed);
+        self.seen.store(false, Ordering::Relaxed);
+    }
+
+    /// What ends the connection at `now`, if anything: a kept-alive connection idle too long
+    /// (`Some(None)`, not a refusal) or a header past its deadline.
+    fn expired(&self, now: Instant) -> Option<Option<Limit>> {
+        let waiting = self.waiting();
+        if waiting && self.idle_until_us.load(Ordering::Relaxed) != u64::MAX && now >= self.at(&self.idle_until_us) {
+            return Some(None);
+        }
+        if now >= self.deadline() {
+            return Some(Some(Limit::HeaderTimeout));
+        }
+        None
+    }
+
+    /// When to look again, at `now`, if nothing has expired: the earliest moment something could.
+    /// While a header is being read that is its deadline, or sooner: once it is answered, the
+    /// connection's idle time starts (and can be no earlier than `now + idle`).
+    fn next_check(&self, now: Instant) -> Instant {
+        let deadline = self.deadline();
+        if !self.waiting() {
+            return deadline.min(now + self.idle());
+        }
+        if self.idle_until_us.load(Ordering::Relaxed) == u64::MAX {
+            deadline
+        } else {
+            deadline.min(self.at(&self.idle_until_us))
+        }
     }
 
     /// The header is no longer pending (complete, or its connection gone): give its share of
@@ -86,23 +174,21 @@ fn watch_of(stream: Option<&Stream>) -> Option<&HeaderWatch> {
     stream.and_then(|s| (**s).as_any().downcast_ref::<HeaderCap>()).map(|cap| &*cap.watch)
 }
 
-/// Called by the proxy (and the admin listener) with a request's connection as soon as its
-/// header has been read.
-pub fn header_complete(stream: Option<&Stream>) {
-    if let Some(w) = watch_of(stream) {
-        w.seen.store(true, Ordering::Relaxed);
-        w.release();
-    }
+/// Called by the proxy (and the admin listener) with a request's connection once its header has
+/// been read, with the keep-alive idle timeout that applies after this request (`None`: the
+/// listener's). Whether the connection has a header deadline, which then closes it when idle:
+/// if so, Pingora need not time the wait for the next request itself.
+pub fn header_complete(stream: Option<&Stream>, idle: Option<Duration>) -> bool {
+    let Some(w) = watch_of(stream) else { return false };
+    w.complete(idle);
+    true
 }
 
-/// Called once a request is answered (at `now`): the connection's next header gets its own
-/// deadline.
+/// Called once a request is answered (at `now`): the connection's idle time starts, and its next
+/// header gets its own deadline.
 pub fn request_done(stream: Option<&Stream>, now: Instant) {
     if let Some(w) = watch_of(stream) {
-        let next = now.saturating_duration_since(w.start) + w.next;
-        w.deadline_us.store(u64::try_from(next.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
-        w.header_bytes.store(0, Ordering::Relaxed);
-        w.seen.store(false, Ordering::Relaxed);
+        w.answered(now);
     }
 }
 
@@ -263,11 +349,14 @@ impl<A> Guarded<A> {
     }
 }
 
-/// Ready when a header deadline passes before that header is complete. While a request is in
-/// flight the timer is not polled at all, so serving it pays nothing for the deadline, and it is
-/// not moved per request either: when it fires, it is set again to the connection's current
-/// deadline ([`HeaderWatch::deadline`]) unless that has passed. A connection that sends nothing
-/// is closed by the keep-alive timeout.
+/// Ready when a header deadline passes before that header is complete, or a kept-alive
+/// connection stays idle past its idle timeout. While a request is in flight the timer is not
+/// polled at all, so serving it pays nothing for the deadline, and it is not moved per request
+/// either: when it fires, it is set again to the next moment the connection could expire
+/// ([`HeaderWatch::next_check`]) unless it has. That moment is never later than what a request
+/// answered meanwhile could bring (an answer's idle time ends no sooner than the one before, as
+/// long as a reload does not shorten `idle_timeout`; if one does, that connection is closed late
+/// by at most the difference).
 struct Deadline {
     sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
     watch: Arc<HeaderWatch>,
@@ -303,12 +392,19 @@ impl std::future::Future for Deadline {
                 return Poll::Pending;
             }
             self.armed = None;
-            let deadline = self.watch.deadline();
-            if Instant::now() >= deadline {
-                Limit::HeaderTimeout.count();
-                return Poll::Ready(());
+            let now = Instant::now();
+            match self.watch.expired(now) {
+                Some(refused) => {
+                    if let Some(limit) = refused {
+                        limit.count();
+                    }
+                    return Poll::Ready(());
+                }
+                None => {
+                    let next = self.watch.next_check(now);
+                    self.sleep.as_mut().reset(next.into());
+                }
             }
-            self.sleep.as_mut().reset(deadline.into());
         }
     }
 }
@@ -548,22 +644,18 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         match is_h2(&mut stream, self.h2c, deadline).await {
             Some(true) => ServerApp::process_new(&self.inner, stream, shutdown).await,
             Some(false) => {
-                let watch = Arc::new(HeaderWatch {
-                    seen: AtomicBool::new(false),
-                    header_bytes: AtomicUsize::new(0),
-                    charged: AtomicUsize::new(0),
-                    over: AtomicU8::new(0),
-                    deadline_us: AtomicU64::new(u64::try_from(deadline.as_micros()).unwrap_or(u64::MAX)),
-                    start: Instant::now(),
-                    next: self.limits.idle_timeout + deadline,
-                });
-                let (cap, budget) = {
+                let (cap, budget, idle) = {
                     let now = self.shared.load();
-                    (header_cap(&now.config.limits), now.config.limits.max_pending_header_bytes)
+                    let limits = &now.config.limits;
+                    (header_cap(limits), limits.max_pending_header_bytes, limits.idle_timeout)
                 };
+                let watch = Arc::new(HeaderWatch::new(Instant::now(), deadline, idle));
                 let stream: Stream = Box::new(HeaderCap { inner: stream, watch: watch.clone(), cap, budget });
                 let serve = ServerApp::process_new(&self.inner, stream, shutdown);
-                let expire = Deadline { sleep: Box::pin(tokio::time::sleep(deadline)), watch, armed: None };
+                // The first answer comes no sooner than now, so the connection's idle time cannot
+                // end before `idle` from now: looking again then is never late.
+                let first = deadline.min(idle);
+                let expire = Deadline { sleep: Box::pin(tokio::time::sleep(first)), watch, armed: None };
                 tokio::select! {
                     biased;
                     r = serve => r,
@@ -610,6 +702,38 @@ mod tests {
             req.append_header(k.to_string(), *v).unwrap();
         }
         req
+    }
+
+    /// One connection's life on the header deadline's clock: header 4 s, idle 1 s.
+    #[test]
+    fn the_header_watch_closes_slow_headers_and_idle_connections_and_never_looks_too_late() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let w = HeaderWatch::new(t0, Duration::from_secs(4), Duration::from_secs(1));
+        // The first header: header_timeout from the accept; no idle time yet.
+        assert_eq!(w.expired(ms(3_999)), None);
+        assert_eq!(w.expired(ms(4_000)), Some(Some(Limit::HeaderTimeout)));
+        assert_eq!(w.next_check(ms(0)), ms(4_000));
+        // While it is read, the next look is no later than an answer's idle time could end.
+        w.header_bytes.store(10, Ordering::Relaxed);
+        assert_eq!(w.next_check(ms(500)), ms(1_500));
+        w.complete(Some(Duration::from_secs(1)));
+        w.answered(ms(600));
+        // Idle: closed 1 s after the answer, not refused; the next header's deadline is 5 s on.
+        assert_eq!(w.next_check(ms(700)), ms(1_600));
+        assert_eq!(w.expired(ms(1_599)), None);
+        assert_eq!(w.expired(ms(1_600)), Some(None));
+        // A request begun within the idle time is not idle: its header has until 5.6 s.
+        w.header_bytes.store(5, Ordering::Relaxed);
+        assert_eq!(w.expired(ms(1_700)), None);
+        assert_eq!(w.next_check(ms(1_700)), ms(2_700));
+        assert_eq!(w.expired(ms(5_599)), None);
+        assert_eq!(w.expired(ms(5_600)), Some(Some(Limit::HeaderTimeout)));
+        // The idle time the proxy sets for a request applies after its answer.
+        w.complete(Some(Duration::from_secs(3)));
+        w.answered(ms(2_000));
+        assert_eq!(w.expired(ms(4_999)), None);
+        assert_eq!(w.expired(ms(5_000)), Some(None));
     }
 
     #[test]

@@ -669,6 +669,39 @@ async fn a_header_dripped_after_the_first_request_is_cut() {
     assert_eq!(s.metric("strangler_limits_total{limit=\"header_timeout\"}").await, Some(1.0));
 }
 
+/// A kept-alive connection that sends nothing after an answer is closed after idle_timeout, not
+/// only at its next header's deadline (idle_timeout + header_timeout), and without counting a
+/// refusal; one that goes on sending requests within it is served on the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idle_keep_alive_connection_is_closed_after_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = MockUpstream::start("up").await;
+    let opts = Options {
+        server: "[server.limits]\nheader_timeout = \"4s\"\nidle_timeout = \"1s\"".into(),
+        ..Options::default()
+    };
+    let s = Strangler::start_with(opts, &one_route(&up, "")).await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", s.port)).await.expect("connect");
+    let mut buf = [0u8; 4096];
+    // Three requests 600 ms apart: each answer starts the idle time again.
+    for i in 0..3 {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+        }
+        stream.write_all(b"GET /a HTTP/1.1\r\nHost: a\r\n\r\n").await.expect("request");
+        let n = stream.read(&mut buf).await.expect("answer");
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "request {i}: {}", String::from_utf8_lossy(&buf[..n]));
+    }
+    let answered = std::time::Instant::now();
+    let read = tokio::time::timeout(Duration::from_secs(6), stream.read(&mut buf)).await;
+    let took = answered.elapsed();
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the idle connection was not closed: {read:?}");
+    assert!(took >= Duration::from_millis(900), "closed before idle_timeout: {took:?}");
+    assert!(took < Duration::from_millis(3000), "closed only after {took:?}: idle_timeout is 1 s");
+    assert_eq!(up.hits(), 3);
+    assert_eq!(s.metric("strangler_limits_total{limit=\"header_timeout\"}").await, Some(0.0));
+}
+
 /// The admin listener has a connection cap and a header deadline of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_admin_listener_is_capped_and_has_a_header_deadline() {

@@ -636,7 +636,7 @@ async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) 
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        crate::limits::header_complete(session.stream());
+        crate::limits::header_complete(session.stream(), None);
         let answer = self.answer(session).await;
         crate::limits::request_done(session.stream(), std::time::Instant::now());
         answer

@@ -56,9 +56,13 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
         (admission, snap.config.limits.idle_timeout, snap.config.limits.body_timeout)
     };
     // Only a connection Pingora keeps alive gets our idle timeout: it turns keep-alive off where
-    // reuse would be unsafe (Content-Length with Transfer-Encoding), and that must stay off.
-    if session.get_keepalive().is_some() {
-        session.set_keepalive(Some(idle.as_secs().max(1)));
+    // reuse would be unsafe (Content-Length with Transfer-Encoding), and that must stay off. The
+    // connection's header deadline closes it when idle; Pingora then waits for the next request
+    // without arming a timer of its own (nor one a client's `Keep-Alive: timeout=` asks for).
+    let keep_alive = session.get_keepalive().is_some();
+    let watched = limits::header_complete(session.as_downstream().stream(), keep_alive.then_some(idle));
+    if keep_alive {
+        session.set_keepalive(Some(if watched { 0 } else { idle.as_secs().max(1) }));
     }
     session.set_read_timeout(Some(body_timeout));
     match admission {

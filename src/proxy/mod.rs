@@ -41,14 +41,9 @@ impl ProxyHttp for Strangler {
         Ctx::new()
     }
 
-    /// The header is complete: the connection's header deadline no longer applies.
-    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
-        crate::limits::header_complete(session.as_downstream().stream());
-        Ok(())
-    }
-
-    /// Header limits (431), the route's body cap on a declared length (413), then match a route
-    /// and choose a side; answer 404 here when no route matches.
+    /// The header is complete: the connection's header deadline no longer applies. Header
+    /// limits (431), the route's body cap on a declared length (413), then match a route and
+    /// choose a side; answer 404 here when no route matches.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         forward::route_request(&self.shared, session, ctx).await
     }
