@@ -633,18 +633,22 @@ async fn the_shipped_install_can_write_weights_back() {
     assert_eq!(s.route("r").await.weight, 50.0);
 }
 
+/// strangler with `[server.limits]` set to `limits`, one route to an upstream, and a raw client
+/// connection to its proxy listener.
+async fn raw_client_with_limits(limits: &str) -> (MockUpstream, Strangler, tokio::net::TcpStream) {
+    let up = MockUpstream::start("up").await;
+    let opts = Options { server: format!("[server.limits]\n{limits}"), ..Options::default() };
+    let s = Strangler::start_with(opts, &one_route(&up, "")).await;
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", s.port)).await.expect("connect");
+    (up, s, stream)
+}
+
 /// Every request's header has a deadline, not only a connection's first: after an answer, the
 /// next header must be complete within idle_timeout + header_timeout, however it is dripped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_header_dripped_after_the_first_request_is_cut() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let up = MockUpstream::start("up").await;
-    let opts = Options {
-        server: "[server.limits]\nheader_timeout = \"1s\"\nidle_timeout = \"1s\"".into(),
-        ..Options::default()
-    };
-    let s = Strangler::start_with(opts, &one_route(&up, "")).await;
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", s.port)).await.expect("connect");
+    let (up, s, mut stream) = raw_client_with_limits("header_timeout = \"1s\"\nidle_timeout = \"1s\"").await;
     stream.write_all(b"GET /first HTTP/1.1\r\nHost: a\r\n\r\n").await.expect("first");
     let mut buf = [0u8; 4096];
     let n = stream.read(&mut buf).await.expect("answer");
@@ -675,13 +679,7 @@ async fn a_header_dripped_after_the_first_request_is_cut() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_idle_keep_alive_connection_is_closed_after_idle_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let up = MockUpstream::start("up").await;
-    let opts = Options {
-        server: "[server.limits]\nheader_timeout = \"4s\"\nidle_timeout = \"1s\"".into(),
-        ..Options::default()
-    };
-    let s = Strangler::start_with(opts, &one_route(&up, "")).await;
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", s.port)).await.expect("connect");
+    let (up, s, mut stream) = raw_client_with_limits("header_timeout = \"4s\"\nidle_timeout = \"1s\"").await;
     let mut buf = [0u8; 4096];
     // Three requests 600 ms apart: each answer starts the idle time again.
     for i in 0..3 {
