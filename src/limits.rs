@@ -33,10 +33,11 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// A connection's header deadline: its first request's header must be complete within
 /// `header_timeout` of the accept, and every later one within `idle_timeout + header_timeout`
 /// of the previous answer, so a client cannot keep a connection by dripping a header a byte at a
-/// time (Pingora's keep-alive timeout restarts on every byte). It is the keep-alive timeout too:
-/// a connection that sends no byte of its next request within `idle_timeout` of the previous
-/// answer is closed. Pingora waits for that request without a timer of its own (one timer
-/// registration per request saved); the connection's one [`Deadline`] timer serves both.
+/// time (a timeout per read, as Pingora's keep-alive timeout is, restarts on every byte). It is
+/// the keep-alive timeout too: a connection that sends no byte of its next request within
+/// `idle_timeout` of the previous answer is closed. Pingora waits for that request without a
+/// timer of its own (one timer registration per request saved); the connection's one
+/// [`Deadline`] timer serves both.
 #[derive(Debug)]
 struct HeaderWatch {
     /// A header is complete and its request not yet answered: no deadline runs.
