@@ -94,6 +94,12 @@ impl HeaderWatch {
         Duration::from_micros(self.idle_us.load(Ordering::Relaxed))
     }
 
+    /// When the connection is closed if no byte of its next request arrives; `None` before the
+    /// first answer.
+    fn idle_until(&self) -> Option<Instant> {
+        (self.idle_until_us.load(Ordering::Relaxed) != u64::MAX).then(|| self.at(&self.idle_until_us))
+    }
+
     /// No byte of the next request has arrived since the last answer (or the accept).
     fn waiting(&self) -> bool {
         self.header_bytes.load(Ordering::Relaxed) == 0
@@ -121,8 +127,7 @@ impl HeaderWatch {
     /// What ends the connection at `now`, if anything: a kept-alive connection idle too long
     /// (`Some(None)`, not a refusal) or a header past its deadline.
     fn expired(&self, now: Instant) -> Option<Option<Limit>> {
-        let waiting = self.waiting();
-        if waiting && self.idle_until_us.load(Ordering::Relaxed) != u64::MAX && now >= self.at(&self.idle_until_us) {
+        if self.waiting() && self.idle_until().is_some_and(|t| now >= t) {
             return Some(None);
         }
         if now >= self.deadline() {
@@ -139,11 +144,7 @@ impl HeaderWatch {
         if !self.waiting() {
             return deadline.min(now + self.idle());
         }
-        if self.idle_until_us.load(Ordering::Relaxed) == u64::MAX {
-            deadline
-        } else {
-            deadline.min(self.at(&self.idle_until_us))
-        }
+        self.idle_until().map_or(deadline, |t| deadline.min(t))
     }
 
     /// The header is no longer pending (complete, or its connection gone): give its share of

@@ -53,7 +53,7 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
         if let Admission::Routed(r) = &admission {
             ctx.shadow = shadow::begin(&r.matched, r.choice.side, req, &snap.config.log);
         }
-        (admission, snap.config.limits.idle_timeout, snap.config.limits.body_timeout)
+        (admission, limits.idle_timeout, limits.body_timeout)
     };
     // Only a connection Pingora keeps alive gets our idle timeout: it turns keep-alive off where
     // reuse would be unsafe (Content-Length with Transfer-Encoding), and that must stay off. The
