@@ -257,11 +257,14 @@ fn rollout_failover_and_health_rules() {
     assert!(!off.routes[0].legacy.health.enabled);
 }
 
-/// An array, inline table or multi-line string left open is reported by the parser where it
-/// gave up, lines below; the problem names the key whose value opened it, at its line.
+/// An array, inline table or multi-line string left open, or a string ended by a backslash, is
+/// reported by the parser where it gave up, lines below; the problem names the key whose value
+/// opened it, at its line.
 #[test]
 fn a_value_left_open_is_blamed_on_its_key() {
-    for (value, shown) in [("[", "= ["), ("{ cookie = \"sid\"", "inline table"), ("\"\"\"", "= \"\"\"")] {
+    for (value, shown) in
+        [("[", "= ["), ("{ cookie = \"sid\"", "inline table"), ("\"\"\"", "= \"\"\""), ("\"\\", "escape")]
+    {
         let text = route(&format!("sticky = {value}\nweight = 10\nfailover = true"));
         let e = errors(&text);
         let rendered = e.to_string();

@@ -123,12 +123,14 @@ fn parse_problem(text: &str, e: &toml::de::Error) -> Problem {
 }
 
 /// The 1-based line of the `key = ` whose array, inline table or multi-line string is still
-/// open at `line`, if any.
+/// open at `line`, or whose one-line string the line just above left open (`= "\` at the end
+/// of a line: the parser reports the escape at the start of the next line), if any.
 fn open_value_at(text: &str, line: usize) -> Option<usize> {
     let mut depth = 0usize;
     // A `"""` or `'''` string spans lines; a `"` or `'` one ends with its line.
     let mut long: Option<&str> = None;
     let mut opened = None;
+    let mut short_left_open = None;
     for (n, l) in text.lines().take(line.saturating_sub(1)).enumerate() {
         let mut short: Option<char> = None;
         let mut rest = l;
@@ -147,6 +149,12 @@ fn open_value_at(text: &str, line: usize) -> Option<usize> {
             if let Some(q) = short {
                 if c == q {
                     short = None;
+                } else if c == '\\' && q == '"' {
+                    // An escape: the character after it (a quote, say) is part of the string.
+                    let mut after = rest.chars();
+                    after.nth(1);
+                    rest = after.as_str();
+                    continue;
                 }
             } else if rest.starts_with("\"\"\"") || rest.starts_with("'''") {
                 long = Some(&rest[..3]);
@@ -171,8 +179,11 @@ fn open_value_at(text: &str, line: usize) -> Option<usize> {
             }
             rest = &rest[c.len_utf8()..];
         }
+        if short.is_some() && n + 2 == line && l.contains('=') {
+            short_left_open = Some(n + 1);
+        }
     }
-    opened.filter(|_| depth > 0 || long.is_some())
+    opened.filter(|_| depth > 0 || long.is_some()).or(short_left_open)
 }
 
 /// The table a line belongs to, e.g. `server` or `routes[2]` for the third `[[routes]]`.
