@@ -12,7 +12,11 @@
 //! burst. What strangler costs beyond that peer is routing, the split, figures, limits and
 //! shadowing: strangler's own work.
 //!
-//! Usage: `bare_pingora LISTEN UPSTREAM THREADS [duties]`
+//! `duties-except=NAME,...` leaves the named duties out (`idle`, `body`, `connect`, `read`,
+//! `forwarded`), so what each one costs is measured by difference (`instructions.sh` with
+//! `BREAKDOWN=1`).
+//!
+//! Usage: `bare_pingora LISTEN UPSTREAM THREADS [duties | duties-except=NAME,...]`
 
 use async_trait::async_trait;
 use http::header::{HeaderName, HeaderValue};
@@ -30,7 +34,48 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Bare {
     upstream: std::net::SocketAddr,
-    duties: bool,
+    duties: Duties,
+}
+
+/// Which of the duties this proxy does; none for the bare passthrough.
+#[derive(Clone, Copy, Default)]
+struct Duties {
+    /// Keep-alive idle timeout.
+    idle: bool,
+    /// Read timeout on request bodies.
+    body: bool,
+    /// Upstream connect timeout.
+    connect: bool,
+    /// Upstream read timeout.
+    read: bool,
+    /// `X-Forwarded-For` and `X-Forwarded-Proto`.
+    forwarded: bool,
+}
+
+impl Duties {
+    /// `duties` (all) or `duties-except=NAME,...`; `None` for anything else.
+    fn parse(arg: &str) -> Option<Duties> {
+        let all = Duties { idle: true, body: true, connect: true, read: true, forwarded: true };
+        if arg == "duties" {
+            return Some(all);
+        }
+        let mut d = all;
+        for name in arg.strip_prefix("duties-except=")?.split(',') {
+            match name {
+                "idle" => d.idle = false,
+                "body" => d.body = false,
+                "connect" => d.connect = false,
+                "read" => d.read = false,
+                "forwarded" => d.forwarded = false,
+                _ => return None,
+            }
+        }
+        Some(d)
+    }
+
+    fn any(self) -> bool {
+        self.idle || self.body || self.connect || self.read || self.forwarded
+    }
 }
 
 /// strangler's defaults for the same timeouts.
@@ -49,10 +94,10 @@ impl ProxyHttp for Bare {
     }
 
     async fn request_filter(&self, session: &mut Session, _ctx: &mut Self::CTX) -> Result<bool> {
-        if self.duties {
-            if session.get_keepalive().is_some() {
-                session.set_keepalive(Some(IDLE.as_secs()));
-            }
+        if self.duties.idle && session.get_keepalive().is_some() {
+            session.set_keepalive(Some(IDLE.as_secs()));
+        }
+        if self.duties.body {
             session.set_read_timeout(Some(BODY));
         }
         Ok(false)
@@ -60,8 +105,10 @@ impl ProxyHttp for Bare {
 
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Self::CTX) -> Result<Box<HttpPeer>> {
         let mut peer = HttpPeer::new(self.upstream, false, String::new());
-        if self.duties {
+        if self.duties.connect {
             peer.options.connection_timeout = Some(CONNECT);
+        }
+        if self.duties.read {
             peer.options.read_timeout = Some(READ);
         }
         Ok(Box::new(peer))
@@ -73,7 +120,7 @@ impl ProxyHttp for Bare {
         req: &mut RequestHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
-        if self.duties {
+        if self.duties.forwarded {
             if ctx.is_none() {
                 *ctx = session.client_addr().and_then(|a| a.as_inet()).and_then(|a| a.ip().to_string().try_into().ok());
             }
@@ -99,7 +146,7 @@ impl ProxyHttp for Bare {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(listen), Some(upstream), Some(threads)) = (args.get(1), args.get(2), args.get(3)) else {
-        eprintln!("usage: bare_pingora LISTEN UPSTREAM THREADS [duties]");
+        eprintln!("usage: bare_pingora LISTEN UPSTREAM THREADS [duties | duties-except=NAME,...]");
         std::process::exit(2);
     };
     let mut conf = ServerConf::new().expect("default conf");
@@ -109,8 +156,14 @@ fn main() {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let upstream = upstream.parse().expect("upstream address");
-    let duties = args.get(4).is_some_and(|a| a == "duties");
-    if duties {
+    let duties = match args.get(4) {
+        None => Duties::default(),
+        Some(arg) => Duties::parse(arg).unwrap_or_else(|| {
+            eprintln!("bare_pingora: {arg:?} is not `duties` or `duties-except=` idle, body, connect, read, forwarded");
+            std::process::exit(2);
+        }),
+    };
+    if duties.any() {
         // SAFETY: PR_SET_THP_DISABLE takes plain integer arguments and touches no memory of ours.
         unsafe {
             libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);

@@ -8,6 +8,7 @@
 # difference divided by N2 - N1 removes start-up and shutdown. Kernel work (syscalls, TCP) is not
 # counted: it is the same for both, so the ratio here is an upper bound of the CPU ratio.
 # KEEP_CG=DIR keeps the profiles, to see where the difference goes with callgrind_annotate.
+# BREAKDOWN=1 also prints what each of the duties costs the Pingora peer (2.5 minutes more).
 #
 # The same runs simulate the caches (callgrind --cache-sim, with this machine's cache sizes) and
 # print the level-1 instruction cache misses per request: a proxy's per-request code does not
@@ -65,3 +66,15 @@ printf "  %-34s %12d %10d\n" "bare Pingora passthrough" "$bare" "$bare_i1" "Ping
 awk -v s="$strangler" -v b="$bare" -v d="$duties" -v si="$strangler_i1" -v bi="$bare_i1" -v di="$duties_i1" 'BEGIN {
   printf "  strangler / bare Pingora              = %.3f %10.3f\n", s / b, si / bi
   printf "  strangler / Pingora with its duties   = %.3f %10.3f\n", s / d, si / di }'
+
+# BREAKDOWN=1: what each duty costs in plain Pingora, as the difference leaving it out makes.
+if [ -n "${BREAKDOWN:-}" ]; then
+  echo "what each duty costs Pingora (instructions per request: the peer with all of them minus the"
+  echo "peer without that one):"
+  for duty in "idle:keep-alive idle timeout" "read:upstream read timeout" "forwarded:X-Forwarded-For, -Proto" \
+    "body:request body read timeout" "connect:upstream connect timeout"; do
+    read -r without _ < <(per_request "$P_DUTIES" target/release/examples/bare_pingora "127.0.0.1:$P_DUTIES" \
+      "127.0.0.1:$UP_LEGACY" 1 "duties-except=${duty%%:*}")
+    printf "  %-34s %12d\n" "${duty#*:}" $((duties - without))
+  done
+fi
