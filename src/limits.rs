@@ -82,12 +82,13 @@ impl HeaderWatch {
         }
     }
 
-    fn at(&self, us: &AtomicU64) -> Instant {
-        self.start + Duration::from_micros(us.load(Ordering::Relaxed))
+    /// The moment `us` microseconds after the accept.
+    fn at(&self, us: u64) -> Instant {
+        self.start + Duration::from_micros(us)
     }
 
     fn deadline(&self) -> Instant {
-        self.at(&self.deadline_us)
+        self.at(self.deadline_us.load(Ordering::Relaxed))
     }
 
     fn idle(&self) -> Duration {
@@ -97,7 +98,8 @@ impl HeaderWatch {
     /// When the connection is closed if no byte of its next request arrives; `None` before the
     /// first answer.
     fn idle_until(&self) -> Option<Instant> {
-        (self.idle_until_us.load(Ordering::Relaxed) != u64::MAX).then(|| self.at(&self.idle_until_us))
+        let us = self.idle_until_us.load(Ordering::Relaxed);
+        (us != u64::MAX).then(|| self.at(us))
     }
 
     /// No byte of the next request has arrived since the last answer (or the accept).
