@@ -8,7 +8,7 @@
 # difference divided by N2 - N1 removes start-up and shutdown. Kernel work (syscalls, TCP) is not
 # counted: it is the same for both, so the ratio here is an upper bound of the CPU ratio.
 # KEEP_CG=DIR keeps the profiles, to see where the difference goes with callgrind_annotate.
-# BREAKDOWN=1 also prints what each of the duties costs the Pingora peer (2.5 minutes more).
+# BREAKDOWN=1 also prints what each of the duties costs the Pingora peer (about 2 minutes more).
 #
 # The same runs simulate the caches (callgrind --cache-sim, with this machine's cache sizes) and
 # print the level-1 instruction cache misses per request: a proxy's per-request code does not
