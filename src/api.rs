@@ -222,6 +222,9 @@ pub struct ShadowCounts {
     pub error: u64,
     pub dropped: u64,
     pub skipped: u64,
+    /// Of `match`: pairs that differed only in fields noise explained.
+    #[serde(default)]
+    pub explained: u64,
 }
 
 /// A field learned as noise, with how many same-side pairs it differed in.
@@ -417,6 +420,20 @@ pub struct Report {
     /// `?scope=instance`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pooled_from: Vec<String>,
+    /// Endpoints with comparisons, in all pages.
+    #[serde(default)]
+    pub total_endpoints: usize,
+    /// Where the next page starts (`?offset=`), when `limit` or the answer's size cut this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<usize>,
+    /// Estimated bytes the route's evidence holds (endpoints, fields, examples, templates),
+    /// against `max_evidence`.
+    #[serde(default)]
+    pub evidence_bytes: usize,
+    /// Fields and examples not kept, and endpoints counted under `{other}`, because the
+    /// route's evidence budget was spent.
+    #[serde(default)]
+    pub over_budget: u64,
 }
 
 /// What the verdicts are judged by (`[routes.compare]`).
@@ -470,8 +487,25 @@ pub struct EndpointReport {
     /// Significant findings, highest rate first.
     pub findings: Vec<Finding>,
     /// Fields seen differing between two answers of the same side, with how often (percent of
-    /// `noise_samples`).
+    /// the current noise window) and how many pairs their noise explained.
     pub noise: Vec<NoiseRate>,
+    /// Pairs that differed only in fields noise explained: neither matches nor mismatches.
+    #[serde(default)]
+    pub explained: u64,
+    /// Same-side samples the noise rates are judged on now (the newest, younger than
+    /// `noise_max_age`)...
+    #[serde(default)]
+    pub noise_window: u64,
+    /// ...and the distinct clients they came from: each counts once.
+    #[serde(default)]
+    pub noise_clients: u64,
+    /// Counted under a template declared in `[routes.compare] endpoints`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub declared: bool,
+    /// For an inferred template, how many distinct values each `{id}` was inferred from (at
+    /// most 256 are counted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inferred_from: Vec<u64>,
 }
 
 /// A field that differs between legacy and new more than its noise explains.
@@ -495,6 +529,9 @@ pub struct Finding {
 pub struct NoiseRate {
     pub field: Field,
     pub rate: f64,
+    /// Legacy/new pairs whose difference in this field its noise explained.
+    #[serde(default)]
+    pub explained: u64,
 }
 
 /// One pair a finding was seen in.
@@ -634,6 +671,16 @@ impl Field {
             Field::Status => MismatchKind::Status,
             Field::Header(_) => MismatchKind::Header,
             Field::Json(_) | Field::Body => MismatchKind::Body,
+        }
+    }
+
+    /// The length of its written form (`json:$.a` is 8).
+    pub fn name_len(&self) -> usize {
+        match self {
+            Field::Status => 6,
+            Field::Header(h) => 7 + h.len(),
+            Field::Json(p) => 5 + p.len(),
+            Field::Body => 4,
         }
     }
 }

@@ -273,7 +273,7 @@ fn main() -> ExitCode {
                 if reset {
                     c.post(&format!("/routes/{route}/report/reset"))
                 } else {
-                    c.get(&format!("/routes/{route}/report"))
+                    c.get(&format!("/routes/{route}/report?limit=1000"))
                 }
             });
             admin.show(answer, if markdown { render::report_markdown } else { render::report })

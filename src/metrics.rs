@@ -40,6 +40,12 @@ pub struct Metrics {
     pub shadow_duration: HistogramVec,
     /// `noise_fields{route}`: fields learned as noise.
     pub noise_fields: IntGaugeVec,
+    /// `noise_samples_total{route,result}`: same-side repeats: `learned` (counted in the noise
+    /// window), `late` (left after the primary's answer arrived: not counted), `failed`.
+    pub noise_samples: IntCounterVec,
+    /// `evidence_bytes{route}`: estimated bytes of the route's cutover evidence, against
+    /// `max_evidence`.
+    pub evidence_bytes: IntGaugeVec,
     /// `failovers_total{route}`: requests new could not take, retried on legacy.
     pub failovers: IntCounterVec,
     /// `rollout_step{route}`: 1-based step of a route under rollout; 0 when rolled back or aborted.
@@ -134,6 +140,14 @@ impl Metrics {
         )?;
         let noise_fields =
             IntGaugeVec::new(opts("noise_fields", "Response fields learned as noise and ignored."), &["route"])?;
+        let noise_samples = IntCounterVec::new(
+            opts("noise_samples_total", "Same-side repeats for noise learning: learned, late (not counted), failed."),
+            &["route", "result"],
+        )?;
+        let evidence_bytes = IntGaugeVec::new(
+            opts("evidence_bytes", "Estimated bytes of a route's cutover evidence (bounded by max_evidence)."),
+            &["route"],
+        )?;
         let failovers = IntCounterVec::new(
             opts("failovers_total", "Requests new could not take (connect failure, 502/503/504), retried on legacy."),
             &["route"],
@@ -190,6 +204,8 @@ impl Metrics {
         registry.register(Box::new(shadow_mismatches.clone()))?;
         registry.register(Box::new(shadow_duration.clone()))?;
         registry.register(Box::new(noise_fields.clone()))?;
+        registry.register(Box::new(noise_samples.clone()))?;
+        registry.register(Box::new(evidence_bytes.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
         registry.register(Box::new(route_weight.clone()))?;
@@ -224,6 +240,8 @@ impl Metrics {
             shadow_mismatches,
             shadow_duration,
             noise_fields,
+            noise_samples,
+            evidence_bytes,
             failovers,
             rollout_step,
             upstream_healthy,

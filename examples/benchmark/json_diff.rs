@@ -9,6 +9,7 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::json;
+use strangler::api::ReportRules;
 use strangler::compare::{compare, Answer, Findings, JsonPath, Rules};
 
 /// An order list of `n` items (540 is about 100 KiB, 5 about 1 KiB), with two fields changed
@@ -47,11 +48,18 @@ fn main() {
 
         // The comparison, then the findings' bookkeeping for the pair, as the shadow task does.
         let mut findings = Findings::default();
+        let report = ReportRules { finding_absolute: 0.05, finding_relative: 100.0, ready_after: 100 };
         let bytes = legacy.body.len() + new.body.len();
         let started = Instant::now();
         for _ in 0..runs {
             let out = compare(&legacy, &new, &rules);
-            std::hint::black_box(findings.record_pair("GET /orders", "/orders", out.differences, SystemTime::now()));
+            std::hint::black_box(findings.record_pair(
+                "GET /orders",
+                "/orders",
+                out.differences,
+                &report,
+                SystemTime::now(),
+            ));
         }
         let secs = started.elapsed().as_secs_f64();
         println!(

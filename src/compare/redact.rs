@@ -1,9 +1,13 @@
 //! What a stored mismatch must never hold: secrets. Before a diff record is kept (the API, the
-//! console, the diffs file), every place a secret travels is scrubbed to `[redacted]`:
-//! - request headers and header differences named in `redact_headers`, which adds to the
-//!   defaults (`authorization`, `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`);
-//! - query parameters whose name contains a sensitive word (`token`, `password`, `secret`,
-//!   `api_key`, `apikey`, `authorization`, plus `redact_query`);
+//! console, the diffs file, the report's examples), every place a secret travels is scrubbed to
+//! `[redacted]`:
+//! - request headers and header differences whose name matches a pattern: the defaults
+//!   (`*token*`, `*secret*`, `*auth*`, `*password*`, `*api-key*`, `*apikey*`, `*cookie*`,
+//!   `*session*`) and what `redact_headers` adds (a name, or a pattern with `*`);
+//! - query and path parameters (split on `&` and `;`) whose name contains a sensitive word
+//!   (`token`, `password`, `secret`, `api_key`, `api-key`, `apikey`, `authorization`, plus
+//!   `redact_query`), in the request's path and in URLs inside any header value (`Referer`,
+//!   `Location`);
 //! - JSON values under a key containing one of those words, or at a path in
 //!   `redact_json_paths`, in differences and inside the values they show;
 //! - `name=value` and `"name": value` pairs with such names in snippets of bodies that are not
@@ -19,10 +23,12 @@ use crate::api::{DiffRecord, Difference, Field};
 
 pub const REDACTED: &str = "[redacted]";
 
-/// Headers always redacted, whatever `redact_headers` adds.
-pub const DEFAULT_HEADERS: [&str; 5] = ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"];
+/// Header name patterns always redacted, whatever `redact_headers` adds: `*` is any run of
+/// characters.
+pub const DEFAULT_HEADERS: [&str; 8] =
+    ["*token*", "*secret*", "*auth*", "*password*", "*api-key*", "*apikey*", "*cookie*", "*session*"];
 /// Words that make a query parameter or a JSON key secret, anywhere in its name.
-pub const DEFAULT_WORDS: [&str; 6] = ["token", "password", "secret", "api_key", "apikey", "authorization"];
+pub const DEFAULT_WORDS: [&str; 7] = ["token", "password", "secret", "api_key", "api-key", "apikey", "authorization"];
 
 /// A route's redaction rules, built once per config.
 #[derive(Debug, Clone, Default)]
@@ -53,7 +59,8 @@ impl Redaction {
     }
 
     fn secret_header(&self, name: &str) -> bool {
-        self.headers.iter().any(|h| h.as_str().eq_ignore_ascii_case(name))
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().any(|h| glob(h.as_str(), &name))
     }
 
     fn secret_name(&self, name: &str) -> bool {
@@ -68,12 +75,24 @@ impl Redaction {
         self.differences(&mut record.differences);
     }
 
-    /// Scrub request headers (as [`crate::compare::store::header_map`] shows them).
+    /// Scrub request headers (as [`crate::compare::store::header_map`] shows them): secret
+    /// ones whole, secret parameters of URLs in the others.
     pub fn headers(&self, headers: &mut BTreeMap<String, Value>) {
         for (name, v) in headers.iter_mut() {
             if self.secret_header(name) {
                 *v = Value::from(REDACTED);
+            } else {
+                self.urls_in(v);
             }
+        }
+    }
+
+    /// Secret parameters of URLs inside a header's value (a string or a list of them).
+    fn urls_in(&self, v: &mut Value) {
+        match v {
+            Value::String(s) if s.contains(['?', ';']) => *s = self.query(s),
+            Value::Array(list) => list.iter_mut().for_each(|x| self.urls_in(x)),
+            _ => {}
         }
     }
 
@@ -110,7 +129,8 @@ impl Redaction {
                             *s = self.pairs(s);
                         }
                     }
-                    _ => {}
+                    Field::Header(_) => self.urls_in(v),
+                    Field::Status => {}
                 }
             }
         }
@@ -165,20 +185,55 @@ impl Redaction {
         self.json_paths.iter().any(|p| p.matches(&steps))
     }
 
-    /// `path?a=1&api_key=x` -> `path?a=1&api_key=[redacted]`.
-    /// A path and query with the values of secret query parameters redacted.
+    /// A path and query (or a URL) with the values of secret parameters redacted: query
+    /// parameters split on `&` and `;`, and `;name=value` path parameters:
+    /// `/pay;jsessionid=x?a=1;api_key=y` -> `/pay;jsessionid=x?a=1;api_key=[redacted]` (with
+    /// `session` a configured word, the first too).
     pub fn query(&self, path: &str) -> String {
-        let Some((base, query)) = path.split_once('?') else { return path.to_string() };
-        let params: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
+        let mut out = String::with_capacity(path.len());
+        let mut rest = path;
+        let mut in_query = false;
+        // Text up to the first `?` or `;` is a path and holds no parameter.
+        match rest.find(['?', ';']) {
+            Some(i) => {
+                out.push_str(&rest[..i]);
+                rest = &rest[i..];
+            }
+            None => return path.to_string(),
+        }
+        while let Some(sep) = rest.chars().next() {
+            in_query |= sep == '?';
+            out.push(sep);
+            rest = &rest[sep.len_utf8()..];
+            // A parameter ends at the next separator; in the path, a `/` also ends it.
+            let end = rest
+                .find(|c: char| matches!(c, '&' | ';' | '?' | '#') || (!in_query && c == '/'))
+                .unwrap_or(rest.len());
+            let (param, after) = rest.split_at(end);
+            match param.split_once('=') {
                 Some((k, _)) if self.secret_name(&percent_encoding::percent_decode_str(k).decode_utf8_lossy()) => {
-                    format!("{k}={REDACTED}")
+                    out.push_str(k);
+                    out.push('=');
+                    out.push_str(REDACTED);
                 }
-                _ => kv.to_string(),
-            })
-            .collect();
-        format!("{base}?{}", params.join("&"))
+                _ => out.push_str(param),
+            }
+            rest = after;
+            if let Some(next) = rest.find(['&', ';', '?', '#']).filter(|_| !rest.starts_with(['&', ';', '?', '#'])) {
+                // A `/` ended a path parameter: the path goes on to the next separator.
+                out.push_str(&rest[..next]);
+                rest = &rest[next..];
+            }
+            if rest.starts_with('#') {
+                out.push_str(rest);
+                break;
+            }
+            if !rest.starts_with(['&', ';', '?']) {
+                out.push_str(rest);
+                break;
+            }
+        }
+        out
     }
 
     /// In a text snippet: the value after `name=` or `"name":` for a secret name, up to the
@@ -208,6 +263,22 @@ impl Redaction {
         out.push_str(&text[copied..]);
         out
     }
+}
+
+/// Whether `name` (lowercase) matches `pattern`, where `*` is any run of characters.
+fn glob(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or("");
+    let Some(mut rest) = name.strip_prefix(first) else { return false };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else { return rest.is_empty() };
+    for p in middle {
+        match rest.find(p) {
+            Some(i) => rest = &rest[i + p.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// The value of a `name=value` / `"name": "value"` pair whose name's secret word ends at `at`.
@@ -329,5 +400,42 @@ mod tests {
         let mut rec = record("/", vec![]);
         r.apply(&mut rec);
         assert_eq!(rec.request_headers["authorization"], json!(REDACTED), "the default stays");
+    }
+
+    /// Every gap an audit found: `;` separated parameters, token headers by pattern, and URLs
+    /// with secrets inside other headers' values, in the request and in header differences.
+    #[test]
+    fn no_gap_in_parameters_header_patterns_or_urls() {
+        let r = Redaction::new(vec![HeaderName::from_static("x-*-pin")], vec![], vec![]);
+        let mut rec = record(
+            "/pay;jsessionid=j1;token=p-1/x?a=1;token=q-1&b=2;api-key=k-1#top",
+            vec![diff("header:location", json!("/next?token=l-1&page=2"), json!("/next?page=2"))],
+        );
+        for (name, value) in [
+            ("x-auth-token", "a-1"),
+            ("x-vault-token", "v-1"),
+            ("x-csrf-token", "c-1"),
+            ("x-card-pin", "n-1"),
+            ("referer", "https://shop.example/cart?token=r-1;lang=en"),
+        ] {
+            rec.request_headers.insert(name.into(), json!(value));
+        }
+        r.apply(&mut rec);
+        let text = serde_json::to_string(&rec).unwrap();
+        for secret in ["p-1", "q-1", "k-1", "l-1", "a-1", "v-1", "c-1", "n-1", "r-1", "hunter2"] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        assert_eq!(rec.path, "/pay;jsessionid=j1;token=[redacted]/x?a=1;token=[redacted]&b=2;api-key=[redacted]#top");
+        assert_eq!(rec.request_headers["referer"], json!("https://shop.example/cart?token=[redacted];lang=en"));
+        assert_eq!(rec.differences[0].legacy, Some(json!("/next?token=[redacted]&page=2")));
+        assert_eq!(r.query("/plain/path"), "/plain/path");
+        assert_eq!(r.query("/a?x=1&&y"), "/a?x=1&&y");
+    }
+
+    #[test]
+    fn header_patterns() {
+        assert!(glob("*token*", "x-auth-token") && glob("*token*", "token") && glob("x-*-pin", "x-card-pin"));
+        assert!(!glob("x-*-pin", "x-card-pins") && !glob("*secret*", "x-secre"));
+        assert!(glob("authorization", "authorization") && !glob("authorization", "x-authorization"));
     }
 }

@@ -25,6 +25,43 @@ pub fn header_map(h: &HeaderMap) -> BTreeMap<String, Value> {
     out
 }
 
+/// A stored record's path and query are kept up to this many bytes, each request header value
+/// up to [`RECORD_HEADER`]: what a person reads, not the whole of an attack.
+pub const RECORD_PATH: usize = 2048;
+pub const RECORD_HEADER: usize = 1024;
+
+/// Cut what a record holds of the request to [`RECORD_PATH`] and [`RECORD_HEADER`] bytes (after
+/// redaction, so a secret is never half shown), saying how long each was.
+pub fn bound(record: &mut DiffRecord) {
+    record.path = cut(&record.path, RECORD_PATH);
+    for v in record.request_headers.values_mut() {
+        match v {
+            Value::String(s) if s.len() > RECORD_HEADER => *s = cut(s, RECORD_HEADER),
+            Value::Array(list) => {
+                for x in list.iter_mut() {
+                    if let Value::String(s) = x {
+                        if s.len() > RECORD_HEADER {
+                            *s = cut(s, RECORD_HEADER);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}
+
 /// A route's last mismatches, bounded by count and by bytes (as encoded for the API).
 #[derive(Default)]
 pub struct Recent {

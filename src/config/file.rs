@@ -571,6 +571,14 @@ pub struct CompareSection {
     /// Endpoints tracked per route; requests of more are counted under `{other}`.
     #[serde(default = "default_max_endpoints")]
     pub max_endpoints: usize,
+    /// Bytes the route's cutover evidence (endpoints, fields, examples, templates) holds at
+    /// most; past it new endpoints count under `{other}` and new fields and examples are
+    /// counted, not kept.
+    #[serde(default = "default_max_evidence")]
+    pub max_evidence: String,
+    /// Same-side samples older than this no longer count as noise.
+    #[serde(default = "default_noise_max_age")]
+    pub noise_max_age: String,
     /// Percentage points a field's legacy/new rate must exceed its noise rate by to be a finding.
     #[serde(default = "default_finding_absolute")]
     pub finding_absolute: f64,
@@ -615,6 +623,12 @@ pub struct MatcherSection {
     pub pattern: Option<String>,
 }
 
+fn default_max_evidence() -> String {
+    "4MiB".into()
+}
+fn default_noise_max_age() -> String {
+    "1h".into()
+}
 fn default_max_endpoints() -> usize {
     100
 }
@@ -654,6 +668,8 @@ impl Default for CompareSection {
             redact_json_paths: Vec::new(),
             endpoints: Vec::new(),
             max_endpoints: default_max_endpoints(),
+            max_evidence: default_max_evidence(),
+            noise_max_age: default_noise_max_age(),
             finding_absolute: default_finding_absolute(),
             finding_relative: default_finding_relative(),
             ready_after: default_ready_after(),

@@ -136,8 +136,8 @@ impl Percent {
     }
 
     /// From hundredths of a percent, clamped to 100%.
-    pub fn from_hundredths(h: u32) -> Percent {
-        Percent(h.min(WEIGHT_SCALE))
+    pub const fn from_hundredths(h: u32) -> Percent {
+        Percent(if h < WEIGHT_SCALE { h } else { WEIGHT_SCALE })
     }
 
     pub fn hundredths(self) -> u32 {

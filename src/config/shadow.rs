@@ -12,6 +12,7 @@ use super::problems::{bounded, quote, Percent, Problems};
 pub const MAX_IN_FLIGHT: usize = 100_000;
 use crate::api::ReportRules;
 use crate::compare::endpoint::Template;
+use crate::compare::findings::Bounds;
 use crate::compare::matchers::{MatchKind, Matcher, MatcherField};
 use crate::compare::redact::Redaction;
 use crate::compare::{JsonPath, Rules};
@@ -74,6 +75,8 @@ pub struct Compare {
     /// Declared endpoint templates, tried in order before an inferred one.
     pub endpoints: Vec<Template>,
     pub max_endpoints: usize,
+    /// `max_endpoints`, `max_evidence` and `noise_max_age`, as the findings take them.
+    pub bounds: Bounds,
     /// What a finding and a `ready` endpoint take.
     pub rules: ReportRules,
     pub matchers: Vec<Matcher>,
@@ -93,6 +96,9 @@ impl Compare {
         Rules { ignore_headers: &self.ignore_headers, ignore_paths: &self.ignore_json_paths, matchers }
     }
 }
+
+/// The smallest evidence budget a route may have.
+pub const MIN_EVIDENCE: usize = 64 * 1024;
 
 /// Endpoints a route may track at most.
 pub const MAX_ENDPOINTS: usize = 10_000;
@@ -196,6 +202,19 @@ pub(super) fn build(
         }
     }
     let max_endpoints = bounded(p, &format!("{ckey}.max_endpoints"), c.max_endpoints, 1, MAX_ENDPOINTS);
+    let max_evidence = p.size(&format!("{ckey}.max_evidence"), &c.max_evidence, "4MiB");
+    if max_evidence < MIN_EVIDENCE {
+        p.add(
+            format!("{ckey}.max_evidence"),
+            quote(&c.max_evidence),
+            "must be at least 64KiB: the report needs room for its endpoints",
+        );
+    }
+    let bounds = Bounds {
+        max_endpoints,
+        max_bytes: max_evidence,
+        noise_max_age: p.duration(&format!("{ckey}.noise_max_age"), &c.noise_max_age),
+    };
     let matchers =
         c.matchers.iter().enumerate().filter_map(|(i, m)| matcher(p, &format!("{ckey}.matchers[{i}]"), m)).collect();
     let mut rate = |field: &str, v: f64, max: f64| {
@@ -227,6 +246,7 @@ pub(super) fn build(
             redaction,
             endpoints,
             max_endpoints,
+            bounds,
             rules,
             matchers,
             keep_replays: bounded(p, &format!("{ckey}.keep_replays"), c.keep_replays, 0, 10_000),

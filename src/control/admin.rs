@@ -12,6 +12,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 use crate::api::{self, RolloutAction, Side};
+use crate::compare::findings::Page;
 use crate::config::persist::PersistError;
 use crate::config::shadow::Shadow;
 use crate::config::Percent;
@@ -131,15 +132,20 @@ impl AdminApp {
         .unwrap_or_else(|resp| resp)
     }
 
-    /// `GET /api/routes/{name}/report`: findings and a verdict per endpoint; in a fleet, every
-    /// instance's evidence pooled (`?scope=instance`: this instance's alone).
+    /// `GET /api/routes/{name}/report?limit=N&offset=M`: findings and a verdict per endpoint,
+    /// busiest first, a page at a time (at most `limit` endpoints and [`REPORT_BYTES`] of them);
+    /// in a fleet, every instance's evidence pooled (`?scope=instance`: this instance's alone).
     async fn report(&self, name: &str, query: &str) -> Response<Vec<u8>> {
-        let local = query.split('&').any(|kv| kv == "scope=instance");
+        let (local, page) = match report_query(query) {
+            Ok(q) => q,
+            Err(msg) => return error_response(StatusCode::BAD_REQUEST, msg),
+        };
         let now = std::time::SystemTime::now();
         let Some(fleet) = self.control.reloader().fleet().filter(|_| !local) else {
             return self
                 .with_shadow(name, |_, state, cfg| {
-                    json_response(StatusCode::OK, &state.findings().report(name, cfg.compare.rules.clone(), now))
+                    let report = state.findings().report_page(name, cfg.compare.rules.clone(), now, page);
+                    json_response(StatusCode::OK, &report)
                 })
                 .unwrap_or_else(|resp| resp);
         };
@@ -149,7 +155,7 @@ impl AdminApp {
                 Err(resp) => return resp,
             };
         let (pooled, from) = fleet.pooled_findings(name, own).await;
-        let mut report = pooled.report(name, rules, now);
+        let mut report = pooled.report_page(name, rules, now, page);
         report.pooled_from = from;
         json_response(StatusCode::OK, &report)
     }
@@ -279,6 +285,33 @@ impl AdminApp {
         })
         .unwrap_or_else(|resp| resp)
     }
+}
+
+/// Endpoints in one page of the report without `limit`, and at most.
+const REPORT_LIMIT: usize = 100;
+const MAX_REPORT_LIMIT: usize = 1000;
+/// Bytes of endpoints in one page of the report at most: a size the console can poll.
+pub const REPORT_BYTES: usize = 1 << 20;
+
+/// `scope=instance`, `limit=` and `offset=` of the report.
+fn report_query(query: &str) -> Result<(bool, Page), String> {
+    let mut local = false;
+    let mut page = Page { offset: 0, limit: REPORT_LIMIT, max_bytes: REPORT_BYTES };
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        let number = |v: &str, min: usize, max: usize| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or_else(|| format!("{kv:?} is not valid; give a whole number from {min} to {max}"))
+        };
+        match kv.split_once('=') {
+            Some(("scope", "instance")) => local = true,
+            Some(("limit", v)) => page.limit = number(v, 1, MAX_REPORT_LIMIT)?,
+            Some(("offset", v)) => page.offset = number(v, 0, usize::MAX)?,
+            _ => return Err(format!("{kv:?} is not a parameter here; use limit=, offset= and scope=instance")),
+        }
+    }
+    Ok((local, page))
 }
 
 /// Records returned by the diffs endpoint without `limit`.

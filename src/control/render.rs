@@ -210,12 +210,53 @@ pub fn report(r: &api::Report) -> String {
             }
         }
     }
+    for e in r.endpoints.iter().filter(|e| e.explained > 0) {
+        let _ = writeln!(
+            out,
+            "\n{}: {} pair(s) differed only where noise explains it (noise from {} same-side sample(s), {} client(s))",
+            e.endpoint, e.explained, e.noise_window, e.noise_clients
+        );
+        for n in e.noise.iter().filter(|n| n.explained > 0) {
+            let _ = writeln!(
+                out,
+                "  {}: explained {} pair(s); varies on {}% of same-side samples",
+                n.field, n.explained, n.rate
+            );
+        }
+    }
+    let inferred: Vec<String> = r
+        .endpoints
+        .iter()
+        .filter(|e| !e.inferred_from.is_empty())
+        .map(|e| {
+            let values: Vec<String> = e.inferred_from.iter().map(u64::to_string).collect();
+            format!("{} ({} distinct values)", e.endpoint, values.join(" / "))
+        })
+        .collect();
+    if !inferred.is_empty() {
+        let _ = writeln!(out, "\ntemplates inferred from the traffic: {}", inferred.join(", "));
+    }
     if r.folded > 0 {
         let _ = writeln!(
             out,
             "
-{} compared request(s) counted under {{other}} (max_endpoints reached)",
+{} compared request(s) counted under {{other}} (max_endpoints or max_evidence reached)",
             r.folded
+        );
+    }
+    if r.over_budget > 0 {
+        let _ = writeln!(
+            out,
+            "{} field(s), example(s) or endpoint(s) not kept: the evidence budget is spent",
+            r.over_budget
+        );
+    }
+    if let Some(next) = r.next_offset {
+        let _ = writeln!(
+            out,
+            "{} more endpoint(s) not shown: GET /api/v1/routes/{}/report?offset={next}",
+            r.total_endpoints.saturating_sub(next),
+            r.route
         );
     }
     out
@@ -260,6 +301,21 @@ pub fn report_markdown(r: &api::Report) -> String {
             e.comparisons,
             e.mismatch_rate,
             if fields.is_empty() { "-".to_string() } else { fields.join(", ") }
+        );
+    }
+    for e in r.endpoints.iter().filter(|e| e.explained > 0) {
+        let fields: Vec<String> = e
+            .noise
+            .iter()
+            .filter(|n| n.explained > 0)
+            .map(|n| format!("`{}` ({})", md(&n.field.to_string()), n.explained))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\n`{}`: {} pair(s) differed only where noise explains it: {}.",
+            md(&e.endpoint),
+            e.explained,
+            fields.join(", ")
         );
     }
     for e in r.endpoints.iter().filter(|e| !e.findings.is_empty()) {

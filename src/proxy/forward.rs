@@ -15,6 +15,7 @@ use crate::config::Side;
 use crate::limits::{self, Limit};
 use crate::metrics::METRICS;
 use crate::route::path::{self, Ambiguous};
+use crate::route::split;
 use crate::shadow;
 use crate::snapshot::Shared;
 use crate::upstream::Failure;
@@ -51,7 +52,10 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
         };
         let req = session.req_header();
         if let Admission::Routed(r) = &admission {
-            ctx.shadow = shadow::begin(&r.matched, r.choice.side, req, &snap.config.log);
+            let trusted = ctx.trusted_peer;
+            ctx.shadow = shadow::begin(&r.matched, r.choice.side, req, &snap.config.log, || {
+                split::client_key(&r.matched.route, &req.headers, client_ip, trusted)
+            });
         }
         (admission, limits.idle_timeout, limits.body_timeout)
     };

@@ -99,6 +99,30 @@ fn override_side(ov: &Override, headers: &HeaderMap) -> Option<Result<Side, ()>>
     }
 }
 
+/// Who a request comes from, hashed: the route's sticky key when it has one, else the client's
+/// address (the first `X-Forwarded-For` entry when the peer is a trusted proxy). What noise
+/// observations are weighed by, so one client counts once.
+pub fn client_key(route: &Route, headers: &HeaderMap, client_ip: Option<IpAddr>, trusted: bool) -> u64 {
+    let hash = |key: &[u8]| xxhash_rust::xxh3::xxh3_64(key);
+    if let Some(k) = route.sticky.as_ref().and_then(|s| with_sticky_key(s, headers, client_ip, hash)) {
+        return k;
+    }
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .filter(|_| trusted)
+        .and_then(|v| v.as_bytes().split(|&b| b == b',').next())
+        .map(<[u8]>::trim_ascii)
+        .filter(|v| !v.is_empty());
+    if let Some(f) = forwarded {
+        return hash(f);
+    }
+    match client_ip {
+        Some(IpAddr::V4(v4)) => hash(&v4.octets()),
+        Some(IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or_else(|| hash(&v6.octets()), |v4| hash(&v4.octets())),
+        None => 0,
+    }
+}
+
 /// Compare secrets without an early exit that would leak how much of a guess was right.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

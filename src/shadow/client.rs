@@ -23,6 +23,8 @@ pub struct Raw {
     pub headers: http::HeaderMap,
     pub body: Bytes,
     pub took: Duration,
+    /// When the whole request had been written to the upstream.
+    pub sent: Instant,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +70,7 @@ pub async fn exchange(
 ) -> Result<Raw, ExchangeError> {
     let started = Instant::now();
     match tokio::time::timeout(timeout, send(connector, pool, req, body, max_body)).await {
-        Ok(Ok((status, headers, body))) => Ok(Raw { status, headers, body, took: started.elapsed() }),
+        Ok(Ok((status, headers, body, sent))) => Ok(Raw { status, headers, body, took: started.elapsed(), sent }),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(ExchangeError::Timeout(timeout)),
     }
@@ -80,7 +82,7 @@ async fn send(
     req: RequestHeader,
     body: Bytes,
     max_body: usize,
-) -> Result<(u16, http::HeaderMap, Bytes), ExchangeError> {
+) -> Result<(u16, http::HeaderMap, Bytes, Instant), ExchangeError> {
     let err = |e: Box<pingora::Error>| ExchangeError::Upstream(e.to_string());
     let peer = pool.next_peer();
     let (mut session, _reused) = connector.get_http_session(&peer).await.map_err(err)?;
@@ -89,6 +91,7 @@ async fn send(
         session.write_request_body(body, true).await.map_err(err)?;
     }
     session.finish_request_body().await.map_err(err)?;
+    let sent = Instant::now();
     session.read_response_header().await.map_err(err)?;
     let (status, headers) = match session.response_header() {
         Some(h) => (h.status.as_u16(), h.headers.clone()),
@@ -103,5 +106,5 @@ async fn send(
         buf.extend_from_slice(&chunk);
     }
     connector.release_http_session(session, &peer, Some(IDLE)).await;
-    Ok((status, headers, buf.freeze()))
+    Ok((status, headers, buf.freeze(), sent))
 }

@@ -47,7 +47,15 @@ impl Shadower {
 
 /// Decide whether this request is shadowed. `None` for requests that are not eligible, sampled
 /// out, too large (counted `skipped`) or over the route's in-flight limit (counted `dropped`).
-pub fn begin(m: &Matched, served: Side, req: &RequestHeader, log: &LogSettings) -> Option<Box<Capture>> {
+/// `client` is who asked (the sticky key, else the address, see [`crate::route::split::client_key`]):
+/// what noise observations are weighed by.
+pub fn begin(
+    m: &Matched,
+    served: Side,
+    req: &RequestHeader,
+    log: &LogSettings,
+    client: impl FnOnce() -> u64,
+) -> Option<Box<Capture>> {
     let cfg = m.route.shadow.as_ref().filter(|s| s.enabled)?;
     let state = m.shadow.as_ref()?;
     let target = cfg.target.for_served(served)?;
@@ -79,6 +87,7 @@ pub fn begin(m: &Matched, served: Side, req: &RequestHeader, log: &LogSettings) 
         target,
         max_body: cfg.max_body,
         permit: Some(permit),
+        client: client(),
         client_host: req.headers.get(HOST).cloned(),
         diffs_file: log.diffs_file.clone().map(|f| (f, log.diffs_file_max)),
         forwarded: None,
@@ -102,6 +111,9 @@ pub struct Primary {
     /// The request failed (no complete answer from the upstream).
     pub failed: bool,
     pub took: std::time::Duration,
+    /// When the primary's answer had been delivered to the client: a same-side repeat written
+    /// after it is not counted as noise (the client could have acted on the answer by then).
+    pub delivered: Instant,
 }
 
 /// The per-request tee: a copy of the request as forwarded and of the primary's answer, each up
@@ -114,6 +126,8 @@ pub struct Capture {
     target: Side,
     max_body: usize,
     permit: Option<OwnedSemaphorePermit>,
+    /// Who asked, hashed.
+    client: u64,
     client_host: Option<HeaderValue>,
     /// `log.diffs_file` and its size cap.
     diffs_file: Option<(PathBuf, usize)>,
@@ -169,6 +183,7 @@ impl Capture {
             served: self.served,
             target: self.target,
             permit: self.permit.take(),
+            client: self.client,
             request: forwarded.clone(),
             client_host: self.client_host.clone(),
             body: std::mem::take(&mut self.body).freeze(),
@@ -211,6 +226,7 @@ impl Capture {
                     over: response_over,
                     failed,
                     took: sent_at.map(|t| t.elapsed()).unwrap_or_default(),
+                    delivered: Instant::now(),
                 });
             }
             // Body over the cap, or the request ended before its body did: nothing was sent.

@@ -155,7 +155,7 @@ pub async fn replay(
     let matchers = c.matchers_for(&k.endpoint);
     let rules = c.rules(&matchers);
     let outcome = compare(&legacy, &new, &rules);
-    let mut differences = state.findings().unexplained(&k.endpoint, outcome.differences);
+    let mut differences = state.findings().unexplained(&k.endpoint, outcome.differences, &c.rules);
     cfg.compare.redaction.differences(&mut differences);
     let verdict = if differences.is_empty() { ReplayOutcome::Fixed } else { ReplayOutcome::Differs };
     result(verdict, differences, None)

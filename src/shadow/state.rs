@@ -43,6 +43,30 @@ impl Verdict {
     }
 }
 
+/// What became of a same-side repeat, as counted in `strangler_noise_samples_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoiseSample {
+    /// Counted in the endpoint's noise window.
+    Learned,
+    /// Sent after the primary's answer had arrived: a client could have changed state in
+    /// between, so it is not counted.
+    Late,
+    /// No answer, or an answer that could not be compared.
+    Failed,
+}
+
+impl NoiseSample {
+    const ALL: [NoiseSample; 3] = [NoiseSample::Learned, NoiseSample::Late, NoiseSample::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoiseSample::Learned => "learned",
+            NoiseSample::Late => "late",
+            NoiseSample::Failed => "failed",
+        }
+    }
+}
+
 pub struct ShadowState {
     pub route: String,
     /// Swapped when `max_in_flight` changes; permits of the old semaphore drain on their own.
@@ -57,8 +81,13 @@ pub struct ShadowState {
     mismatches: [IntCounter; 3],
     duration: [Histogram; 2],
     noise_fields: IntGauge,
+    /// Same-side repeats: learned, late, failed.
+    noise_samples: [IntCounter; 3],
+    evidence_bytes: IntGauge,
     /// Mismatching pairs that differed in a significant finding: what the mismatch gate counts.
     significant: std::sync::atomic::AtomicU64,
+    /// Pairs that differed only in fields noise explained (counted as matches too).
+    explained: std::sync::atomic::AtomicU64,
     /// Both answer times of every compared pair, for the history's paired latency.
     pub paired: crate::live::Paired,
 }
@@ -77,13 +106,17 @@ impl ShadowState {
             duration: [Side::Legacy, Side::New]
                 .map(|s| METRICS.shadow_duration.with_label_values(&[route, s.as_str()])),
             noise_fields: METRICS.noise_fields.with_label_values(&[route]),
+            noise_samples: NoiseSample::ALL.map(|r| METRICS.noise_samples.with_label_values(&[route, r.as_str()])),
+            evidence_bytes: METRICS.evidence_bytes.with_label_values(&[route]),
             significant: std::sync::atomic::AtomicU64::new(0),
+            explained: std::sync::atomic::AtomicU64::new(0),
             paired: Default::default(),
         }
     }
 
-    /// Apply the route's (new) settings: resize the in-flight limit.
+    /// Apply the route's (new) settings: resize the in-flight limit, bound the evidence.
     pub fn configure(&self, shadow: &Shadow) {
+        self.findings().configure(shadow.compare.bounds);
         let limit = shadow.max_in_flight;
         if self.limit.swap(limit, Ordering::Relaxed) != limit {
             self.permits.store(Arc::new(Semaphore::new(limit)));
@@ -116,7 +149,12 @@ impl ShadowState {
             error: self.count_of(Verdict::Error),
             dropped: self.count_of(Verdict::Dropped),
             skipped: self.count_of(Verdict::Skipped),
+            explained: self.explained.load(Ordering::Relaxed),
         }
+    }
+
+    pub fn count_explained(&self) {
+        self.explained.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn count_significant(&self) {
@@ -150,11 +188,22 @@ impl ShadowState {
         self.findings().noise_fields()
     }
 
-    /// Record a same-side pair of `endpoint` and the fields that differed in it.
-    pub fn learn(&self, endpoint: &str, fields: &[crate::api::Field]) {
+    pub fn count_noise_sample(&self, r: NoiseSample) {
+        self.noise_samples[r as usize].inc();
+    }
+
+    /// Publish the evidence's size (after each pair).
+    pub fn evidence_bytes(&self, bytes: usize) {
+        self.evidence_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Record a same-side sample of `endpoint` asked by `client` and the fields that differed in
+    /// it.
+    pub fn learn(&self, endpoint: &str, client: u64, fields: &[crate::api::Field]) {
+        self.count_noise_sample(NoiseSample::Learned);
         let noise = {
             let mut f = self.findings();
-            f.record_noise(endpoint, fields, std::time::SystemTime::now());
+            f.record_noise(endpoint, client, fields, std::time::SystemTime::now());
             f.noise_fields()
         };
         let before = self.noise_fields.get();

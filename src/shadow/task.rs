@@ -1,9 +1,10 @@
-//! The shadow task: send the copy, wait for the primary's answer, learn noise, compare, record.
+//! The shadow task: send the copy (and, for noise, the same request again to the serving side,
+//! both at once), wait for the primary's answer, learn noise, compare, record.
 //! Runs spawned, after the request body is complete; nothing here can reach the client.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::HeaderValue;
@@ -11,9 +12,10 @@ use pingora::http::RequestHeader;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use super::client::{self, ExchangeError, Raw};
+use super::state::NoiseSample;
 use super::{Primary, ShadowState, Shadower, Verdict};
 use crate::compare::body::{decode, DecodeError};
-use crate::compare::store::{header_map, DiffRecord, SideAnswer};
+use crate::compare::store::{bound, header_map, DiffRecord, SideAnswer};
 use crate::compare::{compare, noise_between, Answer, Outcome};
 use crate::config::shadow::{is_safe, Shadow};
 use crate::config::{Route, Side};
@@ -33,6 +35,8 @@ pub struct Job {
     pub target: Side,
     /// The route's in-flight slot, released when the task ends.
     pub permit: Option<OwnedSemaphorePermit>,
+    /// Who asked, hashed ([`crate::route::split::client_key`]).
+    pub client: u64,
     pub request: RequestHeader,
     pub client_host: Option<HeaderValue>,
     pub body: Bytes,
@@ -62,7 +66,25 @@ fn not_comparable(e: &DecodeError) -> Verdict {
 }
 
 async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> Verdict {
-    let (shadow, primary) = tokio::join!(job.send(job.target, cfg), primary);
+    let c = &cfg.compare;
+    let method = &job.request.method;
+    let (endpoint, repeat) = {
+        let now = SystemTime::now();
+        let mut f = job.state.findings();
+        let e = f.endpoint(method.as_str(), job.request.uri.path(), &c.endpoints, now);
+        let repeat = is_safe(method) && f.wants_noise_sample(&e, c.noise_sample, now);
+        (e, repeat)
+    };
+    // The noise repeat leaves now, beside the shadow and at the primary's own time, never after
+    // the primary's answer: no client can change state between two answers of one side.
+    let again = async {
+        match repeat {
+            true => Some(job.send(job.served, cfg).await),
+            false => None,
+        }
+    };
+    // Polled first: of the two, the repeat is the one whose timing matters.
+    let (again, shadow, primary) = tokio::join!(again, job.send(job.target, cfg), primary);
     let primary = match primary {
         Ok(p) if !p.failed => p,
         _ => return Verdict::Skipped,
@@ -80,6 +102,7 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
     if primary.over {
         return Verdict::Skipped;
     }
+    let delivered = primary.delivered;
     let served = match answer(primary.status, primary.headers, primary.body, cfg.max_body) {
         Ok(a) => a,
         Err(e) => return not_comparable(&e),
@@ -88,16 +111,8 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
         Ok(a) => a,
         Err(e) => return not_comparable(&e),
     };
-
-    let c = &cfg.compare;
-    let (endpoint, bootstrapping) = {
-        let mut f = job.state.findings();
-        let e = f.endpoint(job.request.method.as_str(), job.request.uri.path(), &c.endpoints, c.max_endpoints);
-        let b = f.bootstrapping(&e);
-        (e, b)
-    };
-    if is_safe(&job.request.method) && (bootstrapping || c.noise_sample.draw()) {
-        learn_noise(job, cfg, &served, &endpoint).await;
+    if let Some(again) = again {
+        learn_noise(job, cfg, &served, &endpoint, again, delivered);
     }
 
     let took_ms = |side: Side| if side == job.served { primary.took } else { shadow.took }.as_secs_f64() * 1000.0;
@@ -108,7 +123,12 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
     let statuses = (legacy.status, new.status);
     let outcome = compare_off_path(job.route.clone(), endpoint.clone(), legacy, new).await;
     if outcome.differences.is_empty() {
-        job.state.findings().record_pair(&endpoint, "", Vec::new(), SystemTime::now());
+        let bytes = {
+            let mut f = job.state.findings();
+            f.record_pair(&endpoint, "", Vec::new(), &c.rules, SystemTime::now());
+            f.bytes()
+        };
+        job.state.evidence_bytes(bytes);
         return Verdict::Match;
     }
     // One instant for the diff record and the findings' examples, so a finding's example names
@@ -126,18 +146,21 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
         truncated: outcome.truncated,
         request_headers: header_map(&job.request.headers),
     };
-    // Every difference, noise included, counts in the findings (redacted: they keep examples);
-    // the pair is a mismatch only on a field not known as noise.
+    // Every difference, noise included, counts in the findings (redacted, then cut: they keep
+    // examples); the pair is a mismatch only on a field noise does not explain.
     c.redaction.apply(&mut record);
+    bound(&mut record);
     let all = std::mem::take(&mut record.differences);
-    let (real, significant) = {
+    let (real, significant, bytes) = {
         let mut f = job.state.findings();
-        let real = f.record_pair(&endpoint, &record.path, all, now);
+        let real = f.record_pair(&endpoint, &record.path, all, &c.rules, now);
         let fields: Vec<_> = real.iter().map(|d| d.field.clone()).collect();
         let significant = f.any_significant(&endpoint, &fields, &c.rules);
-        (real, significant)
+        (real, significant, f.bytes())
     };
+    job.state.evidence_bytes(bytes);
     if real.is_empty() {
+        job.state.count_explained();
         return Verdict::Match;
     }
     if significant {
@@ -169,24 +192,37 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
     Verdict::Mismatch
 }
 
-/// Send the request a second time to the serving side; whatever differs between its two answers
-/// is noise on `endpoint`.
-async fn learn_noise(job: &Job, cfg: &Shadow, first: &Answer, endpoint: &str) {
-    let again = match job.send(job.served, cfg).await {
+/// The serving side's second answer to the request: whatever differs between its two answers is
+/// noise on `endpoint`, counted for the request's client. A repeat written after the primary's
+/// answer was delivered is not counted: by then the client could have changed what it reads.
+fn learn_noise(
+    job: &Job,
+    cfg: &Shadow,
+    first: &Answer,
+    endpoint: &str,
+    again: Result<Raw, ExchangeError>,
+    delivered: Instant,
+) {
+    let again = match again {
+        Ok(raw) if raw.sent > delivered => {
+            tracing::debug!(route = %job.route.name, endpoint, "noise repeat sent after the primary's answer: not counted");
+            return job.state.count_noise_sample(NoiseSample::Late);
+        }
         Ok(Raw { status, headers, body, .. }) => answer(status, headers, body, cfg.max_body),
         Err(e) => {
             tracing::debug!(route = %job.route.name, "noise-learning request failed: {e}");
-            return;
+            return job.state.count_noise_sample(NoiseSample::Failed);
         }
     };
-    if let Ok(again) = again {
+    match again {
         // Two different statuses from one side are flakiness, not noise in a field.
-        if again.status == first.status {
+        Ok(again) if again.status == first.status => {
             let c = &cfg.compare;
             let matchers = c.matchers_for(endpoint);
             let rules = c.rules(&matchers);
-            job.state.learn(endpoint, &noise_between(first, &again, &rules));
+            job.state.learn(endpoint, job.client, &noise_between(first, &again, &rules));
         }
+        _ => job.state.count_noise_sample(NoiseSample::Failed),
     }
 }
 
