@@ -156,7 +156,8 @@ async fn ids_of_every_shape_fold_into_one_template_each() {
     let s = Strangler::start(&body).await;
     let c = client();
     let word = |i: usize| char::from(b'a' + (i % 26) as u8).to_string().repeat(i / 26 + 2);
-    let shapes: Vec<(&str, Box<dyn Fn(usize) -> String>)> = vec![
+    type Shape = (&'static str, Box<dyn Fn(usize) -> String>);
+    let shapes: Vec<Shape> = vec![
         (
             "/b64/{id}",
             Box::new(|i| format!("/b64/{}==", ["QUJD", "REVG", "R0hJ", "SktM"][i % 4].to_string() + &"QQ".repeat(i))),
