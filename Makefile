@@ -57,12 +57,14 @@ test: lint check-configs check-alerts browser
 
 # Peer benchmarks (install nginx and wrk from Debian packages when missing): the proxy's own cost,
 # then what shadowing costs the client, next to nginx's mirror, then the memory clients dripping
-# endless headers can make it hold; then the console's page weight and time to first render in
-# headless Chromium; then the fleet's propagation and etcd traffic.
+# endless headers can make it hold, and the cutover evidence's under an attack; then the
+# console's page weight and time to first render in headless Chromium; then the fleet's
+# propagation and etcd traffic.
 bench: deps
 	./examples/benchmark/run.sh
 	./examples/benchmark/shadow.sh
 	./examples/benchmark/header_drip.sh
+	./examples/benchmark/evidence.sh
 	./examples/benchmark/console.sh
 	./examples/benchmark/fleet.sh
 

@@ -12,6 +12,8 @@
   const TOKEN_KEY = 'strangler.admin-token';
   const FAST_MS = 2000;
   const SLOW_MS = 5000;
+  // Endpoints of the cutover report fetched per poll: the busiest, in a size worth polling.
+  const REPORT_PAGE = 50;
 
   // ---------------------------------------------------------------- the API
 
@@ -425,7 +427,7 @@
       if (!page.route || !page.route.shadow) return;
       try {
         const [report, diffs] = await Promise.all([
-          api('/routes/' + encodeURIComponent(name) + '/report'),
+          api('/routes/' + encodeURIComponent(name) + '/report?limit=' + REPORT_PAGE),
           api('/routes/' + encodeURIComponent(name) + '/diffs?limit=50'),
         ]);
         page.report = report;
@@ -675,6 +677,9 @@
       if (open) rows.push(el('tr', { class: 'endpoint-detail' }, el('td', { colspan: 5 }, endpointDetail(page, e))));
     }
     const pooled = report.pooled_from || [];
+    const more = report.next_offset != null
+      ? el('p', { class: 'muted small', id: 'evidence-more' }, `Showing the ${report.endpoints.length} busiest of ${report.total_endpoints} endpoints; the rest: strangler report ${report.route}.`)
+      : null;
     fill(body,
       pooled.length ? el('p', { id: 'evidence-pooled' }, `The fleet's evidence, pooled from ${pooled.length} instance${pooled.length === 1 ? '' : 's'}: ${pooled.join(', ')}.`) : null,
       el('p', { class: 'muted small' },
@@ -687,6 +692,7 @@
             el('th', { class: 'num' }, 'Differing'), el('th', {}, 'Findings'))),
           el('tbody', {}, rows))
         : el('p', { class: 'muted', text: 'Nothing compared yet.' }),
+      more,
       recentDiffs(page));
   }
 
@@ -698,7 +704,12 @@
         f.examples.map((x) => pairView(page, x))))
         : el('p', { class: 'muted', text: 'No significant finding.' }),
       e.noise.length ? el('div', { class: 'small' }, el('strong', {}, 'Learned noise: '),
-        e.noise.map((nz) => el('code', { class: 'badge', title: 'varies between two answers of the same side' }, `${nz.field} ${num(nz.rate, 0, '%')}`)), ' ') : null);
+        e.noise.map((nz) => el('code', { class: 'badge', 'data-noise': nz.field, title: 'varies between two answers of the same side; explained the difference of this many pairs' },
+          `${nz.field} ${num(nz.rate, 0, '%')}` + (nz.explained ? ` · explained ${nz.explained}` : ''))), ' ') : null,
+      el('p', { class: 'muted small', 'data-explained': String(e.explained || 0) },
+        `${e.explained || 0} pair${e.explained === 1 ? '' : 's'} differed only where noise explains it; noise judged on `
+        + `${e.noise_window || 0} recent same-side sample${e.noise_window === 1 ? '' : 's'} from ${e.noise_clients || 0} client${e.noise_clients === 1 ? '' : 's'}, each client counted once.`
+        + ((e.inferred_from || []).length ? ` Template inferred from ${e.inferred_from.join(' / ')} distinct values.` : '')));
   }
 
   // An example pair, legacy and new side by side. The pair's diff record (same instant and path)
