@@ -131,11 +131,13 @@ fn shadow_and_compare_settings() {
     assert_eq!(s.methods, [http::Method::GET, http::Method::POST]);
     assert_eq!(s.compare.ignore_headers[0].as_str(), "x-request-id");
     assert_eq!(s.compare.ignore_json_paths[0].to_string(), "$.items[*].etag");
+    let patterns: Vec<&str> = s.compare.redaction.headers.iter().map(|h| h.as_str()).collect();
     assert_eq!(
-        s.compare.redaction.headers.len(),
-        5,
-        "authorization, proxy-authorization, cookie, set-cookie, x-api-key by default"
+        patterns,
+        ["*token*", "*secret*", "*auth*", "*password*", "*api-key*", "*apikey*", "*cookie*", "*session*"],
+        "the default patterns"
     );
+    assert_eq!(s.compare.bounds.max_bytes, 4 << 20, "max_evidence defaults to 4 MiB");
 
     let shadow = |keys: &str| route(&format!("[routes.shadow]\n{keys}"));
     rejects(&shadow("target = \"both\""), "routes[0].shadow.target", &["\"both\"", "\"other\""]);
@@ -152,6 +154,10 @@ fn shadow_and_compare_settings() {
         &["\"meta.at\"", "start with '$'"],
     );
     rejects(&route("[routes.compare]\nkeep_diffs = 5"), "routes[0].compare", &["[routes[0].shadow]"]);
+    let compare = |line: &str| route(&format!("[routes.shadow]\n[routes.compare]\n{line}"));
+    rejects(&compare("max_evidence = \"4KiB\""), "routes[0].compare.max_evidence", &["\"4KiB\"", "at least 64KiB"]);
+    rejects(&compare("max_evidence = \"lots\""), "routes[0].compare.max_evidence", &["\"lots\""]);
+    rejects(&compare("noise_max_age = \"forever\""), "routes[0].compare.noise_max_age", &["\"forever\""]);
     rejects("[log]\ndiffs_file = \"/nonexistent/dir/diffs.jsonl\"\n", "log.diffs_file", &["not a directory"]);
 }
 

@@ -236,7 +236,7 @@ async fn service(name: &str, wrong: bool) -> MockUpstream {
     MockUpstream::builder(name)
         .reply(move |r: &Received| {
             let n = counter.fetch_add(1, Ordering::Relaxed);
-            let price = if wrong && r.path == "/orders/7" { 11 } else { 10 };
+            let price = if wrong && r.path.split('?').next() == Some("/orders/7") { 11 } else { 10 };
             let body = format!(r#"{{"id":"{tag}-{n}","items":[{{"sku":"a","price":{price}}}]}}"#);
             (200, vec![("content-type".into(), "application/json".into())], Bytes::from(body))
         })
@@ -255,12 +255,21 @@ async fn a_findings_pair_is_shown_side_by_side_with_the_differing_field_highligh
     );
     let s = Strangler::start(&body).await;
     get_n(&s, "/orders/", 30).await;
+    // A mismatching request carrying secrets the way clients send them: none may reach the page.
+    let secret = client()
+        .get(s.url("/orders/7?a=1;token=PAGESECRET1"))
+        .header("x-auth-token", "PAGESECRET2")
+        .header("referer", "https://shop.example/?token=PAGESECRET3")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(secret.status(), 200);
     let compared = || async {
         s.metric_value("strangler_shadow_total{result=\"match\",route=\"shop\"}").await
             + s.metric_value("strangler_shadow_total{result=\"mismatch\",route=\"shop\"}").await
     };
     for _ in 0..100 {
-        if compared().await >= 30.0 {
+        if compared().await >= 31.0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -285,9 +294,17 @@ async fn a_findings_pair_is_shown_side_by_side_with_the_differing_field_highligh
         cells
     };
     assert!(status_row.starts_with(&["status".to_string(), "200".into(), "200".into()]), "{status_row:?}");
-    assert_eq!(b.all(&format!("{pair} .hl")).await.len(), 3, "one highlighted row: field, legacy, new");
+    let pairs = b.all(pair).await.len();
+    assert_eq!(pairs, 2, "both mismatching requests of /orders/7 are examples");
+    assert_eq!(b.all(&format!("{pair} .hl")).await.len(), 3 * pairs, "one highlighted row a pair: field, legacy, new");
     b.run("document.querySelector(arguments[0]).scrollIntoView({block: 'center'})", vec![pair.into()]).await;
     b.screenshot("evidence").await;
+    let page = b.run("return document.documentElement.outerHTML", vec![]).await;
+    let page = page.as_str().expect("the page's HTML");
+    assert!(page.contains("/orders/7?a=1;token=[redacted]"), "the redacted request is listed");
+    for s in ["PAGESECRET1", "PAGESECRET2", "PAGESECRET3"] {
+        assert!(!page.contains(s), "{s} on the page");
+    }
     assert_no_js_errors(&b, &[]).await;
     b.close().await;
 }

@@ -449,6 +449,8 @@ async fn extreme_values_are_refused_by_key_or_applied_without_a_panic() {
         ("routes.shadow.timeout", &durations),
         ("routes.compare.noise_sample", &percents),
         ("routes.compare.keep_diffs", &integers),
+        ("routes.compare.max_evidence", &sizes),
+        ("routes.compare.noise_max_age", &durations),
         ("routes.rollout.hold", &durations),
         ("routes.rollout.min_requests", &integers),
         ("routes.rollout.max_error_rate", &percents),

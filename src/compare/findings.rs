@@ -2,8 +2,9 @@
 //! disagrees with itself (noise), and from that a verdict per endpoint.
 //!
 //! **The noise model.** A same-side sample is the serving side asked twice for one request, both
-//! requests sent at request time (the repeat never leaves after the primary's answer, see
-//! [`crate::shadow::task`]), so no client can change state between them. Each endpoint keeps its
+//! requests sent at request time (a repeat written after the primary's answer was delivered is
+//! not counted past an endpoint's first samples, see [`crate::shadow::task`]), so no client can
+//! change state between them. Each endpoint keeps its
 //! own last [`WINDOW`] samples younger than `noise_max_age`; nothing older counts, and no endpoint
 //! uses another's. A field's noise rate is weighed by client: each distinct client (sticky key,
 //! else address) counts once, with the share of its own samples in which the field varied, so one

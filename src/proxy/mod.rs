@@ -66,7 +66,13 @@ impl ProxyHttp for Strangler {
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        forward::upstream_request(session, req, ctx)
+        forward::upstream_request(session, req, ctx)?;
+        // A shadowed request without a body is complete now: its shadow (and noise repeat)
+        // leaves beside it, not after it.
+        if let Some(capture) = ctx.shadow.as_mut() {
+            capture.on_header_complete(&self.shadower);
+        }
+        Ok(())
     }
 
     /// Hold the body to the route's cap; tee the body of a shadowed request and send the shadow

@@ -152,6 +152,17 @@ impl Capture {
         self.body.clear();
     }
 
+    /// The request as forwarded is known: without a body (no `Content-Length` above 0, no
+    /// `Transfer-Encoding`), it is complete, and the shadow is sent at once.
+    pub fn on_header_complete(&mut self, shadower: &Arc<Shadower>) {
+        let Some(req) = self.forwarded.as_ref() else { return };
+        let bodiless = !req.headers.contains_key(http::header::TRANSFER_ENCODING)
+            && req.headers.get(CONTENT_LENGTH).is_none_or(|v| v.as_bytes() == b"0");
+        if bodiless && self.primary.is_none() && !self.over {
+            self.dispatch(shadower);
+        }
+    }
+
     /// Tee a chunk of the request body; at its end, send the shadow.
     pub fn on_request_body(&mut self, shadower: &Arc<Shadower>, chunk: Option<&Bytes>, end: bool) {
         if self.primary.is_some() || self.over {

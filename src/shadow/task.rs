@@ -68,12 +68,13 @@ fn not_comparable(e: &DecodeError) -> Verdict {
 async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> Verdict {
     let c = &cfg.compare;
     let method = &job.request.method;
-    let (endpoint, repeat) = {
+    let (endpoint, repeat, bootstrapping) = {
         let now = SystemTime::now();
         let mut f = job.state.findings();
         let e = f.endpoint(method.as_str(), job.request.uri.path(), &c.endpoints, now);
         let repeat = is_safe(method) && f.wants_noise_sample(&e, c.noise_sample, now);
-        (e, repeat)
+        let bootstrapping = f.bootstrapping(&e, now);
+        (e, repeat, bootstrapping)
     };
     // The noise repeat leaves now, beside the shadow and at the primary's own time, never after
     // the primary's answer: no client can change state between two answers of one side.
@@ -112,7 +113,10 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
         Err(e) => return not_comparable(&e),
     };
     if let Some(again) = again {
-        learn_noise(job, cfg, &served, &endpoint, again, delivered);
+        // An endpoint still learning its first samples takes a late one too: without it, a
+        // field random on every answer would be reported on the first requests.
+        let deadline = (!bootstrapping).then_some(delivered);
+        learn_noise(job, cfg, &served, &endpoint, again, deadline);
     }
 
     let took_ms = |side: Side| if side == job.served { primary.took } else { shadow.took }.as_secs_f64() * 1000.0;
@@ -193,18 +197,19 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
 }
 
 /// The serving side's second answer to the request: whatever differs between its two answers is
-/// noise on `endpoint`, counted for the request's client. A repeat written after the primary's
-/// answer was delivered is not counted: by then the client could have changed what it reads.
+/// noise on `endpoint`, counted for the request's client. A repeat written after `deadline` (the
+/// primary's answer delivered) is not counted: by then the client could have changed what it
+/// reads.
 fn learn_noise(
     job: &Job,
     cfg: &Shadow,
     first: &Answer,
     endpoint: &str,
     again: Result<Raw, ExchangeError>,
-    delivered: Instant,
+    deadline: Option<Instant>,
 ) {
     let again = match again {
-        Ok(raw) if raw.sent > delivered => {
+        Ok(raw) if deadline.is_some_and(|d| raw.sent > d) => {
             tracing::debug!(route = %job.route.name, endpoint, "noise repeat sent after the primary's answer: not counted");
             return job.state.count_noise_sample(NoiseSample::Late);
         }
