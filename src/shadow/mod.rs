@@ -75,6 +75,8 @@ pub fn begin(
         state.count(Verdict::Skipped);
         return None;
     }
+    // As the client sent it (the forwarded header has lost `Transfer-Encoding`, hop-by-hop).
+    let bodiless = declared.is_none_or(|n| n == 0) && !req.headers.contains_key(http::header::TRANSFER_ENCODING);
     let Some(permit) = state.try_slot() else {
         state.count(Verdict::Dropped);
         return None;
@@ -86,6 +88,7 @@ pub fn begin(
         served,
         target,
         max_body: cfg.max_body,
+        bodiless,
         permit: Some(permit),
         client: client(),
         client_host: req.headers.get(HOST).cloned(),
@@ -125,6 +128,8 @@ pub struct Capture {
     served: Side,
     target: Side,
     max_body: usize,
+    /// The request has no body: it is complete with its header.
+    bodiless: bool,
     permit: Option<OwnedSemaphorePermit>,
     /// Who asked, hashed.
     client: u64,
@@ -152,13 +157,10 @@ impl Capture {
         self.body.clear();
     }
 
-    /// The request as forwarded is known: without a body (no `Content-Length` above 0, no
-    /// `Transfer-Encoding`), it is complete, and the shadow is sent at once.
+    /// The request as forwarded is known: one without a body is complete, and the shadow is
+    /// sent at once.
     pub fn on_header_complete(&mut self, shadower: &Arc<Shadower>) {
-        let Some(req) = self.forwarded.as_ref() else { return };
-        let bodiless = !req.headers.contains_key(http::header::TRANSFER_ENCODING)
-            && req.headers.get(CONTENT_LENGTH).is_none_or(|v| v.as_bytes() == b"0");
-        if bodiless && self.primary.is_none() && !self.over {
+        if self.bodiless && self.primary.is_none() && !self.over {
             self.dispatch(shadower);
         }
     }
