@@ -334,7 +334,7 @@ fn header_cap(limits: &Limits) -> usize {
     limits.max_header_bytes.saturating_add(4096)
 }
 
-/// A Pingora app (the proxy) behind the connection limits.
+/// A Pingora app (the proxy, or the admin listener) behind the connection limits.
 pub struct Guarded<A> {
     inner: Arc<A>,
     /// The limits bound at start (connections, deadlines).
@@ -345,12 +345,94 @@ pub struct Guarded<A> {
     /// Client connections open now. Pingora serves a kept-alive HTTP/1 connection's requests in
     /// one `process_new` call, so one call is one connection.
     open: AtomicUsize,
+    /// The admin listener's rules for connections past its general slots.
+    reserve: Option<Reserve>,
 }
 
 impl<A> Guarded<A> {
     pub fn new(inner: A, limits: Limits, shared: Arc<Shared>, h2c: bool) -> Self {
-        Guarded { inner: Arc::new(inner), limits, shared, h2c, open: AtomicUsize::new(0) }
+        Guarded { inner: Arc::new(inner), limits, shared, h2c, open: AtomicUsize::new(0), reserve: None }
     }
+
+    /// The admin listener: `limits.max_connections` general slots, at most [`PER_ADDRESS`] of
+    /// them held by one address, and past those a reserve that serves health and metrics only
+    /// ([`Reserve`]).
+    pub fn admin(inner: A, limits: Limits, shared: Arc<Shared>) -> Self {
+        Guarded { reserve: Some(Reserve::default()), ..Self::new(inner, limits, shared, false) }
+    }
+}
+
+// === the admin listener's reserve ===
+
+/// General admin slots one client address may hold at once.
+pub const PER_ADDRESS: usize = 16;
+/// Connections served from the reserve at once at most.
+pub const RESERVE_CONNECTIONS: usize = 1024;
+/// Time a reserve connection has to show it asks for health or metrics.
+pub const RESERVE_DEADLINE: Duration = Duration::from_secs(1);
+/// What a reserve connection's request must begin with: exactly one of these, then a space or
+/// a `?` (peeked, not read: the request is then served as any other).
+const RESERVED: [&[u8]; 3] = [b"GET /livez", b"GET /readyz", b"GET /metrics"];
+/// Bytes peeked: the longest prefix and the byte after it.
+const RESERVED_PEEK: usize = 13;
+
+/// Whatever unauthenticated clients do, `/livez`, `/readyz` and `/metrics` answer: a connection
+/// that finds the general slots full, or its address holding [`PER_ADDRESS`] of them, may still
+/// send `GET /livez`, `GET /readyz` or `GET /metrics` within [`RESERVE_DEADLINE`]; anything else
+/// there is closed (counted as `connections` in `strangler_limits_total`).
+#[derive(Default)]
+pub struct Reserve {
+    per_address: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+    open: AtomicUsize,
+}
+
+impl Reserve {
+    /// A general slot for `ip`, if its address holds fewer than [`PER_ADDRESS`].
+    fn take(&self, ip: Option<std::net::IpAddr>) -> Option<AddressSlot<'_>> {
+        let Some(ip) = ip else { return Some(AddressSlot { reserve: self, ip: None }) };
+        let mut held = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let n = held.entry(ip).or_default();
+        if *n >= PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot { reserve: self, ip: Some(ip) })
+    }
+
+    /// Whether a connection that got no general slot asks for health or metrics in time.
+    async fn admits(stream: &mut Stream) -> bool {
+        let mut buf = [0u8; RESERVED_PEEK];
+        match tokio::time::timeout(RESERVE_DEADLINE, stream.try_peek(&mut buf)).await {
+            Ok(Ok(true)) => {
+                RESERVED.iter().any(|p| buf.starts_with(p) && matches!(buf.get(p.len()), Some(b' ' | b'?')))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// One general admin slot held by an address, given back however the connection ends.
+struct AddressSlot<'a> {
+    reserve: &'a Reserve,
+    ip: Option<std::net::IpAddr>,
+}
+
+impl Drop for AddressSlot<'_> {
+    fn drop(&mut self) {
+        let Some(ip) = self.ip else { return };
+        let mut held = self.reserve.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&ip);
+            }
+        }
+    }
+}
+
+fn peer_ip(stream: &Stream) -> Option<std::net::IpAddr> {
+    let digest = stream.get_socket_digest()?;
+    digest.peer_addr()?.as_inet().map(|a| a.ip())
 }
 
 /// Ready when a header deadline passes before that header is complete, or a kept-alive
@@ -638,12 +720,46 @@ async fn is_h2(stream: &mut Stream, h2c: bool, deadline: Duration) -> Option<boo
 #[async_trait]
 impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
     async fn process_new(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
-        if self.open.fetch_add(1, Ordering::Relaxed) >= self.limits.max_connections {
-            self.open.fetch_sub(1, Ordering::Relaxed);
+        let general = self.open.fetch_add(1, Ordering::Relaxed) < self.limits.max_connections;
+        let _slot = Slot(&self.open);
+        let Some(reserve) = &self.reserve else {
+            if !general {
+                Limit::Connections.count();
+                return None;
+            }
+            return self.serve(stream, shutdown).await;
+        };
+        let address = if general { reserve.take(peer_ip(&stream)) } else { None };
+        if address.is_some() {
+            return self.serve(stream, shutdown).await;
+        }
+        // The reserve: health and metrics only, bounded in number and in time to ask.
+        if reserve.open.fetch_add(1, Ordering::Relaxed) >= RESERVE_CONNECTIONS {
+            reserve.open.fetch_sub(1, Ordering::Relaxed);
             Limit::Connections.count();
             return None;
         }
-        let _slot = Slot(&self.open);
+        let _reserved = Slot(&reserve.open);
+        if !Reserve::admits(&mut stream).await {
+            Limit::Connections.count();
+            return None;
+        }
+        self.serve(stream, shutdown).await
+    }
+
+    /// Called when the listeners stop (upgrade or shutdown). Pingora's own cleanup would drop
+    /// every idle keep-alive connection at once, and a request a client is sending on one at that
+    /// moment fails with a reset. Without it, each kept-alive connection's next request is still
+    /// served, with `Connection: close` (Pingora turns keep-alive off once shutdown began), so
+    /// clients move to the new process on their own; connections still idle when the grace period
+    /// ends close with the process.
+    async fn cleanup(&self) {}
+}
+
+impl<A: ServerApp + Send + Sync + 'static> Guarded<A> {
+    /// Serve a connection that has its slot: HTTP/2 as it is, HTTP/1 behind the header cap and
+    /// deadlines.
+    async fn serve(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
         let deadline = self.limits.header_timeout;
         match is_h2(&mut stream, self.h2c, deadline).await {
             Some(true) => ServerApp::process_new(&self.inner, stream, shutdown).await,
@@ -651,7 +767,12 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
                 let (cap, budget, idle) = {
                     let now = self.shared.load();
                     let limits = &now.config.limits;
-                    (header_cap(limits), limits.max_pending_header_bytes, limits.idle_timeout)
+                    // The admin listener's idle time is short whatever the proxy's is.
+                    let idle = match self.reserve {
+                        Some(_) => limits.idle_timeout.min(self.limits.idle_timeout),
+                        None => limits.idle_timeout,
+                    };
+                    (header_cap(limits), limits.max_pending_header_bytes, idle)
                 };
                 let watch = Arc::new(HeaderWatch::new(Instant::now(), deadline, idle));
                 let stream: Stream = Box::new(HeaderCap { inner: stream, watch: watch.clone(), cap, budget });
@@ -674,14 +795,6 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
             }
         }
     }
-
-    /// Called when the listeners stop (upgrade or shutdown). Pingora's own cleanup would drop
-    /// every idle keep-alive connection at once, and a request a client is sending on one at that
-    /// moment fails with a reset. Without it, each kept-alive connection's next request is still
-    /// served, with `Connection: close` (Pingora turns keep-alive off once shutdown began), so
-    /// clients move to the new process on their own; connections still idle when the grace period
-    /// ends close with the process.
-    async fn cleanup(&self) {}
 }
 
 #[cfg(test)]

@@ -29,8 +29,13 @@ use crate::control::supervise::Supervised;
 use crate::lifecycle::{Ready, Signals};
 use crate::limits::Guarded;
 
-/// Connections the admin listener holds open at once; more are closed at accept.
+/// General connections the admin listener holds open at once (at most
+/// [`crate::limits::PER_ADDRESS`] of them from one address); past them, health and metrics only
+/// ([`crate::limits::Reserve`]).
 pub const ADMIN_MAX_CONNECTIONS: usize = 64;
+/// The admin listener's keep-alive idle time and header deadline at most: a slot held by a
+/// client that sends nothing is given back soon.
+pub const ADMIN_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
 use crate::proxy::Strangler;
 use crate::shadow::Shadower;
 use crate::snapshot::Shared;
@@ -124,8 +129,13 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     let h2c = cfg.server.h2c;
     let limits = cfg.limits.clone();
     // The admin listener has caps of its own: a handful of operators, scripts and scrapers, never
-    // a crowd; and the same header deadline as the proxy.
-    let admin_limits = config::model::Limits { max_connections: ADMIN_MAX_CONNECTIONS, ..cfg.limits.clone() };
+    // a crowd, no address holding more than its share, and a reserve for health and metrics.
+    let admin_limits = config::model::Limits {
+        max_connections: ADMIN_MAX_CONNECTIONS,
+        idle_timeout: cfg.limits.idle_timeout.min(ADMIN_IDLE),
+        header_timeout: cfg.limits.header_timeout.min(ADMIN_IDLE),
+        ..cfg.limits.clone()
+    };
     let admin_addr = cfg.admin.listen;
     let signals = Signals { config: path.to_path_buf(), upgrade_sock: cfg.server.upgrade_sock.clone().into() };
     let shared = Shared::new(cfg);
@@ -170,7 +180,7 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     let control = Control::new(reloader.clone(), shared.clone());
 
     let admin_app = AdminApp::new(shared.clone(), control.clone(), shadower.clone());
-    let mut admin = Service::new("admin".to_string(), Guarded::new(admin_app, admin_limits, shared.clone(), false));
+    let mut admin = Service::new("admin".to_string(), Guarded::admin(admin_app, admin_limits, shared.clone()));
     admin.add_listener(ListenerConfig::tcp(admin_addr.to_string()).l4_buffer(client_reads(false)));
     admin.threads = Some(1);
 
