@@ -152,11 +152,20 @@ impl Figures {
     }
 
     fn add(&mut self, other: &Figures) {
-        self.requests += other.requests;
-        self.errors += other.errors;
+        self.requests = self.requests.saturating_add(other.requests);
+        self.errors = self.errors.saturating_add(other.errors);
         for (a, b) in self.latency.iter_mut().zip(other.latency.iter()) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
+    }
+
+    /// Counters another instance published (in etcd) must be below [`MAX_COUNT`].
+    fn check(&self) -> Result<(), String> {
+        let over = [self.requests, self.errors].into_iter().chain(self.latency.iter().copied()).any(|n| n > MAX_COUNT);
+        if over {
+            return Err(format!("a counter above {MAX_COUNT}"));
+        }
+        Ok(())
     }
 
     fn since(&self, earlier: &Figures) -> Figures {
@@ -169,7 +178,7 @@ impl Figures {
 
     /// Requests with a measured latency.
     pub fn timed(&self) -> u64 {
-        self.latency.iter().sum()
+        self.latency.iter().fold(0u64, |a, b| a.saturating_add(*b))
     }
 
     /// Percent of requests that failed; `None` without requests.
@@ -216,6 +225,15 @@ impl Reading {
         &self.sides[side_index(side)]
     }
 
+    /// What a reading read from etcd must be to be counted: counters below [`MAX_COUNT`].
+    pub fn check(&self) -> Result<(), String> {
+        self.sides.iter().try_for_each(Figures::check)?;
+        if self.shadow_match > MAX_COUNT || self.shadow_mismatch > MAX_COUNT {
+            return Err(format!("a counter above {MAX_COUNT}"));
+        }
+        Ok(())
+    }
+
     /// What happened between `earlier` and this reading.
     pub fn since(&self, earlier: &Reading) -> Window {
         Window {
@@ -241,6 +259,16 @@ pub fn boot_id() -> u64 {
 /// counted it (outside a fleet, one entry). Counters start from zero when a process starts, so a
 /// window compares a reading only with an earlier one of the same boot.
 pub type Tally = BTreeMap<String, Counted>;
+
+/// The largest counter a document read from etcd may hold: 2^53, more requests than any
+/// process serves, and exact as a JSON number everywhere.
+pub const MAX_COUNT: u64 = 1 << 53;
+
+/// A tally read from etcd or the state file, checked: every reading's counters (see
+/// [`Reading::check`]).
+pub fn check_tally(t: &Tally) -> Result<(), String> {
+    t.values().try_for_each(|c| c.reading.check())
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Counted {

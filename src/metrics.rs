@@ -70,6 +70,9 @@ pub struct Metrics {
     pub cluster_stale: IntGauge,
     /// `cluster_leader`: 1 while this instance is the fleet's elected rollout controller.
     pub cluster_leader: IntGauge,
+    /// `cluster_refused_total{key}`: documents read from etcd and refused (the last good state
+    /// kept), by kind of key: config, rollout, figures, findings, instances.
+    pub cluster_refused: IntCounterVec,
 }
 
 /// The process-wide metrics.
@@ -223,8 +226,16 @@ impl Metrics {
             "cluster_leader",
             "1 while this instance is the fleet's elected rollout controller.",
         ))?;
+        let cluster_refused = IntCounterVec::new(
+            opts(
+                "cluster_refused_total",
+                "Documents read from etcd and refused, by kind of key; the last good state is kept.",
+            ),
+            &["key"],
+        )?;
         Ok(Metrics {
             cluster_leader,
+            cluster_refused,
             cluster_connected,
             cluster_revision,
             cluster_stale,
@@ -259,6 +270,12 @@ impl Metrics {
                 tracing::debug!("cluster metric already registered: {e}");
             }
         }
+        if let Err(e) = self.registry.register(Box::new(self.cluster_refused.clone())) {
+            tracing::debug!("cluster metric already registered: {e}");
+        }
+        for kind in Refused::ALL {
+            self.cluster_refused.with_label_values(&[kind.as_str()]);
+        }
     }
 
     /// The Prometheus text exposition of every metric.
@@ -267,6 +284,31 @@ impl Metrics {
         // Encoding into a Vec cannot fail for well-formed metric families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         buf
+    }
+}
+
+/// The kinds of etcd key whose documents can be refused (`cluster_refused_total{key}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    Config,
+    Rollout,
+    Figures,
+    Findings,
+    Instances,
+}
+
+impl Refused {
+    pub const ALL: [Refused; 5] =
+        [Refused::Config, Refused::Rollout, Refused::Figures, Refused::Findings, Refused::Instances];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refused::Config => "config",
+            Refused::Rollout => "rollout",
+            Refused::Figures => "figures",
+            Refused::Findings => "findings",
+            Refused::Instances => "instances",
+        }
     }
 }
 

@@ -696,3 +696,107 @@ async fn the_cutover_report_pools_every_instances_evidence_and_a_reset_is_fleet_
     })
     .await;
 }
+
+/// What garbage looks like: random bytes, JSON of the wrong types, numbers far out of range,
+/// deep nesting, and documents shaped like the real ones with values no file would pass.
+fn garbage() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let huge = prop_oneof![
+        Just(u64::MAX.to_string()),
+        Just("1e308".to_string()),
+        Just("-1".to_string()),
+        Just("300000000000".to_string())
+    ];
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..300),
+        Just(b"{\"step\": \"seven\", \"steps\": {}, \"status\": 3}".to_vec()),
+        Just(b"[1, 2, 3]".to_vec()),
+        Just(b"null".to_vec()),
+        (1usize..3000).prop_map(|depth| format!("{}{}", "[".repeat(depth), "]".repeat(depth)).into_bytes()),
+        (huge.clone(), 0usize..20).prop_map(|(n, step)| format!(
+            r#"{{"steps":[100,1000,10000],"step":{step},"step_started_ms":{n},"status":"running","reason":null}}"#
+        ).into_bytes()),
+        huge.clone().prop_map(|n| format!(
+            r#"{{"reset_revision":0,"findings":{{"folded":0,"endpoints":{{"GET /x":{{"comparisons":{n},"mismatches":1,"noise_samples":1,
+              "first_seen":{{"secs_since_epoch":{n},"nanos_since_epoch":0}},"last_seen":{{"secs_since_epoch":300000000000,"nanos_since_epoch":0}},
+              "fields":{{"json:$.a":{{"id":99,"differ":1,"noise":0,"first_seen":null,"last_seen":null,"examples":[]}}}},
+              "window":[{{"client":1,"at":{n},"varied":18446744073709551615}}]}}}}}}}}"#
+        ).into_bytes()),
+        huge.prop_map(|n| format!(
+            r#"{{"boot":{n},"routes":{{"orders":{{"sides":[{{"requests":{n},"errors":{n},"latency":[[99999,{n}],[0,{n}]]}},{{"requests":1,"errors":2}}],"shadow_match":{n},"shadow_mismatch":1}}}}}}"#
+        ).into_bytes()),
+    ]
+}
+
+/// Garbage written to every key an instance reads from etcd, many times over: no panic in any
+/// task, traffic served, the admin API answering, the bad documents refused and counted, and
+/// the instance's own state (its routes, its rollout) kept.
+#[test]
+fn garbage_in_every_etcd_key_is_refused_and_nothing_panics() {
+    use proptest::test_runner::{Config, TestRunner};
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().expect("runtime");
+    let etcd = Etcd::start();
+    let prefix = "/strangler";
+    let (legacy, new, s, store) = rt.block_on(async {
+        let (legacy, new) = (MockUpstream::start("legacy").await, MockUpstream::start("new").await);
+        let routing = format!(
+            "{}[[routes]]\nname = \"orders\"\npath_prefix = \"/orders\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 1\n\
+             [routes.shadow]\n[routes.compare]\nignore_headers = [\"date\", \"x-upstream\"]\n\
+             [routes.rollout]\nsteps = [1, 10, 50, 100]\nhold = \"1h\"\n",
+            pools(&legacy, &new)
+        );
+        push(&etcd, &routing);
+        let s = instance(&etcd, "a").await;
+        let store = etcd_client::Client::connect(etcd.endpoints(), None).await.expect("etcd client");
+        (legacy, new, s, store)
+    });
+    let keys = [
+        format!("{prefix}/rollout/orders"),
+        format!("{prefix}/figures/ghost"),
+        format!("{prefix}/findings/orders/ghost"),
+        format!("{prefix}/instances/ghost"),
+        format!("{prefix}/reset/orders"),
+        format!("{prefix}/leader"),
+        format!("{prefix}/config"),
+    ];
+    let mut runner = TestRunner::new(Config { cases: 24, failure_persistence: None, ..Config::default() });
+    let docs = proptest::collection::vec(garbage(), keys.len());
+    let result = runner.run(&docs, |docs| {
+        rt.block_on(async {
+            let mut store = store.clone();
+            for (key, value) in keys.iter().zip(&docs) {
+                store.put(key.as_str(), value.clone(), None).await.expect("put");
+            }
+            // What reads each key: the report (findings), the fleet view (instances), the
+            // leader's ticks (rollout, figures) and the config watch, twice over.
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+            let c = client();
+            let report = c.get(s.admin_url("/api/v1/routes/orders/report")).send().await.expect("report");
+            assert_eq!(report.status(), 200, "the report after garbage");
+            report.text().await.expect("the whole report");
+            assert_eq!(c.get(s.admin_url("/api/v1/cluster")).send().await.expect("cluster").status(), 200);
+            assert_eq!(c.get(s.admin_url("/readyz")).send().await.expect("readyz").status(), 200);
+            assert_eq!(c.get(s.url("/orders/1")).send().await.expect("proxy").status(), 200, "traffic served");
+        });
+        Ok(())
+    });
+    result.unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    rt.block_on(async {
+        let text = reqwest::get(s.admin_url("/metrics")).await.expect("metrics").text().await.expect("text");
+        let restarted: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("strangler_background_restarts_total{") && !l.ends_with(" 0"))
+            .collect();
+        assert!(restarted.is_empty(), "a background task panicked: {restarted:?}\n{}", s.log());
+        let readyz = client().get(s.admin_url("/readyz")).send().await.expect("readyz").text().await.expect("body");
+        assert_eq!(readyz, "ready\n", "no task restarted");
+        for kind in ["rollout", "figures", "findings", "instances"] {
+            let refused = s.metric_value(&format!("strangler_cluster_refused_total{{key=\"{kind}\"}}")).await;
+            assert!(refused > 0.0, "no {kind} document was refused");
+        }
+        assert!(!s.log().contains("panicked"), "{}", s.log());
+        // The instance's own state was kept: its route still at its weight.
+        assert_eq!(s.route("orders").await.weight, 1.0);
+        drop((legacy, new));
+    });
+}

@@ -240,19 +240,25 @@ impl Fleet {
         let Ok(Ok((list, reset))) = tokio::time::timeout(Duration::from_secs(1), store.findings(route)).await else {
             return (pooled, from);
         };
-        for (name, bytes) in list {
-            if name == self.settings.instance {
+        for e in list {
+            if e.name == self.settings.instance {
                 continue;
             }
-            match serde_json::from_slice::<PublishedFindings>(&bytes) {
+            let read = serde_json::from_slice::<PublishedFindings>(&e.value)
+                .map_err(|err| err.to_string())
+                .and_then(|p| p.findings.check().map(|()| p));
+            match read {
                 // Evidence from before the last reset is not counted: the instance publishes
                 // again once it has applied it.
                 Ok(p) if p.reset_revision >= reset => {
                     pooled.merge(&p.findings);
-                    from.push(name);
+                    from.push(e.name);
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(instance = name, route, "unreadable findings in etcd, left out: {e}"),
+                Err(why) => {
+                    let key = format!("{}{}", self.keys.findings(route), e.name);
+                    super::refused(crate::metrics::Refused::Findings, &key, e.revision, &why);
+                }
             }
         }
         from.sort();
@@ -298,11 +304,17 @@ impl Fleet {
         let Ok(Ok(list)) = read else { return };
         let by_instance = list
             .into_iter()
-            .filter_map(|(name, bytes)| match serde_json::from_slice::<Published>(&bytes) {
-                Ok(p) => Some((name, p)),
-                Err(e) => {
-                    tracing::warn!(instance = name, "unreadable figures in etcd, left out: {e}");
-                    None
+            .filter_map(|e| {
+                let read = serde_json::from_slice::<Published>(&e.value)
+                    .map_err(|err| err.to_string())
+                    .and_then(|p| p.routes.values().try_for_each(crate::live::Reading::check).map(|()| p));
+                match read {
+                    Ok(p) => Some((e.name, p)),
+                    Err(why) => {
+                        let key = format!("{}{}", self.keys.figures(), e.name);
+                        super::refused(crate::metrics::Refused::Figures, &key, e.revision, &why);
+                        None
+                    }
                 }
             })
             .collect();

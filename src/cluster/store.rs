@@ -194,10 +194,10 @@ impl Store {
 }
 
 /// A key under a prefix: the rest of its name, its value and its `mod_revision`.
-struct Entry {
-    name: String,
-    value: Vec<u8>,
-    revision: i64,
+pub struct Entry {
+    pub name: String,
+    pub value: Vec<u8>,
+    pub revision: i64,
 }
 
 impl Store {
@@ -334,8 +334,8 @@ impl Store {
 
     /// Every instance's published evidence of `route` (JSON), by instance, and the revision of
     /// the route's last fleet-wide reset (0: never).
-    pub async fn findings(&self, route: &str) -> Result<(Vec<(String, Vec<u8>)>, i64), StoreError> {
-        let list = self.list(&self.keys.findings(route)).await?.into_iter().map(|e| (e.name, e.value)).collect();
+    pub async fn findings(&self, route: &str) -> Result<(Vec<Entry>, i64), StoreError> {
+        let list = self.list(&self.keys.findings(route)).await?;
         let reset = self.client.clone().get(self.keys.reset(route), None).await.map_err(|e| self.unavailable(e))?;
         Ok((list, reset.kvs().first().map_or(0, |kv| kv.mod_revision())))
     }
@@ -354,8 +354,8 @@ impl Store {
     }
 
     /// Every instance's published figures (JSON), by instance.
-    pub async fn figures(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        Ok(self.list(&self.keys.figures()).await?.into_iter().map(|e| (e.name, e.value)).collect())
+    pub async fn figures(&self) -> Result<Vec<Entry>, StoreError> {
+        self.list(&self.keys.figures()).await
     }
 
     /// A lease of `ttl` for this instance's registration: its id.
@@ -382,7 +382,14 @@ impl Store {
             .list(&self.keys.instances())
             .await?
             .iter()
-            .filter_map(|e| serde_json::from_slice(&e.value).ok())
+            .filter_map(|e| match serde_json::from_slice(&e.value) {
+                Ok(view) => Some(view),
+                Err(err) => {
+                    let key = self.keys.instance(&e.name);
+                    super::refused(crate::metrics::Refused::Instances, &key, e.revision, &err.to_string());
+                    None
+                }
+            })
             .collect();
         list.sort_by(|a, b| a.instance.cmp(&b.instance));
         Ok(list)

@@ -347,8 +347,12 @@ fn cut(v: &Option<Value>) -> Option<Value> {
     Some(Value::String(cut_text(&text, EXAMPLE_BYTES)))
 }
 
+/// 9999-12-31T23:59:59Z: the last instant RFC 3339 can write.
+const LATEST: u64 = 253_402_300_799;
+
 fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+    // Never past what can be written (a document from elsewhere is checked, this is the last line).
+    humantime::format_rfc3339_seconds(t.min(UNIX_EPOCH + Duration::from_secs(LATEST))).to_string()
 }
 
 fn percent(n: u64, of: u64) -> f64 {
@@ -360,6 +364,59 @@ fn percent(n: u64, of: u64) -> f64 {
 }
 
 impl Findings {
+    /// What evidence read from elsewhere (another instance's, in etcd) must be to be pooled:
+    /// within the bounds one instance keeps (endpoints, fields, examples, samples), times before
+    /// year 10000, counters below 2^53.
+    pub fn check(&self) -> Result<(), String> {
+        let max = crate::live::MAX_COUNT;
+        let time = |t: SystemTime| t.duration_since(UNIX_EPOCH).is_ok_and(|d| d.as_secs() <= LATEST);
+        if self.endpoints.len() > crate::config::shadow::MAX_ENDPOINTS + 16 {
+            return Err(format!("{} endpoints", self.endpoints.len()));
+        }
+        if self.folded > max || self.over_budget > max {
+            return Err(format!("a counter above {max}"));
+        }
+        for (name, e) in &self.endpoints {
+            let at = |what: &str| format!("endpoint {:?}: {what}", cut_text(name, 80));
+            if name.len() > 8192 {
+                return Err(at("a name over 8 KiB"));
+            }
+            if [e.comparisons, e.mismatches, e.explained, e.noise_samples].iter().any(|n| *n > max) {
+                return Err(at(&format!("a counter above {max}")));
+            }
+            if !time(e.first_seen) || !time(e.last_seen) {
+                return Err(at("a time past year 9999"));
+            }
+            if e.fields.len() > MAX_FIELDS || e.window.len() > WINDOW {
+                return Err(at(&format!("{} fields and {} samples", e.fields.len(), e.window.len())));
+            }
+            if e.window.iter().any(|s| s.at > LATEST) {
+                return Err(at("a sample past year 9999"));
+            }
+            let mut ids = 0u64;
+            for (f, stats) in &e.fields {
+                let bit = 1u64.checked_shl(u32::from(stats.id)).filter(|b| ids & b == 0);
+                let Some(bit) = bit.filter(|_| stats.id < 64) else {
+                    return Err(at(&format!("field {f}: id {} taken or out of range", stats.id)));
+                };
+                ids |= bit;
+                if f.name_len() > FIELD_NAME + 40 || stats.examples.len() > MAX_EXAMPLES {
+                    return Err(at(&format!("field {}: too long or too many examples", cut_text(&f.to_string(), 80))));
+                }
+                if [stats.differ, stats.noise, stats.explained].iter().any(|n| *n > max) {
+                    return Err(at(&format!("field {f}: a counter above {max}")));
+                }
+                if [stats.first_seen, stats.last_seen].into_iter().flatten().any(|t| !time(t)) {
+                    return Err(at(&format!("field {f}: a time past year 9999")));
+                }
+                if stats.examples.iter().any(|x| example_bytes(x) > EXAMPLE_BASE + 4 * 1024) {
+                    return Err(at(&format!("field {f}: an example over 4 KiB")));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Apply the route's (new) bounds.
     pub fn configure(&mut self, bounds: Bounds) {
         self.bounds = bounds;

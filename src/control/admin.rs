@@ -18,6 +18,7 @@ use crate::config::shadow::Shadow;
 use crate::config::Percent;
 use crate::control::reload::{ChangeError, Trigger};
 use crate::control::rollout::{Control, ControlError};
+use crate::control::supervise;
 use crate::metrics::METRICS;
 use crate::route::split::constant_time_eq;
 use crate::route::Matched;
@@ -730,7 +731,11 @@ impl AdminApp {
                 ),
             },
             (Endpoint::Livez, _) => respond(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
-            (Endpoint::Readyz, _) => respond(StatusCode::OK, "text/plain", b"ready\n".to_vec()),
+            // Ready, and which background tasks were restarted after a panic lately (they run
+            // again: a restart is reported, not a reason to take the proxy out).
+            (Endpoint::Readyz, _) => {
+                respond(StatusCode::OK, "text/plain", format!("ready\n{}", supervise::restarts_report()).into_bytes())
+            }
             (Endpoint::Metrics, _) => respond(StatusCode::OK, "text/plain; version=0.0.4", METRICS.render()),
             (Endpoint::Routes, _) => {
                 let fleet = self.control.reloader().fleet();

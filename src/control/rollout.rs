@@ -74,10 +74,46 @@ struct Tracked {
     revision: i64,
 }
 
+/// The latest moment a stored step may have begun: 9999-12-31, in Unix milliseconds.
+const LATEST_MS: u64 = 253_402_300_799_000;
+/// The longest reason kept with a stored progress.
+const MAX_REASON: usize = 4096;
+
+impl Progress {
+    /// What a stored progress (from the state file or etcd alike) must be to be taken up: a step
+    /// that exists, steps that rise within 0..=100%, a time before year 10000 and a reason of
+    /// reasonable length.
+    fn check(&self) -> Result<(), String> {
+        if self.step >= self.steps.len() {
+            return Err(format!("step {} of a rollout with {} steps does not exist", self.step + 1, self.steps.len()));
+        }
+        if self.steps.iter().any(|s| s.hundredths() > Percent::FULL.hundredths()) {
+            return Err("a step above 100%".into());
+        }
+        if self.steps.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("steps that do not rise".into());
+        }
+        if self.step_started_ms > LATEST_MS {
+            return Err(format!("a step begun at {} ms, past year 9999", self.step_started_ms));
+        }
+        if self.reason.as_ref().is_some_and(|r| r.len() > MAX_REASON) {
+            return Err(format!("a reason over {MAX_REASON} bytes"));
+        }
+        crate::live::check_tally(&self.baseline)
+    }
+
+    /// Read a stored progress and check it ([`Progress::check`]).
+    fn parse(text: &str) -> Result<Progress, String> {
+        let p: Progress = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        p.check()?;
+        Ok(p)
+    }
+}
+
 impl Tracked {
-    /// A route's progress as etcd holds it.
-    fn from_stored(s: &crate::cluster::store::Stored) -> Result<Tracked, serde_json::Error> {
-        Ok(Tracked { progress: serde_json::from_str(&s.json)?, last_error: None, revision: s.revision })
+    /// A route's progress as etcd holds it, checked as the state file's is.
+    fn from_stored(s: &crate::cluster::store::Stored) -> Result<Tracked, String> {
+        Ok(Tracked { progress: Progress::parse(&s.json)?, last_error: None, revision: s.revision })
     }
 }
 
@@ -132,7 +168,7 @@ impl Control {
         let state_file = state_file_for(reloader.path());
         let fleet = reloader.fleet().cloned();
         let file = if fleet.is_some() { Err(()) } else { std::fs::read_to_string(&state_file).map_err(|_| ()) };
-        let saved: BTreeMap<String, Progress> = match file {
+        let saved: BTreeMap<String, serde_json::Value> = match file {
             Ok(text) => serde_json::from_str(&text).unwrap_or_else(|e| {
                 tracing::error!("{}: not a rollout state file ({e}); rollouts start over", state_file.display());
                 BTreeMap::new()
@@ -142,20 +178,20 @@ impl Control {
         let now = shared.load();
         let rollouts: BTreeMap<String, Tracked> = saved
             .into_iter()
-            .filter_map(|(name, progress)| {
+            .filter_map(|(name, value)| {
                 let m = now.table.get(&name)?;
                 m.route.rollout.as_ref()?;
-                if progress.step >= progress.steps.len() {
-                    tracing::error!(
-                        route = name,
-                        "{}: step {} of a rollout with {} steps does not exist; this rollout starts over from the weight",
-                        state_file.display(),
-                        progress.step + 1,
-                        progress.steps.len()
-                    );
-                    return None;
+                match Progress::parse(&value.to_string()) {
+                    Ok(progress) => Some((name, Tracked { progress, last_error: None, revision: 0 })),
+                    Err(e) => {
+                        tracing::error!(
+                            route = name,
+                            "{}: {e}; this rollout starts over from the weight",
+                            state_file.display()
+                        );
+                        None
+                    }
                 }
-                Some((name, Tracked { progress, last_error: None, revision: 0 }))
             })
             .collect();
         let published = ArcSwap::from_pointee(rollouts.clone());
@@ -249,9 +285,12 @@ impl Control {
                     Self::publish_step(&name, &t.progress);
                     rollouts.insert(name, t);
                 }
-                Err(e) => {
-                    tracing::error!(route = name, revision = s.revision, "unreadable rollout progress in etcd: {e}")
-                }
+                Err(e) => crate::cluster::refused(
+                    crate::metrics::Refused::Rollout,
+                    &fleet.keys.rollout(&name),
+                    s.revision,
+                    &e,
+                ),
             }
         }
         true
@@ -554,7 +593,8 @@ impl Control {
         let by_leader = self.fleet.is_some();
         let route = m.route.name.as_str();
         let step = t.progress.step;
-        let expected = cfg.steps[step];
+        // Checked when taken up, and steps that differ from the config's are re-derived.
+        let Some(&expected) = cfg.steps.get(step) else { return };
         // Re-read: a change written during this tick is in the newest snapshot.
         let weight = self.shared.load().table.get(route).map_or(m.route.weight, |m| m.route.weight);
         if weight != expected {
@@ -804,7 +844,12 @@ impl BackgroundService for RolloutService {
                     // etcd calls block: off the runtime.
                     true => {
                         let control = self.control.clone();
+                        // A panic in the tick is this task's: the supervisor counts it and
+                        // starts the task again.
                         if let Err(e) = tokio::task::spawn_blocking(move || control.tick()).await {
+                            if e.is_panic() {
+                                std::panic::resume_unwind(e.into_panic());
+                            }
                             tracing::error!("a rollout tick did not complete: {e}");
                         }
                     }

@@ -4,8 +4,9 @@
 //! a panic is logged with its message, counted in
 //! `strangler_background_restarts_total{task}`, and the task starts again a second later.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
@@ -15,6 +16,42 @@ use crate::metrics::METRICS;
 
 /// Pause before a task that panicked starts again, so a task that panics at once cannot spin.
 const RESTART_AFTER: Duration = Duration::from_secs(1);
+/// How long `/readyz` mentions a task's last restart.
+pub const REPORTED_FOR: Duration = Duration::from_secs(600);
+
+/// A task's restarts, for `/readyz`.
+struct Restarts {
+    count: u64,
+    last: Instant,
+    message: String,
+}
+
+static RESTARTS: Mutex<BTreeMap<&'static str, Restarts>> = Mutex::new(BTreeMap::new());
+
+fn record(name: &'static str, message: &str) {
+    let mut all = RESTARTS.lock().unwrap_or_else(|e| e.into_inner());
+    let r = all.entry(name).or_insert_with(|| Restarts { count: 0, last: Instant::now(), message: String::new() });
+    r.count += 1;
+    r.last = Instant::now();
+    r.message = message.chars().take(300).collect();
+}
+
+/// What `/readyz` says of background tasks: one line per task restarted after a panic in the last
+/// [`REPORTED_FOR`], with how often and its last panic's message; empty when none was.
+pub fn restarts_report() -> String {
+    let all = RESTARTS.lock().unwrap_or_else(|e| e.into_inner());
+    all.iter()
+        .filter(|(_, r)| r.last.elapsed() < REPORTED_FOR)
+        .map(|(name, r)| {
+            format!(
+                "background task {name} panicked and was restarted ({} time(s), last {} s ago): {}\n",
+                r.count,
+                r.last.elapsed().as_secs(),
+                r.message
+            )
+        })
+        .collect()
+}
 
 pub struct Supervised<T> {
     name: &'static str,
@@ -37,7 +74,9 @@ impl<T: BackgroundService + Send + Sync + 'static> BackgroundService for Supervi
             match run.await {
                 Err(e) if e.is_panic() => {
                     restarts.inc();
-                    tracing::error!(task = self.name, "background task panicked, restarting it: {}", panic_message(e));
+                    let message = panic_message(e);
+                    tracing::error!(task = self.name, "background task panicked, restarting it: {message}");
+                    record(self.name, &message);
                 }
                 // Returned (shutdown) or cancelled with the runtime.
                 _ => return,
@@ -96,6 +135,9 @@ mod tests {
         }
         assert_eq!(supervised.task.0.load(Ordering::SeqCst), 3, "started again after each panic");
         assert_eq!(restarts(), 2);
+        let report = restarts_report();
+        assert!(report.contains("background task flaky-test panicked and was restarted (2 time(s)"), "{report}");
+        assert!(report.contains("start 1 fails"), "the last panic's message: {report}");
         stop.send(true).unwrap();
         running.await.unwrap();
         assert_eq!(supervised.task.0.load(Ordering::SeqCst), 3, "a task that returns is not restarted");
