@@ -55,6 +55,7 @@ pub struct Shared {
 impl Shared {
     pub fn new(config: Config) -> Arc<Self> {
         let certs = config.tls.as_ref().map(|t| CertResolver::new(t.certified.clone()));
+        publish_secrets(&config);
         let snap = Snapshot::new(config, None);
         publish_weights(None, &snap);
         Arc::new(Shared { current: ArcSwap::from_pointee(snap), certs })
@@ -79,11 +80,31 @@ impl Shared {
         if let (Some(certs), Some(tls)) = (&self.certs, &config.tls) {
             certs.store(tls.certified.clone());
         }
+        publish_secrets(&config);
         let snap = Snapshot::new(config, Some(&self.current.load()));
         let old = self.current.swap(Arc::new(snap));
         publish_weights(Some(&old), &self.current.load());
         old
     }
+}
+
+/// Tell the log what this config holds secret: every route's override header and token, the
+/// headers routes redact, the admin token.
+fn publish_secrets(config: &Config) {
+    let mut headers = Vec::new();
+    let mut values: Vec<String> = config.admin.token.iter().cloned().collect();
+    for r in &config.routes {
+        if let Some(ov) = &r.override_ {
+            headers.push(ov.header.as_str().to_string());
+            values.extend(ov.token.iter().cloned());
+        }
+        if let Some(s) = &r.shadow {
+            headers.extend(s.compare.redaction.headers.iter().map(|h| h.as_str().to_string()));
+        }
+    }
+    headers.sort();
+    headers.dedup();
+    crate::logging::set_secrets(headers, values);
 }
 
 fn publish_weights(old: Option<&Snapshot>, new: &Snapshot) {
