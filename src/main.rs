@@ -315,7 +315,7 @@ fn cluster(action: ClusterCommand) -> ExitCode {
                     eprintln!("revision {revision}");
                     ExitCode::SUCCESS
                 }
-                Some(path) => match config::persist::write_atomic(&path, &text) {
+                Some(path) => match config::persist::write_atomic(&path, &text, config::persist::Contents::Secrets) {
                     Ok(()) => {
                         println!("wrote revision {revision} to {}", path.display());
                         ExitCode::SUCCESS

@@ -800,3 +800,43 @@ fn garbage_in_every_etcd_key_is_refused_and_nothing_panics() {
         drop((legacy, new));
     });
 }
+
+/// The cache holds the routing document, override tokens included: it is written 0600 whatever
+/// the umask, while a file without secrets (the rollout state, outside a fleet) follows the
+/// umask when it is new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn files_holding_secrets_are_0600_and_others_follow_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let etcd = Etcd::start();
+    let (legacy, new) = (MockUpstream::start("legacy").await, MockUpstream::start("new").await);
+    push(
+        &etcd,
+        &routes(&legacy, &new, 10.0, 0.0)
+            .replace("weight = 0\n", "weight = 0\noverride = { header = \"x-qa\", token = \"qa-token-1\" }\n"),
+    );
+    let mode = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777).ok();
+    for umask in [0o022, 0o077] {
+        let opts = Options { umask: Some(umask), ..Options::default() };
+        let s = Strangler::start_with(opts, &etcd.section(&format!("u{umask:o}"))).await;
+        let cache = s.dir.path().join("strangler.cluster-cache.toml");
+        eventually("the cache written", || async {
+            std::fs::read_to_string(&cache)
+                .is_ok_and(|t| t.contains("qa-token-1"))
+                .then_some(())
+                .ok_or("no cache yet".into())
+        })
+        .await;
+        assert_eq!(mode(&cache), Some(0o600), "the cache under umask {umask:03o}");
+    }
+    for (umask, want) in [(0o022, 0o644), (0o077, 0o600)] {
+        let opts = Options { umask: Some(umask), ..Options::default() };
+        let body = format!("{}[routes.rollout]\nsteps = [10, 50]\nhold = \"1h\"\n", routes(&legacy, &new, 10.0, 0.0));
+        let s = Strangler::start_with(opts, &body).await;
+        let state = s.dir.path().join("strangler.rollout.json");
+        eventually("the rollout state written", || async {
+            state.exists().then_some(()).ok_or("no state file yet".into())
+        })
+        .await;
+        assert_eq!(mode(&state), Some(want), "a new rollout state file under umask {umask:03o}");
+    }
+}

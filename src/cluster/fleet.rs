@@ -478,7 +478,7 @@ impl Fleet {
 
     fn write_cache(&self, doc: &Doc) {
         let text = format!("{CACHE_MARK}{} revision {}\n{}", self.keys.config(), doc.revision, doc.text);
-        if let Err(e) = config::persist::write_atomic(&self.settings.cache, &text) {
+        if let Err(e) = config::persist::write_atomic(&self.settings.cache, &text, config::persist::Contents::Secrets) {
             tracing::warn!(cache = %self.settings.cache.display(), "cannot cache the routing document: {e}");
         }
     }

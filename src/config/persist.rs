@@ -58,21 +58,27 @@ fn target(path: &Path) -> PathBuf {
 ///
 /// The temp file has an unpredictable name and is created exclusively, never through a link
 /// (`O_EXCL | O_NOFOLLOW`): another user of a shared directory cannot plant one to be written
-/// through. The new file keeps the old one's mode and owner; when the owner cannot be kept
-/// (the file belongs to another user), nothing is written.
-pub fn write_atomic(path: &Path, text: &str) -> Result<(), PersistError> {
+/// through. The new file keeps the old one's owner; when the owner cannot be kept (the file
+/// belongs to another user), nothing is written. Its mode: 0600 for a file that holds
+/// [`Contents::Secrets`]; otherwise the old file's, or for a new file what the umask allows.
+pub fn write_atomic(path: &Path, text: &str, contents: Contents) -> Result<(), PersistError> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 
     let file = target(path);
     let err = |why| PersistError::Write { file: show(&file), why };
-    let (perms, owner) = match std::fs::metadata(&file) {
-        Ok(m) => (m.permissions(), Some((m.uid(), m.gid()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (std::fs::Permissions::from_mode(0o644), None),
+    let (old, owner) = match std::fs::metadata(&file) {
+        Ok(m) => (Some(m.permissions()), Some((m.uid(), m.gid()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, None),
         Err(e) => return Err(err(e)),
     };
-    if perms.mode() & 0o222 == 0 {
+    if let Some(perms) = old.as_ref().filter(|p| p.mode() & 0o222 == 0) {
         return Err(PersistError::ReadOnly { file: show(&file), mode: perms.mode() & 0o7777 });
     }
+    // `None`: a new file of plain contents, created with what the umask leaves of 0666.
+    let perms = match contents {
+        Contents::Secrets => Some(std::fs::Permissions::from_mode(0o600)),
+        Contents::Plain => old,
+    };
     let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
@@ -82,7 +88,7 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), PersistError> {
             .write(true)
             .create_new(true)
             .custom_flags(libc::O_NOFOLLOW)
-            .mode(0o600)
+            .mode(if perms.is_some() { 0o600 } else { 0o666 })
             .open(&tmp)?;
         created = true;
         if let Some((uid, gid)) = owner {
@@ -96,7 +102,9 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), PersistError> {
                 })?;
             }
         }
-        f.set_permissions(perms.clone())?;
+        if let Some(p) = &perms {
+            f.set_permissions(p.clone())?;
+        }
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, &file)?;
@@ -108,6 +116,15 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), PersistError> {
         let _ = std::fs::remove_file(&tmp);
     }
     written.map_err(err)
+}
+
+/// What a written file holds, for its mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contents {
+    /// A token or another secret (the routing document with override tokens): 0600.
+    Secrets,
+    /// Nothing secret: the old file's mode, or the umask's for a new file.
+    Plain,
 }
 
 fn show(p: &Path) -> String {
@@ -164,12 +181,12 @@ sticky = "client_ip"
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "a = 1\n").expect("write");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
-        write_atomic(&path, "a = 2\n").expect("atomic write");
+        write_atomic(&path, "a = 2\n", Contents::Plain).expect("atomic write");
         assert_eq!(std::fs::read_to_string(&path).unwrap_or_default(), "a = 2\n");
         let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
         assert_eq!(mode, 0o640);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).expect("chmod");
-        assert!(matches!(write_atomic(&path, "a = 3\n"), Err(PersistError::ReadOnly { .. })));
+        assert!(matches!(write_atomic(&path, "a = 3\n", Contents::Plain), Err(PersistError::ReadOnly { .. })));
         assert_eq!(std::fs::read_to_string(&path).unwrap_or_default(), "a = 2\n");
         let leftovers = std::fs::read_dir(dir.path()).map(|d| d.count()).unwrap_or(0);
         assert_eq!(leftovers, 1, "no temp file left behind");

@@ -247,7 +247,7 @@ impl Reloader {
         let cfg = config::load_str(&edited, &self.path)
             .and_then(|cfg| self.fits_running(cfg))
             .map_err(ChangeError::Invalid)?;
-        persist::write_atomic(&self.path, &edited)?;
+        persist::write_atomic(&self.path, &edited, persist::Contents::Plain)?;
         *last = Some(edited.into_bytes());
         self.shared.replace(cfg);
         Ok(())

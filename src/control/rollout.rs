@@ -723,7 +723,7 @@ impl Control {
         let state: BTreeMap<&String, &Progress> = rollouts.iter().map(|(k, t)| (k, &t.progress)).collect();
         let mut text = serde_json::to_string_pretty(&state).unwrap_or_default();
         text.push('\n');
-        if let Err(e) = persist::write_atomic(&self.state_file, &text) {
+        if let Err(e) = persist::write_atomic(&self.state_file, &text, persist::Contents::Plain) {
             let e: PersistError = e;
             tracing::error!("cannot keep rollout progress, a restart would start over: {e}");
         }

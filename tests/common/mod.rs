@@ -208,6 +208,8 @@ pub struct Options {
     /// Run as this user, with the config directory and file given to it with these modes, as
     /// an install would set them up (needs root).
     pub install: Option<Install>,
+    /// The process's umask (default: the test's).
+    pub umask: Option<u32>,
 }
 
 /// Owner and modes of the config directory and file, as an install creates them.
@@ -272,6 +274,15 @@ impl Strangler {
         let mut cmd = Command::new(bin());
         if let Some(i) = opts.install {
             cmd.uid(i.uid).gid(i.gid);
+        }
+        if let Some(mask) = opts.umask {
+            // SAFETY: umask only sets the new process's file mode mask; it cannot fail.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::umask(mask as libc::mode_t);
+                    Ok(())
+                });
+            }
         }
         cmd.args(["run", "-c"])
             .arg(config)
