@@ -167,6 +167,12 @@ fn other_rules() {
     rejects(&route("hosts = [\"api.example.com/orders\"]"), "routes[0].hosts[0]", &["*.example.com"]);
     rejects(&route("path_prefix = \"orders\""), "routes[0].path_prefix", &["start with '/'"]);
     rejects(&route("override = { header = \"x t\" }"), "routes[0].override.header", &["header name"]);
+    for taken in
+        ["x-strangler-shadow", "X-Strangler-Side", "connection", "transfer-encoding", "x-forwarded-for", "host"]
+    {
+        let text = route(&format!("override = {{ header = \"{taken}\" }}"));
+        rejects(&text, "routes[0].override.header", &["strangler sets or the connection owns"]);
+    }
     rejects(
         &format!("{POOLS}[[routes]]\nname = \"Orders\"\nlegacy = \"legacy\"\nnew = \"new\"\n"),
         "routes[0].name",

@@ -380,7 +380,8 @@ fn a_rewritten_file_keeps_its_mode_and_owner_and_leaves_no_temp_file() {
     if root {
         std::os::unix::fs::chown(&file, Some(65534), Some(65534)).expect("chown");
     }
-    strangler::config::persist::write_atomic(&file, "a = 2\n").expect("write back");
+    strangler::config::persist::write_atomic(&file, "a = 2\n", strangler::config::persist::Contents::Plain)
+        .expect("write back");
     let m = std::fs::metadata(&file).expect("meta");
     assert_eq!(std::fs::read_to_string(&file).expect("read"), "a = 2\n");
     assert_eq!(m.permissions().mode() & 0o7777, 0o640);
@@ -1050,5 +1051,41 @@ async fn no_secret_reaches_the_log_at_any_level() {
     ] {
         let leaked: Vec<&str> = log.lines().filter(|l| l.contains(secret)).collect();
         assert!(leaked.is_empty(), "{secret} in the log:\n{}", leaked.join("\n"));
+    }
+}
+
+/// Every route's override header is removed on every route: a request routed to one route
+/// never carries another route's override header, or its token, to that route's upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_route_forwards_another_routes_override_header() {
+    let a = MockUpstream::start("a").await;
+    let b = MockUpstream::start("b").await;
+    let body = format!(
+        "[upstreams.a]\naddresses = [\"{}\"]\n[upstreams.b]\naddresses = [\"{}\"]\n\
+         [[routes]]\nname = \"pay\"\npath_prefix = \"/pay\"\nlegacy = \"a\"\nnew = \"a\"\n\
+         override = {{ header = \"x-qa-pay\", token = \"pay-token-1\" }}\n\
+         [[routes]]\nname = \"rest\"\npath_prefix = \"/\"\nlegacy = \"b\"\nnew = \"b\"\n\
+         override = {{ header = \"x-qa-rest\", token = \"rest-token-2\" }}\n",
+        a.address(),
+        b.address()
+    );
+    let s = Strangler::start(&body).await;
+    let c = client();
+    for path in ["/pay/1", "/other"] {
+        let r = c
+            .get(s.url(path))
+            .header("x-qa-pay", "new;token=pay-token-1")
+            .header("x-qa-rest", "new;token=rest-token-2")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 200);
+    }
+    for (up, n) in [(&a, 1), (&b, 1)] {
+        let got = up.received();
+        assert_eq!(got.len(), n);
+        for name in ["x-qa-pay", "x-qa-rest"] {
+            assert!(!got[0].headers.contains_key(name), "{} got {name}: {:?}", up.name, got[0].headers);
+        }
     }
 }

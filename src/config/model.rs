@@ -295,6 +295,8 @@ pub struct Route {
     pub rollout: Option<Rollout>,
     /// Retry on legacy what new could not take.
     pub failover: bool,
+    /// Every route's override header: removed from what this route forwards.
+    pub strip_headers: Vec<HeaderName>,
 }
 
 impl Route {

@@ -30,13 +30,44 @@ pub(super) fn build_all(
         }
     }
     check_overlaps(p, routes);
-    routes
+    let mut built: Vec<Route> = routes
         .iter()
         .enumerate()
         .filter_map(|(i, r)| build_route(p, &format!("routes[{i}]"), r, declared, upstreams))
-        .map(Arc::new)
-        .collect()
+        .collect();
+    // Every route's override header (and its token) is removed on every route: a request routed
+    // elsewhere must not carry another route's token to that route's upstream.
+    let mut strip: Vec<HeaderName> =
+        built.iter().filter_map(|r| r.override_.as_ref().map(|o| o.header.clone())).collect();
+    strip.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    strip.dedup();
+    for r in &mut built {
+        r.strip_headers = strip.clone();
+    }
+    built.into_iter().map(Arc::new).collect()
 }
+
+/// Names an override header may not take: strangler's own marks, the headers it sets for the
+/// upstream, and hop-by-hop headers (never forwarded, or owned by the connection).
+const NOT_AN_OVERRIDE: [&str; 17] = [
+    "x-strangler-shadow",
+    "x-strangler-side",
+    "host",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+    "x-real-ip",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "proxy-authorization",
+];
 
 fn check_overlaps(p: &mut Problems, routes: &[RouteSection]) {
     let mut claimed: HashMap<(Option<String>, &str), &str> = HashMap::new();
@@ -122,6 +153,14 @@ fn build_route(
     let override_ = r.override_.as_ref().and_then(|o| {
         let okey = format!("{key}.override");
         let header = match HeaderName::from_bytes(o.header.as_bytes()) {
+            Ok(h) if NOT_AN_OVERRIDE.contains(&h.as_str()) => {
+                p.add(
+                    format!("{okey}.header"),
+                    quote(&o.header),
+                    "is a header strangler sets or the connection owns; name one of your own, e.g. \"x-strangler-target\"",
+                );
+                None
+            }
             Ok(h) => Some(h),
             Err(_) => {
                 p.add(
@@ -160,6 +199,7 @@ fn build_route(
         shadow,
         rollout,
         failover: r.failover,
+        strip_headers: Vec::new(),
     })
 }
 

@@ -258,8 +258,8 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &mut Ct
     let tls = session.as_downstream().digest().is_some_and(|d| d.ssl_digest.is_some());
     let proto = if tls { HeaderValue::from_static("https") } else { HeaderValue::from_static("http") };
     req.insert_header(X_FORWARDED_PROTO, proto)?;
-    if let Some(ov) = &route.override_ {
-        req.remove_header(&ov.header);
+    for h in &route.strip_headers {
+        req.remove_header(h);
     }
     if let Some(capture) = ctx.shadow.as_mut() {
         capture.on_upstream_request(req);
