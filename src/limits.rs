@@ -216,10 +216,12 @@ pub enum Limit {
     Framing,
     /// A path the upstream could read two ways (400), see [`crate::route::path`].
     Path,
+    /// An HTTP/1.1 request without exactly one `Host` (400, RFC 9112 §3.2).
+    Host,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 9] = [
+    pub const ALL: [Limit; 10] = [
         Limit::Connections,
         Limit::HeaderTimeout,
         Limit::HeaderBytes,
@@ -229,6 +231,7 @@ impl Limit {
         Limit::BodyTimeout,
         Limit::Framing,
         Limit::Path,
+        Limit::Host,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -242,6 +245,7 @@ impl Limit {
             Limit::BodyTimeout => "body_timeout",
             Limit::Framing => "framing",
             Limit::Path => "path",
+            Limit::Host => "host",
         }
     }
 
@@ -281,7 +285,7 @@ pub fn inspect<'a>(req: &'a RequestHeader, limits: &Limits) -> Result<Inspected<
     use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
     let mut size =
         req.uri.path_and_query().map_or(0, |p| p.as_str().len()) + req.uri.authority().map_or(0, |a| a.as_str().len());
-    let (mut te, mut te_count, mut cl, mut cl_conflict, mut host) = (None, 0, None, false, None);
+    let (mut te, mut te_count, mut cl, mut cl_conflict, mut host, mut hosts) = (None, 0, None, false, None, 0);
     let (mut marked, mut nominates) = (false, false);
     for (name, value) in req.headers.iter() {
         size += name.as_str().len() + value.len() + 4;
@@ -294,6 +298,7 @@ pub fn inspect<'a>(req: &'a RequestHeader, limits: &Limits) -> Result<Inspected<
                 Some(first) => cl_conflict |= value.as_bytes().trim_ascii() != first,
             }
         } else if *name == HOST {
+            hosts += 1;
             if host.is_none() {
                 host = value.to_str().ok();
             }
@@ -311,6 +316,10 @@ pub fn inspect<'a>(req: &'a RequestHeader, limits: &Limits) -> Result<Inspected<
     };
     if bad_framing {
         return Err(Limit::Framing);
+    }
+    // HTTP/1.1 needs exactly one Host; HTTP/2 names its authority otherwise, HTTP/1.0 may omit it.
+    if req.version == http::Version::HTTP_11 && (hosts != 1 || host.is_none_or(str::is_empty)) {
+        return Err(Limit::Host);
     }
     if req.headers.len() > limits.max_headers {
         return Err(Limit::HeaderCount);
@@ -813,12 +822,34 @@ mod tests {
         }
     }
 
+    /// An HTTP/1.0 request (which may go without `Host`, so the limits under test are the only
+    /// ones in play), or HTTP/1.1 when it names a host.
     fn request(uri: &str, headers: &[(&str, &str)]) -> RequestHeader {
         let mut req = RequestHeader::build("POST", uri.as_bytes(), None).unwrap();
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            req.set_version(http::Version::HTTP_10);
+        }
         for (k, v) in headers {
             req.append_header(k.to_string(), *v).unwrap();
         }
         req
+    }
+
+    /// RFC 9112 §3.2: an HTTP/1.1 request without a Host, with two, or with an empty one is
+    /// refused; HTTP/1.0 may go without.
+    #[test]
+    fn http_1_1_needs_exactly_one_host() {
+        let l = limits();
+        let v11 = |headers: &[(&str, &str)]| {
+            let mut req = request("/", headers);
+            req.set_version(http::Version::HTTP_11);
+            inspect(&req, &l).err()
+        };
+        assert_eq!(v11(&[]), Some(Limit::Host));
+        assert_eq!(v11(&[("host", "a"), ("host", "b")]), Some(Limit::Host));
+        assert_eq!(v11(&[("host", "")]), Some(Limit::Host));
+        assert_eq!(v11(&[("host", "a")]), None);
+        assert_eq!(inspect(&request("/", &[]), &l).err(), None, "HTTP/1.0");
     }
 
     /// One connection's life on the header deadline's clock: header 4 s, idle 1 s.

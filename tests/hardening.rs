@@ -1089,3 +1089,64 @@ async fn no_route_forwards_another_routes_override_header() {
         }
     }
 }
+
+/// Requests HTTP/1.1 forbids or that servers read two ways: no `Host` (or two) is 400; a dot
+/// segment hidden behind path parameters (`..;`, which Tomcat and Spring read as `..`) is 400
+/// and reaches no route; the client-address family a client may not set is dropped; requests
+/// pipelined on one connection are all answered, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_http_1_1_forbids_are_refused_and_pipelined_ones_answered_in_order() {
+    use tokio::io::AsyncWriteExt;
+    let up = MockUpstream::builder("up")
+        .reply(|r: &Received| (200, Vec::new(), bytes::Bytes::from(format!("{}|", r.path))))
+        .start()
+        .await;
+    let s = Strangler::start(&one_route(&up, "")).await;
+    let raw = |request: &'static [u8]| {
+        let port = s.port;
+        async move {
+            let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+            c.write_all(request).await.expect("write");
+            read_to_close(&mut c).await.0
+        }
+    };
+    for request in [
+        &b"GET /a HTTP/1.1\r\nConnection: close\r\n\r\n"[..],
+        b"GET /a HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+        b"GET /x/..;/payments HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        b"GET /x/%2e%2e;v=1/payments HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    ] {
+        let answer = raw(request).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{}: {answer}", String::from_utf8_lossy(request));
+    }
+    assert_eq!(up.hits(), 0, "none of them reached the upstream");
+    // Pingora itself refuses a second Host; a missing one is strangler's to refuse.
+    assert_eq!(s.metric("strangler_limits_total{limit=\"host\"}").await, Some(1.0));
+    let answer = raw(b"GET /a HTTP/1.0\r\n\r\n").await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200"),
+        "HTTP/1.0 needs no Host: {answer}"
+    );
+
+    let family =
+        ["true-client-ip", "x-client-ip", "x-original-url", "x-forwarded-port", "x-forwarded-prefix", "x-real-ip"];
+    let mut request = client().get(s.url("/family"));
+    for name in family {
+        request = request.header(name, "/admin");
+    }
+    assert_eq!(request.send().await.expect("request").status(), 200);
+    let got = up.received().into_iter().find(|r| r.path == "/family").expect("forwarded");
+    for name in family {
+        assert!(!got.headers.contains_key(name), "{name} reached the upstream from an untrusted client");
+    }
+
+    let answer = raw(b"GET /one HTTP/1.1\r\nHost: a\r\n\r\nGET /two HTTP/1.1\r\nHost: a\r\n\r\nGET /three HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
+    let bodies: Vec<&str> = answer
+        .match_indices('|')
+        .map(|(i, _)| {
+            let start = answer[..i].rfind('/').unwrap_or(i);
+            &answer[start..i]
+        })
+        .collect();
+    assert_eq!(bodies, ["/one", "/two", "/three"], "{answer}");
+}

@@ -61,8 +61,9 @@ pub fn refusal(limit: Limit) -> (u16, &'static [u8]) {
         Limit::HeaderBytes | Limit::HeaderCount => (431, b"request header too large\n"),
         Limit::Path => (
             400,
-            b"ambiguous path: an encoded slash or backslash, a backslash, an encoded NUL, a malformed escape or bytes that are not UTF-8\n",
+            b"ambiguous path: an encoded slash or backslash, a backslash, an encoded NUL, a malformed escape, a dot segment with parameters (..;) or bytes that are not UTF-8\n",
         ),
+        Limit::Host => (400, b"an HTTP/1.1 request needs exactly one Host header\n"),
         _ => (400, b"bad request framing: an unsupported Transfer-Encoding or conflicting Content-Length\n"),
     }
 }

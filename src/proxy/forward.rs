@@ -67,6 +67,9 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
     let watched = limits::header_complete(session.as_downstream().stream(), keep_alive.then_some(idle));
     if keep_alive {
         session.set_keepalive(Some(if watched { 0 } else { idle.as_secs().max(1) }));
+        // Requests a client pipelines behind this one are answered in order (RFC 9112 §9.3.2),
+        // not dropped with the connection.
+        session.as_downstream_mut().set_pipelining_enabled(true);
     }
     session.set_read_timeout(Some(body_timeout));
     match admission {
@@ -124,7 +127,26 @@ fn sanitize_client_headers(req: &mut RequestHeader, config: &crate::config::Conf
 /// the name is a route's override header): strangler's own marks, and the proxy headers naming
 /// a client's address or host.
 pub(crate) fn may_be_mark(name: &str) -> bool {
-    name.starts_with("x-strangler-") || matches!(name, "forwarded" | "x-real-ip" | "x-forwarded-host")
+    name.starts_with("x-strangler-")
+        || matches!(name, "forwarded" | "x-real-ip" | "x-forwarded-host")
+        || client_address(name)
+}
+
+/// The rest of the client-address family: headers through which proxies and CDNs tell an
+/// upstream who the client is or what it asked for, which frameworks believe (Spring and IIS
+/// route on `X-Original-URL`). Only a trusted proxy may send them.
+fn client_address(name: &str) -> bool {
+    matches!(
+        name,
+        "true-client-ip"
+            | "x-client-ip"
+            | "x-cluster-client-ip"
+            | "x-original-url"
+            | "x-rewrite-url"
+            | "x-forwarded-port"
+            | "x-forwarded-prefix"
+            | "x-forwarded-server"
+    )
 }
 
 /// Route and forward the normalised path (see [`crate::route::path`]), with the query as sent.

@@ -22,6 +22,8 @@ pub enum Ambiguous {
     EncodedNul,
     /// `%` not followed by two hex digits.
     BadEscape,
+    /// A dot segment with parameters (`..;x`, `.;x`): Tomcat and Spring read `..;` as `..`.
+    DotParameter,
 }
 
 impl Ambiguous {
@@ -31,6 +33,7 @@ impl Ambiguous {
             Ambiguous::Backslash => "a backslash",
             Ambiguous::EncodedNul => "an encoded NUL (%00)",
             Ambiguous::BadEscape => "a malformed percent escape",
+            Ambiguous::DotParameter => "a dot segment with parameters (..;)",
         }
     }
 }
@@ -53,6 +56,11 @@ pub fn normalize(path: &str) -> Result<Cow<'_, str>, Ambiguous> {
         return Ok(Cow::Borrowed(path));
     }
     let decoded = decode_unreserved(bytes)?;
+    let dot_parameter =
+        decoded.split('/').any(|seg| seg.split_once(';').is_some_and(|(name, _)| name == "." || name == ".."));
+    if dot_parameter {
+        return Err(Ambiguous::DotParameter);
+    }
     Ok(Cow::Owned(remove_dot_segments(&decoded)))
 }
 
@@ -160,6 +168,7 @@ mod tests {
             assert_eq!(normalize(given).as_deref(), Ok(want), "{given}");
         }
         assert!(matches!(normalize("/payments/1"), Ok(Cow::Borrowed(_))), "a normal path is not copied");
+        assert_eq!(normalize("/cart;jsessionid=1/items").ok(), Some(Cow::Borrowed("/cart;jsessionid=1/items")));
     }
 
     #[test]
@@ -172,6 +181,9 @@ mod tests {
             ("/a%00b", Ambiguous::EncodedNul),
             ("/a%zz", Ambiguous::BadEscape),
             ("/a%2", Ambiguous::BadEscape),
+            ("/x/..;/payments", Ambiguous::DotParameter),
+            ("/x/%2e%2e;jsessionid=1/payments", Ambiguous::DotParameter),
+            ("/x/.;/payments", Ambiguous::DotParameter),
         ] {
             assert_eq!(normalize(given), Err(why), "{given}");
         }
