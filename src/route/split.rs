@@ -123,12 +123,14 @@ pub fn client_key(route: &Route, headers: &HeaderMap, client_ip: Option<IpAddr>,
     }
 }
 
-/// Compare secrets without an early exit that would leak how much of a guess was right.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compare a secret a client gave with the expected one so that the time taken tells neither
+/// how much of a guess was right nor how long the secret is: both are hashed to fixed-size
+/// digests (SHA-256), compared in constant time (`subtle`).
+pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    let (a, b) =
+        (ring::digest::digest(&ring::digest::SHA256, given), ring::digest::digest(&ring::digest::SHA256, expected));
+    a.as_ref().ct_eq(b.as_ref()).into()
 }
 
 /// Run `f` on the request's sticky key, if it has one; no allocation on the common paths.
@@ -170,5 +172,6 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"", b"abc") && constant_time_eq(b"", b""));
     }
 }
