@@ -775,6 +775,8 @@ fn garbage_in_every_etcd_key_is_refused_and_nothing_panics() {
             assert_eq!(report.status(), 200, "the report after garbage");
             report.text().await.expect("the whole report");
             assert_eq!(c.get(s.admin_url("/api/v1/cluster")).send().await.expect("cluster").status(), 200);
+            // The fleet's totals read every instance's figures.
+            assert_eq!(c.get(s.admin_url("/api/v1/routes")).send().await.expect("routes").status(), 200);
             assert_eq!(c.get(s.admin_url("/readyz")).send().await.expect("readyz").status(), 200);
             assert_eq!(c.get(s.url("/orders/1")).send().await.expect("proxy").status(), 200, "traffic served");
         });
