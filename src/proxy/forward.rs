@@ -68,8 +68,14 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
     if keep_alive {
         session.set_keepalive(Some(if watched { 0 } else { idle.as_secs().max(1) }));
         // Requests a client pipelines behind this one are answered in order (RFC 9112 §9.3.2),
-        // not dropped with the connection.
-        session.as_downstream_mut().set_pipelining_enabled(true);
+        // not dropped with the connection; but never behind an upgrade (what follows it is the
+        // new protocol's, or an attempt to smuggle a request past a refused one), nor behind a
+        // header with bare LF line ends, which a proxy in front may have split otherwise.
+        let downstream = session.as_downstream_mut();
+        if !downstream.is_upgrade_req() && downstream.as_http1().is_some_and(|h| crlf_only(&h.get_headers_raw_bytes()))
+        {
+            downstream.set_pipelining_enabled(true);
+        }
     }
     session.set_read_timeout(Some(body_timeout));
     match admission {
@@ -171,6 +177,11 @@ fn normalize_path(req: &mut RequestHeader) -> std::result::Result<(), Ambiguous>
 }
 
 /// The downstream peer's IP (none for Unix-socket clients).
+/// Whether every line of a raw header ends with CR LF.
+fn crlf_only(raw: &[u8]) -> bool {
+    memchr::memchr_iter(b'\n', raw).all(|i| i > 0 && raw[i - 1] == b'\r')
+}
+
 fn peer_ip(session: &Session) -> Option<std::net::IpAddr> {
     session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
 }
