@@ -257,7 +257,7 @@ impl Fleet {
                 Ok(_) => {}
                 Err(why) => {
                     let key = format!("{}{}", self.keys.findings(route), e.name);
-                    super::refused(crate::metrics::Refused::Findings, &key, e.revision, &why);
+                    super::store::refused(crate::metrics::Refused::Findings, &key, e.revision, &why);
                 }
             }
         }
@@ -312,7 +312,7 @@ impl Fleet {
                     Ok(p) => Some((e.name, p)),
                     Err(why) => {
                         let key = format!("{}{}", self.keys.figures(), e.name);
-                        super::refused(crate::metrics::Refused::Figures, &key, e.revision, &why);
+                        super::store::refused(crate::metrics::Refused::Figures, &key, e.revision, &why);
                         None
                     }
                 }

@@ -35,14 +35,6 @@ use crate::config::Config;
 use fleet::Fleet;
 use store::Store;
 
-/// A document read from etcd that is refused: logged with its key and revision, counted in
-/// `strangler_cluster_refused_total{key}`; the caller keeps its last good state. Everything read
-/// from etcd is checked by the same function as the same thing read from a file.
-pub fn refused(kind: crate::metrics::Refused, key: &str, revision: i64, why: &str) {
-    crate::metrics::METRICS.cluster_refused.with_label_values(&[kind.as_str()]).inc();
-    tracing::error!(key, revision, "refused a document from etcd, the last good state is kept: {why}");
-}
-
 /// How long a start waits for etcd before it falls back to the cached document.
 const BOOT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 

@@ -121,6 +121,14 @@ pub struct Store {
     endpoints: String,
 }
 
+/// A document read from etcd that is refused: logged with its key and revision, counted in
+/// `strangler_cluster_refused_total{key}`; the caller keeps its last good state. Everything read
+/// from etcd is checked by the same function as the same thing read from a file.
+pub fn refused(kind: crate::metrics::Refused, key: &str, revision: i64, why: &str) {
+    crate::metrics::METRICS.cluster_refused.with_label_values(&[kind.as_str()]).inc();
+    tracing::error!(key, revision, "refused a document from etcd, the last good state is kept: {why}");
+}
+
 impl Store {
     /// A connection to one member that answers, trying them in turn from the one after the
     /// last tried: one member at a time, so a member that dies is left on the next connect
@@ -386,7 +394,7 @@ impl Store {
                 Ok(view) => Some(view),
                 Err(err) => {
                     let key = self.keys.instance(&e.name);
-                    super::refused(crate::metrics::Refused::Instances, &key, e.revision, &err.to_string());
+                    refused(crate::metrics::Refused::Instances, &key, e.revision, &err.to_string());
                     None
                 }
             })

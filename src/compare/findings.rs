@@ -59,6 +59,12 @@ pub const WINDOW: usize = 64;
 /// sampled again on the same side.
 pub const RECHECK: Percent = Percent::from_hundredths(1000);
 
+/// Endpoints and counters evidence read from elsewhere may hold at most: `max_endpoints` can be
+/// 10,000 (and one `{other}` per method), and 2^53 is more than any process counts and exact as
+/// a JSON number everywhere.
+const MAX_ENDPOINTS: usize = 10_016;
+const MAX_COUNT: u64 = 1 << 53;
+
 /// Estimated heap bytes of an endpoint besides its name (stats, window), of a field besides its
 /// name, and of an example besides its texts.
 const ENDPOINT_BYTES: usize = 400 + WINDOW * 32;
@@ -368,9 +374,9 @@ impl Findings {
     /// within the bounds one instance keeps (endpoints, fields, examples, samples), times before
     /// year 10000, counters below 2^53.
     pub fn check(&self) -> Result<(), String> {
-        let max = crate::live::MAX_COUNT;
+        let max = MAX_COUNT;
         let time = |t: SystemTime| t.duration_since(UNIX_EPOCH).is_ok_and(|d| d.as_secs() <= LATEST);
-        if self.endpoints.len() > crate::config::shadow::MAX_ENDPOINTS + 16 {
+        if self.endpoints.len() > MAX_ENDPOINTS {
             return Err(format!("{} endpoints", self.endpoints.len()));
         }
         if self.folded > max || self.over_budget > max {

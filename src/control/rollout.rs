@@ -285,7 +285,7 @@ impl Control {
                     Self::publish_step(&name, &t.progress);
                     rollouts.insert(name, t);
                 }
-                Err(e) => crate::cluster::refused(
+                Err(e) => crate::cluster::store::refused(
                     crate::metrics::Refused::Rollout,
                     &fleet.keys.rollout(&name),
                     s.revision,
