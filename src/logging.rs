@@ -9,6 +9,7 @@ use std::sync::RwLock;
 use tracing_log::AsLog;
 use tracing_subscriber::EnvFilter;
 
+use crate::compare::redact::{glob, splice, DEFAULT_HEADERS, DEFAULT_WORDS, REDACTED};
 use crate::config::model::{LogFormat, LogSettings};
 
 pub fn init(log: &LogSettings) -> anyhow::Result<()> {
@@ -28,13 +29,11 @@ pub fn init(log: &LogSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Header name patterns whose values never reach a log line (`*` is any run of characters),
-/// besides the configured secret headers ([`set_secrets`]).
-const SECRET_HEADERS: [&str; 8] =
-    ["*token*", "*secret*", "*auth*", "*password*", "*api-key*", "*apikey*", "*cookie*", "*session*"];
-/// Query parameter words whose values never reach a log line.
-const SECRET_WORDS: [&str; 6] = ["token", "password", "secret", "api_key", "api-key", "apikey"];
-const REDACTED: &str = "[redacted]";
+/// Header name patterns whose values never reach a log line are the evidence's
+/// ([`DEFAULT_HEADERS`]) and the configured secret headers ([`set_secrets`]); query parameter
+/// words too ([`DEFAULT_WORDS`]).
+const SECRET_HEADERS: [&str; 8] = DEFAULT_HEADERS;
+const SECRET_WORDS: [&str; 7] = DEFAULT_WORDS;
 
 /// What the current config holds secret: header names (lowercase: every route's override header
 /// and `redact_headers`) and values (the admin token, override tokens).
@@ -98,34 +97,7 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     if ranges.is_empty() {
         return out;
     }
-    let mut clean = String::with_capacity(out.len());
-    let mut copied = 0;
-    for (start, end) in ranges {
-        if start < copied {
-            continue;
-        }
-        clean.push_str(&out[copied..start]);
-        clean.push_str(REDACTED);
-        copied = end;
-    }
-    clean.push_str(&out[copied..]);
-    Cow::Owned(clean)
-}
-
-/// Whether `name` (lowercase) matches `pattern`, where `*` is any run of characters.
-fn glob(pattern: &str, name: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or("");
-    let Some(mut rest) = name.strip_prefix(first) else { return false };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else { return rest.is_empty() };
-    for p in middle {
-        match rest.find(p) {
-            Some(i) => rest = &rest[i + p.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
+    Cow::Owned(splice(&out, &ranges))
 }
 
 /// Where a value ends: a line break, raw or escaped, or a closing quote.

@@ -330,7 +330,7 @@ fn cut_field(f: Field) -> Field {
 }
 
 /// `text` cut to `max` bytes at a character boundary, saying how long it was.
-fn cut_text(text: &str, max: usize) -> String {
+pub fn cut_text(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }

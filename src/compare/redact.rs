@@ -250,23 +250,29 @@ impl Redaction {
             }
         }
         ranges.sort_unstable();
-        let mut out = String::with_capacity(text.len());
-        let mut copied = 0;
-        for (start, end) in ranges {
-            if start < copied {
-                continue;
-            }
-            out.push_str(&text[copied..start]);
-            out.push_str(REDACTED);
-            copied = end;
-        }
-        out.push_str(&text[copied..]);
-        out
+        splice(text, &ranges)
     }
 }
 
+/// `text` with each of `ranges` (sorted by start; overlapping ones skipped) replaced by
+/// `[redacted]`.
+pub(crate) fn splice(text: &str, ranges: &[(usize, usize)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for &(start, end) in ranges {
+        if start < copied {
+            continue;
+        }
+        out.push_str(&text[copied..start]);
+        out.push_str(REDACTED);
+        copied = end;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
 /// Whether `name` (lowercase) matches `pattern`, where `*` is any run of characters.
-fn glob(pattern: &str, name: &str) -> bool {
+pub(crate) fn glob(pattern: &str, name: &str) -> bool {
     let mut parts = pattern.split('*');
     let first = parts.next().unwrap_or("");
     let Some(mut rest) = name.strip_prefix(first) else { return false };

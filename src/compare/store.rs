@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use http::HeaderMap;
 use serde_json::Value;
 
+use super::findings::cut_text;
 pub use crate::api::{DiffRecord, SideAnswer};
 
 /// Request headers as a map, repeated headers as arrays.
@@ -33,15 +34,15 @@ pub const RECORD_HEADER: usize = 1024;
 /// Cut what a record holds of the request to [`RECORD_PATH`] and [`RECORD_HEADER`] bytes (after
 /// redaction, so a secret is never half shown), saying how long each was.
 pub fn bound(record: &mut DiffRecord) {
-    record.path = cut(&record.path, RECORD_PATH);
+    record.path = cut_text(&record.path, RECORD_PATH);
     for v in record.request_headers.values_mut() {
         match v {
-            Value::String(s) if s.len() > RECORD_HEADER => *s = cut(s, RECORD_HEADER),
+            Value::String(s) if s.len() > RECORD_HEADER => *s = cut_text(s, RECORD_HEADER),
             Value::Array(list) => {
                 for x in list.iter_mut() {
                     if let Value::String(s) = x {
                         if s.len() > RECORD_HEADER {
-                            *s = cut(s, RECORD_HEADER);
+                            *s = cut_text(s, RECORD_HEADER);
                         }
                     }
                 }
@@ -49,17 +50,6 @@ pub fn bound(record: &mut DiffRecord) {
             _ => {}
         }
     }
-}
-
-fn cut(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… ({} bytes)", &text[..end], text.len())
 }
 
 /// A route's last mismatches, bounded by count and by bytes (as encoded for the API).
