@@ -43,9 +43,9 @@ compared() { metrics "$P_ADMIN" '^strangler_shadow_total\{.*result="(match|misma
 for _ in $(seq 100); do [ "$(compared)" -ge "$REQUESTS" ] && break; sleep 0.1; done
 after=$(rss)
 evidence=$(metrics "$P_ADMIN" '^strangler_evidence_bytes' | awk '{ print $2 }')
-report=$( (exec 3<>"/dev/tcp/127.0.0.1/$P_ADMIN"; printf 'GET /api/v1/routes/bench/report HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n' >&3; cat <&3) | wc -c)
+report=$(python3 -c "import urllib.request; print(len(urllib.request.urlopen('http://127.0.0.1:$P_ADMIN/api/v1/routes/bench/report').read()))")
 budget=$(python3 -c "import re,sys; n,u=re.match(r'([0-9.]+)([KMG]?i?B?)','$BUDGET').groups(); print(int(float(n)*{'':1,'B':1,'KiB':1024,'MiB':1<<20,'GiB':1<<30}[u]))")
-echo "evidence under attack: $answered of $REQUESTS requests answered 200 ($CLIENTS clients, ${QUERY_BYTES}-byte queries, 50 differing fields)"
+echo "evidence under attack: $REQUESTS requests ($CLIENTS clients, ${QUERY_BYTES}-byte queries, 50 differing fields), answers by status: $answered"
 awk -v e="$evidence" -v b="$budget" -v r="$report" -v x="$before" -v y="$after" 'BEGIN {
   printf "  evidence %.0f KiB of a %.0f KiB budget (%s); report %.0f KiB; RSS %.1f -> %.1f MiB (+%.1f MiB)\n",
     e / 1024, b / 1024, (e <= b ? "within" : "OVER"), r / 1024, x / 1024, y / 1024, (y - x) / 1024 }'

@@ -37,7 +37,7 @@ def upstream(port, tag):
 upstream(legacy, "l")
 upstream(new, "n")
 query = "q=" + "x" * query_bytes
-ok = [0]
+statuses = {}
 lock = threading.Lock()
 
 
@@ -47,9 +47,11 @@ def client(n):
         conn.request("GET", f"/c{n}/r{i}/s{n}x{i}?{query}")
         resp = conn.getresponse()
         resp.read()
-        if resp.status == 200:
-            with lock:
-                ok[0] += 1
+        with lock:
+            statuses[resp.status] = statuses.get(resp.status, 0) + 1
+        if resp.will_close:
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", proxy, timeout=30)
 
 
 threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
@@ -57,4 +59,4 @@ for t in threads:
     t.start()
 for t in threads:
     t.join()
-print(ok[0])
+print(" ".join(f"{code}:{n}" for code, n in sorted(statuses.items())))

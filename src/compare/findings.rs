@@ -353,6 +353,11 @@ fn cut(v: &Option<Value>) -> Option<Value> {
     Some(Value::String(cut_text(&text, EXAMPLE_BYTES)))
 }
 
+/// Lines of a JSON text.
+fn lines(v: &[u8]) -> usize {
+    memchr::memchr_iter(b'\n', v).count() + 1
+}
+
 /// 9999-12-31T23:59:59Z: the last instant RFC 3339 can write.
 const LATEST: u64 = 253_402_300_799;
 
@@ -806,7 +811,8 @@ impl Findings {
                 break;
             }
             let report = self.endpoint_report(name, e, &rules, at, age);
-            let size = serde_json::to_vec(&report).map_or(usize::MAX, |v| v.len());
+            // As the API writes it: pretty, each line four spaces deeper inside the report.
+            let size = serde_json::to_vec_pretty(&report).map_or(usize::MAX, |v| v.len() + 4 * lines(&v));
             if !endpoints.is_empty() && bytes + size > page.max_bytes {
                 next = Some(i);
                 break;
@@ -1234,7 +1240,8 @@ mod tests {
         assert!(f.endpoints.len() <= 100);
         let r = f.report_page("r", RULES, now, Page { offset: 0, limit: 1000, max_bytes: 64 * 1024 });
         assert!(r.over_budget > 0 && r.folded > 0, "{} {}", r.over_budget, r.folded);
-        assert!(serde_json::to_vec(&r).expect("json").len() < 128 * 1024);
+        let written = serde_json::to_vec_pretty(&r).expect("json").len();
+        assert!(written < 68 * 1024, "the page as the API writes it: {written} bytes");
         for e in &r.endpoints {
             for x in e.findings.iter().flat_map(|f| &f.examples) {
                 assert!(x.path.len() < EXAMPLE_PATH + 20, "{}", x.path.len());
