@@ -29,6 +29,9 @@ def upstream(port, tag):
         def log_message(self, *args):
             pass
 
+    # The default backlog of 5 refuses connections under the proxy's bursts (shadow and noise
+    # repeats included); a real service's is far larger.
+    http.server.ThreadingHTTPServer.request_queue_size = 256
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
