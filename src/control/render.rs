@@ -230,7 +230,8 @@ pub fn report(r: &api::Report) -> String {
         .filter(|e| !e.inferred_from.is_empty())
         .map(|e| {
             let values: Vec<String> = e.inferred_from.iter().map(u64::to_string).collect();
-            format!("{} ({} distinct values)", e.endpoint, values.join(" / "))
+            let plural = if e.inferred_from == [1] { "" } else { "s" };
+            format!("{} ({} distinct value{plural})", e.endpoint, values.join(" / "))
         })
         .collect();
     if !inferred.is_empty() {
