@@ -29,12 +29,6 @@ pub fn init(log: &LogSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Header name patterns whose values never reach a log line are the evidence's
-/// ([`DEFAULT_HEADERS`]) and the configured secret headers ([`set_secrets`]); query parameter
-/// words too ([`DEFAULT_WORDS`]).
-const SECRET_HEADERS: [&str; 8] = DEFAULT_HEADERS;
-const SECRET_WORDS: [&str; 7] = DEFAULT_WORDS;
-
 /// What the current config holds secret: header names (lowercase: every route's override header
 /// and `redact_headers`) and values (the admin token, override tokens).
 #[derive(Default)]
@@ -117,6 +111,10 @@ fn secret_ranges(text: &str, configured: &[String]) -> Vec<(usize, usize)> {
     let b = text.as_bytes();
     let lower = text.to_ascii_lowercase();
     let mut ranges = Vec::new();
+    // The evidence's header patterns and query words, and the configured secret headers.
+    let secret = |name: &str| {
+        DEFAULT_HEADERS.iter().copied().chain(configured.iter().map(String::as_str)).any(|p| glob(p, name))
+    };
     // Header lines: a line starts at the beginning, after a raw line break, or after an escaped
     // one; its name is a token up to `:`.
     let mut starts = vec![0];
@@ -132,8 +130,7 @@ fn secret_ranges(text: &str, configured: &[String]) -> Vec<(usize, usize)> {
             continue;
         }
         let name = &lower[start..start + len];
-        let secret = SECRET_HEADERS.iter().copied().chain(configured.iter().map(String::as_str)).any(|p| glob(p, name));
-        if secret {
+        if secret(name) {
             let from = start + len + 1;
             ranges.push((from, value_end(b, from)));
         }
@@ -145,12 +142,12 @@ fn secret_ranges(text: &str, configured: &[String]) -> Vec<(usize, usize)> {
         from = colon + 4;
         let Some(open) = text[..colon].rfind('"') else { continue };
         let name = &lower[open + 1..colon];
-        if SECRET_HEADERS.iter().copied().chain(configured.iter().map(String::as_str)).any(|p| glob(p, name)) {
+        if secret(name) {
             ranges.push((from, value_end(b, from)));
         }
     }
     // Query parameters: `word...=value` up to `&`, `;`, white space or the end of the value.
-    for word in SECRET_WORDS {
+    for word in DEFAULT_WORDS {
         let mut from = 0;
         while let Some(found) = lower[from..].find(word) {
             let mut i = from + found + word.len();

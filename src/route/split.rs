@@ -116,11 +116,7 @@ pub fn client_key(route: &Route, headers: &HeaderMap, client_ip: Option<IpAddr>,
     if let Some(f) = forwarded {
         return hash(f);
     }
-    match client_ip {
-        Some(IpAddr::V4(v4)) => hash(&v4.octets()),
-        Some(IpAddr::V6(v6)) => v6.to_ipv4_mapped().map_or_else(|| hash(&v6.octets()), |v4| hash(&v4.octets())),
-        None => 0,
-    }
+    with_sticky_key(&Sticky::ClientIp, headers, client_ip, hash).unwrap_or(0)
 }
 
 /// Compare a secret a client gave with the expected one so that the time taken tells neither
