@@ -364,7 +364,15 @@ async fn redacted_headers_never_reach_the_api_or_the_diffs_file() {
     s.wait_metric("strangler_shadow_total{result=\"mismatch\",route=\"api\"}", 1.0).await;
 
     let api = c.get(s.admin_url("/api/routes/api/diffs")).send().await.expect("diffs").text().await.expect("text");
-    let file = std::fs::read_to_string(&diffs_file).expect("diffs file");
+    // The diffs file is written by a writer of its own, after the pair is counted.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let file = loop {
+        match std::fs::read_to_string(&diffs_file) {
+            Ok(text) if !text.is_empty() => break text,
+            _ => assert!(Instant::now() < deadline, "no diffs file written"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(file.lines().count(), 1);
     for text in [&api, &file] {
         for secret in ["hunter2", "k-123", "legacy-secret", "new-secret"] {
