@@ -559,7 +559,9 @@
         const box = el('div', { class: 'chart', id: spec.id }, el('h3', { text: spec.title }));
         $('#charts').append(box);
         chart = new uPlot({
-          width: chartWidth(box), height: 200,
+          // A first guess: the box's width settles only once the grid has laid out every chart,
+          // and the observer below sizes the chart from it then and on every later change.
+          width: chartWidth(box), height: CHART_HEIGHT,
           scales: {
             // Always the whole window the history holds, ending at the newest sample.
             x: { time: true, range: (u, min, max) => { const end = max || Date.now() / 1000; return [end - WINDOW_S, end]; } },
@@ -571,6 +573,9 @@
             value: (u, v) => (v === null ? '–' : v.toFixed(2) + spec.unit),
           }))],
         }, data, box);
+        fitToPanel(chart, box);
+        // What the chart draws, for a script or a test to read back: `#chart-errors`.chart.data.
+        box.chart = chart;
         state.charts.push(chart);
       } else {
         chart.setData(data);
@@ -578,13 +583,24 @@
     }
   }
 
+  const CHART_HEIGHT = 200;
+
   function chartWidth(box) {
-    return Math.max(300, box.clientWidth - 8);
+    return Math.max(200, Math.floor(box.clientWidth));
   }
 
-  window.addEventListener('resize', () => {
-    for (const c of state.charts) c.setSize({ width: chartWidth(c.root.parentElement), height: 200 });
-  });
+  // A chart is as wide as its panel, whatever changed the panel: the grid placing a second
+  // chart beside the first, the window, a scrollbar appearing. Sized once at creation, a chart
+  // keeps the width of a grid that held it alone and spills under its neighbour.
+  function fitToPanel(chart, box) {
+    const observer = new ResizeObserver(() => {
+      const width = chartWidth(box);
+      if (width !== chart.width) chart.setSize({ width, height: CHART_HEIGHT });
+    });
+    observer.observe(box);
+    const destroy = chart.destroy.bind(chart);
+    chart.destroy = () => { observer.disconnect(); destroy(); };
+  }
 
   // ---------------------------------------------------------------- rollout
 

@@ -429,3 +429,112 @@ async fn the_fleet_view_lists_every_instance_with_its_revision_and_marks_the_one
     br.close().await;
     drop(b);
 }
+
+/// Every element of every visible panel whose box reaches outside its panel, described; and
+/// every pair of charts whose boxes overlap.
+const OVERFLOWS: &str = r#"
+const out = [];
+const describe = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (typeof e.className === 'string' && e.className ? '.' + e.className.split(' ').join('.') : '');
+for (const panel of document.querySelectorAll('section.panel')) {
+  if (panel.hidden) continue;
+  const p = panel.getBoundingClientRect();
+  for (const e of panel.querySelectorAll('*')) {
+    const r = e.getBoundingClientRect();
+    if (r.width === 0 && r.height === 0) continue;
+    if (r.left < p.left - 1 || r.right > p.right + 1)
+      out.push(`${describe(e)} spans x ${Math.round(r.left)}-${Math.round(r.right)}, outside ${describe(panel)} at ${Math.round(p.left)}-${Math.round(p.right)}`);
+  }
+}
+const charts = [...document.querySelectorAll('.chart')];
+for (const box of charts) {
+  const b = box.getBoundingClientRect();
+  for (const e of box.querySelectorAll('.uplot, canvas')) {
+    const r = e.getBoundingClientRect();
+    if (r.left < b.left - 1 || r.right > b.right + 1 || r.top < b.top - 1 || r.bottom > b.bottom + 1)
+      out.push(`${describe(e)} of ${box.id} (${Math.round(r.width)} px wide) is outside its box (${Math.round(b.width)} px)`);
+  }
+}
+for (let i = 0; i < charts.length; i++) for (let j = i + 1; j < charts.length; j++) {
+  const a = charts[i].getBoundingClientRect(), c = charts[j].getBoundingClientRect();
+  if (a.left < c.right - 1 && c.left < a.right - 1 && a.top < c.bottom - 1 && c.top < a.bottom - 1)
+    out.push(`${charts[i].id} overlaps ${charts[j].id}`);
+}
+return out;
+"#;
+
+async fn assert_nothing_overflows(b: &Browser, page: &str) {
+    let found = b.run(OVERFLOWS, vec![]).await;
+    let found: Vec<String> = serde_json::from_value(found).expect("a list of overflows");
+    assert!(found.is_empty(), "{page}: {} element(s) reach outside their panel:\n{}", found.len(), found.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_chart_fits_its_panel_and_the_5xx_chart_shows_the_historys_error_rates() {
+    // New fails one request in four; legacy never does.
+    let counter = Arc::new(AtomicU64::new(0));
+    let legacy = MockUpstream::start("legacy").await;
+    let new = MockUpstream::builder("new")
+        .reply(move |_: &Received| {
+            let n = counter.fetch_add(1, Ordering::Relaxed);
+            (if n % 4 == 3 { 500 } else { 200 }, Vec::new(), Bytes::from_static(b"new"))
+        })
+        .start()
+        .await;
+    let body = format!(
+        "{}[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 50\n\
+         [routes.shadow]\nsample = 100\n",
+        pools(&legacy, &new)
+    );
+    let s = Strangler::start(&body).await;
+    let history = || async { s.api::<strangler::api::History>("/routes/orders/history").await };
+    // Traffic until the history holds two samples, so each chart draws lines, not points.
+    let c = client();
+    let mut i = 0;
+    while history().await.samples.len() < 2 {
+        c.get(s.url(&format!("/orders/{i}"))).send().await.expect("request");
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let b = Browser::start().await;
+    for (width, height) in [(1400, 1000), (1920, 1080)] {
+        b.resize(width, height).await;
+        b.goto(&s.admin_url("/#/route/orders")).await;
+        b.find("#chart-paired .uplot").await;
+        // The charts are sized after the grid has placed all four, not before.
+        b.wait_until("four charts", || async { b.all(".chart .uplot").await.len() == 4 }).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_nothing_overflows(&b, &format!("route page at {width}x{height}")).await;
+        b.screenshot(&format!("route-{width}")).await;
+
+        // The 5xx chart draws the history's error rates, sample for sample.
+        b.wait_until("the 5xx chart drawing the history's error rates", || async {
+            let drawn = b.run("return document.getElementById('chart-errors').chart.data", vec![]).await;
+            let drawn: Vec<Vec<Option<f64>>> = serde_json::from_value(drawn).expect("the chart's data");
+            let h = history().await;
+            let rates = |side: fn(&strangler::api::HistorySample) -> Option<f64>| -> Vec<Option<f64>> {
+                h.samples.iter().map(side).collect()
+            };
+            drawn.len() == 3
+                && drawn[1] == rates(|s| s.window.legacy.error_rate)
+                && drawn[2] == rates(|s| s.window.new.error_rate)
+        })
+        .await;
+        let h = history().await;
+        assert!(h.samples.iter().all(|s| s.window.legacy.error_rate.unwrap_or(0.0) == 0.0), "legacy never failed");
+        assert!(h.samples.iter().any(|s| s.window.new.error_rate.unwrap_or(0.0) > 0.0), "new failed some: {h:?}");
+
+        // The window narrowed to half its width: the charts follow their panels.
+        b.resize(width / 2 + 200, height).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_nothing_overflows(&b, &format!("route page narrowed from {width}")).await;
+
+        b.goto(&s.admin_url("/")).await;
+        b.find("body[data-rendered=overview]").await;
+        b.resize(width, height).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_nothing_overflows(&b, &format!("overview at {width}x{height}")).await;
+    }
+    assert_no_js_errors(&b, &[]).await;
+    b.close().await;
+}

@@ -144,6 +144,11 @@ impl Browser {
         e.send_keys(text).await.unwrap_or_else(|err| panic!("type into {css:?}: {err}"));
     }
 
+    /// Resize the browser window to `width` x `height` CSS pixels, as a user dragging it would.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client.set_window_size(width, height).await.unwrap_or_else(|e| panic!("resize to {width}x{height}: {e}"));
+    }
+
     /// Run `script` in the page (its arguments as `arguments[i]`) and return its value.
     pub async fn run(&self, script: &str, args: Vec<Value>) -> Value {
         self.client.execute(script, args).await.unwrap_or_else(|e| panic!("script {script:?}: {e}"))
