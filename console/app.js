@@ -615,8 +615,12 @@
       ['Requests on new', w && w.new_requests, '≥ ' + lim.min_requests, w && w.new_requests >= lim.min_requests, (v) => String(v)],
       ['New 5xx rate', w && w.error_rate, '≤ ' + lim.max_error_rate + '%', w && (w.error_rate === null || w.error_rate <= lim.max_error_rate), (v) => num(v, 2, '%')],
       lim.max_mismatch_rate === null ? null
-        : ['Mismatch rate', w && w.mismatch_rate, '≤ ' + lim.max_mismatch_rate + '%', w && (w.mismatch_rate === null || w.mismatch_rate <= lim.max_mismatch_rate), (v) => num(v, 2, '%')],
-      ['p99 new / legacy', w && w.latency_ratio, '≤ ' + lim.max_latency_ratio, w && (w.latency_ratio === null || w.latency_ratio <= lim.max_latency_ratio), (v) => num(v, 2, '×')],
+        : ['Mismatch rate', w && w.mismatch_rate, '≤ ' + lim.max_mismatch_rate + '% of ≥ ' + lim.min_comparisons, w && (w.mismatch_rate === null || w.mismatch_rate <= lim.max_mismatch_rate), (v) => num(v, 2, '%')],
+      ['p99 new / legacy', w && w.latency_ratio,
+        '≤ ' + lim.max_latency_ratio + '×' + (lim.max_latency_added_ms === null ? '' : ` or ≤ ${lim.max_latency_added_ms} ms more`),
+        w && (w.latency_ratio === null || w.latency_ratio <= lim.max_latency_ratio
+          || (lim.max_latency_added_ms !== null && w.latency_added_ms <= lim.max_latency_added_ms)),
+        (v) => num(v, 2, '×') + (w.latency_added_ms === null ? '' : ` (${w.latency_added_ms >= 0 ? '+' : ''}${num(w.latency_added_ms, 1, ' ms')})`)],
     ].filter(Boolean);
     const left = ro.held_ms === null ? null : Math.max(0, lim.hold_ms - ro.held_ms);
     const active = ['running', 'starting', 'paused'].includes(ro.status);
@@ -626,10 +630,7 @@
         class: ro.step === i + 1 ? 'current' : (ro.step && i + 1 < ro.step ? 'done' : ''),
         title: `step ${i + 1}`,
       }, percent(s)))),
-      el('p', { id: 'rollout-hold' }, ro.step
-        ? `Step ${ro.step} of ${ro.steps.length} (${percent(ro.step_weight)}), held ${duration(ro.held_ms)} of ${duration(lim.hold_ms)}`
-          + (ro.status === 'running' ? `: ${duration(left)} left.` : '.')
-        : 'Not started.'),
+      el('p', { id: 'rollout-hold' }, holdText(ro, lim, left)),
       ro.waiting ? el('p', { class: 'muted', id: 'rollout-waiting', text: 'Waiting: ' + ro.waiting }) : null,
       ro.reason ? el('p', { id: 'rollout-reason' }, el('strong', {}, 'Reason: '), ro.reason) : null,
       ro.error ? el('p', { class: 'bad', text: 'Cannot write the weight: ' + ro.error }) : null,
@@ -642,6 +643,18 @@
         el('button', { type: 'button', 'data-action': 'pause', disabled: ro.status !== 'running' && ro.status !== 'starting', onclick: () => rolloutAct(page, 'pause') }, 'Pause'),
         el('button', { type: 'button', 'data-action': 'resume', disabled: ro.status !== 'paused', onclick: () => rolloutAct(page, 'resume') }, 'Resume'),
         el('button', { type: 'button', class: 'danger', 'data-action': 'abort', disabled: !active, onclick: () => rolloutAct(page, 'abort') }, 'Abort')));
+  }
+
+  // Where the rollout stands. A stopped one says since when, never a clock still running.
+  function holdText(ro, lim, left) {
+    if (!ro.step) return 'Not started.';
+    const at = `Step ${ro.step} of ${ro.steps.length} (${percent(ro.step_weight)})`;
+    if (ro.stopped_at) {
+      return `${at}: ${ro.status.replace('_', ' ')} ${duration(ro.stopped_ms_ago)} ago (${ro.stopped_at}), `
+        + `after holding ${duration(ro.held_ms)}.`;
+    }
+    return `${at}, held ${duration(ro.held_ms)} of ${duration(lim.hold_ms)}`
+      + (ro.status === 'running' ? `: ${duration(left)} left.` : '.');
   }
 
   async function rolloutAct(page, action) {

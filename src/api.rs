@@ -270,8 +270,16 @@ pub struct RolloutView {
     /// Each step's weight, percent.
     pub steps: Vec<f64>,
     pub step_weight: Option<f64>,
-    /// How long the current step has held.
+    /// How long the current step has held; for a stopped rollout, how long it held until it
+    /// stopped (it holds no longer).
     pub held_ms: Option<u64>,
+    /// When the rollout stopped (paused, rolled back, aborted, complete), RFC 3339, UTC;
+    /// absent while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<String>,
+    /// Milliseconds since it stopped; absent while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_ms_ago: Option<u64>,
     /// Why it paused, rolled back or resumed.
     pub reason: Option<String>,
     /// The last failure to write a weight, if the controller is stuck on one.
@@ -291,7 +299,14 @@ pub struct RolloutLimits {
     pub min_requests: u64,
     pub max_error_rate: f64,
     pub max_mismatch_rate: Option<f64>,
+    /// Comparisons before the mismatch gate decides.
+    #[serde(default)]
+    pub min_comparisons: u64,
     pub max_latency_ratio: f64,
+    /// How many milliseconds new's p99 may add to legacy's whatever the ratio; absent: only
+    /// the ratio counts.
+    #[serde(default)]
+    pub max_latency_added_ms: Option<u64>,
     /// `rollback` or `hold`.
     pub on_failure: String,
 }
@@ -302,6 +317,9 @@ pub struct GateWindow {
     pub error_rate: Option<f64>,
     pub mismatch_rate: Option<f64>,
     pub latency_ratio: Option<f64>,
+    /// new p99 - legacy p99, milliseconds, when the ratio is known.
+    #[serde(default)]
+    pub latency_added_ms: Option<f64>,
 }
 
 /// An operator's action on a rollout: `POST /api/v1/routes/{name}/rollout/{action}`.

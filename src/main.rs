@@ -368,6 +368,10 @@ fn check(path: &std::path::Path) -> ExitCode {
                     r.failover,
                 );
             }
+            for w in cfg.warnings() {
+                let value = w.value.as_deref().map_or(String::new(), |v| format!(" = {v}"));
+                println!("warning: {}: {}{value}: {}", path.display(), w.key, w.message);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -126,13 +126,21 @@ async fn a_new_service_failing_at_step_2_is_rolled_back_to_0_and_paused() {
     assert_eq!(s.metric("strangler_rollout_step{route=\"orders\"}").await, Some(0.0));
     assert!(s.log().contains("rollout rolled back at step 2"), "the log says why:\n{}", s.log());
 
-    // Paused: it stays at 0 however long the traffic goes on.
+    assert!(r.stopped_at.is_some(), "a stopped rollout says since when: {r:?}");
+
+    // Paused: it stays at 0 however long the traffic goes on, and its clock stopped with it.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(rollout(&s).await.status, RolloutStatus::RolledBack);
+    let later = rollout(&s).await;
+    assert_eq!(later.status, RolloutStatus::RolledBack);
+    assert_eq!(later.held_ms, r.held_ms, "a stopped step holds no longer");
+    assert_eq!(later.stopped_at, r.stopped_at);
+    assert!(later.stopped_ms_ago.expect("since") >= 1500, "{later:?}");
     assert_eq!(s.route("orders").await.weight, 0.0);
     let (ok, out, _) = s.cli(&["status"]);
     assert!(ok);
     assert!(out.contains("rolled_back") && out.contains("error rate"), "status shows it:\n{out}");
+    let since = format!("rollout rolled_back since {}", r.stopped_at.as_deref().expect("stopped_at"));
+    assert!(out.contains(&since), "status says since when ({since}):\n{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -360,4 +368,68 @@ async fn require_ready_holds_the_last_step_until_no_endpoint_differs() {
     assert!(out.starts_with("route orders: "), "{out}");
     wait_rollout(&s, "complete", |r| r.status == RolloutStatus::Complete).await;
     assert_eq!(s.route("orders").await.weight, 100.0);
+}
+
+/// A shadowed route's rollout judges differences without being told to: a rewrite that answers
+/// differently every time is rolled back on the default mismatch gate, once enough pairs were
+/// compared to say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_default_gate_rolls_back_a_rewrite_that_differs_on_every_comparison() {
+    // Legacy and new answer different bodies: every shadow comparison mismatches.
+    let legacy = MockUpstream::builder("legacy").no_record().start().await;
+    let new = MockUpstream::builder("new").no_record().start().await;
+    let body = route(
+        &legacy,
+        &new,
+        "[routes.shadow]\nsample = 100\n[routes.compare]\nignore_headers = [\"x-upstream\", \"date\"]\nnoise_sample = 0\n",
+        "steps = [10, 50, 100]\nhold = \"300ms\"\nmin_requests = 20\nmax_latency_ratio = 1000",
+    );
+    let s = Strangler::start(&body).await;
+    let view = rollout(&s).await;
+    assert_eq!((view.limits.max_mismatch_rate, view.limits.min_comparisons), (Some(1.0), 100), "{view:?}");
+    let _traffic = Traffic::start(&s);
+
+    let r = wait_rollout(&s, "rolled back", |r| r.status == RolloutStatus::RolledBack).await;
+    let reason = r.reason.clone().expect("a reason");
+    assert!(reason.contains("rolled back at step 1 (10%)") && reason.contains("shadow mismatch rate"), "{reason}");
+    // "(N of M comparisons)": never decided on fewer than the minimum.
+    let compared: u64 = reason
+        .split(" of ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no comparison count in {reason:?}"));
+    assert!(compared >= 100, "decided on {compared} comparisons: {reason}");
+    assert_eq!(s.route("orders").await.weight, 0.0);
+}
+
+/// `max_latency_added`: a rewrite a fixed 15 ms slower passes every step though its p99 is
+/// several times legacy's; one three times slower by more than the allowance is rolled back.
+/// The allowance is 40 ms, not the 20 a team might write: a loopback p99 under a debug build
+/// on two shared cores jitters by 10-15 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_absolute_latency_allowance_lets_a_slightly_slower_rewrite_through() {
+    let rollout_with = "steps = [50, 100]\nhold = \"1s\"\nmin_requests = 20\nmax_latency_ratio = 1.5\n\
+                        max_latency_added = \"40ms\"";
+    let run = |legacy_ms: u64, new_ms: u64| async move {
+        let legacy =
+            MockUpstream::builder("legacy").no_record().delay(Duration::from_millis(legacy_ms)).start().await;
+        let new = MockUpstream::builder("new").no_record().delay(Duration::from_millis(new_ms)).start().await;
+        let s = Strangler::start(&route(&legacy, &new, "", rollout_with)).await;
+        let traffic = Traffic::start(&s);
+        let r = wait_rollout(&s, "done", |r| matches!(r.status, RolloutStatus::Complete | RolloutStatus::RolledBack))
+            .await;
+        drop(traffic);
+        (r, s, legacy, new)
+    };
+
+    let (r, _s, _l, _n) = run(2, 17).await;
+    assert_eq!(r.status, RolloutStatus::Complete, "15 ms slower is within 40 ms: {r:?}");
+    assert_eq!(r.limits.max_latency_added_ms, Some(40));
+
+    let (r, s, _l, _n) = run(30, 90).await;
+    assert_eq!(r.status, RolloutStatus::RolledBack, "60 ms and 3x slower: {r:?}");
+    let reason = r.reason.clone().expect("a reason");
+    assert!(reason.contains("p99") && reason.contains("limit 1.5x or 40 ms more"), "{reason}");
+    assert_eq!(s.route("orders").await.weight, 0.0);
 }

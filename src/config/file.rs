@@ -437,12 +437,20 @@ pub struct RolloutSection {
     /// Highest percent of new-side requests that fail (5xx, connect failures).
     #[serde(default = "default_max_error_rate")]
     pub max_error_rate: f64,
-    /// Highest percent of shadow comparisons that mismatch; needs `[routes.shadow]`.
+    /// Highest percent of shadow comparisons that differ in a significant finding; needs
+    /// `[routes.shadow]`. On a shadowed route it defaults to 1; `"off"` turns the gate off.
     #[serde(default)]
-    pub max_mismatch_rate: Option<f64>,
+    pub max_mismatch_rate: Option<RateOrOff>,
+    /// Comparisons a step needs before the mismatch gate decides anything, pass or fail.
+    #[serde(default = "default_min_comparisons")]
+    pub min_comparisons: u64,
     /// Highest new p99 / legacy p99 over the step.
     #[serde(default = "default_max_latency_ratio")]
     pub max_latency_ratio: f64,
+    /// New's p99 may exceed legacy's by up to this ("20ms") whatever the ratio: the latency
+    /// gate passes when either holds.
+    #[serde(default)]
+    pub max_latency_added: Option<String>,
     /// `"rollback"` (weight 0, paused) or `"hold"` (paused at the current step).
     #[serde(default = "default_on_failure")]
     pub on_failure: String,
@@ -451,6 +459,17 @@ pub struct RolloutSection {
     pub require_ready: bool,
 }
 
+/// A gate's limit, or the word `"off"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RateOrOff {
+    Rate(f64),
+    Word(String),
+}
+
+fn default_min_comparisons() -> u64 {
+    100
+}
 fn default_steps() -> Vec<f64> {
     vec![1.0, 10.0, 50.0, 100.0]
 }

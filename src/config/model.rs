@@ -81,6 +81,23 @@ pub struct ClusterTls {
 }
 
 impl Config {
+    /// What is valid but likely not meant: `check` prints these and still passes.
+    pub fn warnings(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        for (i, r) in self.routes.iter().enumerate() {
+            let shadowed = r.shadow.as_ref().is_some_and(|s| s.enabled);
+            if shadowed && r.rollout.as_ref().is_some_and(|ro| ro.max_mismatch_rate.is_none()) {
+                out.push(Problem::new(
+                    format!("routes[{i}].rollout.max_mismatch_rate"),
+                    Some("\"off\"".to_string()),
+                    "the route is shadowed but its rollout ignores every difference the comparisons find: \
+                     steps pass while new answers differently; remove the line to gate at 1%",
+                ));
+            }
+        }
+        out
+    }
+
     /// Whether `peer` is a proxy whose forwarding headers are believed.
     pub fn trusts(&self, peer: Option<std::net::IpAddr>) -> bool {
         peer.is_some_and(|ip| self.trusted_proxies.iter().any(|c| c.contains(ip)))

@@ -2,8 +2,12 @@
 
 use std::time::Duration;
 
-use super::file::RolloutSection;
+use super::file::{RateOrOff, RolloutSection};
 use super::problems::{quote, Percent, Problems};
+
+/// The mismatch gate of a shadowed route's rollout when the file sets none: percent of
+/// comparisons that may differ in a significant finding.
+pub const DEFAULT_MAX_MISMATCH_RATE: f64 = 1.0;
 
 /// What a rollout does when a gate is violated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +38,11 @@ pub struct Rollout {
     pub max_error_rate: f64,
     /// Percent; `None` = no mismatch gate.
     pub max_mismatch_rate: Option<f64>,
+    /// Comparisons before the mismatch gate decides.
+    pub min_comparisons: u64,
     pub max_latency_ratio: f64,
+    /// How much slower than legacy's p99 new's may be whatever the ratio; `None`: only the ratio.
+    pub max_latency_added: Option<Duration>,
     pub on_failure: OnFailure,
     /// The last step waits until no endpoint of the route `differs`.
     pub require_ready: bool,
@@ -65,16 +73,30 @@ pub(super) fn build_rollout(p: &mut Problems, key: &str, r: &RolloutSection, sha
         }
     };
     rate("max_error_rate", r.max_error_rate);
-    if let Some(m) = r.max_mismatch_rate {
-        rate("max_mismatch_rate", m);
-        if !shadows {
-            p.add(
-                format!("{key}.max_mismatch_rate"),
-                m,
-                "needs [routes.shadow] to measure mismatches; add a shadow section or remove this gate",
-            );
+    let max_mismatch_rate = match &r.max_mismatch_rate {
+        // A shadowed route's rollout judges its differences unless told not to.
+        None => shadows.then_some(DEFAULT_MAX_MISMATCH_RATE),
+        Some(RateOrOff::Word(w)) if w == "off" => None,
+        Some(RateOrOff::Word(w)) => {
+            p.add(format!("{key}.max_mismatch_rate"), quote(w), "must be a percentage from 0 to 100, or \"off\"");
+            None
         }
+        Some(RateOrOff::Rate(m)) => {
+            rate("max_mismatch_rate", *m);
+            if !shadows {
+                p.add(
+                    format!("{key}.max_mismatch_rate"),
+                    m,
+                    "needs [routes.shadow] to measure mismatches; add a shadow section or remove this gate",
+                );
+            }
+            Some(*m)
+        }
+    };
+    if r.min_comparisons == 0 {
+        p.add(format!("{key}.min_comparisons"), 0, "must be at least 1: a gate never decides on no evidence");
     }
+    let max_latency_added = r.max_latency_added.as_ref().map(|d| p.duration(&format!("{key}.max_latency_added"), d));
     if r.require_ready && !shadows {
         p.add(
             format!("{key}.require_ready"),
@@ -102,8 +124,10 @@ pub(super) fn build_rollout(p: &mut Problems, key: &str, r: &RolloutSection, sha
         hold,
         min_requests: r.min_requests,
         max_error_rate: r.max_error_rate,
-        max_mismatch_rate: r.max_mismatch_rate,
+        max_mismatch_rate,
+        min_comparisons: r.min_comparisons.max(1),
         max_latency_ratio: r.max_latency_ratio,
+        max_latency_added,
         on_failure,
         require_ready: r.require_ready,
     }

@@ -13,7 +13,7 @@ const LATENCY_MIN_LEGACY: u64 = 20;
 pub const LATENCY_FLOOR_MS: f64 = 1.0;
 
 /// Why a held step cannot pass yet, if it cannot: new has not served `min_requests`, or (with a
-/// mismatch gate) fewer than `min_requests` pairs were compared. A step never passes on no
+/// mismatch gate) fewer than `min_comparisons` pairs were compared. A step never passes on no
 /// evidence.
 pub fn waiting(cfg: &Rollout, w: &Window) -> Option<String> {
     let new = w.side(Side::New).requests;
@@ -21,10 +21,10 @@ pub fn waiting(cfg: &Rollout, w: &Window) -> Option<String> {
         return Some(format!("waiting for new to serve {} requests ({new} so far)", cfg.min_requests));
     }
     let compared = w.shadow_match + w.shadow_mismatch;
-    if cfg.max_mismatch_rate.is_some() && compared < cfg.min_requests {
+    if cfg.max_mismatch_rate.is_some() && compared < cfg.min_comparisons {
         return Some(format!(
             "waiting for {} shadow comparisons to judge the mismatch rate ({compared} so far; is the route shadowed?)",
-            cfg.min_requests
+            cfg.min_comparisons
         ));
     }
     None
@@ -38,6 +38,12 @@ pub fn latency_ratio(w: &Window) -> Option<f64> {
     }
     let (new, old) = (w.side(Side::New).quantile_ms(0.99)?, legacy.quantile_ms(0.99)?);
     Some(new / old)
+}
+
+/// new p99 - legacy p99 in milliseconds, when the ratio is known.
+pub fn latency_added_ms(w: &Window) -> Option<f64> {
+    latency_ratio(w)?;
+    Some(w.side(Side::New).quantile_ms(0.99)? - w.side(Side::Legacy).quantile_ms(0.99)?)
 }
 
 /// Check the gates over a step's window. Before the step's end (`last` false) a gate trips only
@@ -60,9 +66,10 @@ pub fn judge(cfg: &Rollout, w: &Window, last: bool) -> Result<(), String> {
         }
     }
     if let Some(max) = cfg.max_mismatch_rate {
+        // Never a verdict on a handful of pairs: "2 of 2 comparisons" says little about a
+        // rewrite, and noise not yet learned makes the first pairs differ most.
         let compared = w.shadow_match + w.shadow_mismatch;
-        let denom = floor(compared);
-        if compared > 0 && denom > 0 && w.shadow_mismatch as f64 * 100.0 / denom as f64 > max {
+        if compared >= cfg.min_comparisons && w.shadow_mismatch as f64 * 100.0 / compared as f64 > max {
             return Err(format!(
                 "shadow mismatch rate {:.2}% > {max}% ({} of {compared} comparisons)",
                 w.shadow_mismatch as f64 * 100.0 / compared as f64,
@@ -73,11 +80,18 @@ pub fn judge(cfg: &Rollout, w: &Window, last: bool) -> Result<(), String> {
     if new.timed() >= cfg.min_requests.max(1) {
         let (new_p99, legacy_p99) =
             (new.quantile_ms(0.99).unwrap_or_default(), w.side(Side::Legacy).quantile_ms(0.99).unwrap_or_default());
+        let added = new_p99 - legacy_p99;
+        // A slower rewrite passes when either allowance holds: the ratio, or the milliseconds
+        // added (a fixed 15 ms is 8x of a 2 ms legacy and nothing to a user).
+        let within_added = cfg.max_latency_added.is_some_and(|max| added <= max.as_secs_f64() * 1000.0);
         if let Some(ratio) = latency_ratio(w) {
-            if ratio > cfg.max_latency_ratio && new_p99 - legacy_p99 >= LATENCY_FLOOR_MS {
+            if ratio > cfg.max_latency_ratio && added >= LATENCY_FLOOR_MS && !within_added {
+                let allowance = match cfg.max_latency_added {
+                    Some(max) => format!("limit {}x or {} ms more", cfg.max_latency_ratio, max.as_millis()),
+                    None => format!("limit {}x", cfg.max_latency_ratio),
+                };
                 return Err(format!(
-                    "new p99 {new_p99:.1} ms is {ratio:.2}x legacy p99 {legacy_p99:.1} ms (limit {}x)",
-                    cfg.max_latency_ratio
+                    "new p99 {new_p99:.1} ms is {ratio:.2}x legacy p99 {legacy_p99:.1} ms, {added:.1} ms more ({allowance})"
                 ));
             }
         }
@@ -115,7 +129,9 @@ mod tests {
             min_requests,
             max_error_rate: 1.0,
             max_mismatch_rate: Some(0.5),
+            min_comparisons: 10,
             max_latency_ratio: 1.5,
+            max_latency_added: None,
             on_failure: OnFailure::Rollback,
             require_ready: false,
         }
@@ -171,12 +187,20 @@ mod tests {
             ("1% at the end is at the limit", Step { new: 200, errors: 2, ..QUIET }, 100, true, None),
             ("1.5% at the end is over it", Step { new: 200, errors: 3, ..QUIET }, 100, true, Some("error rate")),
             (
-                "1 mismatch in 10 early: 1% of min_requests",
+                "1 mismatch in 10 early, the gate's minimum: 10% is over 0.5%",
                 Step { matched: 9, mismatched: 1, ..QUIET },
                 100,
                 false,
                 Some("mismatch rate"),
             ),
+            (
+                "2 of 2 comparisons differ: too few pairs to decide",
+                Step { mismatched: 2, ..QUIET },
+                100,
+                false,
+                None,
+            ),
+            ("2 of 2 at the step's end: still too few", Step { mismatched: 2, ..QUIET }, 100, true, None),
             ("1 mismatch in 1000", Step { matched: 999, mismatched: 1, ..QUIET }, 100, true, None),
             (
                 "new 3x slower than legacy",
@@ -223,11 +247,35 @@ mod tests {
         let c = cfg(100);
         let w = |new, matched| window(&Step { new, matched, ..QUIET });
         assert!(waiting(&c, &w(99, 100)).is_some_and(|why| why.contains("serve 100 requests")));
-        let why = waiting(&c, &w(100, 0)).unwrap();
-        assert!(why.contains("100 shadow comparisons") && why.contains("0 so far"), "{why}");
-        assert_eq!(waiting(&c, &w(100, 100)), None);
+        let why = waiting(&c, &w(100, 9)).expect("9 of 10 comparisons");
+        assert!(why.contains("10 shadow comparisons") && why.contains("9 so far"), "{why}");
+        assert_eq!(waiting(&c, &w(100, 10)), None);
         let without_gate = Rollout { max_mismatch_rate: None, ..cfg(100) };
         assert_eq!(waiting(&without_gate, &w(100, 0)), None, "no mismatch gate, no comparisons needed");
+    }
+
+    #[test]
+    fn the_latency_gate_passes_a_rewrite_within_either_allowance() {
+        let allowed = |ms| Rollout { max_latency_added: Some(Duration::from_millis(ms)), ..cfg(100) };
+        let step = |legacy_ms: u64, new_ms: u64| {
+            window(&Step { new: 100, new_us: new_ms * 1000, legacy: 100, legacy_us: legacy_ms * 1000, ..QUIET })
+        };
+        // (what, allowance in ms or none, legacy p99 ms, new p99 ms, passes)
+        let cases: &[(&str, Option<u64>, u64, u64, bool)] = &[
+            ("15 ms slower than 2 ms: 8x, but within 20 ms", Some(20), 2, 17, true),
+            ("15 ms slower than 2 ms, ratio alone", None, 2, 17, false),
+            ("3x slower, 40 ms more: outside both", Some(20), 20, 60, false),
+            ("1.2x slower: within the ratio, whatever the milliseconds", Some(1), 100, 120, true),
+            ("18 ms more, under 20 (p99s are read from buckets a few percent wide)", Some(20), 10, 28, true),
+        ];
+        for (what, ms, legacy, new, passes) in cases {
+            let c = ms.map_or_else(|| cfg(100), allowed);
+            let verdict = judge(&c, &step(*legacy, *new), true);
+            assert_eq!(verdict.is_ok(), *passes, "{what}: {verdict:?}");
+            if let Err(why) = verdict {
+                assert!(why.contains("p99") && why.contains("ms more"), "{what}: {why}");
+            }
+        }
     }
 
     #[test]

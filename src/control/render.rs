@@ -86,6 +86,11 @@ fn pair(live: &api::LiveWindow, figure: fn(&api::SideLive) -> Option<f64>, decim
     format!("{}/{}", side(Side::Legacy), side(Side::New))
 }
 
+/// `1m 54s`: an age in whole seconds.
+fn ago_text(ms: u64) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(ms / 1000)).to_string()
+}
+
 /// The rollout column: `2/4 running`, `rolled_back`, or `-` without a rollout.
 fn rollout_cell(r: Option<&api::RolloutView>) -> String {
     match r {
@@ -115,8 +120,15 @@ pub fn status(answer: &api::Routes) -> String {
             rollout_cell(r.rollout.as_ref()),
         ]);
         if let Some(ro) = &r.rollout {
-            if let Some(reason) = &ro.reason {
-                notes.push(format!("{}: rollout {}: {reason}", r.name, ro.status.as_str()));
+            // A stopped rollout says since when; its step's hold no longer counts.
+            let since = match (&ro.stopped_at, ro.stopped_ms_ago) {
+                (Some(at), Some(ago)) => format!(" since {at} ({} ago)", ago_text(ago)),
+                _ => String::new(),
+            };
+            match &ro.reason {
+                Some(reason) => notes.push(format!("{}: rollout {}{since}: {reason}", r.name, ro.status.as_str())),
+                None if !since.is_empty() => notes.push(format!("{}: rollout {}{since}", r.name, ro.status.as_str())),
+                None => {}
             }
             if let Some(err) = &ro.error {
                 notes.push(format!("{}: rollout cannot change the weight: {err}", r.name));

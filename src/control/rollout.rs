@@ -32,7 +32,7 @@ use crate::cluster::fleet::Fleet;
 use crate::config::persist::{self, PersistError};
 use crate::config::rollout::{OnFailure, Rollout};
 use crate::config::{Percent, Side};
-use crate::control::gates::{figures, judge, latency_ratio, waiting};
+use crate::control::gates::{figures, judge, latency_added_ms, latency_ratio, waiting};
 use crate::control::reload::{ChangeError, Reloader};
 use crate::live::{tally_window, Counted, Tally, Window};
 use crate::metrics::METRICS;
@@ -63,6 +63,10 @@ struct Progress {
     /// The counters (of every instance, in a fleet) when the step's window began.
     #[serde(default)]
     baseline: Tally,
+    /// Unix milliseconds when the rollout stopped (paused, rolled back, aborted, complete);
+    /// `None` while it runs. A stopped rollout's step holds no longer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stopped_ms: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -96,10 +100,24 @@ impl Progress {
         if self.step_started_ms > LATEST_MS {
             return Err(format!("a step begun at {} ms, past year 9999", self.step_started_ms));
         }
+        if self.stopped_ms.is_some_and(|ms| ms > LATEST_MS) {
+            return Err("a rollout stopped past year 9999".into());
+        }
         if self.reason.as_ref().is_some_and(|r| r.len() > MAX_REASON) {
             return Err(format!("a reason over {MAX_REASON} bytes"));
         }
         crate::live::check_tally(&self.baseline)
+    }
+
+    /// `self` as the successor of `before`: when it stops, the moment it did (kept across
+    /// changes that leave it stopped); when it runs, no such moment.
+    fn stamped(mut self, before: &Progress, now: u64) -> Progress {
+        self.stopped_ms = match self.status {
+            RolloutStatus::Running | RolloutStatus::Starting => None,
+            _ if before.status == self.status => before.stopped_ms.or(Some(now)),
+            _ => Some(now),
+        };
+        self
     }
 
     /// Read a stored progress and check it ([`Progress::check`]).
@@ -234,6 +252,7 @@ impl Control {
         weight: Option<Percent>,
         by_leader: bool,
     ) -> Result<(), ChangeError> {
+        let next = next.stamped(&t.progress, now_ms());
         let Some(fleet) = &self.fleet else {
             if let Some(w) = weight {
                 self.write_weight(route, w)?;
@@ -443,6 +462,7 @@ impl Control {
                     status: RolloutStatus::Running,
                     reason: Some(format!("resumed by hand (from {who})")),
                     baseline: self.tally(m),
+                    stopped_ms: None,
                 };
                 let weight = (m.route.weight != cfg.steps[step]).then(|| cfg.steps[step]);
                 self.commit(route, t, next, weight, false)?;
@@ -476,6 +496,7 @@ impl Control {
             status: RolloutStatus::Running,
             reason: None,
             baseline: self.tally(m),
+            stopped_ms: None,
         };
         let mut move_to = None;
         if weight > cfg.steps[cfg.steps.len() - 1] {
@@ -487,12 +508,14 @@ impl Control {
         if let Some(old) = previous.filter(|old| old.progress.status != RolloutStatus::Running) {
             progress.status = old.progress.status;
             progress.reason = old.progress.reason.clone();
+            progress.stopped_ms = old.progress.stopped_ms;
             move_to = None;
         }
         let mut t =
             Tracked { progress: progress.clone(), last_error: None, revision: previous.map_or(0, |old| old.revision) };
         if let Err(e) = self.commit(&m.route.name, &mut t, progress, move_to, by_leader) {
             t.progress.status = RolloutStatus::Paused;
+            t.progress.stopped_ms = Some(now_ms());
             t.progress.reason = Some(format!("cannot start: {e}"));
         }
         let progress = &t.progress;
@@ -743,7 +766,9 @@ impl Control {
             min_requests: cfg.min_requests,
             max_error_rate: cfg.max_error_rate,
             max_mismatch_rate: cfg.max_mismatch_rate,
+            min_comparisons: cfg.min_comparisons,
             max_latency_ratio: cfg.max_latency_ratio,
+            max_latency_added_ms: cfg.max_latency_added.map(|d| d.as_millis() as u64),
             on_failure: cfg.on_failure.as_str().to_string(),
         };
         let mut view = RolloutView {
@@ -752,6 +777,8 @@ impl Control {
             steps: cfg.steps.iter().map(|s| s.as_f64()).collect(),
             step_weight: None,
             held_ms: None,
+            stopped_at: None,
+            stopped_ms_ago: None,
             reason: None,
             error: None,
             waiting: None,
@@ -765,7 +792,16 @@ impl Control {
         view.status = p.status;
         view.step = Some(p.step + 1);
         view.step_weight = Some(cfg.steps.get(p.step).copied().unwrap_or_default().as_f64());
-        view.held_ms = Some(now_ms().saturating_sub(p.step_started_ms));
+        let now = now_ms();
+        // A stopped rollout's clock stopped with it: what it held until then, and since when.
+        let until = p.stopped_ms.unwrap_or(now);
+        view.held_ms = Some(until.saturating_sub(p.step_started_ms));
+        if let Some(stopped) = p.stopped_ms {
+            view.stopped_at = Some(
+                humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(stopped)).to_string(),
+            );
+            view.stopped_ms_ago = Some(now.saturating_sub(stopped));
+        }
         view.reason = p.reason.clone();
         view.error = t.last_error.clone();
         view.waiting = (p.status == RolloutStatus::Running)
@@ -782,6 +818,7 @@ impl Control {
             error_rate: new.error_rate(),
             mismatch_rate: w.mismatch_rate(),
             latency_ratio: latency_ratio(&w),
+            latency_added_ms: latency_added_ms(&w),
         });
         Some(view)
     }
