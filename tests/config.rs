@@ -215,6 +215,60 @@ fn check_lists_every_problem_and_exits_1() {
 }
 
 #[test]
+fn check_lists_unknown_keys_mistyped_values_and_invalid_ones_in_one_pass() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    let text = format!(
+        "{POOLS}[[routes]]\nname = \"items\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 150\ncolour = [\n  \"blue\",\n]\n\
+         sticky = 5\n[routes.shadw]\nsample = 100\n[routes.compare]\nignore_headers = [\"date\"]\n[log]\nlevel = 5\n"
+    );
+    std::fs::write(&path, &text).expect("write");
+    let out = Command::new(common::bin()).args(["check", "-c"]).arg(&path).output().expect("run check");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Each where it is in the file: lines after a set-aside one keep their numbers.
+    for said in [
+        "bad.toml:10:1: routes[0].colour: unknown field `colour`",
+        "bad.toml:14:9: routes[0].shadw: unknown field `shadw`",
+        "bad.toml:19:9: log.level = 5: invalid type",
+        "bad.toml: routes[0].weight = 150: must be a percentage from 0 to 100",
+        "bad.toml: routes[0].sticky = 5: must be",
+        // What the misspelt section leaves: a compare section with no shadow to compare.
+        "bad.toml: routes[0].compare",
+    ] {
+        assert!(err.contains(said), "{said:?} missing:\n{err}");
+    }
+    assert!(err.contains("6 problem(s)"), "{err}");
+    // The compare section after the misspelt one was read, not swallowed with it: a valid
+    // file with only the shadow section fixed loads.
+    let fixed = text.replace("weight = 150", "weight = 10").replace("colour = [\n  \"blue\",\n]\n", "");
+    let fixed = fixed.replace("sticky = 5\n", "").replace("shadw", "shadow").replace("level = 5", "level = \"info\"");
+    load_str(&fixed, Path::new("x.toml")).expect("the fixed file loads");
+}
+
+#[test]
+fn the_mismatch_gate_is_on_by_default_for_a_shadowed_route_and_check_warns_when_it_is_off() {
+    let shadowed = |gate: &str| route(&format!("[routes.shadow]\nsample = 10\n[routes.rollout]\n{gate}"));
+    let on = load_str(&shadowed(""), Path::new("x.toml")).expect("valid");
+    let ro = on.routes[0].rollout.as_ref().expect("rollout");
+    assert_eq!((ro.max_mismatch_rate, ro.min_comparisons), (Some(1.0), 100));
+    assert!(on.warnings().is_empty());
+    let plain = load_str(&route("[routes.rollout]"), Path::new("x.toml")).expect("valid");
+    assert_eq!(plain.routes[0].rollout.as_ref().expect("rollout").max_mismatch_rate, None, "nothing to compare");
+    rejects(&shadowed("max_mismatch_rate = \"never\""), "routes[0].rollout.max_mismatch_rate", &["\"off\""]);
+    rejects(&shadowed("min_comparisons = 0"), "routes[0].rollout.min_comparisons", &["at least 1"]);
+    rejects(&shadowed("max_latency_added = \"soon\""), "routes[0].rollout.max_latency_added", &["soon"]);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("off.toml");
+    std::fs::write(&path, shadowed("max_mismatch_rate = \"off\"")).expect("write");
+    let out = Command::new(common::bin()).args(["check", "-c"]).arg(&path).output().expect("run check");
+    assert!(out.status.success(), "a warning is not a failure");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("warning: ") && said.contains("routes[0].rollout.max_mismatch_rate = \"off\""), "{said}");
+}
+
+#[test]
 fn every_shipped_config_passes_check() {
     let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
     let mut seen = 0;

@@ -85,8 +85,76 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// are written back to.
 pub fn load_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
     let err = |problems| ConfigError { file: path.to_path_buf(), problems };
-    let parsed: file::FileConfig = toml::from_str(text).map_err(|e| err(vec![parse_problem(text, &e)]))?;
-    model::Config::from_file(parsed, path).map_err(err)
+    let (parsed, mut problems) = parse_all(text);
+    let Some(parsed) = parsed else { return Err(err(problems)) };
+    match model::Config::from_file(parsed, path) {
+        Ok(cfg) if problems.is_empty() => Ok(cfg),
+        Ok(_) => Err(err(problems)),
+        Err(more) => {
+            problems.extend(more);
+            Err(err(problems))
+        }
+    }
+}
+
+/// The most problems one parse reports before giving up.
+const MAX_PARSE_PROBLEMS: usize = 50;
+
+/// Parse `text`, reporting every unknown key or section and every value of the wrong type
+/// rather than only the first: each is set aside (its lines commented out, so later locations
+/// stay right) and the rest parsed again. The file as parsed without them, when that much
+/// parses, so validation can report its problems beside these.
+fn parse_all(text: &str) -> (Option<file::FileConfig>, Vec<Problem>) {
+    let mut problems: Vec<Problem> = Vec::new();
+    let mut text = text.to_string();
+    loop {
+        let e = match toml::from_str::<file::FileConfig>(&text) {
+            Ok(parsed) => return (Some(parsed), problems),
+            Err(e) => e,
+        };
+        let problem = parse_problem(&text, &e);
+        // A required key set aside as mistyped comes back as "missing": already reported.
+        let repeat = problems.iter().any(|p| p.location == problem.location && p.location.is_some())
+            || (!problems.is_empty() && e.message().starts_with("missing field"));
+        if repeat {
+            return (None, problems);
+        }
+        let lines = problem.location.and_then(|(line, _)| set_aside(&text, line));
+        problems.push(problem);
+        match lines {
+            Some(lines) if problems.len() < MAX_PARSE_PROBLEMS => {
+                text = text
+                    .lines()
+                    .enumerate()
+                    .map(|(i, l)| if lines.contains(&(i + 1)) { format!("#{l}") } else { l.to_string() })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+            }
+            _ => return (None, problems),
+        }
+    }
+}
+
+/// The 1-based lines to comment out to drop what line `line` starts: a `key = value` with every
+/// line its value spans, or a `[table]` / `[[table]]` header with its keys up to the next header.
+/// `None` for anything else (a syntax error: nothing after it can be trusted).
+fn set_aside(text: &str, line: usize) -> Option<std::ops::RangeInclusive<usize>> {
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines.get(line.checked_sub(1)?)?.trim_start();
+    let is_header = |l: &str| l.trim_start().starts_with('[') && !l.contains('=');
+    if is_header(at) {
+        let end = (line + 1..=lines.len()).find(|&n| is_header(lines[n - 1])).map_or(lines.len(), |n| n - 1);
+        return Some(line..=end);
+    }
+    if !at.contains('=') || at.starts_with('#') {
+        return None;
+    }
+    // The value's continuation lines: those still inside what this key opened.
+    let mut end = line;
+    while end < lines.len() && open_value_at(text, end + 1) == Some(line) {
+        end += 1;
+    }
+    Some(line..=end)
 }
 
 fn parse_problem(text: &str, e: &toml::de::Error) -> Problem {
@@ -109,6 +177,13 @@ fn parse_problem(text: &str, e: &toml::de::Error) -> Problem {
     // Name the key the way validation messages do (`routes[1].weight`): the table header above
     // the error plus the key on its line.
     let line_text = text.lines().nth(line - 1).unwrap_or_default();
+    // A misspelt section (`[routes.shadw]`) is named as its keys are: `routes[0].shadw`.
+    if line_text.trim_start().starts_with('[') && !line_text.contains('=') {
+        if let Some(table) = table_at(text, line + 1) {
+            p.key = table;
+        }
+        return p;
+    }
     if let Some((key, _)) = line_text.split_once('=').filter(|(k, _)| !k.trim_start().starts_with('[')) {
         let key = key.trim();
         p.key = match table_at(text, line) {
