@@ -28,6 +28,7 @@ pub mod limits;
 pub mod live;
 pub mod logging;
 pub mod metrics;
+pub mod probe;
 pub mod proxy;
 pub mod route;
 pub mod server;

@@ -39,6 +39,10 @@ enum Command {
     Check {
         #[command(flatten)]
         config: ConfigArg,
+        /// Also connect to every upstream address and etcd endpoint; any that does not answer
+        /// fails the check.
+        #[arg(long)]
+        probe: bool,
     },
     /// Every route with the last minute's figures per side and its rollout state.
     Status {
@@ -206,7 +210,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Check { config } => check(&config.path),
+        Command::Check { config, probe } => check(&config.path, probe),
         Command::Status { admin } => {
             let answer = admin.client().and_then(|c| c.get::<api::Routes>("/routes"));
             let in_fleet = answer.as_ref().is_ok_and(|r| r.fleet);
@@ -328,7 +332,23 @@ fn cluster(action: ClusterCommand) -> ExitCode {
     }
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
+/// Print every probe; whether every address answered.
+fn probed(cfg: &config::Config) -> bool {
+    let probes = strangler::probe::probe(cfg);
+    let dead = probes.iter().filter(|p| p.result.is_err()).count();
+    for p in &probes {
+        match &p.result {
+            Ok(took) => println!("  probe {} {}: answers ({:.1} ms)", p.what, p.address, took.as_secs_f64() * 1000.0),
+            Err(why) => eprintln!("probe {} {}: does not answer: {why}", p.what, p.address),
+        }
+    }
+    if dead > 0 {
+        eprintln!("{dead} of {} address(es) do not answer", probes.len());
+    }
+    dead == 0
+}
+
+fn check(path: &std::path::Path, probe: bool) -> ExitCode {
     match config::load(path) {
         Ok(cfg) => {
             println!("{}: ok, {} route(s)", path.display(), cfg.routes.len());
@@ -371,6 +391,9 @@ fn check(path: &std::path::Path) -> ExitCode {
             for w in cfg.warnings() {
                 let value = w.value.as_deref().map_or(String::new(), |v| format!(" = {v}"));
                 println!("warning: {}: {}{value}: {}", path.display(), w.key, w.message);
+            }
+            if probe && !probed(&cfg) {
+                return ExitCode::FAILURE;
             }
             ExitCode::SUCCESS
         }

@@ -269,6 +269,46 @@ fn the_mismatch_gate_is_on_by_default_for_a_shadowed_route_and_check_warns_when_
 }
 
 #[test]
+fn check_probe_names_every_address_that_does_not_answer() {
+    let live = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let live = live.local_addr().expect("addr");
+    // A port nothing listens on: bound, then closed.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("addr");
+    let dead_etcd = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("addr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("probe.toml");
+    let config = |new: std::net::SocketAddr, cluster: &str| {
+        format!(
+            "{cluster}[upstreams.legacy]\naddresses = [\"{live}\"]\n[upstreams.new]\naddresses = [\"{new}\"]\n\
+             [[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\n"
+        )
+    };
+    let check = |text: String| {
+        std::fs::write(&path, text).expect("write");
+        let out = Command::new(common::bin()).args(["check", "--probe", "-c"]).arg(&path).output().expect("run check");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, out, err) = check(config(dead, ""));
+    assert_eq!(code, Some(1), "a dead port fails the probe:\n{out}{err}");
+    assert!(err.contains(&format!("probe upstream new {dead}: does not answer")), "{err}");
+    assert!(out.contains(&format!("probe upstream legacy {live}: answers")), "{out}");
+    assert!(err.contains("1 of 2 address(es) do not answer"), "{err}");
+
+    let (code, out, err) = check(config(live, ""));
+    assert_eq!(code, Some(0), "every address answers:\n{out}{err}");
+
+    let cluster = format!("[cluster]\netcd = [\"http://{dead_etcd}\"]\n");
+    let (code, _, err) = check(config(live, &cluster));
+    assert_eq!(code, Some(1));
+    assert!(err.contains(&format!("probe etcd http://{dead_etcd}: does not answer")), "{err}");
+}
+
+#[test]
 fn every_shipped_config_passes_check() {
     let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
     let mut seen = 0;

@@ -412,13 +412,12 @@ async fn an_absolute_latency_allowance_lets_a_slightly_slower_rewrite_through() 
     let rollout_with = "steps = [50, 100]\nhold = \"1s\"\nmin_requests = 20\nmax_latency_ratio = 1.5\n\
                         max_latency_added = \"40ms\"";
     let run = |legacy_ms: u64, new_ms: u64| async move {
-        let legacy =
-            MockUpstream::builder("legacy").no_record().delay(Duration::from_millis(legacy_ms)).start().await;
+        let legacy = MockUpstream::builder("legacy").no_record().delay(Duration::from_millis(legacy_ms)).start().await;
         let new = MockUpstream::builder("new").no_record().delay(Duration::from_millis(new_ms)).start().await;
         let s = Strangler::start(&route(&legacy, &new, "", rollout_with)).await;
         let traffic = Traffic::start(&s);
-        let r = wait_rollout(&s, "done", |r| matches!(r.status, RolloutStatus::Complete | RolloutStatus::RolledBack))
-            .await;
+        let r =
+            wait_rollout(&s, "done", |r| matches!(r.status, RolloutStatus::Complete | RolloutStatus::RolledBack)).await;
         drop(traffic);
         (r, s, legacy, new)
     };

@@ -193,13 +193,7 @@ mod tests {
                 false,
                 Some("mismatch rate"),
             ),
-            (
-                "2 of 2 comparisons differ: too few pairs to decide",
-                Step { mismatched: 2, ..QUIET },
-                100,
-                false,
-                None,
-            ),
+            ("2 of 2 comparisons differ: too few pairs to decide", Step { mismatched: 2, ..QUIET }, 100, false, None),
             ("2 of 2 at the step's end: still too few", Step { mismatched: 2, ..QUIET }, 100, true, None),
             ("1 mismatch in 1000", Step { matched: 999, mismatched: 1, ..QUIET }, 100, true, None),
             (
