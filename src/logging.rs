@@ -46,6 +46,9 @@ pub fn set_secrets(headers: Vec<String>, values: Vec<String>) {
     *SECRETS.write().unwrap_or_else(|e| e.into_inner()) = Secrets { headers, values };
 }
 
+/// How Pingora's log line for a request whose upstream failed begins.
+const PINGORA_UPSTREAM_FAILURE: &str = "Fail to proxy: Upstream";
+
 /// The `log` crate's records (Pingora's), scrubbed, as tracing events.
 struct Redacting;
 
@@ -59,6 +62,11 @@ impl log::Log for Redacting {
             return;
         }
         let text = record.args().to_string();
+        // Pingora's line for a failed upstream carries its error's whole context chain, a peer's
+        // debug dump included; strangler writes its own readable one (`strangler::upstream`).
+        if record.target().starts_with("pingora_proxy") && text.starts_with(PINGORA_UPSTREAM_FAILURE) {
+            return;
+        }
         let clean = redact(&text);
         tracing_log::format_trace(
             &log::Record::builder()

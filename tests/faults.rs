@@ -459,3 +459,26 @@ async fn a_token_in_the_query_string_is_not_a_token() {
     assert_eq!(resp.status(), 405, "a GET on a mutation");
     assert_eq!(s.metric("strangler_route_weight_percent{route=\"r\"}").await, Some(0.0));
 }
+
+/// An upstream that refuses connections: the client gets a 502, and the log one readable line
+/// saying which route, side and address failed and why, never Pingora's context chain with a
+/// peer's debug dump.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_upstream_is_logged_as_one_readable_line() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+    let s = Strangler::start(&one_route(&dead.to_string(), "")).await;
+    let resp = client().get(s.url("/items/1")).send().await.expect("request");
+    assert_eq!(resp.status(), 502);
+    let said = format!("route r: legacy upstream {dead} failed (connect): Connection refused");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.log().contains(&said) {
+        assert!(Instant::now() < deadline, "no line {said:?} in the log:\n{}", s.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = s.log();
+    let line = log.lines().find(|l| l.contains(&said)).expect("the line");
+    assert!(line.len() < 400, "one short line: {line}");
+    for dump in ["BasicPeer", "PeerOptions", "Fail to proxy"] {
+        assert!(!log.contains(dump), "{dump} in the log:\n{log}");
+    }
+}

@@ -38,6 +38,21 @@ pub async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ctx) -> F
             METRICS.upstream_errors.with_label_values(&[ctx.route_name(), ctx.side_name(), kind.as_str()]).inc();
         }
         ctx.upstream.error = Some(kind);
+        // One line an operator can read at 3 am, in place of Pingora's (dropped in `logging`):
+        // which route and side, which address, and the cause at the bottom of the chain.
+        let address = ctx.upstream.addr.map_or_else(|| "-".to_string(), |a| a.to_string());
+        tracing::warn!(
+            target: "strangler::upstream",
+            route = ctx.route_name(),
+            side = ctx.side_name(),
+            upstream = %address,
+            failure = kind.as_str(),
+            "route {}: {} upstream {address} failed ({}): {}; answered {code}",
+            ctx.route_name(),
+            ctx.side_name(),
+            kind.as_str(),
+            cause(e),
+        );
     }
     if code > 0 {
         let body: &'static [u8] = match code {
@@ -51,6 +66,17 @@ pub async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut Ctx) -> F
         }
     }
     FailToProxy { error_code: code, can_reuse_downstream: false }
+}
+
+/// The bottom of an error's chain in words ("Connection refused (os error 111)"), without the
+/// contexts above it: they may carry a whole peer's debug dump.
+fn cause(e: &Error) -> String {
+    let root = e.root_cause();
+    match root.downcast_ref::<Error>() {
+        // A Pingora error at the bottom: its kind, not its context.
+        Some(inner) => inner.etype().as_str().to_string(),
+        None => root.to_string(),
+    }
 }
 
 /// Count the request and write its access log line.
