@@ -269,6 +269,7 @@
         table = overviewFrame(view, () => last && renderRows(table, last));
       }
       renderRows(table, answer);
+      renderRefused(answer.refused_reload);
       await renderFleet(answer);
       stamp();
       if (!document.body.dataset.rendered) {
@@ -292,12 +293,27 @@
       },
     }, c.label)));
     const tbody = el('tbody', { id: 'routes' });
-    view.append(el('section', { class: 'panel' },
+    view.append(el('section', { class: 'panel bad-panel', id: 'refused', hidden: true }),
+      el('section', { class: 'panel' },
       el('div', { class: 'toolbar' }, el('h1', { text: 'Routes' }), filter, count),
       el('table', {}, el('thead', {}, head), tbody),
       el('p', { class: 'muted small', id: 'window-note' })),
     el('section', { class: 'panel', id: 'fleet', hidden: true }));
     return { tbody, head, count };
+  }
+
+  // The last refused reload of the config file, until one is applied: the file on disk is not
+  // what serves, and the page says so above everything else.
+  function renderRefused(refused) {
+    const box = $('#refused');
+    if (!box) return;
+    box.hidden = !refused;
+    if (!refused) return;
+    fill(box,
+      el('h2', { class: 'bad', text: 'The last reload was refused' }),
+      el('p', { id: 'refused-when', text: `${refused.file} at ${refused.at} (${refused.trigger}): nothing of it applied; the previous config keeps serving until the file is fixed.` }),
+      el('ul', { id: 'refused-problems' }, refused.problems.map((p) => el('li', { 'data-key': p.key },
+        (p.line ? `line ${p.line}: ` : ''), el('code', { text: p.key + (p.value ? ' = ' + p.value : '') }), ': ' + p.message))));
   }
 
   // The fleet, when this instance is in one (the routes answer says so): who drives the

@@ -50,6 +50,35 @@ pub struct Routes {
     /// In a fleet: every registered instance, with the revision it serves.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<InstanceView>,
+    /// The last reload of the config file that was refused, until one is applied: the running
+    /// config is older than the file on disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_reload: Option<RefusedReload>,
+}
+
+/// A reload of the config file that was refused: nothing of it applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedReload {
+    /// When, RFC 3339, UTC.
+    pub at: String,
+    /// What asked for it: `file change`, `SIGHUP` or `admin API`.
+    pub trigger: String,
+    pub file: String,
+    /// Every problem found, as `check` names them.
+    pub problems: Vec<ConfigProblem>,
+}
+
+/// One thing wrong with a config file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigProblem {
+    /// Key path, `routes[0].weight`; empty for the file as a whole.
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    pub message: String,
+    /// 1-based line, when the parser located it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
 }
 
 /// A route's figures over the whole fleet: the sum of what every instance published (each
@@ -370,10 +399,14 @@ pub struct WeightChanged {
     /// Percent before and after.
     pub old: f64,
     pub weight: f64,
-    /// The file the change was written to before this answer.
+    /// The file the change was written to before this answer (nothing is written when the
+    /// weight already was the one asked for).
     pub persisted: String,
     /// The change paused the route's rollout: the operator wins.
     pub rollout_paused: bool,
+    /// The route already had this weight: nothing changed and nothing was written.
+    #[serde(default)]
+    pub unchanged: bool,
 }
 
 /// `POST /api/v1/reload` answered 200.

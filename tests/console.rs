@@ -538,3 +538,36 @@ async fn every_chart_fits_its_panel_and_the_5xx_chart_shows_the_historys_error_r
     assert_no_js_errors(&b, &[]).await;
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_reload_is_shown_until_a_good_one_lands() {
+    let legacy = MockUpstream::start("legacy").await;
+    let new = MockUpstream::start("new").await;
+    let body = format!(
+        "{}[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 10\n",
+        pools(&legacy, &new)
+    );
+    let s = Strangler::start(&body).await;
+    let good = std::fs::read_to_string(&s.config).expect("read");
+    std::fs::write(&s.config, good.replace("weight = 10", "weight = 300")).expect("write");
+    let (ok, _, _) = s.cli(&["reload"]);
+    assert!(!ok, "the broken file is refused");
+
+    let b = Browser::start().await;
+    b.goto(&s.admin_url("/")).await;
+    let problem = b.text("#refused li[data-key=\"routes[0].weight\"]").await;
+    assert!(problem.contains("routes[0].weight = 300") && problem.contains("percentage"), "{problem}");
+    assert!(b.text("#refused-when").await.contains("previous config keeps serving"));
+    assert_nothing_overflows(&b, "overview with a refused reload").await;
+    b.screenshot("refused").await;
+
+    std::fs::write(&s.config, &good).expect("write");
+    let (ok, _, err) = s.cli(&["reload"]);
+    assert!(ok, "{err}");
+    b.wait_until("the notice gone after a good reload", || async {
+        b.run("return document.getElementById('refused').hidden", vec![]).await == serde_json::Value::Bool(true)
+    })
+    .await;
+    assert_no_js_errors(&b, &[]).await;
+    b.close().await;
+}

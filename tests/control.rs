@@ -219,9 +219,32 @@ async fn the_cli_status_weight_reload_and_their_errors() {
     assert!(!ok);
     assert!(err.contains("422") && err.contains("routes[0].weight"), "{err}");
     assert_eq!(s.route("orders").await.weight, 12.5);
+    // Until a good file lands, status and the API say the file on disk is not what serves.
+    let routes: Routes = s.api("/routes").await;
+    let refused = routes.refused_reload.expect("the refused reload is shown");
+    assert_eq!(refused.trigger, "admin API");
+    let p = refused.problems.iter().find(|p| p.key == "routes[0].weight").expect("the weight's problem");
+    assert_eq!(p.value.as_deref(), Some("300"));
+    let (ok, out, _) = s.cli(&["status"]);
+    assert!(ok);
+    assert!(
+        out.contains(&format!("the reload of {} at {} (admin API) was refused", refused.file, refused.at)),
+        "{out}"
+    );
+    assert!(out.contains("routes[0].weight = 300: must be a percentage"), "{out}");
+    // A weight already set writes nothing, and says so: the broken file stays as it is.
+    let on_disk = std::fs::read_to_string(&s.config).expect("read");
+    let (ok, out, err) = s.cli(&["weight", "orders", "12.5"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "orders: weight already 12.5%: unchanged, nothing written");
+    assert_eq!(std::fs::read_to_string(&s.config).expect("read"), on_disk);
+
     std::fs::write(&s.config, good.replace("weight = 12.5", "weight = 30")).expect("write");
     let (ok, out, err) = s.cli(&["reload"]);
     assert!(ok, "{err}");
     assert!(out.contains("orders=30"), "{out}");
     assert_eq!(s.route("orders").await.weight, 30.0);
+    assert_eq!(s.api::<Routes>("/routes").await.refused_reload, None, "a good reload clears it");
+    let (_, out, _) = s.cli(&["status"]);
+    assert!(!out.contains("refused"), "{out}");
 }

@@ -614,6 +614,7 @@ impl AdminApp {
                     weight: change.new,
                     persisted: self.control.reloader().persisted_to(),
                     rollout_paused: change.rollout_paused,
+                    unchanged: change.old == change.new,
                 },
             ),
             Ok(Err(e)) => control_error(e),
@@ -762,6 +763,7 @@ impl AdminApp {
                         fleet: fleet.is_some(),
                         fleet_totals,
                         instances,
+                        refused_reload: self.control.reloader().refused(),
                     },
                 )
             }

@@ -89,13 +89,15 @@ pub struct Reloader {
     admin_bound: SocketAddr,
     /// In a fleet, the routing document comes from etcd and changes go there.
     fleet: Option<Arc<Fleet>>,
+    /// The last reload refused, until a config is applied from the file again.
+    refused: Mutex<Option<crate::api::RefusedReload>>,
 }
 
 impl Reloader {
     pub fn new(path: PathBuf, shared: Arc<Shared>) -> Self {
         let last_seen = std::fs::read(&path).ok();
         let admin_bound = shared.load().config.admin.listen;
-        Reloader { path, shared, last_seen: Mutex::new(last_seen), admin_bound, fleet: None }
+        Reloader { path, shared, last_seen: Mutex::new(last_seen), admin_bound, fleet: None, refused: Mutex::new(None) }
     }
 
     /// A reloader of an instance in a fleet: the file holds its process settings, etcd the rest.
@@ -178,6 +180,15 @@ impl Reloader {
         &self.path
     }
 
+    /// The last reload refused, if no config has been applied from the file since.
+    pub fn refused(&self) -> Option<crate::api::RefusedReload> {
+        self.refused.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_refused(&self, refused: Option<crate::api::RefusedReload>) {
+        *self.refused.lock().unwrap_or_else(|p| p.into_inner()) = refused;
+    }
+
     /// Read, validate and apply the config file. Never leaves a partial config in place.
     pub fn reload(&self, trigger: Trigger) -> Result<Outcome, ConfigError> {
         let mut last = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -204,6 +215,7 @@ impl Reloader {
                 let weights: Vec<String> =
                     cur.config.routes.iter().map(|r| format!("{}={}%", r.name, r.weight_percent())).collect();
                 tracing::info!(trigger = trigger.as_str(), routes = %weights.join(" "), "config reloaded");
+                self.set_refused(None);
                 Ok(Outcome::Applied)
             }
             Err(e) => {
@@ -212,6 +224,21 @@ impl Reloader {
                     trigger = trigger.as_str(),
                     "config reload rejected, the running config keeps serving:\n{e}"
                 );
+                self.set_refused(Some(crate::api::RefusedReload {
+                    at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+                    trigger: trigger.as_str().to_string(),
+                    file: e.file.display().to_string(),
+                    problems: e
+                        .problems
+                        .iter()
+                        .map(|p| crate::api::ConfigProblem {
+                            key: p.key.clone(),
+                            value: p.value.clone(),
+                            message: p.message.clone(),
+                            line: p.location.map(|(line, _)| line),
+                        })
+                        .collect(),
+                }));
                 Err(e)
             }
         }
@@ -250,6 +277,8 @@ impl Reloader {
         persist::write_atomic(&self.path, &edited, persist::Contents::Plain)?;
         *last = Some(edited.into_bytes());
         self.shared.replace(cfg);
+        // The file on disk is valid again and what serves.
+        self.set_refused(None);
         Ok(())
     }
 }

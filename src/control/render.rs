@@ -147,6 +147,17 @@ pub fn status(answer: &api::Routes) -> String {
     if answer.routes.is_empty() {
         let _ = writeln!(out, "(no routes)");
     }
+    if let Some(refused) = &answer.refused_reload {
+        notes.push(format!(
+            "config: the reload of {} at {} ({}) was refused; the previous config keeps serving:",
+            refused.file, refused.at, refused.trigger
+        ));
+        for p in &refused.problems {
+            let line = p.line.map_or(String::new(), |l| format!("line {l}: "));
+            let value = p.value.as_deref().map_or(String::new(), |v| format!(" = {v}"));
+            notes.push(format!("  {line}{}{value}: {}", p.key, p.message));
+        }
+    }
     if !notes.is_empty() {
         let _ = writeln!(out);
         for n in notes {
@@ -431,13 +442,17 @@ fn percent(f: f64) -> String {
 
 /// `strangler weight ROUTE PERCENT`.
 pub fn weight(answer: &api::WeightChanged) -> String {
-    let mut out = format!(
-        "{}: weight {}% -> {}% (written to {})\n",
-        answer.route,
-        percent(answer.old),
-        percent(answer.weight),
-        answer.persisted,
-    );
+    let mut out = if answer.unchanged {
+        format!("{}: weight already {}%: unchanged, nothing written\n", answer.route, percent(answer.weight))
+    } else {
+        format!(
+            "{}: weight {}% -> {}% (written to {})\n",
+            answer.route,
+            percent(answer.old),
+            percent(answer.weight),
+            answer.persisted,
+        )
+    };
     if answer.rollout_paused {
         out.push_str("its rollout is paused: `strangler rollout ROUTE resume` hands the route back to it\n");
     }
