@@ -308,6 +308,30 @@ fn check_probe_names_every_address_that_does_not_answer() {
     assert!(err.contains(&format!("probe etcd http://{dead_etcd}: does not answer")), "{err}");
 }
 
+/// The README's first-hour config, the block a newcomer copies: it must pass `check` as it is,
+/// with no warning.
+#[test]
+fn the_readmes_first_hour_config_passes_check() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README");
+    let after = readme.split("<!-- first-hour-config").nth(1).expect("the first-hour marker in the README");
+    let block = after.split("```toml\n").nth(1).and_then(|b| b.split("\n```").next()).expect("a toml block after it");
+    for section in ["[server]", "[admin]", "[upstreams.legacy]", "[upstreams.new]", "[[routes]]", "[routes.shadow]"] {
+        assert!(block.contains(section), "the snippet is complete: {section} missing");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("strangler.toml");
+    std::fs::write(&path, block).expect("write");
+    let out = Command::new(common::bin()).args(["check", "-c"]).arg(&path).output().expect("run check");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the README's config fails check:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("ok, 1 route(s)") && !said.contains("warning"), "{said}");
+    // Uncommented, the rollout it suggests is valid too.
+    let rollout = block.replace("# [routes.rollout]", "[routes.rollout]").replace("# steps", "steps");
+    let rollout = rollout.replace("# hold", "hold").replace("# max_latency_added", "max_latency_added");
+    load_str(&rollout, Path::new("x.toml")).expect("the suggested rollout is valid");
+    assert!(rollout.contains("\n[routes.rollout]\nsteps"), "{rollout}");
+}
+
 #[test]
 fn every_shipped_config_passes_check() {
     let conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");

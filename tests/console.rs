@@ -219,6 +219,9 @@ async fn a_rollout_is_paused_and_resumed_from_the_page() {
     b.find("#rollout-status.paused").await;
     assert_eq!(status().await, RolloutStatus::Paused);
     assert!(b.text("#rollout-reason").await.contains("paused"), "{}", b.text("#rollout-reason").await);
+    // Stopped: since when, never a clock still counting the hold.
+    let hold = b.text("#rollout-hold").await;
+    assert!(hold.contains("paused") && hold.contains("ago") && !hold.contains(" of 1 h"), "{hold}");
 
     b.click("button[data-action=resume]").await;
     b.find("#rollout-status.running").await;
