@@ -1,6 +1,7 @@
-//! Comparison throughput: the full comparison of two JSON answers of ~1 KiB and ~100 KiB (parse
-//! both, walk, report the differences, count them in the findings), as the shadow task runs it.
-//! Prints pairs/s and MB/s of input compared.
+//! Comparison throughput: the comparison of two JSON answers of ~1 KiB, ~100 KiB and ~1 MiB
+//! (parse both, walk, report the differences, count them in the findings), as the shadow task
+//! runs it; and of two byte-equal answers, which take the byte-equality shortcut. Prints pairs/s
+//! and MB/s of input compared.
 //!
 //! Usage: `cargo run --release --example json_diff [ITERATIONS]`
 
@@ -34,7 +35,7 @@ fn main() {
     let iterations: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(300);
     let ignore = [JsonPath::parse("$.items[*].etag").unwrap_or_else(|e| panic!("{e}"))];
     let rules = Rules { ignore_headers: &[], ignore_paths: &ignore, matchers: &[] };
-    for (n, runs) in [(5, iterations * 100), (540, iterations)] {
+    for (n, runs) in [(5, iterations * 100), (540, iterations), (5400, (iterations / 10).max(3))] {
         let answer = |variant| Answer { status: 200, headers: HeaderMap::new(), body: document(variant, n) };
         let (legacy, new) = (answer(false), answer(true));
         let found = compare(&legacy, &new, &rules).differences;
@@ -69,6 +70,30 @@ fn main() {
             runs as f64 / secs,
             secs * 1000.0 / runs as f64,
             (bytes * runs) as f64 / secs / 1e6,
+        );
+
+        // Byte-equal answers: what a service close to cutover mostly sends.
+        let same = Answer { status: 200, headers: HeaderMap::new(), body: Bytes::copy_from_slice(&legacy.body) };
+        assert!(compare(&legacy, &same, &rules).differences.is_empty());
+        let equal_runs = runs * 10;
+        let started = Instant::now();
+        for _ in 0..equal_runs {
+            let out = compare(&legacy, &same, &rules);
+            std::hint::black_box(findings.record_pair(
+                "GET /orders",
+                "/orders",
+                out.differences,
+                &report,
+                SystemTime::now(),
+            ));
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "json compare + findings: two equal documents of {:.1} KiB: {:.0} pairs/s ({:.4} ms per pair, {:.0} MB/s of input)",
+            legacy.body.len() as f64 / 1024.0,
+            equal_runs as f64 / secs,
+            secs * 1000.0 / equal_runs as f64,
+            (bytes * equal_runs) as f64 / secs / 1e6,
         );
     }
 }

@@ -72,6 +72,12 @@ impl<'a> Rules<'a> {
         fits(a) && fits(b)
     }
 
+    /// Whether two byte-equal bodies are the same under these rules: every matcher but
+    /// `same_shape` only ever makes unequal values equal.
+    fn equal_is_same(&self) -> bool {
+        !self.matchers.iter().any(|m| matches!(m.kind, MatchKind::SameShape(_)))
+    }
+
     fn rule(&self, path: &[Step]) -> Option<&'a MatchKind> {
         if self.ignore_paths.iter().any(|i| i.matches(path)) {
             return Some(&IGNORE);
@@ -110,7 +116,7 @@ pub fn compare(legacy: &Answer, new: &Answer, rules: &Rules) -> Outcome {
             });
         }
     }
-    match body_difference(&legacy.body, &new.body, &|p| rules.rule(p)) {
+    match body_difference(&legacy.body, &new.body, &|p| rules.rule(p), rules.equal_is_same()) {
         BodyDiff::Same => {}
         BodyDiff::Json(found, truncated) => {
             out.truncated = truncated;
@@ -144,7 +150,7 @@ pub fn noise_between(first: &Answer, second: &Answer, rules: &Rules) -> Vec<Fiel
     let headers = header_differences(&first.headers, &second.headers, &|h| rules.ignores_header(h))
         .into_iter()
         .map(|d| Field::Header(d.0));
-    let body = match body_difference(&first.body, &second.body, &|p| rules.rule(p)) {
+    let body = match body_difference(&first.body, &second.body, &|p| rules.rule(p), rules.equal_is_same()) {
         BodyDiff::Json(found, _) => found.into_iter().map(|f| Field::Json(f.general.to_string())).collect(),
         BodyDiff::Bytes { .. } => vec![Field::Body],
         BodyDiff::Same => Vec::new(),
@@ -182,6 +188,7 @@ fn header_differences(a: &HeaderMap, b: &HeaderMap, ignored: &dyn Fn(&str) -> bo
         .collect()
 }
 
+#[derive(Debug, PartialEq)]
 enum BodyDiff {
     Same,
     Json(Vec<json::Found>, bool),
@@ -241,7 +248,18 @@ fn line_diff(a: &[u8], b: &[u8]) -> Option<(LineDiff, String, String)> {
 /// Bytes shown on each side of a differing offset.
 const SNIPPET: usize = 48;
 
-fn body_difference(a: &[u8], b: &[u8], rule: json::RuleFor) -> BodyDiff {
+/// `equal_is_same`: byte-equal bodies compare equal without a parse or a walk (most pairs of a
+/// service close to cutover are these). True unless a `same_shape` matcher applies: it checks
+/// each side's shape, so two equal values of the wrong shape are still reported.
+fn body_difference(a: &[u8], b: &[u8], rule: json::RuleFor, equal_is_same: bool) -> BodyDiff {
+    if equal_is_same && a == b {
+        return BodyDiff::Same;
+    }
+    parsed_body_difference(a, b, rule)
+}
+
+/// The body comparison without the byte-equality shortcut: parse when both are JSON, walk.
+fn parsed_body_difference(a: &[u8], b: &[u8], rule: json::RuleFor) -> BodyDiff {
     if let (Some(x), Some(y)) = (parse_json(a), parse_json(b)) {
         let (found, truncated) = json::diff(&x, &y, rule, MAX_DIFFERENCES);
         return if found.is_empty() { BodyDiff::Same } else { BodyDiff::Json(found, truncated) };
@@ -356,5 +374,69 @@ mod tests {
         let ignored =
             Rules { ignore_headers: &[HeaderName::from_static("x-request-id")], ignore_paths: &[at], matchers: &[] };
         assert_eq!(fields(&ignored), ["json:$.items[*].id"]);
+    }
+
+    mod fast_path {
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        use super::super::*;
+
+        /// Any JSON document a service could answer: nested objects and arrays of scalars.
+        fn document() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                (-1000i64..1000).prop_map(Value::from),
+                (-1e6f64..1e6).prop_map(Value::from),
+                "[a-zA-Z0-9 -]{0,8}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(4, 48, 6, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    proptest::collection::btree_map("[a-e]{1,2}", inner, 0..6)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn kinds() -> Vec<Option<MatchKind>> {
+            vec![
+                None,
+                Some(MatchKind::Ignore),
+                Some(MatchKind::Tolerance { absolute: 0.5, relative: 1.0 }),
+                Some(MatchKind::Unordered),
+                Some(MatchKind::Present),
+                Some(MatchKind::CaseInsensitive),
+                Some(MatchKind::SameShape(regex::Regex::new("^[a-z]*$").expect("regex"))),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+            /// The byte-equality shortcut and the full parse-and-walk agree on every pair: equal
+            /// documents, documents that differ, one side not JSON, under every kind of matcher
+            /// on every path (`same_shape`, which judges each side's shape, turns it off).
+            #[test]
+            fn the_fast_path_and_the_full_path_agree(
+                a in document(),
+                b in document(),
+                same in any::<bool>(),
+                text in any::<bool>(),
+                deep in 0usize..7,
+            ) {
+                let left = if text { format!("not json {a}") } else { a.to_string() };
+                let right = if same { left.clone() } else { b.to_string() };
+                for kind in kinds() {
+                    // The matcher applies from depth `deep` down, as a route's would on a subtree.
+                    let rule = |p: &[Step]| if p.len() >= deep { kind.as_ref() } else { None };
+                    let shortcut = !matches!(kind, Some(MatchKind::SameShape(_)));
+                    let fast = body_difference(left.as_bytes(), right.as_bytes(), &rule, shortcut);
+                    let full = parsed_body_difference(left.as_bytes(), right.as_bytes(), &rule);
+                    prop_assert_eq!(fast, full, "{} vs {} under {:?}", left, right, kind);
+                }
+            }
+        }
     }
 }
