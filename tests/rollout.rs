@@ -21,6 +21,17 @@ fn route(legacy: &MockUpstream, new: &MockUpstream, extra: &str, rollout: &str) 
     )
 }
 
+/// strangler before a legacy and a new that answer different bodies (each names itself), shadowing
+/// every request: every comparison mismatches. `rollout` is the route's rollout section.
+async fn differing(rollout: &str) -> (Strangler, (MockUpstream, MockUpstream)) {
+    let legacy = MockUpstream::builder("legacy").no_record().start().await;
+    let new = MockUpstream::builder("new").no_record().start().await;
+    let shadow =
+        "[routes.shadow]\nsample = 100\n[routes.compare]\nignore_headers = [\"x-upstream\", \"date\"]\nnoise_sample = 0\n";
+    let s = Strangler::start(&route(&legacy, &new, shadow, rollout)).await;
+    (s, (legacy, new))
+}
+
 /// Requests from a few tasks until dropped.
 struct Traffic(Arc<AtomicBool>);
 
@@ -145,17 +156,11 @@ async fn a_new_service_failing_at_step_2_is_rolled_back_to_0_and_paused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_mismatch_gate_trips_on_its_own_and_hold_keeps_the_step() {
-    // Legacy and new answer different bodies: every shadow comparison mismatches.
-    let legacy = MockUpstream::builder("legacy").no_record().start().await;
-    let new = MockUpstream::builder("new").no_record().start().await;
-    let body = route(
-        &legacy,
-        &new,
-        "[routes.shadow]\nsample = 100\n[routes.compare]\nignore_headers = [\"x-upstream\", \"date\"]\nnoise_sample = 0\n",
+    let (s, _upstreams) = differing(
         "steps = [10, 50, 100]\nhold = \"300ms\"\nmin_requests = 20\nmax_mismatch_rate = 5\n\
          max_latency_ratio = 1000\non_failure = \"hold\"",
-    );
-    let s = Strangler::start(&body).await;
+    )
+    .await;
     let _traffic = Traffic::start(&s);
 
     let r = wait_rollout(&s, "held", |r| r.status == RolloutStatus::Paused).await;
@@ -375,16 +380,8 @@ async fn require_ready_holds_the_last_step_until_no_endpoint_differs() {
 /// compared to say so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_default_gate_rolls_back_a_rewrite_that_differs_on_every_comparison() {
-    // Legacy and new answer different bodies: every shadow comparison mismatches.
-    let legacy = MockUpstream::builder("legacy").no_record().start().await;
-    let new = MockUpstream::builder("new").no_record().start().await;
-    let body = route(
-        &legacy,
-        &new,
-        "[routes.shadow]\nsample = 100\n[routes.compare]\nignore_headers = [\"x-upstream\", \"date\"]\nnoise_sample = 0\n",
-        "steps = [10, 50, 100]\nhold = \"300ms\"\nmin_requests = 20\nmax_latency_ratio = 1000",
-    );
-    let s = Strangler::start(&body).await;
+    let (s, _upstreams) =
+        differing("steps = [10, 50, 100]\nhold = \"300ms\"\nmin_requests = 20\nmax_latency_ratio = 1000").await;
     let view = rollout(&s).await;
     assert_eq!((view.limits.max_mismatch_rate, view.limits.min_comparisons), (Some(1.0), 100), "{view:?}");
     let _traffic = Traffic::start(&s);

@@ -47,53 +47,37 @@ fn main() {
         ];
         assert_eq!(wheres, expected);
 
-        // The comparison, then the findings' bookkeeping for the pair, as the shadow task does.
         let mut findings = Findings::default();
-        let report = ReportRules { finding_absolute: 0.05, finding_relative: 100.0, ready_after: 100 };
-        let bytes = legacy.body.len() + new.body.len();
-        let started = Instant::now();
-        for _ in 0..runs {
-            let out = compare(&legacy, &new, &rules);
-            std::hint::black_box(findings.record_pair(
-                "GET /orders",
-                "/orders",
-                out.differences,
-                &report,
-                SystemTime::now(),
-            ));
-        }
-        let secs = started.elapsed().as_secs_f64();
-        println!(
-            "json compare + findings: two documents of {:.1} KiB, {} differences: {:.0} pairs/s ({:.3} ms per pair, {:.0} MB/s of input)",
-            legacy.body.len() as f64 / 1024.0,
-            found.len(),
-            runs as f64 / secs,
-            secs * 1000.0 / runs as f64,
-            (bytes * runs) as f64 / secs / 1e6,
-        );
-
+        measure(&mut findings, &legacy, &new, &rules, runs, &format!("{} differences", found.len()));
         // Byte-equal answers: what a service close to cutover mostly sends.
         let same = Answer { status: 200, headers: HeaderMap::new(), body: Bytes::copy_from_slice(&legacy.body) };
         assert!(compare(&legacy, &same, &rules).differences.is_empty());
-        let equal_runs = runs * 10;
-        let started = Instant::now();
-        for _ in 0..equal_runs {
-            let out = compare(&legacy, &same, &rules);
-            std::hint::black_box(findings.record_pair(
-                "GET /orders",
-                "/orders",
-                out.differences,
-                &report,
-                SystemTime::now(),
-            ));
-        }
-        let secs = started.elapsed().as_secs_f64();
-        println!(
-            "json compare + findings: two equal documents of {:.1} KiB: {:.0} pairs/s ({:.4} ms per pair, {:.0} MB/s of input)",
-            legacy.body.len() as f64 / 1024.0,
-            equal_runs as f64 / secs,
-            secs * 1000.0 / equal_runs as f64,
-            (bytes * equal_runs) as f64 / secs / 1e6,
-        );
+        measure(&mut findings, &legacy, &same, &rules, runs * 10, "equal");
     }
+}
+
+/// Compare `legacy` with `new` `runs` times, then the findings' bookkeeping for the pair, as the
+/// shadow task does; print the rate.
+fn measure(findings: &mut Findings, legacy: &Answer, new: &Answer, rules: &Rules, runs: usize, what: &str) {
+    let report = ReportRules { finding_absolute: 0.05, finding_relative: 100.0, ready_after: 100 };
+    let bytes = legacy.body.len() + new.body.len();
+    let started = Instant::now();
+    for _ in 0..runs {
+        let out = compare(legacy, new, rules);
+        std::hint::black_box(findings.record_pair(
+            "GET /orders",
+            "/orders",
+            out.differences,
+            &report,
+            SystemTime::now(),
+        ));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "json compare + findings: two documents of {:.1} KiB, {what}: {:.0} pairs/s ({:.4} ms per pair, {:.0} MB/s of input)",
+        legacy.body.len() as f64 / 1024.0,
+        runs as f64 / secs,
+        secs * 1000.0 / runs as f64,
+        (bytes * runs) as f64 / secs / 1e6,
+    );
 }
