@@ -38,6 +38,17 @@ async fn get_n(s: &Strangler, path: &str, n: usize) {
     }
 }
 
+/// strangler with one route, `orders`, at 10% between two mock services.
+async fn orders_at_10() -> (Strangler, (MockUpstream, MockUpstream)) {
+    let legacy = MockUpstream::start("legacy").await;
+    let new = MockUpstream::start("new").await;
+    let body = format!(
+        "{}[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 10\n",
+        pools(&legacy, &new)
+    );
+    (Strangler::start(&body).await, (legacy, new))
+}
+
 /// Fail with the messages if the page logged an error (anything but those `expected` names),
 /// or shows a value it failed to format.
 async fn assert_no_js_errors(b: &Browser, expected: &[&str]) {
@@ -314,13 +325,7 @@ async fn a_findings_pair_is_shown_side_by_side_with_the_differing_field_highligh
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_page_from_another_origin_cannot_change_anything() {
-    let legacy = MockUpstream::start("legacy").await;
-    let new = MockUpstream::start("new").await;
-    let body = format!(
-        "{}[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 10\n",
-        pools(&legacy, &new)
-    );
-    let s = Strangler::start(&body).await;
+    let (s, _upstreams) = orders_at_10().await;
     let admin = s.admin_url("");
     // A page elsewhere (another port is another origin) trying every way a browser lets it:
     // a JSON fetch (needs a preflight the API never grants), a "simple" fetch without CORS, and
@@ -544,13 +549,7 @@ async fn every_chart_fits_its_panel_and_the_5xx_chart_shows_the_historys_error_r
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refused_reload_is_shown_until_a_good_one_lands() {
-    let legacy = MockUpstream::start("legacy").await;
-    let new = MockUpstream::start("new").await;
-    let body = format!(
-        "{}[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 10\n",
-        pools(&legacy, &new)
-    );
-    let s = Strangler::start(&body).await;
+    let (s, _upstreams) = orders_at_10().await;
     let good = std::fs::read_to_string(&s.config).expect("read");
     std::fs::write(&s.config, good.replace("weight = 10", "weight = 300")).expect("write");
     let (ok, _, _) = s.cli(&["reload"]);
