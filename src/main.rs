@@ -388,9 +388,10 @@ fn check(path: &std::path::Path, probe: bool) -> ExitCode {
                     r.failover,
                 );
             }
-            for w in cfg.warnings() {
-                let value = w.value.as_deref().map_or(String::new(), |v| format!(" = {v}"));
-                println!("warning: {}: {}{value}: {}", path.display(), w.key, w.message);
+            // Named as problems are (file, key, value, fix), but not failing the check.
+            let warnings = config::ConfigError { file: path.to_path_buf(), problems: cfg.warnings() };
+            for line in warnings.to_string().lines() {
+                println!("warning: {line}");
             }
             if probe && !probed(&cfg) {
                 return ExitCode::FAILURE;

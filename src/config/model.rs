@@ -90,8 +90,11 @@ impl Config {
                 out.push(Problem::new(
                     format!("routes[{i}].rollout.max_mismatch_rate"),
                     Some("\"off\"".to_string()),
-                    "the route is shadowed but its rollout ignores every difference the comparisons find: \
-                     steps pass while new answers differently; remove the line to gate at 1%",
+                    format!(
+                        "the route is shadowed but its rollout ignores every difference the comparisons find: \
+                         steps pass while new answers differently; remove the line to gate at {}%",
+                        super::rollout::DEFAULT_MAX_MISMATCH_RATE
+                    ),
                 ));
             }
         }

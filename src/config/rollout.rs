@@ -125,7 +125,7 @@ pub(super) fn build_rollout(p: &mut Problems, key: &str, r: &RolloutSection, sha
         min_requests: r.min_requests,
         max_error_rate: r.max_error_rate,
         max_mismatch_rate,
-        min_comparisons: r.min_comparisons.max(1),
+        min_comparisons: r.min_comparisons,
         max_latency_ratio: r.max_latency_ratio,
         max_latency_added,
         on_failure,
