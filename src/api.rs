@@ -8,13 +8,17 @@
 //! field gets a new version; adding a field does not (readers ignore fields they do not know).
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
-pub use crate::config::Side;
+pub use crate::compare::difference::{DiffRecord, Difference, Field, LineDiff, MismatchKind, SideAnswer};
+pub use crate::compare::report::{
+    EndpointReport, Example, Finding, NoiseField, NoiseRate, Report, ReportRules, Verdict,
+};
+pub use crate::core::Side;
+pub use crate::live::{HistorySample, LiveWindow, PairedLatency, SideLive};
+pub use crate::shadow::replay::{KeptRequest, ReplayOutcome, ReplayResult};
+pub use crate::shadow::state::ShadowCounts;
 
 /// The version of the shapes below.
 pub const VERSION: u32 = 1;
@@ -152,28 +156,6 @@ pub struct AddressView {
     pub healthy: bool,
 }
 
-/// One side's figures over the live window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SideLive {
-    pub requests: u64,
-    pub rps: f64,
-    /// Percent of 5xx answers and failed attempts; `None` without requests.
-    pub error_rate: Option<f64>,
-    pub p50_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
-}
-
-/// Both sides over the live window (the last minute).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LiveWindow {
-    pub seconds: f64,
-    pub legacy: SideLive,
-    pub new: SideLive,
-    pub shadow_compared: u64,
-    /// Percent of comparisons that mismatched; `None` without comparisons.
-    pub mismatch_rate: Option<f64>,
-}
-
 /// `GET /api/v1/routes/{name}/history`: the route's figures per interval, oldest first, over the
 /// last 15 minutes (less just after start), for charts of legacy and new on the same axes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -182,37 +164,6 @@ pub struct History {
     /// Seconds each sample covers.
     pub step_seconds: u64,
     pub samples: Vec<HistorySample>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistorySample {
-    /// The end of the interval, RFC 3339, UTC.
-    pub at: String,
-    pub window: LiveWindow,
-    /// Legacy's and new's answer times on the same shadowed requests in this interval; absent
-    /// when nothing was compared.
-    #[serde(default)]
-    pub shadowed: Option<PairedLatency>,
-}
-
-/// Both sides' latency on identical requests: each compared shadow pair adds one answer time
-/// to each side.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PairedLatency {
-    pub pairs: u64,
-    pub legacy_p50_ms: Option<f64>,
-    pub legacy_p99_ms: Option<f64>,
-    pub new_p50_ms: Option<f64>,
-    pub new_p99_ms: Option<f64>,
-}
-
-impl LiveWindow {
-    pub fn side(&self, side: Side) -> &SideLive {
-        match side {
-            Side::Legacy => &self.legacy,
-            Side::New => &self.new,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,27 +191,6 @@ pub struct CompareView {
     pub noise_sample: f64,
     pub keep_diffs: usize,
     pub redact_headers: Vec<String>,
-}
-
-/// Shadowed requests of a route by result, since start (as `strangler_shadow_total`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShadowCounts {
-    #[serde(rename = "match")]
-    pub matched: u64,
-    pub mismatch: u64,
-    pub error: u64,
-    pub dropped: u64,
-    pub skipped: u64,
-    /// Of `match`: pairs that differed only in fields noise explained.
-    #[serde(default)]
-    pub explained: u64,
-}
-
-/// A field learned as noise, with how many same-side pairs it differed in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NoiseField {
-    pub field: Field,
-    pub seen: u64,
 }
 
 // === rollout ===
@@ -427,179 +357,7 @@ pub struct Diffs {
     pub noise: Vec<NoiseField>,
 }
 
-/// One mismatching pair, as the API and the diffs file show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DiffRecord {
-    /// RFC 3339, UTC.
-    pub at: String,
-    pub route: String,
-    pub method: String,
-    /// Path and query.
-    pub path: String,
-    /// The side whose answer the client got.
-    pub served_by: Side,
-    pub legacy: SideAnswer,
-    pub new: SideAnswer,
-    pub differences: Vec<Difference>,
-    /// More differences existed than were kept.
-    pub truncated: bool,
-    /// Repeated headers as arrays; redacted ones as `[redacted]`.
-    pub request_headers: BTreeMap<String, Value>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SideAnswer {
-    pub status: u16,
-    pub duration_ms: f64,
-}
-
 // === cutover report ===
-
-/// `GET /api/v1/routes/{name}/report`: the evidence to flip a route, endpoint by endpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
-    pub route: String,
-    /// RFC 3339, UTC.
-    pub generated_at: String,
-    pub rules: ReportRules,
-    /// Busiest endpoints first.
-    pub endpoints: Vec<EndpointReport>,
-    /// Compared requests counted under `{other}` once the route had `max_endpoints` templates.
-    pub folded: u64,
-    /// In a fleet: the instances whose evidence is pooled in this report (every instance that
-    /// published since the route's last reset; this one alone while etcd is away or with
-    /// `?scope=instance`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pooled_from: Vec<String>,
-    /// Endpoints with comparisons, in all pages.
-    #[serde(default)]
-    pub total_endpoints: usize,
-    /// Where the next page starts (`?offset=`), when `limit` or the answer's size cut this one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_offset: Option<usize>,
-    /// Estimated bytes the route's evidence holds (endpoints, fields, examples, templates),
-    /// against `max_evidence`.
-    #[serde(default)]
-    pub evidence_bytes: usize,
-    /// Fields and examples not kept, and endpoints counted under `{other}`, because the
-    /// route's evidence budget was spent.
-    #[serde(default)]
-    pub over_budget: u64,
-}
-
-/// What the verdicts are judged by (`[routes.compare]`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReportRules {
-    /// A finding's rate must exceed its noise rate by this many percentage points...
-    pub finding_absolute: f64,
-    /// ...and by this many percent of the noise rate.
-    pub finding_relative: f64,
-    /// Comparisons an endpoint needs before it can be `ready`.
-    pub ready_after: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    /// Enough comparisons and no significant finding.
-    Ready,
-    /// At least one field differs more than its noise explains.
-    Differs,
-    /// No significant finding yet, but fewer comparisons than `ready_after`.
-    NotEnoughData,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Ready => "ready",
-            Verdict::Differs => "differs",
-            Verdict::NotEnoughData => "not enough data",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EndpointReport {
-    /// `METHOD /path/{id}`.
-    pub endpoint: String,
-    pub verdict: Verdict,
-    /// Legacy/new pairs compared.
-    pub comparisons: u64,
-    /// Pairs with a difference in a field not known as noise.
-    pub mismatches: u64,
-    /// Percent of `comparisons`.
-    pub mismatch_rate: f64,
-    /// Same-side pairs (the serving side asked twice) behind the noise rates.
-    pub noise_samples: u64,
-    /// RFC 3339, UTC.
-    pub first_seen: String,
-    pub last_seen: String,
-    /// Significant findings, highest rate first.
-    pub findings: Vec<Finding>,
-    /// Fields seen differing between two answers of the same side, with how often (percent of
-    /// the current noise window) and how many pairs their noise explained.
-    pub noise: Vec<NoiseRate>,
-    /// Pairs that differed only in fields noise explained: neither matches nor mismatches.
-    #[serde(default)]
-    pub explained: u64,
-    /// Same-side samples the noise rates are judged on now (the newest, younger than
-    /// `noise_max_age`)...
-    #[serde(default)]
-    pub noise_window: u64,
-    /// ...and the distinct clients they came from: each counts once.
-    #[serde(default)]
-    pub noise_clients: u64,
-    /// Counted under a template declared in `[routes.compare] endpoints`.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub declared: bool,
-    /// For an inferred template, how many distinct values each `{id}` was inferred from (at
-    /// most 256 are counted).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub inferred_from: Vec<u64>,
-}
-
-/// A field that differs between legacy and new more than its noise explains.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Finding {
-    /// Array indices generalised: `json:$.items[*].price`.
-    pub field: Field,
-    /// Pairs it differed in.
-    pub differing: u64,
-    /// Percent of the endpoint's comparisons.
-    pub rate: f64,
-    /// Percent of the endpoint's noise samples it differed in.
-    pub noise_rate: f64,
-    pub first_seen: String,
-    pub last_seen: String,
-    /// The first pairs it differed in (redacted like every stored diff).
-    pub examples: Vec<Example>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NoiseRate {
-    pub field: Field,
-    pub rate: f64,
-    /// Legacy/new pairs whose difference in this field its noise explained.
-    #[serde(default)]
-    pub explained: u64,
-}
-
-/// One pair a finding was seen in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Example {
-    /// When the pair was compared, RFC 3339 with milliseconds: the same instant as the pair's
-    /// [`DiffRecord::at`] when the pair is among the recent diffs.
-    pub at: String,
-    /// Path and query of the request.
-    pub path: String,
-    /// Where exactly (`$.items[3].price`).
-    pub at_field: Field,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
-    pub legacy: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
-    pub new: Option<Value>,
-}
 
 // === replay ===
 
@@ -623,32 +381,6 @@ pub struct Replayed {
     pub results: Vec<ReplayResult>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReplayOutcome {
-    /// Legacy and new now agree (up to noise and matchers).
-    Fixed,
-    /// They still differ.
-    Differs,
-    /// A side could not be asked.
-    Error,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReplayResult {
-    /// When the request was first seen mismatching.
-    pub seen_at: String,
-    pub endpoint: String,
-    pub method: String,
-    /// Path and query, redacted.
-    pub path: String,
-    pub outcome: ReplayOutcome,
-    /// Today's differences, redacted.
-    pub differences: Vec<Difference>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
 /// `GET /api/v1/routes/{name}/replays`: the kept requests, redacted, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Replays {
@@ -656,148 +388,10 @@ pub struct Replays {
     pub requests: Vec<KeptRequest>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KeptRequest {
-    pub seen_at: String,
-    pub endpoint: String,
-    pub method: String,
-    pub path: String,
-    /// Redacted like every stored diff.
-    pub headers: BTreeMap<String, Value>,
-    /// The body when it is UTF-8 text; `body_bytes` says how long it is either way.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<String>,
-    pub body_bytes: usize,
-}
-
-/// One difference between legacy's and new's answer. `None` = absent on that side.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Difference {
-    #[serde(rename = "where")]
-    pub field: Field,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
-    pub legacy: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
-    pub new: Option<Value>,
-    /// For `body`: the first byte offset where the two bodies differ.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub offset: Option<usize>,
-    /// For a text `body`: where the lines differ and how many.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lines: Option<LineDiff>,
-}
-
-/// A line diff summary of two text bodies; `legacy` and `new` then hold the first differing lines.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LineDiff {
-    /// 1-based, in legacy's body.
-    pub first: usize,
-    /// Lines only legacy has.
-    pub removed: usize,
-    /// Lines only new has.
-    pub added: usize,
-}
-
-/// A value that is there, `null` included: only a missing key is `None`.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
-}
-
-/// Where two answers differ. Written as `status`, `header:NAME`, `json:$.path` or `body`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Field {
-    Status,
-    /// A header, by lowercase name.
-    Header(String),
-    /// A JSON value, by path (`$.items[3].price`, or generalised `$.items[*].price`).
-    Json(String),
-    /// A body that is not JSON.
-    Body,
-}
-
-impl Field {
-    /// The metric label (`strangler_shadow_mismatches_total{where}`).
-    pub fn kind(&self) -> MismatchKind {
-        match self {
-            Field::Status => MismatchKind::Status,
-            Field::Header(_) => MismatchKind::Header,
-            Field::Json(_) | Field::Body => MismatchKind::Body,
-        }
-    }
-
-    /// The length of its written form (`json:$.a` is 8).
-    pub fn name_len(&self) -> usize {
-        match self {
-            Field::Status => 6,
-            Field::Header(h) => 7 + h.len(),
-            Field::Json(p) => 5 + p.len(),
-            Field::Body => 4,
-        }
-    }
-}
-
-impl fmt::Display for Field {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Field::Status => f.write_str("status"),
-            Field::Header(h) => write!(f, "header:{h}"),
-            Field::Json(p) => write!(f, "json:{p}"),
-            Field::Body => f.write_str("body"),
-        }
-    }
-}
-
-impl FromStr for Field {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Field, String> {
-        match s.split_once(':') {
-            None if s == "status" => Ok(Field::Status),
-            None if s == "body" => Ok(Field::Body),
-            Some(("header", name)) if !name.is_empty() => Ok(Field::Header(name.to_string())),
-            Some(("json", path)) if path.starts_with('$') => Ok(Field::Json(path.to_string())),
-            _ => Err(format!("{s:?} is not a field: use status, header:NAME, json:$.path or body")),
-        }
-    }
-}
-
-impl Serialize for Field {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Field {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Field, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// What part of an answer a mismatch is in, as counted in `strangler_shadow_mismatches_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum MismatchKind {
-    Status,
-    Header,
-    /// The body, JSON or not.
-    Body,
-}
-
-impl MismatchKind {
-    pub const ALL: [MismatchKind; 3] = [MismatchKind::Status, MismatchKind::Header, MismatchKind::Body];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MismatchKind::Status => "status",
-            MismatchKind::Header => "header",
-            MismatchKind::Body => "body",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn fields_round_trip_through_their_text() {

@@ -23,6 +23,7 @@ pub mod cluster;
 pub mod compare;
 pub mod config;
 pub mod control;
+pub mod core;
 pub mod lifecycle;
 pub mod limits;
 pub mod live;

@@ -10,9 +10,60 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{LiveWindow, SideLive};
-use crate::config::Side;
-use crate::metrics::side_index;
+use crate::core::{BySide, Side};
+
+/// One side's figures over the live window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SideLive {
+    pub requests: u64,
+    pub rps: f64,
+    /// Percent of 5xx answers and failed attempts; `None` without requests.
+    pub error_rate: Option<f64>,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+/// Both sides over the live window (the last minute).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveWindow {
+    pub seconds: f64,
+    pub legacy: SideLive,
+    pub new: SideLive,
+    pub shadow_compared: u64,
+    /// Percent of comparisons that mismatched; `None` without comparisons.
+    pub mismatch_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistorySample {
+    /// The end of the interval, RFC 3339, UTC.
+    pub at: String,
+    pub window: LiveWindow,
+    /// Legacy's and new's answer times on the same shadowed requests in this interval; absent
+    /// when nothing was compared.
+    #[serde(default)]
+    pub shadowed: Option<PairedLatency>,
+}
+
+/// Both sides' latency on identical requests: each compared shadow pair adds one answer time
+/// to each side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairedLatency {
+    pub pairs: u64,
+    pub legacy_p50_ms: Option<f64>,
+    pub legacy_p99_ms: Option<f64>,
+    pub new_p50_ms: Option<f64>,
+    pub new_p99_ms: Option<f64>,
+}
+
+impl LiveWindow {
+    pub fn side(&self, side: Side) -> &SideLive {
+        match side {
+            Side::Legacy => &self.legacy,
+            Side::New => &self.new,
+        }
+    }
+}
 
 /// Sub-buckets per power of two: each bucket is at most 1/8 (12.5%) wider than its lower bound.
 const SUB: u32 = 8;
@@ -70,33 +121,33 @@ impl SideCounters {
 /// to each side, so the two distributions come from identical traffic (the fairest latency
 /// comparison there is; the live figures compare different requests).
 pub struct Paired {
-    sides: [SideCounters; 2],
+    sides: BySide<SideCounters>,
 }
 
 impl Default for Paired {
     fn default() -> Self {
-        Paired { sides: [SideCounters::new(), SideCounters::new()] }
+        Paired { sides: BySide::from_fn(|_| SideCounters::new()) }
     }
 }
 
 impl Paired {
     pub fn record(&self, side: Side, took: Duration) {
-        let c = &self.sides[side_index(side)];
+        let c = &self.sides[side];
         c.requests.fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         c.latency[bucket_of(micros)].fetch_add(1, Ordering::Relaxed);
     }
 
-    fn read(&self) -> [Figures; 2] {
-        [self.sides[0].read(), self.sides[1].read()]
+    fn read(&self) -> BySide<Figures> {
+        self.sides.map(|_, c| c.read())
     }
 }
 
 /// The paired figures between two readings of [`Paired`]; `None` without pairs.
-fn paired_summary(now: &[Figures; 2], base: &[Figures; 2]) -> Option<crate::api::PairedLatency> {
-    let [legacy, new] = [0, 1].map(|i| now[i].since(&base[i]));
+fn paired_summary(now: &BySide<Figures>, base: &BySide<Figures>) -> Option<PairedLatency> {
+    let BySide { legacy, new } = BySide::from_fn(|s| now[s].since(&base[s]));
     let pairs = legacy.requests.min(new.requests);
-    (pairs > 0).then(|| crate::api::PairedLatency {
+    (pairs > 0).then(|| PairedLatency {
         pairs,
         legacy_p50_ms: legacy.quantile_ms(0.50),
         legacy_p99_ms: legacy.quantile_ms(0.99),
@@ -210,7 +261,7 @@ impl Figures {
 pub struct Reading {
     #[serde(skip, default = "Instant::now")]
     pub at: Instant,
-    sides: [Figures; 2],
+    sides: BySide<Figures>,
     /// Cumulative shadow comparisons that matched / mismatched.
     pub shadow_match: u64,
     pub shadow_mismatch: u64,
@@ -218,16 +269,16 @@ pub struct Reading {
 
 impl Reading {
     fn zero(at: Instant) -> Reading {
-        Reading { at, sides: [Figures::zero(), Figures::zero()], shadow_match: 0, shadow_mismatch: 0 }
+        Reading { at, sides: BySide::from_fn(|_| Figures::zero()), shadow_match: 0, shadow_mismatch: 0 }
     }
 
     pub fn side(&self, side: Side) -> &Figures {
-        &self.sides[side_index(side)]
+        &self.sides[side]
     }
 
     /// What a reading read from etcd must be to be counted: counters below [`MAX_COUNT`].
     pub fn check(&self) -> Result<(), String> {
-        self.sides.iter().try_for_each(Figures::check)?;
+        Side::BOTH.iter().try_for_each(|&s| self.sides[s].check())?;
         if self.shadow_match > MAX_COUNT || self.shadow_mismatch > MAX_COUNT {
             return Err(format!("a counter above {MAX_COUNT}"));
         }
@@ -238,7 +289,7 @@ impl Reading {
     pub fn since(&self, earlier: &Reading) -> Window {
         Window {
             seconds: self.at.saturating_duration_since(earlier.at).as_secs_f64(),
-            sides: [0, 1].map(|i| self.sides[i].since(&earlier.sides[i])),
+            sides: BySide::from_fn(|s| self.sides[s].since(&earlier.sides[s])),
             shadow_match: self.shadow_match.saturating_sub(earlier.shadow_match),
             shadow_mismatch: self.shadow_mismatch.saturating_sub(earlier.shadow_mismatch),
         }
@@ -281,15 +332,15 @@ pub struct Counted {
 /// has started again since). An instance that left is no longer counted.
 pub fn tally_window(now: &Tally, base: &Tally) -> Window {
     let mut total =
-        Window { seconds: 0.0, sides: [Figures::zero(), Figures::zero()], shadow_match: 0, shadow_mismatch: 0 };
+        Window { seconds: 0.0, sides: BySide::from_fn(|_| Figures::zero()), shadow_match: 0, shadow_mismatch: 0 };
     for (instance, c) in now {
         let w = match base.get(instance).filter(|b| b.boot == c.boot) {
             Some(b) => c.reading.since(&b.reading),
             None => c.reading.since(&Reading::zero(c.reading.at)),
         };
         total.seconds = total.seconds.max(w.seconds);
-        for i in 0..2 {
-            total.sides[i].add(&w.sides[i]);
+        for s in Side::BOTH {
+            total.sides[s].add(&w.sides[s]);
         }
         total.shadow_match += w.shadow_match;
         total.shadow_mismatch += w.shadow_mismatch;
@@ -301,14 +352,14 @@ pub fn tally_window(now: &Tally, base: &Tally) -> Window {
 #[derive(Debug, Clone)]
 pub struct Window {
     pub seconds: f64,
-    sides: [Figures; 2],
+    sides: BySide<Figures>,
     pub shadow_match: u64,
     pub shadow_mismatch: u64,
 }
 
 impl Window {
     pub fn side(&self, side: Side) -> &Figures {
-        &self.sides[side_index(side)]
+        &self.sides[side]
     }
 
     /// Percent of shadow comparisons that mismatched; `None` without comparisons.
@@ -349,7 +400,7 @@ pub const HISTORY_LEN: usize = 180;
 
 /// A route's live counters, the ring of once-a-second readings, and the history.
 pub struct Live {
-    sides: [SideCounters; 2],
+    sides: BySide<SideCounters>,
     ring: Mutex<VecDeque<Reading>>,
     history: Mutex<History>,
 }
@@ -357,14 +408,14 @@ pub struct Live {
 /// Summaries of consecutive [`HISTORY_STEP`]s, and the reading the next one starts from.
 struct History {
     base: Reading,
-    paired_base: [Figures; 2],
+    paired_base: BySide<Figures>,
     samples: VecDeque<Sample>,
 }
 
 struct Sample {
     at: std::time::SystemTime,
     window: LiveWindow,
-    shadowed: Option<crate::api::PairedLatency>,
+    shadowed: Option<PairedLatency>,
 }
 
 impl Default for Live {
@@ -378,12 +429,12 @@ impl Live {
         let start = Reading::zero(Instant::now());
         let history = History {
             base: start.clone(),
-            paired_base: [Figures::zero(), Figures::zero()],
+            paired_base: BySide::from_fn(|_| Figures::zero()),
             // Allocated once at its full size: a growing ring would double past it.
             samples: VecDeque::with_capacity(HISTORY_LEN + 1),
         };
         Live {
-            sides: [SideCounters::new(), SideCounters::new()],
+            sides: BySide::from_fn(|_| SideCounters::new()),
             ring: Mutex::new(VecDeque::from([start])),
             history: Mutex::new(history),
         }
@@ -392,7 +443,7 @@ impl Live {
     /// One answered request. `failed` = a 5xx answer; `latency` = how long the upstream took to
     /// start answering, `None` when it never did.
     pub fn record(&self, side: Side, failed: bool, latency: Option<Duration>) {
-        let c = &self.sides[side_index(side)];
+        let c = &self.sides[side];
         c.requests.fetch_add(1, Ordering::Relaxed);
         if failed {
             c.errors.fetch_add(1, Ordering::Relaxed);
@@ -406,19 +457,14 @@ impl Live {
     /// An attempt that failed without an answer from `side` (e.g. new was retried on legacy):
     /// it counts against that side's error rate but has no latency.
     pub fn record_failed_attempt(&self, side: Side) {
-        let c = &self.sides[side_index(side)];
+        let c = &self.sides[side];
         c.requests.fetch_add(1, Ordering::Relaxed);
         c.errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The counters now, with the route's cumulative shadow results.
     pub fn read(&self, shadow_match: u64, shadow_mismatch: u64) -> Reading {
-        Reading {
-            at: Instant::now(),
-            sides: [self.sides[0].read(), self.sides[1].read()],
-            shadow_match,
-            shadow_mismatch,
-        }
+        Reading { at: Instant::now(), sides: self.sides.map(|_, c| c.read()), shadow_match, shadow_mismatch }
     }
 
     /// Keep a reading for the live window; readings older than the window (but the one just
@@ -450,11 +496,11 @@ impl Live {
     }
 
     /// The history samples, oldest first.
-    pub fn history(&self) -> Vec<crate::api::HistorySample> {
+    pub fn history(&self) -> Vec<HistorySample> {
         let h = self.history.lock().unwrap_or_else(|p| p.into_inner());
         h.samples
             .iter()
-            .map(|s| crate::api::HistorySample {
+            .map(|s| HistorySample {
                 at: humantime::format_rfc3339_seconds(s.at).to_string(),
                 window: s.window.clone(),
                 shadowed: s.shadowed.clone(),

@@ -9,7 +9,7 @@ use prometheus::{
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::config::Side;
+use crate::core::{BySide, Side};
 use crate::live::Live;
 
 /// Route label for requests that matched no route.
@@ -323,23 +323,15 @@ pub struct RouteStats {
     route: String,
     /// The same requests as live figures: the last minute, rollout steps.
     pub live: Live,
-    duration: [Histogram; 2],
+    duration: BySide<Histogram>,
     /// `requests_total` handles by side and status code, filled on first use.
-    codes: Box<[OnceLock<IntCounter>]>,
-}
-
-pub fn side_index(side: Side) -> usize {
-    match side {
-        Side::Legacy => 0,
-        Side::New => 1,
-    }
+    codes: BySide<Box<[OnceLock<IntCounter>]>>,
 }
 
 impl RouteStats {
     pub fn new(route: &str) -> Self {
-        let duration =
-            [Side::Legacy, Side::New].map(|s| METRICS.request_duration.with_label_values(&[route, s.as_str()]));
-        let codes = (0..2 * CODES).map(|_| OnceLock::new()).collect();
+        let duration = BySide::from_fn(|s| METRICS.request_duration.with_label_values(&[route, s.as_str()]));
+        let codes = BySide::from_fn(|_| (0..CODES).map(|_| OnceLock::new()).collect());
         // Pools start up (health checks take them down), so "new pool down" is 0 from the start,
         // not absent until the health task's first pass.
         METRICS.new_pool_down.with_label_values(&[route]).set(0);
@@ -356,7 +348,7 @@ impl RouteStats {
         elapsed: Duration,
         upstream: Option<Option<Duration>>,
     ) {
-        self.duration[side_index(side)].observe(elapsed.as_secs_f64());
+        self.duration[side].observe(elapsed.as_secs_f64());
         let code = status.map_or(0, |s| s.as_u16());
         match upstream {
             Some(latency) => self.live.record(side, code >= 500, latency),
@@ -364,7 +356,7 @@ impl RouteStats {
         }
         let lookup = || METRICS.requests.with_label_values(&[&self.route, side.as_str(), &code.to_string()]);
         match (code as usize).checked_sub(100).filter(|i| *i < CODES) {
-            Some(i) => self.codes[side_index(side) * CODES + i].get_or_init(lookup).inc(),
+            Some(i) => self.codes[side][i].get_or_init(lookup).inc(),
             None => lookup().inc(),
         }
     }

@@ -8,6 +8,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::tls::CertResolver;
 use crate::config::Config;
+use crate::core::BySide;
 use crate::metrics::{RouteStats, METRICS};
 use crate::route::{Matched, RouteTable};
 use crate::shadow::ShadowState;
@@ -37,7 +38,7 @@ impl Snapshot {
                     state.configure(cfg);
                     state
                 });
-                let pools = [pools.of(&route.legacy), pools.of(&route.new)];
+                let pools = BySide::from_fn(|s| pools.of(route.upstream(s)));
                 Matched { route: route.clone(), stats, shadow, pools }
             })
             .collect();

@@ -31,12 +31,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::difference::{Difference, Field};
 use super::endpoint::{self, Learner, Template, OTHER};
-use super::JsonPath;
-use crate::api::{
-    Difference, EndpointReport, Example, Field, Finding, NoiseField, NoiseRate, Report, ReportRules, Verdict,
-};
-use crate::config::Percent;
+use super::path::JsonPath;
+use super::report::{EndpointReport, Example, Finding, NoiseField, NoiseRate, Report, ReportRules, Verdict};
+use crate::core::Percent;
 
 /// Fields tracked per endpoint; differences in more are counted in the endpoint only. At most
 /// 64: a same-side sample keeps the fields that varied as bits.

@@ -7,12 +7,14 @@
 //! mismatches per route.
 
 pub mod body;
+pub mod difference;
 pub mod endpoint;
 pub mod findings;
 pub mod json;
 pub mod matchers;
 pub mod path;
 pub mod redact;
+pub mod report;
 pub mod store;
 
 use std::collections::BTreeMap;
@@ -21,7 +23,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
 use serde_json::Value;
 
-pub use crate::api::{Difference, Field, LineDiff};
+pub use difference::{Difference, Field, LineDiff};
 pub use findings::Findings;
 pub use matchers::{MatchKind, Matcher};
 pub use path::{JsonPath, Step};

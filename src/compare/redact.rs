@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 use http::HeaderName;
 use serde_json::Value;
 
+use super::difference::{DiffRecord, Difference, Field};
 use super::path::{JsonPath, PatStep, Step};
-use crate::api::{DiffRecord, Difference, Field};
 
 pub const REDACTED: &str = "[redacted]";
 
@@ -321,7 +321,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::{Difference, SideAnswer};
+    use crate::compare::difference::{Difference, SideAnswer};
     use crate::config::Side;
 
     fn record(path: &str, differences: Vec<Difference>) -> DiffRecord {

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use http::HeaderMap;
 use serde_json::Value;
 
+pub use super::difference::{DiffRecord, SideAnswer};
 use super::findings::cut_text;
-pub use crate::api::{DiffRecord, SideAnswer};
 
 /// Request headers as a map, repeated headers as arrays.
 pub fn header_map(h: &HeaderMap) -> BTreeMap<String, Value> {
@@ -113,8 +113,8 @@ mod tests {
             served_by: crate::config::Side::Legacy,
             legacy: SideAnswer { status: 200, duration_ms: 1.0 },
             new: SideAnswer { status: 200, duration_ms: 1.0 },
-            differences: vec![crate::api::Difference {
-                field: crate::api::Field::Header("set-cookie".into()),
+            differences: vec![crate::compare::difference::Difference {
+                field: crate::compare::difference::Field::Header("set-cookie".into()),
                 legacy: Some("a=1".into()),
                 new: None,
                 offset: None,

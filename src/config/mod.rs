@@ -3,6 +3,7 @@
 //!
 //! Loading never half-succeeds: [`load`] returns a complete [`Config`] or every problem found.
 
+mod build;
 pub mod file;
 pub mod model;
 pub mod persist;
@@ -15,62 +16,13 @@ pub mod tls;
 mod units;
 mod upstream;
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-pub use model::{ClusterSettings, Config, Route, Side, Sticky, Upstream};
-pub use problems::{Percent, WEIGHT_SCALE};
+pub use crate::core::{Percent, Side, WEIGHT_SCALE};
+pub use model::{ClusterSettings, Config, Health, Route, Sticky, Upstream};
+pub use problems::{ConfigError, Problem};
 pub use process::{ETCD_PASSWORD_ENV, ETCD_USER_ENV};
 pub use units::{parse_duration, parse_size};
-pub use upstream::Health;
-
-/// One thing wrong with a config file, with enough context to fix it without reading code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Key path inside the file, e.g. `routes[2].weight`; empty for file-level problems.
-    pub key: String,
-    /// The offending value as written, when there is one.
-    pub value: Option<String>,
-    /// What is wrong and what would be valid.
-    pub message: String,
-    /// 1-based line and column, when the TOML parser located the problem.
-    pub location: Option<(usize, usize)>,
-}
-
-impl Problem {
-    pub(crate) fn new(key: impl Into<String>, value: Option<String>, message: impl Into<String>) -> Self {
-        Problem { key: key.into(), value, message: message.into(), location: None }
-    }
-}
-
-/// Every problem found in one config file. Displayed one per line, each naming the file.
-#[derive(Debug, thiserror::Error)]
-pub struct ConfigError {
-    pub file: PathBuf,
-    pub problems: Vec<Problem>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.problems.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{}", self.file.display())?;
-            if let Some((line, col)) = p.location {
-                write!(f, ":{line}:{col}")?;
-            }
-            if !p.key.is_empty() {
-                write!(f, ": {}", p.key)?;
-            }
-            if let Some(v) = &p.value {
-                write!(f, " = {v}")?;
-            }
-            write!(f, ": {}", p.message)?;
-        }
-        Ok(())
-    }
-}
 
 /// Read, parse and validate the config file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {

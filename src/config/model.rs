@@ -4,39 +4,19 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 
-use super::file::FileConfig;
-use super::problems::Problems;
-pub use super::problems::{Percent, WEIGHT_SCALE};
+use super::problems::Problem;
 use super::rollout::Rollout;
 use super::shadow::Shadow;
-pub use super::upstream::Health;
-use super::{process, route, upstream, Problem};
+pub use crate::core::{Percent, Side, WEIGHT_SCALE};
 
 /// Environment variable that overrides `admin.token`.
 pub const TOKEN_ENV: &str = "STRANGLER_ADMIN_TOKEN";
-
-/// Which service answers a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    Legacy,
-    New,
-}
-
-impl Side {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Legacy => "legacy",
-            Side::New => "new",
-        }
-    }
-}
 
 /// A complete, validated configuration.
 #[derive(Debug)]
@@ -215,6 +195,18 @@ pub struct LogSettings {
 
 /// A named pool of upstream addresses, as the file declares it. What the process learns about
 /// the addresses (health, round-robin position) lives in [`crate::upstream::Pool`].
+/// Active health checks of an upstream pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub enabled: bool,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// HTTP path to `GET`; `None` = a connect is the check.
+    pub path: Option<String>,
+    pub fails: u32,
+    pub passes: u32,
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub struct Upstream {
     pub name: String,
@@ -333,37 +325,6 @@ impl Route {
 }
 
 impl Config {
-    /// Validate a parsed file into a model, or return every problem found. Each section has its
-    /// builder; each adds what is wrong with it to one list, so `check` shows every problem.
-    pub fn from_file(file: FileConfig, path: &Path) -> Result<Config, Vec<Problem>> {
-        let mut p = Problems::default();
-        let server = process::build_server(&mut p, &file);
-        let tls = file.server.tls.as_ref().and_then(|t| super::tls::load(&mut p, t));
-        let limits = process::build_limits(&mut p, &file);
-        let admin = process::build_admin(&mut p, &file);
-        let log = process::build_log(&mut p, &file);
-        let upstreams: BTreeMap<String, Arc<Upstream>> = file
-            .upstreams
-            .iter()
-            .filter_map(|(name, u)| upstream::build(&mut p, name, u).map(|u| (name.clone(), Arc::new(u))))
-            .collect();
-        let routes = route::build_all(&mut p, &file.routes, &file.upstreams, &upstreams);
-        let trusted_proxies = process::build_trusted(&mut p, &file);
-        let cluster = file.cluster.as_ref().map(|c| process::build_cluster(&mut p, c, path));
-        p.into_result(Config {
-            path: path.to_path_buf(),
-            server,
-            admin,
-            log,
-            upstreams,
-            routes,
-            tls,
-            limits,
-            trusted_proxies,
-            cluster,
-        })
-    }
-
     pub fn route(&self, name: &str) -> Option<&Arc<Route>> {
         self.routes.iter().find(|r| r.name == name)
     }

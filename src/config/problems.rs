@@ -3,10 +3,59 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::units::{parse_duration, parse_size};
-use super::Problem;
+use crate::core::Percent;
+
+/// One thing wrong with a config file, with enough context to fix it without reading code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Key path inside the file, e.g. `routes[2].weight`; empty for file-level problems.
+    pub key: String,
+    /// The offending value as written, when there is one.
+    pub value: Option<String>,
+    /// What is wrong and what would be valid.
+    pub message: String,
+    /// 1-based line and column, when the TOML parser located the problem.
+    pub location: Option<(usize, usize)>,
+}
+
+impl Problem {
+    pub(crate) fn new(key: impl Into<String>, value: Option<String>, message: impl Into<String>) -> Self {
+        Problem { key: key.into(), value, message: message.into(), location: None }
+    }
+}
+
+/// Every problem found in one config file. Displayed one per line, each naming the file.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", self.file.display())?;
+            if let Some((line, col)) = p.location {
+                write!(f, ":{line}:{col}")?;
+            }
+            if !p.key.is_empty() {
+                write!(f, ": {}", p.key)?;
+            }
+            if let Some(v) = &p.value {
+                write!(f, " = {v}")?;
+            }
+            write!(f, ": {}", p.message)?;
+        }
+        Ok(())
+    }
+}
 
 /// Collects problems while validating, so `check` can show all of them at once.
 #[derive(Default)]
@@ -110,65 +159,3 @@ pub(super) fn valid_name(name: &str, extra: &[char]) -> bool {
     !name.is_empty()
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || extra.contains(&c))
 }
-
-/// A percentage kept exactly, in hundredths of a percent (0..=10000): weights, steps, samples.
-/// Operators write `12.5`; the request path compares integers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Percent(u32);
-
-impl Percent {
-    pub const ZERO: Percent = Percent(0);
-    pub const FULL: Percent = Percent(WEIGHT_SCALE);
-
-    /// A percentage as written (`12.5`), refused when outside 0..=100 or finer than 0.01;
-    /// `what` names the values in the message ("weights").
-    pub fn parse(w: f64, what: &str) -> Result<Percent, String> {
-        if !w.is_finite() || !(0.0..=100.0).contains(&w) {
-            return Err("must be a percentage from 0 to 100".to_string());
-        }
-        let scaled = w * 100.0;
-        let rounded = scaled.round();
-        if (scaled - rounded).abs() > 1e-6 {
-            return Err(format!("has more than two decimals; {what} go in steps of 0.01 (e.g. 12.5 or 0.25)"));
-        }
-        Ok(Percent(rounded as u32))
-    }
-
-    /// From hundredths of a percent, clamped to 100%.
-    pub const fn from_hundredths(h: u32) -> Percent {
-        Percent(if h < WEIGHT_SCALE { h } else { WEIGHT_SCALE })
-    }
-
-    pub fn hundredths(self) -> u32 {
-        self.0
-    }
-
-    /// As written: `12.5`.
-    pub fn as_f64(self) -> f64 {
-        f64::from(self.0) / 100.0
-    }
-
-    pub fn is_zero(self) -> bool {
-        self.0 == 0
-    }
-
-    pub fn is_full(self) -> bool {
-        self.0 >= WEIGHT_SCALE
-    }
-
-    /// A random draw that comes out true this share of the time: always at 100%, never at 0%.
-    pub fn draw(self) -> bool {
-        use rand::Rng;
-        self.is_full() || (!self.is_zero() && rand::thread_rng().gen_range(0..WEIGHT_SCALE) < self.0)
-    }
-}
-
-impl fmt::Display for Percent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.as_f64())
-    }
-}
-
-/// Percentages are kept in hundredths: 0..=10000.
-pub const WEIGHT_SCALE: u32 = 10_000;

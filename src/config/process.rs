@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::file::FileConfig;
 use super::model::{AdminSettings, Cidr, Limits, LogFormat, LogSettings, ServerSettings, TlsListen, TOKEN_ENV};
+use super::problems::Problem;
 use super::problems::{bounded, parse_listen, quote, Problems};
-use super::Problem;
 
 /// `[server]`, but its `[server.tls]` certificate and `[server.limits]`.
 pub(super) fn build_server(p: &mut Problems, file: &FileConfig) -> ServerSettings {
@@ -199,7 +199,11 @@ pub const ETCD_USER_ENV: &str = "STRANGLER_ETCD_USER";
 pub const ETCD_PASSWORD_ENV: &str = "STRANGLER_ETCD_PASSWORD";
 
 /// `[cluster]`.
-pub(super) fn build_cluster(p: &mut Problems, c: &super::file::ClusterSection, path: &Path) -> super::ClusterSettings {
+pub(super) fn build_cluster(
+    p: &mut Problems,
+    c: &super::file::ClusterSection,
+    path: &Path,
+) -> super::model::ClusterSettings {
     if c.etcd.is_empty() {
         p.add(
             "cluster.etcd",
@@ -265,7 +269,7 @@ pub(super) fn build_cluster(p: &mut Problems, c: &super::file::ClusterSection, p
         }
     };
     let tls = build_cluster_tls(p, c);
-    super::ClusterSettings { endpoints: c.etcd.clone(), prefix, instance, lease_ttl, cache, user, tls }
+    super::model::ClusterSettings { endpoints: c.etcd.clone(), prefix, instance, lease_ttl, cache, user, tls }
 }
 
 /// `cluster.tls_*`: required with `https://` endpoints, refused with `http://` ones.

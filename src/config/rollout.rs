@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use super::file::{RateOrOff, RolloutSection};
-use super::problems::{quote, Percent, Problems};
+use super::problems::{quote, Problems};
+use crate::core::Percent;
 
 /// The mismatch gate of a shadowed route's rollout when the file sets none: percent of
 /// comparisons that may differ in a significant finding.

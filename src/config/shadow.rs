@@ -5,16 +5,17 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 
 use super::file::{CompareSection, MatcherSection, ShadowSection};
-use super::model::Side;
-use super::problems::{bounded, quote, Percent, Problems};
+use super::problems::{bounded, quote, Problems};
+use crate::core::Percent;
+use crate::core::Side;
 
 /// Shadow copies in flight per route at most: each holds up to two bodies of `max_body`.
 pub const MAX_IN_FLIGHT: usize = 100_000;
-use crate::api::ReportRules;
 use crate::compare::endpoint::Template;
 use crate::compare::findings::Bounds;
 use crate::compare::matchers::{MatchKind, Matcher, MatcherField};
 use crate::compare::redact::Redaction;
+use crate::compare::report::ReportRules;
 use crate::compare::{JsonPath, Rules};
 
 /// Where shadow copies go.
@@ -258,15 +259,17 @@ pub(super) fn build(
 /// One `[[routes.compare.matchers]]` entry; every problem is named by its key.
 fn matcher(p: &mut Problems, key: &str, m: &MatcherSection) -> Option<Matcher> {
     let before = p.len();
-    let field = match m.field.parse::<crate::api::Field>() {
-        Ok(crate::api::Field::Header(h)) => match HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()) {
-            Ok(name) => Some(MatcherField::Header(name)),
-            Err(_) => {
-                p.add(format!("{key}.field"), quote(&m.field), "is not a valid header name");
-                None
+    let field = match m.field.parse::<crate::compare::difference::Field>() {
+        Ok(crate::compare::difference::Field::Header(h)) => {
+            match HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()) {
+                Ok(name) => Some(MatcherField::Header(name)),
+                Err(_) => {
+                    p.add(format!("{key}.field"), quote(&m.field), "is not a valid header name");
+                    None
+                }
             }
-        },
-        Ok(crate::api::Field::Json(path)) => match JsonPath::parse(&path) {
+        }
+        Ok(crate::compare::difference::Field::Json(path)) => match JsonPath::parse(&path) {
             Ok(jp) => Some(MatcherField::Json(jp)),
             Err(msg) => {
                 p.add(format!("{key}.field"), quote(&m.field), msg);

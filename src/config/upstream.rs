@@ -2,12 +2,11 @@
 //! per load, never per request.
 
 use std::net::ToSocketAddrs;
-use std::time::Duration;
 
 use http::HeaderValue;
 
 use super::file::{HealthSection, UpstreamSection};
-use super::model::Upstream;
+use super::model::{Health, Upstream};
 use super::problems::{quote, valid_name, Problems};
 
 pub(super) fn build(p: &mut Problems, name: &str, u: &UpstreamSection) -> Option<Upstream> {
@@ -79,18 +78,6 @@ pub(super) fn build(p: &mut Problems, name: &str, u: &UpstreamSection) -> Option
         http2: u.http2,
         health,
     })
-}
-
-/// Active health checks of an upstream pool.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Health {
-    pub enabled: bool,
-    pub interval: Duration,
-    pub timeout: Duration,
-    /// HTTP path to `GET`; `None` = a connect is the check.
-    pub path: Option<String>,
-    pub fails: u32,
-    pub passes: u32,
 }
 
 fn build_health(p: &mut Problems, key: &str, h: &HealthSection) -> Health {

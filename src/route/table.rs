@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::config::model::{HostPattern, Route, Side};
-use crate::metrics::{side_index, RouteStats};
+use crate::config::model::{HostPattern, Route};
+use crate::core::{BySide, Side};
+use crate::metrics::RouteStats;
 use crate::shadow::ShadowState;
 use crate::upstream::Pool;
 
@@ -14,13 +15,12 @@ pub struct Matched {
     pub route: Arc<Route>,
     pub stats: Arc<RouteStats>,
     pub shadow: Option<Arc<ShadowState>>,
-    /// Legacy's and new's pools, in [`side_index`] order.
-    pub pools: [Arc<Pool>; 2],
+    pub pools: BySide<Arc<Pool>>,
 }
 
 impl Matched {
     pub fn pool(&self, side: Side) -> &Arc<Pool> {
-        &self.pools[side_index(side)]
+        &self.pools[side]
     }
 
     /// The route's live counters now, with its shadow results.

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
-use crate::api::DiffRecord;
+use crate::compare::difference::DiffRecord;
 use crate::metrics::METRICS;
 
 /// Records waiting for the writer at most.

@@ -28,7 +28,8 @@ use diffs_file::DiffsFile;
 pub use state::{ShadowState, Verdict};
 
 use crate::config::model::LogSettings;
-use crate::config::{Route, Side};
+use crate::config::Route;
+use crate::core::{BySide, Side};
 use crate::route::Matched;
 use crate::upstream::Pool;
 
@@ -124,7 +125,7 @@ pub struct Primary {
 pub struct Capture {
     state: Arc<ShadowState>,
     route: Arc<Route>,
-    pools: [Arc<Pool>; 2],
+    pools: BySide<Arc<Pool>>,
     served: Side,
     target: Side,
     max_body: usize,

@@ -3,6 +3,7 @@
 //! waiting for traffic. Requests are kept in memory only, as received, because a replay without
 //! its credentials would prove nothing; everything shown (API, `--curl`) is redacted.
 
+use std::collections::BTreeMap;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
@@ -15,12 +16,53 @@ use super::client::{self, ExchangeError};
 use super::state::ShadowState;
 use super::task::answer;
 use super::Shadower;
-use crate::api::{self, Field, ReplayOutcome, Side};
+use crate::compare::compare;
+use crate::compare::difference::{Difference, Field};
 use crate::compare::store::header_map;
-use crate::compare::{compare, Difference};
 use crate::config::shadow::Shadow;
-use crate::metrics::side_index;
+use crate::core::{BySide, Side};
 use crate::upstream::Pool;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayOutcome {
+    /// Legacy and new now agree (up to noise and matchers).
+    Fixed,
+    /// They still differ.
+    Differs,
+    /// A side could not be asked.
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayResult {
+    /// When the request was first seen mismatching.
+    pub seen_at: String,
+    pub endpoint: String,
+    pub method: String,
+    /// Path and query, redacted.
+    pub path: String,
+    pub outcome: ReplayOutcome,
+    /// Today's differences, redacted.
+    pub differences: Vec<Difference>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeptRequest {
+    pub seen_at: String,
+    pub endpoint: String,
+    pub method: String,
+    pub path: String,
+    /// Redacted like every stored diff.
+    pub headers: BTreeMap<String, Value>,
+    /// The body when it is UTF-8 text; `body_bytes` says how long it is either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    pub body_bytes: usize,
+}
 
 /// Bytes of kept requests per route at most (with `keep_replays`).
 pub const KEEP_BYTES: usize = 4 << 20;
@@ -90,7 +132,7 @@ impl KeptRequests {
 
 /// The kept request as the API shows it: redacted, its body when it is text (secrets in JSON
 /// keys and `name=value` pairs redacted too).
-pub fn shown(cfg: &Shadow, k: &Kept) -> api::KeptRequest {
+pub fn shown(cfg: &Shadow, k: &Kept) -> KeptRequest {
     let body = std::str::from_utf8(&k.body).ok().filter(|b| !b.is_empty()).map(|text| {
         let (field, value) = match serde_json::from_str::<Value>(text) {
             Ok(v) => (Field::Json("$".into()), v),
@@ -106,7 +148,7 @@ pub fn shown(cfg: &Shadow, k: &Kept) -> api::KeptRequest {
     });
     let mut headers = header_map(&k.request.headers);
     cfg.compare.redaction.headers(&mut headers);
-    api::KeptRequest {
+    KeptRequest {
         seen_at: k.seen_at.clone(),
         endpoint: k.endpoint.clone(),
         method: k.request.method.to_string(),
@@ -122,17 +164,17 @@ pub async fn replay(
     shadower: &Shadower,
     state: &ShadowState,
     cfg: &Shadow,
-    pools: &[Arc<Pool>; 2],
+    pools: &BySide<Arc<Pool>>,
     k: &Kept,
-) -> api::ReplayResult {
+) -> ReplayResult {
     let send = |side: Side| {
-        let pool = &pools[side_index(side)];
+        let pool = &pools[side];
         let req = client::prepare(&k.request, k.client_host.as_ref(), &pool.config, k.body.len());
         client::exchange(&shadower.connector, pool, req, k.body.clone(), cfg.max_body, cfg.timeout)
     };
     let (legacy, new) = tokio::join!(send(Side::Legacy), send(Side::New));
     let shown_path = cfg.compare.redaction.query(&k.path());
-    let result = |outcome, differences, error| api::ReplayResult {
+    let result = |outcome, differences, error| ReplayResult {
         seen_at: k.seen_at.clone(),
         endpoint: k.endpoint.clone(),
         method: k.request.method.to_string(),

@@ -9,12 +9,28 @@ use arc_swap::ArcSwap;
 use prometheus::{Histogram, IntCounter, IntGauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::api::{MismatchKind, NoiseField, ShadowCounts};
+use crate::compare::difference::{Field, MismatchKind};
+use crate::compare::report::NoiseField;
 use crate::compare::store::Recent;
 use crate::compare::Findings;
 use crate::config::shadow::Shadow;
-use crate::config::Side;
-use crate::metrics::{side_index, METRICS};
+use crate::core::{BySide, Side};
+use crate::metrics::METRICS;
+use serde::{Deserialize, Serialize};
+
+/// Shadowed requests of a route by result, since start (as `strangler_shadow_total`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShadowCounts {
+    #[serde(rename = "match")]
+    pub matched: u64,
+    pub mismatch: u64,
+    pub error: u64,
+    pub dropped: u64,
+    pub skipped: u64,
+    /// Of `match`: pairs that differed only in fields noise explained.
+    #[serde(default)]
+    pub explained: u64,
+}
 
 /// The result of one shadowed request, as counted in `strangler_shadow_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +95,7 @@ pub struct ShadowState {
     pub kept: super::replay::KeptRequests,
     results: [IntCounter; 5],
     mismatches: [IntCounter; 3],
-    duration: [Histogram; 2],
+    duration: BySide<Histogram>,
     noise_fields: IntGauge,
     /// Same-side repeats: learned, late, failed.
     noise_samples: [IntCounter; 3],
@@ -103,8 +119,7 @@ impl ShadowState {
             kept: Default::default(),
             results: RESULTS.map(|r| METRICS.shadow.with_label_values(&[route, r.as_str()])),
             mismatches: MismatchKind::ALL.map(|k| METRICS.shadow_mismatches.with_label_values(&[route, k.as_str()])),
-            duration: [Side::Legacy, Side::New]
-                .map(|s| METRICS.shadow_duration.with_label_values(&[route, s.as_str()])),
+            duration: BySide::from_fn(|s| METRICS.shadow_duration.with_label_values(&[route, s.as_str()])),
             noise_fields: METRICS.noise_fields.with_label_values(&[route]),
             noise_samples: NoiseSample::ALL.map(|r| METRICS.noise_samples.with_label_values(&[route, r.as_str()])),
             evidence_bytes: METRICS.evidence_bytes.with_label_values(&[route]),
@@ -173,7 +188,7 @@ impl ShadowState {
 
     /// Both answer times of a pair that will be compared.
     pub fn observe(&self, side: Side, took: std::time::Duration) {
-        self.duration[side_index(side)].observe(took.as_secs_f64());
+        self.duration[side].observe(took.as_secs_f64());
         self.paired.record(side, took);
     }
 
@@ -199,7 +214,7 @@ impl ShadowState {
 
     /// Record a same-side sample of `endpoint` asked by `client` and the fields that differed in
     /// it.
-    pub fn learn(&self, endpoint: &str, client: u64, fields: &[crate::api::Field]) {
+    pub fn learn(&self, endpoint: &str, client: u64, fields: &[Field]) {
         self.count_noise_sample(NoiseSample::Learned);
         let noise = {
             let mut f = self.findings();

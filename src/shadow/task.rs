@@ -18,8 +18,8 @@ use crate::compare::body::{decode, DecodeError};
 use crate::compare::store::{bound, header_map, DiffRecord, SideAnswer};
 use crate::compare::{compare, noise_between, Answer, Outcome};
 use crate::config::shadow::{is_safe, Shadow};
-use crate::config::{Route, Side};
-use crate::metrics::side_index;
+use crate::config::Route;
+use crate::core::{BySide, Side};
 use crate::upstream::Pool;
 
 /// Bodies above this size are compared on the blocking pool, off the proxy's worker threads.
@@ -30,7 +30,7 @@ pub struct Job {
     pub state: Arc<ShadowState>,
     pub route: Arc<Route>,
     /// Legacy's and new's pools, as the request was routed.
-    pub pools: [Arc<Pool>; 2],
+    pub pools: BySide<Arc<Pool>>,
     pub served: Side,
     pub target: Side,
     /// The route's in-flight slot, released when the task ends.
@@ -47,7 +47,7 @@ pub struct Job {
 impl Job {
     /// Send the captured request to `side`'s pool, as a shadow.
     async fn send(&self, side: Side, cfg: &Shadow) -> Result<Raw, ExchangeError> {
-        let pool = &self.pools[side_index(side)];
+        let pool = &self.pools[side];
         let req = client::prepare(&self.request, self.client_host.as_ref(), &pool.config, self.body.len());
         client::exchange(&self.shadower.connector, pool, req, self.body.clone(), cfg.max_body, cfg.timeout).await
     }
