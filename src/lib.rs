@@ -24,6 +24,7 @@ pub mod compare;
 pub mod config;
 pub mod control;
 pub mod core;
+pub mod headers;
 pub mod lifecycle;
 pub mod limits;
 pub mod live;

@@ -25,7 +25,7 @@ use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::config::model::Limits;
-use crate::metrics::METRICS;
+pub use crate::metrics::Limit;
 use crate::snapshot::Shared;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -196,65 +196,6 @@ pub fn request_done(stream: Option<&Stream>, now: Instant) {
     }
 }
 
-/// A limit a request or connection can be refused by, as counted in `strangler_limits_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
-    /// `max_connections`: the connection was closed at once.
-    Connections,
-    /// The request header did not arrive within `header_timeout`.
-    HeaderTimeout,
-    /// A header over `max_header_bytes`.
-    HeaderBytes,
-    /// A header that would take incomplete headers past `max_pending_header_bytes`.
-    HeaderMemory,
-    HeaderCount,
-    /// A body over the route's `max_request_body`.
-    Body,
-    /// A request body that stopped coming (`body_timeout`).
-    BodyTimeout,
-    /// Framing a proxy must not guess about (400).
-    Framing,
-    /// A path the upstream could read two ways (400), see [`crate::route::path`].
-    Path,
-    /// An HTTP/1.1 request without exactly one `Host` (400, RFC 9112 §3.2).
-    Host,
-}
-
-impl Limit {
-    pub const ALL: [Limit; 10] = [
-        Limit::Connections,
-        Limit::HeaderTimeout,
-        Limit::HeaderBytes,
-        Limit::HeaderMemory,
-        Limit::HeaderCount,
-        Limit::Body,
-        Limit::BodyTimeout,
-        Limit::Framing,
-        Limit::Path,
-        Limit::Host,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Limit::Connections => "connections",
-            Limit::HeaderTimeout => "header_timeout",
-            Limit::HeaderBytes => "header_bytes",
-            Limit::HeaderMemory => "header_memory",
-            Limit::HeaderCount => "header_count",
-            Limit::Body => "body",
-            Limit::BodyTimeout => "body_timeout",
-            Limit::Framing => "framing",
-            Limit::Path => "path",
-            Limit::Host => "host",
-        }
-    }
-
-    /// Count one refusal.
-    pub fn count(self) {
-        METRICS.limits.with_label_values(&[self.as_str()]).inc();
-    }
-}
-
 /// What admission needs from a request's header, picked up while checking it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Inspected<'a> {
@@ -263,10 +204,10 @@ pub struct Inspected<'a> {
     /// A declared body size.
     pub content_length: Option<u64>,
     /// A header named like one only strangler or a trusted proxy may set (see
-    /// [`crate::proxy::forward::may_be_mark`]).
+    /// [`crate::headers::may_be_mark`]).
     pub marked: bool,
     /// A `Connection` value that could nominate a header strangler sets (see
-    /// [`crate::proxy::forward::may_nominate_protected`]).
+    /// [`crate::headers::may_nominate_protected`]).
     pub nominates: bool,
 }
 
@@ -281,7 +222,7 @@ pub struct Inspected<'a> {
 /// The same walk notes whether the header carries anything the proxy rewrites before forwarding
 /// it, so an ordinary header is walked once.
 pub fn inspect<'a>(req: &'a RequestHeader, limits: &Limits) -> Result<Inspected<'a>, Limit> {
-    use crate::proxy::forward::{may_be_mark, may_nominate_protected};
+    use crate::headers::{may_be_mark, may_nominate_protected};
     use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
     let mut size =
         req.uri.path_and_query().map_or(0, |p| p.as_str().len()) + req.uri.authority().map_or(0, |a| a.as_str().len());

@@ -179,7 +179,7 @@ impl Metrics {
         for result in ["ok", "error"] {
             config_reloads.with_label_values(&[result]);
         }
-        for limit in crate::limits::Limit::ALL {
+        for limit in Limit::ALL {
             limits.with_label_values(&[limit.as_str()]);
         }
         let diffs_file_dropped = IntCounter::with_opts(opts(
@@ -359,5 +359,64 @@ impl RouteStats {
             Some(i) => self.codes[side][i].get_or_init(lookup).inc(),
             None => lookup().inc(),
         }
+    }
+}
+
+/// A limit a request or connection can be refused by, as counted in `strangler_limits_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `max_connections`: the connection was closed at once.
+    Connections,
+    /// The request header did not arrive within `header_timeout`.
+    HeaderTimeout,
+    /// A header over `max_header_bytes`.
+    HeaderBytes,
+    /// A header that would take incomplete headers past `max_pending_header_bytes`.
+    HeaderMemory,
+    HeaderCount,
+    /// A body over the route's `max_request_body`.
+    Body,
+    /// A request body that stopped coming (`body_timeout`).
+    BodyTimeout,
+    /// Framing a proxy must not guess about (400).
+    Framing,
+    /// A path the upstream could read two ways (400), see [`crate::route::path`].
+    Path,
+    /// An HTTP/1.1 request without exactly one `Host` (400, RFC 9112 §3.2).
+    Host,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 10] = [
+        Limit::Connections,
+        Limit::HeaderTimeout,
+        Limit::HeaderBytes,
+        Limit::HeaderMemory,
+        Limit::HeaderCount,
+        Limit::Body,
+        Limit::BodyTimeout,
+        Limit::Framing,
+        Limit::Path,
+        Limit::Host,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::Connections => "connections",
+            Limit::HeaderTimeout => "header_timeout",
+            Limit::HeaderBytes => "header_bytes",
+            Limit::HeaderMemory => "header_memory",
+            Limit::HeaderCount => "header_count",
+            Limit::Body => "body",
+            Limit::BodyTimeout => "body_timeout",
+            Limit::Framing => "framing",
+            Limit::Path => "path",
+            Limit::Host => "host",
+        }
+    }
+
+    /// Count one refusal.
+    pub fn count(self) {
+        METRICS.limits.with_label_values(&[self.as_str()]).inc();
     }
 }

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::core::BySide;
 use crate::metrics::{RouteStats, METRICS};
 use crate::route::{Matched, RouteTable};
-use crate::shadow::ShadowState;
+use crate::shadow::state::ShadowState;
 use crate::upstream::Pools;
 
 pub struct Snapshot {

@@ -11,7 +11,8 @@ use pingora::proxy::Session;
 
 use super::admit::{self, admit, Admission, Routed};
 use super::ctx::{Ctx, UpstreamAttempt};
-use crate::config::Side;
+use crate::core::Side;
+use crate::headers::{may_be_mark, PROTECTED};
 use crate::limits::{self, Limit};
 use crate::metrics::METRICS;
 use crate::route::path::{self, Ambiguous};
@@ -53,9 +54,11 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
         let req = session.req_header();
         if let Admission::Routed(r) = &admission {
             let trusted = ctx.trusted_peer;
-            ctx.shadow = shadow::begin(&r.matched, r.choice.side, req, &snap.config.log, || {
-                split::client_key(&r.matched.route, &req.headers, client_ip, trusted)
-            });
+            let m = &r.matched;
+            ctx.shadow =
+                shadow::begin(&m.route, m.shadow.as_ref(), &m.pools, r.choice.side, req, &snap.config.log, || {
+                    split::client_key(&m.route, &req.headers, client_ip, trusted)
+                });
         }
         (admission, limits.idle_timeout, limits.body_timeout)
     };
@@ -127,32 +130,6 @@ fn sanitize_client_headers(req: &mut RequestHeader, config: &crate::config::Conf
     if nominates {
         keep_forwarding_headers(req);
     }
-}
-
-/// Whether a header of this name is one a client may not set (unless it is a trusted proxy, or
-/// the name is a route's override header): strangler's own marks, and the proxy headers naming
-/// a client's address or host.
-pub(crate) fn may_be_mark(name: &str) -> bool {
-    name.starts_with("x-strangler-")
-        || matches!(name, "forwarded" | "x-real-ip" | "x-forwarded-host")
-        || client_address(name)
-}
-
-/// The rest of the client-address family: headers through which proxies and CDNs tell an
-/// upstream who the client is or what it asked for, which frameworks believe (Spring and IIS
-/// route on `X-Original-URL`). Only a trusted proxy may send them.
-fn client_address(name: &str) -> bool {
-    matches!(
-        name,
-        "true-client-ip"
-            | "x-client-ip"
-            | "x-cluster-client-ip"
-            | "x-original-url"
-            | "x-rewrite-url"
-            | "x-forwarded-port"
-            | "x-forwarded-prefix"
-            | "x-forwarded-server"
-    )
 }
 
 /// Route and forward the normalised path (see [`crate::route::path`]), with the query as sent.
@@ -344,34 +321,10 @@ pub fn request_body(ctx: &mut Ctx, chunk: Option<&Bytes>, end_of_stream: bool) -
     }
 }
 
-/// Headers strangler sets for the upstream, which a client must not be able to drop by naming
-/// them in `Connection` (nominated headers are hop-by-hop and stripped).
-const PROTECTED: [&str; 4] = ["host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
-
-/// Whether a `Connection` value could nominate one of [`PROTECTED`]. The common values
-/// (`keep-alive`, `close`) cannot, and are told by their length first, inline in the header walk;
-/// anything else gets a byte scan, nothing allocated.
-#[inline]
-pub(crate) fn may_nominate_protected(conn: &[u8]) -> bool {
-    match conn.len() {
-        10 if conn.eq_ignore_ascii_case(b"keep-alive") => false,
-        5 if conn.eq_ignore_ascii_case(b"close") => false,
-        // Shorter than "host", the shortest name it looks for.
-        0..=3 => false,
-        _ => mentions_protected(conn),
-    }
-}
-
-#[inline(never)]
-fn mentions_protected(conn: &[u8]) -> bool {
-    let mentions = |needle: &[u8]| conn.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
-    mentions(b"host") || mentions(b"forwarded")
-}
-
 /// Take the headers strangler sets out of the client's `Connection` nominations (on the request
 /// as received, before Pingora derives the upstream request from it), so they reach the upstream
 /// and the client cannot strip them; Pingora would otherwise refuse the request with 400. Called
-/// only when [`may_nominate_protected`] found a value that could.
+/// only when [`crate::headers::may_nominate_protected`] found a value that could.
 fn keep_forwarding_headers(req: &mut RequestHeader) {
     let is_protected = |t: &str| {
         let t = t.trim().trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-');

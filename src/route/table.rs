@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::config::model::{HostPattern, Route};
 use crate::core::{BySide, Side};
 use crate::metrics::RouteStats;
-use crate::shadow::ShadowState;
+use crate::shadow::state::ShadowState;
 use crate::upstream::Pool;
 
 /// A route as the request path holds it: the validated route, its metric handles, its two

@@ -8,7 +8,9 @@
 
 pub mod client;
 pub mod diffs_file;
+pub mod kept;
 pub mod replay;
+pub mod shadower;
 pub mod state;
 pub mod task;
 
@@ -19,46 +21,33 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, HOST, UPGRADE};
 use http::HeaderValue;
-use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 pub use client::SHADOW_HEADER;
-use diffs_file::DiffsFile;
+pub use shadower::{Primary, Shadower};
 pub use state::{ShadowState, Verdict};
 
 use crate::config::model::LogSettings;
 use crate::config::Route;
 use crate::core::{BySide, Side};
-use crate::route::Matched;
 use crate::upstream::Pool;
-
-/// Process-wide shadow machinery: the upstream connector (with its own connection pool) and the
-/// diffs file's writer.
-pub struct Shadower {
-    connector: Connector,
-    diffs_file: DiffsFile,
-}
-
-impl Shadower {
-    pub fn new(connector: Connector) -> Self {
-        Shadower { connector, diffs_file: DiffsFile::start() }
-    }
-}
 
 /// Decide whether this request is shadowed. `None` for requests that are not eligible, sampled
 /// out, too large (counted `skipped`) or over the route's in-flight limit (counted `dropped`).
 /// `client` is who asked (the sticky key, else the address, see [`crate::route::split::client_key`]):
 /// what noise observations are weighed by.
 pub fn begin(
-    m: &Matched,
+    route: &Arc<Route>,
+    state: Option<&Arc<ShadowState>>,
+    pools: &BySide<Arc<Pool>>,
     served: Side,
     req: &RequestHeader,
     log: &LogSettings,
     client: impl FnOnce() -> u64,
 ) -> Option<Box<Capture>> {
-    let cfg = m.route.shadow.as_ref().filter(|s| s.enabled)?;
-    let state = m.shadow.as_ref()?;
+    let cfg = route.shadow.as_ref().filter(|s| s.enabled)?;
+    let state = state?;
     let target = cfg.target.for_served(served)?;
     // The loop guard: a request that is itself a shadow is never shadowed again. Upgrades
     // (WebSocket) are connections, not requests: never copied.
@@ -84,8 +73,8 @@ pub fn begin(
     };
     Some(Box::new(Capture {
         state: state.clone(),
-        route: m.route.clone(),
-        pools: m.pools.clone(),
+        route: route.clone(),
+        pools: pools.clone(),
         served,
         target,
         max_body: cfg.max_body,
@@ -103,21 +92,6 @@ pub fn begin(
         response_body: BytesMut::new(),
         response_over: false,
     }))
-}
-
-/// What the primary exchange produced, handed to the shadow task when the request ends.
-pub struct Primary {
-    pub status: u16,
-    pub headers: http::HeaderMap,
-    pub body: Bytes,
-    /// The body went over `max_body`: not comparable.
-    pub over: bool,
-    /// The request failed (no complete answer from the upstream).
-    pub failed: bool,
-    pub took: std::time::Duration,
-    /// When the primary's answer had been delivered to the client: a same-side repeat written
-    /// after it is not counted as noise (the client could have acted on the answer by then).
-    pub delivered: Instant,
 }
 
 /// The per-request tee: a copy of the request as forwarded and of the primary's answer, each up

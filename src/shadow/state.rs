@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 use prometheus::{Histogram, IntCounter, IntGauge};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::kept::KeptRequests;
 use crate::compare::difference::{Field, MismatchKind};
 use crate::compare::report::NoiseField;
 use crate::compare::store::Recent;
@@ -92,7 +93,7 @@ pub struct ShadowState {
     findings: Mutex<Findings>,
     pub recent: Recent,
     /// Mismatching requests kept for replay.
-    pub kept: super::replay::KeptRequests,
+    pub kept: KeptRequests,
     results: [IntCounter; 5],
     mismatches: [IntCounter; 3],
     duration: BySide<Histogram>,

@@ -12,8 +12,10 @@ use pingora::http::RequestHeader;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use super::client::{self, ExchangeError, Raw};
+use super::kept::Kept;
+use super::shadower::{Primary, Shadower};
 use super::state::NoiseSample;
-use super::{Primary, ShadowState, Shadower, Verdict};
+use super::state::{ShadowState, Verdict};
 use crate::compare::body::{decode, DecodeError};
 use crate::compare::store::{bound, header_map, DiffRecord, SideAnswer};
 use crate::compare::{compare, noise_between, Answer, Outcome};
@@ -178,7 +180,7 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
     }
     record.differences = real;
     if c.keep_replays > 0 && (is_safe(&job.request.method) || c.replay_unsafe) {
-        let kept = super::replay::Kept {
+        let kept = Kept {
             seen_at: record.at.clone(),
             endpoint: endpoint.clone(),
             request: job.request.clone(),
