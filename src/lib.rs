@@ -18,6 +18,7 @@
 //! health checks, the admin listener), [`server`] (process assembly), [`lifecycle`] (systemd
 //! readiness, the SIGUSR2 upgrade) and [`logging`].
 
+pub mod admin;
 pub mod api;
 pub mod cluster;
 pub mod compare;

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use strangler::control::client::{AdminClient, ClientError};
-use strangler::control::render;
+use strangler::admin::client::{AdminClient, ClientError};
+use strangler::admin::render;
 use strangler::{api, config};
 
 #[global_allocator]
@@ -254,7 +254,7 @@ fn main() -> ExitCode {
                 let answer =
                     admin.client().and_then(|c| c.get::<api::Replays>(&format!("/routes/{route}/replays?{query}")));
                 let base = base
-                    .or_else(|| strangler::control::client::proxy_url(&admin.config.path))
+                    .or_else(|| strangler::admin::client::proxy_url(&admin.config.path))
                     .unwrap_or_else(|| "http://127.0.0.1:8080".to_string());
                 return match answer {
                     Ok(r) => {

@@ -18,9 +18,9 @@ use pingora::server::RunArgs;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
+use crate::admin::server::AdminApp;
 use crate::config::model::TlsListen;
 use crate::config::{self, Config};
-use crate::control::admin::AdminApp;
 use crate::control::health::HealthService;
 use crate::control::reload::{guard_sighup, ReloadService, Reloader};
 use crate::control::rollout::{Control, RolloutService};

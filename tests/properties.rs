@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use proptest::prelude::*;
+use strangler::admin::server::parse_weight_body;
 use strangler::config::{load_str, persist};
-use strangler::control::admin::parse_weight_body;
 
 const BASE: &str = include_str!("../conf/strangler.toml");
 

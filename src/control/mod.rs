@@ -1,14 +1,10 @@
 //! Runtime control: config reload (file watch, SIGHUP), weights by hand and by the rollout
-//! controller, the live-figures sampler, the admin listener and its console, and the admin API's client with the
-//! CLI's renderings of its answers.
+//! controller, upstream health checks, the live-figures sampler and the supervisor that restarts
+//! a background task that died. The admin listener that drives it is [`crate::admin`].
 
-pub mod admin;
-pub mod client;
-pub mod console;
 pub mod gates;
 pub mod health;
 pub mod reload;
-pub mod render;
 pub mod rollout;
 pub mod sampler;
 pub mod supervise;

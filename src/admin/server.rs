@@ -7,10 +7,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use http::{Method, Response, StatusCode};
+use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
+use super::endpoint::Endpoint;
 use crate::api::{self, RolloutAction, Side};
 use crate::compare::findings::Page;
 use crate::config::persist::PersistError;
@@ -375,96 +376,6 @@ pub fn error_response(status: StatusCode, msg: impl Into<String>) -> Response<Ve
 /// Largest request body the admin API reads.
 const MAX_BODY: usize = 64 * 1024;
 
-/// The endpoints, each with the methods it takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
-    Livez,
-    Readyz,
-    Metrics,
-    Routes,
-    Route,
-    Diffs,
-    Weight,
-    Reload,
-    Rollout,
-    Report,
-    ReportReset,
-    Replay,
-    Replays,
-    History,
-    /// The console's page and its files.
-    Console,
-    /// This instance's view of its fleet.
-    Cluster,
-}
-
-impl Endpoint {
-    /// The endpoint of a path's segments. `/api/v1/...` and the unversioned `/api/...` alias
-    /// are the same endpoints; `segments` comes back without the version.
-    fn of(segments: &mut Vec<&str>) -> Option<Endpoint> {
-        if segments.len() > 1 && segments[0] == "api" && segments[1] == "v1" {
-            segments.remove(1);
-        }
-        Some(match segments.as_slice() {
-            ["livez"] => Endpoint::Livez,
-            ["readyz"] => Endpoint::Readyz,
-            ["metrics"] => Endpoint::Metrics,
-            ["api", "routes"] => Endpoint::Routes,
-            ["api", "routes", _] => Endpoint::Route,
-            ["api", "routes", _, "diffs"] => Endpoint::Diffs,
-            ["api", "routes", _, "report"] => Endpoint::Report,
-            ["api", "routes", _, "report", "reset"] => Endpoint::ReportReset,
-            ["api", "routes", _, "replay"] => Endpoint::Replay,
-            ["api", "routes", _, "replays"] => Endpoint::Replays,
-            ["api", "routes", _, "history"] => Endpoint::History,
-            ["api", "routes", _, "weight"] => Endpoint::Weight,
-            ["api", "reload"] => Endpoint::Reload,
-            ["api", "cluster"] => Endpoint::Cluster,
-            ["api", "routes", _, "rollout", _] => Endpoint::Rollout,
-            [""] | ["ui"] | ["ui", _] => Endpoint::Console,
-            _ => return None,
-        })
-    }
-
-    fn allows(self, method: &Method) -> bool {
-        let read = *method == Method::GET || *method == Method::HEAD;
-        match self {
-            Endpoint::Weight => *method == Method::PUT,
-            Endpoint::Reload | Endpoint::Rollout | Endpoint::ReportReset | Endpoint::Replay => *method == Method::POST,
-            _ => read,
-        }
-    }
-
-    fn allowed(self) -> &'static str {
-        match self {
-            Endpoint::Weight => "PUT",
-            Endpoint::Reload | Endpoint::Rollout | Endpoint::ReportReset | Endpoint::Replay => "POST",
-            _ => "GET",
-        }
-    }
-
-    fn mutates(self) -> bool {
-        // A replay sends requests to both upstreams: it acts, like a mutation.
-        matches!(
-            self,
-            Endpoint::Weight | Endpoint::Reload | Endpoint::Rollout | Endpoint::ReportReset | Endpoint::Replay
-        )
-    }
-
-    /// Health and metrics stay open for probes and scrapers; the API (whose diffs carry
-    /// response bodies) needs the token when one is set.
-    /// The console's files carry no data (the page asks the API, with the token), so they load
-    /// without it and the page can ask for it.
-    fn needs_token(self) -> bool {
-        !matches!(self, Endpoint::Livez | Endpoint::Readyz | Endpoint::Metrics | Endpoint::Console)
-    }
-
-    /// The API and the console answer only under this listener's own names (see [`same_site`]).
-    fn checks_site(self) -> bool {
-        self.needs_token() || self == Endpoint::Console
-    }
-}
-
 /// The API answers only what a page of its own, a script or the CLI sends, never a page of
 /// another site in an operator's browser (the default listener is loopback without a token):
 /// - `Host` must be an IP address, `localhost` or a name in `admin.hosts`: a DNS-rebinding page
@@ -680,13 +591,22 @@ impl ServeHttp for AdminApp {
 
 impl AdminApp {
     async fn answer(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
-        let mut segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let Some(endpoint) = Endpoint::of(&mut segments) else {
+        let Some(endpoint) = Endpoint::of(&path) else {
             return error_response(StatusCode::NOT_FOUND, format!("no admin endpoint at {path}"));
         };
-        if !endpoint.allows(&method) {
+        if let Some(refused) = self.refusal(session, &endpoint, &path) {
+            return refused;
+        }
+        let who = session.client_addr().map_or("-".to_string(), |a| a.to_string());
+        self.dispatch(session, endpoint, &path, &who).await
+    }
+
+    /// The method, the token and the site, in that order: what any endpoint checks before it
+    /// is asked anything. `None` when the request may go on.
+    fn refusal(&self, session: &ServerSession, endpoint: &Endpoint, path: &str) -> Option<Response<Vec<u8>>> {
+        let method = &session.req_header().method;
+        if !endpoint.allows(method) {
             let mut resp = error_response(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("{method} is not allowed on {path}; use {}", endpoint.allowed()),
@@ -694,7 +614,7 @@ impl AdminApp {
             if let Ok(v) = endpoint.allowed().parse() {
                 resp.headers_mut().insert(http::header::ALLOW, v);
             }
-            return resp;
+            return Some(resp);
         }
         let (token, hosts) = {
             let snap = self.shared.load();
@@ -707,80 +627,56 @@ impl AdminApp {
                     "missing or wrong token: send Authorization: Bearer TOKEN (admin.token or STRANGLER_ADMIN_TOKEN)",
                 );
                 resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
-                return resp;
+                return Some(resp);
             }
         }
         if endpoint.checks_site() {
             if let Err(why) = same_site(session, endpoint.mutates(), &hosts) {
                 tracing::warn!(target: "strangler::admin", peer = ?session.client_addr().map(|a| a.to_string()), "refused: {why}");
-                return error_response(StatusCode::FORBIDDEN, why);
+                return Some(error_response(StatusCode::FORBIDDEN, why));
             }
         }
-        let who = session.client_addr().map_or("-".to_string(), |a| a.to_string());
-        match (endpoint, segments.as_slice()) {
-            (Endpoint::Console, _) => match super::console::asset(&path) {
+        None
+    }
+
+    async fn dispatch(
+        &self,
+        session: &mut ServerSession,
+        endpoint: Endpoint,
+        path: &str,
+        who: &str,
+    ) -> Response<Vec<u8>> {
+        let query = session.req_header().uri.query().unwrap_or("").to_string();
+        match endpoint {
+            Endpoint::Console => match super::console::asset(path) {
                 Some(asset) => {
                     super::console::serve(asset, session.req_header().headers.get(http::header::IF_NONE_MATCH))
                 }
                 None => error_response(StatusCode::NOT_FOUND, format!("the console has no file at {path}")),
             },
-            (Endpoint::Cluster, _) => match self.control.reloader().fleet() {
+            Endpoint::Cluster => match self.control.reloader().fleet() {
                 Some(fleet) => json_response(StatusCode::OK, &fleet.survey().await),
                 None => error_response(
                     StatusCode::NOT_FOUND,
                     "this instance has no [cluster] section: it runs on its config file alone",
                 ),
             },
-            (Endpoint::Livez, _) => respond(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
+            Endpoint::Livez => respond(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             // Ready, and which background tasks were restarted after a panic lately (they run
             // again: a restart is reported, not a reason to take the proxy out).
-            (Endpoint::Readyz, _) => {
+            Endpoint::Readyz => {
                 respond(StatusCode::OK, "text/plain", format!("ready\n{}", supervise::restarts_report()).into_bytes())
             }
-            (Endpoint::Metrics, _) => respond(StatusCode::OK, "text/plain; version=0.0.4", METRICS.render()),
-            (Endpoint::Routes, _) => {
-                let fleet = self.control.reloader().fleet();
-                if let Some(f) = &fleet {
-                    f.refresh_figures(FIGURES_MAX_AGE).await;
-                }
-                let snap = self.shared.load_full();
-                let (fleet_totals, instances) = match &fleet {
-                    Some(f) => (fleet_totals(f, &snap), f.survey().await.instances),
-                    None => (Vec::new(), Vec::new()),
-                };
-                let routes = snap
-                    .config
-                    .routes
-                    .iter()
-                    .filter_map(|r| snap.table.get(&r.name))
-                    .map(|m| self.route_view(m))
-                    .collect();
-                json_response(
-                    StatusCode::OK,
-                    &api::Routes {
-                        routes,
-                        window_seconds: crate::live::LIVE_WINDOW.as_secs(),
-                        fleet: fleet.is_some(),
-                        fleet_totals,
-                        instances,
-                        refused_reload: self.control.reloader().refused(),
-                    },
-                )
-            }
-            (Endpoint::Route, [_, _, name]) => match self.fleet_refreshed().await.table.get(name) {
+            Endpoint::Metrics => respond(StatusCode::OK, "text/plain; version=0.0.4", METRICS.render()),
+            Endpoint::Routes => self.routes().await,
+            Endpoint::Route(name) => match self.fleet_refreshed().await.table.get(&name) {
                 Some(m) => json_response(StatusCode::OK, &self.route_view(m)),
                 None => error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}")),
             },
-            (Endpoint::Diffs, [_, _, name, _]) => {
-                let query = session.req_header().uri.query().unwrap_or("");
-                self.diffs(name, query)
-            }
-            (Endpoint::Report, [_, _, name, _]) => {
-                let query = session.req_header().uri.query().unwrap_or("").to_string();
-                self.report(name, &query).await
-            }
-            (Endpoint::ReportReset, [_, _, name, _, _]) => self.reset_report(name, &who).await,
-            (Endpoint::History, [_, _, name, _]) => match self.shared.load().table.get(name) {
+            Endpoint::Diffs(name) => self.diffs(&name, &query),
+            Endpoint::Report(name) => self.report(&name, &query).await,
+            Endpoint::ReportReset(name) => self.reset_report(&name, who).await,
+            Endpoint::History(name) => match self.shared.load().table.get(&name) {
                 Some(m) => json_response(
                     StatusCode::OK,
                     &api::History {
@@ -791,24 +687,37 @@ impl AdminApp {
                 ),
                 None => error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}")),
             },
-            (Endpoint::Replays, [_, _, name, _]) => {
-                let query = session.req_header().uri.query().unwrap_or("").to_string();
-                self.replays(name, &query)
-            }
-            (Endpoint::Replay, [_, _, name, _]) => {
-                let name = name.to_string();
-                self.replay(session, &name, &who).await
-            }
-            (Endpoint::Weight, [_, _, name, _]) => {
-                let name = name.to_string();
-                self.put_weight(session, &name, &who).await
-            }
-            (Endpoint::Reload, _) => self.reload(&who).await,
-            (Endpoint::Rollout, [_, _, name, _, action]) => {
-                let (name, action) = (name.to_string(), action.to_string());
-                self.rollout(&name, &action, &who).await
-            }
-            _ => error_response(StatusCode::NOT_FOUND, format!("no admin endpoint at {path}")),
+            Endpoint::Replays(name) => self.replays(&name, &query),
+            Endpoint::Replay(name) => self.replay(session, &name, who).await,
+            Endpoint::Weight(name) => self.put_weight(session, &name, who).await,
+            Endpoint::Reload => self.reload(who).await,
+            Endpoint::Rollout(name, action) => self.rollout(&name, &action, who).await,
         }
+    }
+
+    /// `GET /api/v1/routes`: every route, with the fleet's totals in a fleet.
+    async fn routes(&self) -> Response<Vec<u8>> {
+        let fleet = self.control.reloader().fleet();
+        if let Some(f) = &fleet {
+            f.refresh_figures(FIGURES_MAX_AGE).await;
+        }
+        let snap = self.shared.load_full();
+        let (fleet_totals, instances) = match &fleet {
+            Some(f) => (fleet_totals(f, &snap), f.survey().await.instances),
+            None => (Vec::new(), Vec::new()),
+        };
+        let routes =
+            snap.config.routes.iter().filter_map(|r| snap.table.get(&r.name)).map(|m| self.route_view(m)).collect();
+        json_response(
+            StatusCode::OK,
+            &api::Routes {
+                routes,
+                window_seconds: crate::live::LIVE_WINDOW.as_secs(),
+                fleet: fleet.is_some(),
+                fleet_totals,
+                instances,
+                refused_reload: self.control.reloader().refused(),
+            },
+        )
     }
 }
