@@ -15,6 +15,8 @@ pub use crate::compare::difference::{DiffRecord, Difference, Field, LineDiff, Mi
 pub use crate::compare::report::{
     EndpointReport, Example, Finding, NoiseField, NoiseRate, Report, ReportRules, Verdict,
 };
+pub use crate::control::gates::GateFailure;
+pub use crate::control::machine::{RolloutAction, RolloutStatus};
 pub use crate::core::Side;
 pub use crate::live::{HistorySample, LiveWindow, PairedLatency, SideLive};
 pub use crate::shadow::replay::{KeptRequest, ReplayOutcome, ReplayResult};
@@ -195,32 +197,6 @@ pub struct CompareView {
 
 // === rollout ===
 
-/// Where a rollout stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RolloutStatus {
-    /// Configured, not yet taken up by the controller (the first tick after start or reload).
-    Starting,
-    Running,
-    Paused,
-    RolledBack,
-    Aborted,
-    Complete,
-}
-
-impl RolloutStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RolloutStatus::Starting => "starting",
-            RolloutStatus::Running => "running",
-            RolloutStatus::Paused => "paused",
-            RolloutStatus::RolledBack => "rolled_back",
-            RolloutStatus::Aborted => "aborted",
-            RolloutStatus::Complete => "complete",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RolloutView {
     pub status: RolloutStatus,
@@ -241,6 +217,10 @@ pub struct RolloutView {
     pub stopped_ms_ago: Option<u64>,
     /// Why it paused, rolled back or resumed.
     pub reason: Option<String>,
+    /// The gate the rollout failed, with its figures, when a gate stopped it (rolled back or
+    /// held); `reason` says the same in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_gate: Option<GateFailure>,
     /// The last failure to write a weight, if the controller is stuck on one.
     pub error: Option<String>,
     /// Why the running step cannot pass yet, however long it holds (too few requests on new,
@@ -279,31 +259,6 @@ pub struct GateWindow {
     /// new p99 - legacy p99, milliseconds, when the ratio is known.
     #[serde(default)]
     pub latency_added_ms: Option<f64>,
-}
-
-/// An operator's action on a rollout: `POST /api/v1/routes/{name}/rollout/{action}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RolloutAction {
-    Pause,
-    Resume,
-    Abort,
-}
-
-impl RolloutAction {
-    pub const ALL: [RolloutAction; 3] = [RolloutAction::Pause, RolloutAction::Resume, RolloutAction::Abort];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RolloutAction::Pause => "pause",
-            RolloutAction::Resume => "resume",
-            RolloutAction::Abort => "abort",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<RolloutAction> {
-        Self::ALL.into_iter().find(|a| a.as_str() == s)
-    }
 }
 
 /// The answer to a rollout action.

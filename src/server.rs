@@ -185,7 +185,11 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     admin.threads = Some(1);
 
     if let Some(f) = &fleet {
-        let watch = crate::cluster::watch::WatchService::new(f.clone(), reloader.clone(), shared.clone());
+        let apply = {
+            let reloader = reloader.clone();
+            Arc::new(move |doc| reloader.apply_doc(doc)) as crate::cluster::watch::ApplyDoc
+        };
+        let watch = crate::cluster::watch::WatchService::new(f.clone(), apply, shared.clone());
         server.add_service(background_service("cluster", Supervised::new("cluster", watch)));
     }
     let reload = background_service("reload", Supervised::new("reload", ReloadService::new(reloader)));

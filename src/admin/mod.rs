@@ -8,3 +8,4 @@ pub mod console;
 pub mod endpoint;
 pub mod render;
 pub mod server;
+pub mod views;

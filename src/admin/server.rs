@@ -12,6 +12,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 use super::endpoint::Endpoint;
+use super::views;
 use crate::api::{self, RolloutAction, Side};
 use crate::compare::findings::Page;
 use crate::config::persist::PersistError;
@@ -25,7 +26,6 @@ use crate::route::split::constant_time_eq;
 use crate::route::Matched;
 use crate::shadow::ShadowState;
 use crate::snapshot::Shared;
-use crate::upstream::Pool;
 
 pub struct AdminApp {
     shared: Arc<Shared>,
@@ -45,70 +45,6 @@ impl AdminApp {
             f.refresh_figures(FIGURES_MAX_AGE).await;
         }
         self.shared.load_full()
-    }
-
-    fn route_view(&self, m: &Matched) -> api::RouteView {
-        let route = &m.route;
-        api::RouteView {
-            name: route.name.clone(),
-            hosts: route.hosts.iter().map(|h| h.to_string()).collect(),
-            path_prefix: route.path_prefix.clone(),
-            weight: route.weight_percent(),
-            sticky: route.sticky.as_ref().map(|s| s.describe()),
-            override_: route
-                .override_
-                .as_ref()
-                .map(|o| api::OverrideView { header: o.header.as_str().to_string(), token: o.token.is_some() }),
-            expose_side: route.expose_side,
-            failover: route.failover,
-            sides: api::Sides { legacy: pool_view(m.pool(Side::Legacy)), new: pool_view(m.pool(Side::New)) },
-            new_pool_down: m.pool(Side::New).all_down(),
-            live: m.stats.live.last_minute(&m.reading()).summary(),
-            shadow: route.shadow.as_ref().zip(m.shadow.as_ref()).map(|(s, state)| shadow_view(s, state)),
-            rollout: self.control.describe(m),
-        }
-    }
-}
-
-fn shadow_view(s: &Shadow, state: &ShadowState) -> api::ShadowView {
-    let names = |list: &[http::HeaderName]| list.iter().map(|h| h.as_str().to_string()).collect::<Vec<_>>();
-    api::ShadowView {
-        enabled: s.enabled,
-        target: s.target.as_str().to_string(),
-        sample: s.sample.as_f64(),
-        methods: s.methods.iter().map(|m| m.as_str().to_string()).collect(),
-        max_body: s.max_body,
-        max_in_flight: s.max_in_flight,
-        in_flight: state.in_flight(),
-        timeout_ms: s.timeout.as_millis() as u64,
-        compare: api::CompareView {
-            ignore_headers: names(&s.compare.ignore_headers),
-            ignore_json_paths: s.compare.ignore_json_paths.iter().map(|p| p.to_string()).collect(),
-            noise_sample: s.compare.noise_sample.as_f64(),
-            keep_diffs: s.compare.keep_diffs,
-            redact_headers: names(&s.compare.redaction.headers),
-        },
-        counts: state.counts(),
-        noise: state.noise_fields(),
-    }
-}
-
-fn pool_view(pool: &Pool) -> api::PoolView {
-    let u = &pool.config;
-    api::PoolView {
-        upstream: u.name.clone(),
-        addresses: u
-            .addrs
-            .iter()
-            .enumerate()
-            .map(|(i, a)| api::AddressView { address: a.to_string(), healthy: pool.is_healthy(i) })
-            .collect(),
-        healthy: pool.healthy_count(),
-        tls: u.tls,
-        health_check: u.health.enabled.then(|| match &u.health.path {
-            Some(p) => format!("GET {p} every {:?}", u.health.interval),
-            None => format!("connect every {:?}", u.health.interval),
-        }),
     }
 }
 
@@ -515,9 +451,8 @@ impl AdminApp {
             Ok(w) => w,
             Err(msg) => return error_response(StatusCode::BAD_REQUEST, msg),
         };
-        let (control, route, who) = (self.control.clone(), name.to_string(), who.to_string());
-        match off_runtime(move || control.set_weight(&route, weight, &who)).await {
-            Ok(Ok(change)) => json_response(
+        match self.control.set_weight(name, weight, who).await {
+            Ok(change) => json_response(
                 StatusCode::OK,
                 &api::WeightChanged {
                     route: name.to_string(),
@@ -528,8 +463,7 @@ impl AdminApp {
                     unchanged: change.old == change.new,
                 },
             ),
-            Ok(Err(e)) => control_error(e),
-            Err(resp) => resp,
+            Err(e) => control_error(e),
         }
     }
 
@@ -561,17 +495,19 @@ impl AdminApp {
                 format!("no rollout action {action:?}; use pause, resume or abort"),
             );
         };
-        let (control, route, who) = (self.control.clone(), name.to_string(), who.to_string());
-        match off_runtime(move || control.act(&route, action, &who)).await {
-            Ok(Ok(rollout)) => json_response(StatusCode::OK, &api::RolloutActed { route: name.to_string(), rollout }),
-            Ok(Err(e)) => control_error(e),
-            Err(resp) => resp,
+        if let Err(e) = self.control.act(name, action, who).await {
+            return control_error(e);
+        }
+        let shown = self.shared.load().table.get(name).and_then(|m| views::rollout_view(m, &self.control));
+        match shown {
+            Some(rollout) => json_response(StatusCode::OK, &api::RolloutActed { route: name.to_string(), rollout }),
+            None => control_error(ControlError::NoRollout(name.to_string())),
         }
     }
 }
 
-/// Run a change (file reads, validation with its DNS look-ups and certificate files, fsync)
-/// on the blocking pool: the admin runtime keeps answering `/readyz` and `/metrics` meanwhile.
+/// Run a reload (file reads, validation with its DNS look-ups and certificate files) on the
+/// blocking pool: the admin runtime keeps answering `/readyz` and `/metrics` meanwhile.
 async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Response<Vec<u8>>> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
         tracing::error!("an admin change did not complete: {e}");
@@ -670,7 +606,7 @@ impl AdminApp {
             Endpoint::Metrics => respond(StatusCode::OK, "text/plain; version=0.0.4", METRICS.render()),
             Endpoint::Routes => self.routes().await,
             Endpoint::Route(name) => match self.fleet_refreshed().await.table.get(&name) {
-                Some(m) => json_response(StatusCode::OK, &self.route_view(m)),
+                Some(m) => json_response(StatusCode::OK, &views::route_view(m, &self.control)),
                 None => error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}")),
             },
             Endpoint::Diffs(name) => self.diffs(&name, &query),
@@ -706,8 +642,13 @@ impl AdminApp {
             Some(f) => (fleet_totals(f, &snap), f.survey().await.instances),
             None => (Vec::new(), Vec::new()),
         };
-        let routes =
-            snap.config.routes.iter().filter_map(|r| snap.table.get(&r.name)).map(|m| self.route_view(m)).collect();
+        let routes = snap
+            .config
+            .routes
+            .iter()
+            .filter_map(|r| snap.table.get(&r.name))
+            .map(|m| views::route_view(m, &self.control))
+            .collect();
         json_response(
             StatusCode::OK,
             &api::Routes {

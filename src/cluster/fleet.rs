@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -49,8 +49,6 @@ pub struct Fleet {
     listeners: (Vec<String>, String),
     state: Mutex<State>,
     store: Mutex<Option<Store>>,
-    /// The runtime the watch runs on; runtime changes do their etcd calls there.
-    handle: OnceLock<tokio::runtime::Handle>,
     /// Every route's rollout progress as etcd holds it, kept current by a watch, with a count of
     /// the changes seen.
     rollouts: Mutex<(u64, BTreeMap<String, Stored>)>,
@@ -84,7 +82,6 @@ impl Fleet {
             listeners,
             state: Mutex::new(State::default()),
             store: Mutex::new(None),
-            handle: OnceLock::new(),
             rollouts: Mutex::new((0, BTreeMap::new())),
             figures: Mutex::new(FiguresCache::default()),
             resets: Mutex::new(BTreeMap::new()),
@@ -265,18 +262,6 @@ impl Fleet {
         (pooled, from)
     }
 
-    /// [`Fleet::pooled_findings`] from a blocking thread (the rollout leader's tick).
-    pub fn pooled_findings_blocking(
-        &self,
-        route: &str,
-        own: crate::compare::findings::Findings,
-    ) -> crate::compare::findings::Findings {
-        match self.handle.get() {
-            Some(handle) => handle.block_on(self.pooled_findings(route, own)).0,
-            None => own,
-        }
-    }
-
     /// Reset `route`'s report on every instance: the reset's revision, applied here by the caller.
     pub async fn reset_fleet(&self, route: &str, note: &str) -> Result<i64, StoreError> {
         let Some(store) = self.store() else {
@@ -322,13 +307,6 @@ impl Fleet {
             FiguresCache { read_at: Some(Instant::now()), by_instance: Arc::new(by_instance) };
     }
 
-    /// [`Fleet::refresh_figures`] from a blocking thread.
-    pub fn refresh_figures_blocking(&self, max_age: Duration) {
-        if let Some(handle) = self.handle.get() {
-            handle.block_on(self.refresh_figures(max_age));
-        }
-    }
-
     /// A route's counters on every instance: `own` (read now) for this one, the last published
     /// figures for the others.
     pub fn tally(&self, route: &str, own: Reading) -> Tally {
@@ -344,39 +322,28 @@ impl Fleet {
         tally
     }
 
-    pub fn set_handle(&self, handle: tokio::runtime::Handle) {
-        let _ = self.handle.set(handle);
-    }
-
-    /// Run an etcd call from a blocking thread (a runtime change), on the watch's runtime. A
-    /// call that fails (a member going down under it, or no connection yet) is tried again on
-    /// a new connection to whichever member answers, for up to [`CALL_PATIENCE`]: every call
-    /// made here is safe to repeat.
-    pub fn call<T>(
+    /// Run an etcd call. A call that fails (a member going down under it, or no connection
+    /// yet) is tried again on a new connection to whichever member answers, for up to
+    /// [`CALL_PATIENCE`]: every call made here is safe to repeat.
+    pub async fn call<T>(
         &self,
         f: impl Fn(Store) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send>>,
     ) -> Result<T, StoreError> {
-        let unavailable =
-            |why: &str| StoreError::Unavailable { endpoints: self.settings.endpoints.join(", "), why: why.to_string() };
-        let Some(handle) = self.handle.get() else {
-            return Err(unavailable("the connection to etcd is still being set up"));
-        };
-        let deadline = std::time::Instant::now() + CALL_PATIENCE;
+        let deadline = tokio::time::Instant::now() + CALL_PATIENCE;
         let mut store = self.store();
         loop {
             let result = match store.take() {
-                Some(s) => handle.block_on(f(s)),
-                None => handle.block_on(async {
-                    let s = Store::connect(&self.settings).await?;
-                    store = Some(s.clone());
-                    f(s).await
-                }),
+                Some(s) => f(s).await,
+                None => match Store::connect(&self.settings).await {
+                    Ok(s) => f(s).await,
+                    Err(e) => Err(e),
+                },
             };
             match result {
-                Err(StoreError::Unavailable { why, .. }) if std::time::Instant::now() < deadline => {
+                Err(StoreError::Unavailable { why, .. }) if tokio::time::Instant::now() < deadline => {
                     tracing::debug!("an etcd call failed, trying again on a new connection: {why}");
                     store = None;
-                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 other => return other,
             }

@@ -18,7 +18,6 @@ use pingora::services::background::BackgroundService;
 use super::fleet::{Fleet, Published, PublishedFindings};
 use super::store::{Doc, Store, Stored};
 use crate::api::InstanceView;
-use crate::control::reload::Reloader;
 use crate::snapshot::Shared;
 
 /// How often a connected instance checks that etcd still answers (a watch alone can stay
@@ -35,15 +34,19 @@ pub const FINDINGS_EVERY: Duration = Duration::from_secs(5);
 /// Evidence of one route larger than this travels without its examples.
 const FINDINGS_MAX_BYTES: usize = 256 * 1024;
 
+/// What applies a revision of the routing document (the reloader's all-or-nothing path, which
+/// validates it and reports a refusal). It blocks: it is called from the blocking pool.
+pub type ApplyDoc = Arc<dyn Fn(Doc) + Send + Sync>;
+
 pub struct WatchService {
     fleet: Arc<Fleet>,
-    reloader: Arc<Reloader>,
+    apply: ApplyDoc,
     shared: Arc<Shared>,
 }
 
 impl WatchService {
-    pub fn new(fleet: Arc<Fleet>, reloader: Arc<Reloader>, shared: Arc<Shared>) -> Self {
-        WatchService { fleet, reloader, shared }
+    pub fn new(fleet: Arc<Fleet>, apply: ApplyDoc, shared: Arc<Shared>) -> Self {
+        WatchService { fleet, apply, shared }
     }
 
     /// Stand for election: lead if nobody does.
@@ -130,8 +133,7 @@ impl WatchService {
         Ok(())
     }
 
-    /// Apply `doc` unless it is what is served already; the reloader validates it and reports
-    /// a refusal.
+    /// Apply `doc` unless it is what is served already.
     async fn offer(&self, doc: Doc) {
         if doc.revision <= self.fleet.applied_revision() {
             if doc.revision == self.fleet.applied_revision() {
@@ -139,8 +141,8 @@ impl WatchService {
             }
             return;
         }
-        let reloader = self.reloader.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || reloader.apply_doc(doc)).await {
+        let apply = self.apply.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || apply(doc)).await {
             tracing::error!("applying a routing document did not complete: {e}");
         }
     }
@@ -315,7 +317,6 @@ fn watched(
 #[async_trait]
 impl BackgroundService for WatchService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        self.fleet.set_handle(tokio::runtime::Handle::current());
         let mut pause = RETRY_MIN;
         let mut reached = false;
         loop {

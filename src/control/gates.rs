@@ -2,8 +2,12 @@
 //! latency ratio against legacy, each judged over the step's window. Pure functions of the
 //! step's figures, so every verdict can be tested from a table.
 
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
 use crate::config::rollout::Rollout;
-use crate::config::Side;
+use crate::core::Side;
 use crate::live::Window;
 
 /// Legacy answers needed in a step before the p99 ratio means anything.
@@ -46,23 +50,67 @@ pub fn latency_added_ms(w: &Window) -> Option<f64> {
     Some(w.side(Side::New).quantile_ms(0.99)? - w.side(Side::Legacy).quantile_ms(0.99)?)
 }
 
+/// The gate a step failed, with the figures it failed on. Shown by the API (`failed_gate`), in
+/// the rollout's reason (its [`Display`](fmt::Display) form) and in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "gate", rename_all = "snake_case")]
+pub enum GateFailure {
+    /// New failed more than `max_error_rate` percent of its requests.
+    ErrorRate { rate: f64, limit: f64, errors: u64, requests: u64 },
+    /// More than `max_mismatch_rate` percent of the shadow comparisons differed.
+    MismatchRate { rate: f64, limit: f64, mismatches: u64, comparisons: u64 },
+    /// New's p99 is over both allowances: `max_latency_ratio` times legacy's, and (when set)
+    /// `max_latency_added` more.
+    Latency {
+        new_p99_ms: f64,
+        legacy_p99_ms: f64,
+        ratio: f64,
+        added_ms: f64,
+        limit_ratio: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit_added_ms: Option<u64>,
+    },
+}
+
+impl fmt::Display for GateFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GateFailure::ErrorRate { rate, limit, errors, requests } => {
+                write!(f, "new error rate {rate:.2}% > {limit}% ({errors} of {requests} requests)")
+            }
+            GateFailure::MismatchRate { rate, limit, mismatches, comparisons } => {
+                write!(f, "shadow mismatch rate {rate:.2}% > {limit}% ({mismatches} of {comparisons} comparisons)")
+            }
+            GateFailure::Latency { new_p99_ms, legacy_p99_ms, ratio, added_ms, limit_ratio, limit_added_ms } => {
+                write!(
+                    f,
+                    "new p99 {new_p99_ms:.1} ms is {ratio:.2}x legacy p99 {legacy_p99_ms:.1} ms, {added_ms:.1} ms more (limit {limit_ratio}x"
+                )?;
+                match limit_added_ms {
+                    Some(ms) => write!(f, " or {ms} ms more)"),
+                    None => write!(f, ")"),
+                }
+            }
+        }
+    }
+}
+
 /// Check the gates over a step's window. Before the step's end (`last` false) a gate trips only
 /// when it is certain to fail: rates count against at least `min_requests`, so a handful of
 /// early errors is not yet a verdict but enough of them is. At the end, the actual rates.
-pub fn judge(cfg: &Rollout, w: &Window, last: bool) -> Result<(), String> {
+pub fn judge(cfg: &Rollout, w: &Window, last: bool) -> Result<(), GateFailure> {
     let new = w.side(Side::New);
     let floor = |n: u64| if last { n } else { n.max(cfg.min_requests) };
     let denom = floor(new.requests);
     if denom > 0 {
         let rate = new.errors as f64 * 100.0 / denom as f64;
         if rate > cfg.max_error_rate {
-            return Err(format!(
-                "new error rate {:.2}% > {}% ({} of {} requests)",
-                new.errors as f64 * 100.0 / new.requests.max(1) as f64,
-                cfg.max_error_rate,
-                new.errors,
-                new.requests
-            ));
+            return Err(GateFailure::ErrorRate {
+                rate: new.errors as f64 * 100.0 / new.requests.max(1) as f64,
+                limit: cfg.max_error_rate,
+                errors: new.errors,
+                requests: new.requests,
+            });
         }
     }
     if let Some(max) = cfg.max_mismatch_rate {
@@ -70,11 +118,12 @@ pub fn judge(cfg: &Rollout, w: &Window, last: bool) -> Result<(), String> {
         // rewrite, and noise not yet learned makes the first pairs differ most.
         let compared = w.shadow_match + w.shadow_mismatch;
         if compared >= cfg.min_comparisons && w.shadow_mismatch as f64 * 100.0 / compared as f64 > max {
-            return Err(format!(
-                "shadow mismatch rate {:.2}% > {max}% ({} of {compared} comparisons)",
-                w.shadow_mismatch as f64 * 100.0 / compared as f64,
-                w.shadow_mismatch
-            ));
+            return Err(GateFailure::MismatchRate {
+                rate: w.shadow_mismatch as f64 * 100.0 / compared as f64,
+                limit: max,
+                mismatches: w.shadow_mismatch,
+                comparisons: compared,
+            });
         }
     }
     if new.timed() >= cfg.min_requests.max(1) {
@@ -86,13 +135,14 @@ pub fn judge(cfg: &Rollout, w: &Window, last: bool) -> Result<(), String> {
         let within_added = cfg.max_latency_added.is_some_and(|max| added <= max.as_secs_f64() * 1000.0);
         if let Some(ratio) = latency_ratio(w) {
             if ratio > cfg.max_latency_ratio && added >= LATENCY_FLOOR_MS && !within_added {
-                let allowance = match cfg.max_latency_added {
-                    Some(max) => format!("limit {}x or {} ms more", cfg.max_latency_ratio, max.as_millis()),
-                    None => format!("limit {}x", cfg.max_latency_ratio),
-                };
-                return Err(format!(
-                    "new p99 {new_p99:.1} ms is {ratio:.2}x legacy p99 {legacy_p99:.1} ms, {added:.1} ms more ({allowance})"
-                ));
+                return Err(GateFailure::Latency {
+                    new_p99_ms: new_p99,
+                    legacy_p99_ms: legacy_p99,
+                    ratio,
+                    added_ms: added,
+                    limit_ratio: cfg.max_latency_ratio,
+                    limit_added_ms: cfg.max_latency_added.map(|d| d.as_millis() as u64),
+                });
             }
         }
     }
@@ -152,6 +202,45 @@ mod tests {
     const QUIET: Step =
         Step { new: 0, errors: 0, new_us: 10_000, legacy: 0, legacy_us: 10_000, matched: 0, mismatched: 0 };
 
+    /// Which gate a failure is, without its figures.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Gate {
+        ErrorRate,
+        MismatchRate,
+        Latency,
+    }
+
+    impl Gate {
+        fn of(f: &GateFailure) -> Gate {
+            match f {
+                GateFailure::ErrorRate { .. } => Gate::ErrorRate,
+                GateFailure::MismatchRate { .. } => Gate::MismatchRate,
+                GateFailure::Latency { .. } => Gate::Latency,
+            }
+        }
+    }
+
+    #[test]
+    fn a_failure_reads_as_it_always_has_and_travels_tagged() {
+        let f = GateFailure::ErrorRate { rate: 2.5, limit: 1.0, errors: 5, requests: 200 };
+        assert_eq!(f.to_string(), "new error rate 2.50% > 1% (5 of 200 requests)");
+        let json = serde_json::to_value(&f).unwrap();
+        assert_eq!(json["gate"], "error_rate");
+        assert_eq!(serde_json::from_value::<GateFailure>(json).unwrap(), f);
+        let l = GateFailure::Latency {
+            new_p99_ms: 32.8,
+            legacy_p99_ms: 6.7,
+            ratio: 4.9,
+            added_ms: 26.1,
+            limit_ratio: 1.5,
+            limit_added_ms: Some(20),
+        };
+        assert_eq!(
+            l.to_string(),
+            "new p99 32.8 ms is 4.90x legacy p99 6.7 ms, 26.1 ms more (limit 1.5x or 20 ms more)"
+        );
+    }
+
     fn window(s: &Step) -> Window {
         let live = Live::new();
         let start = live.read(0, 0);
@@ -167,7 +256,7 @@ mod tests {
     #[test]
     fn each_gate_passes_or_trips_as_the_table_says() {
         // (what, window, min_requests, last step check, the gate that trips or None)
-        let cases: &[(&str, Step, u64, bool, Option<&str>)] = &[
+        let cases: &[(&str, Step, u64, bool, Option<Gate>)] = &[
             ("nothing yet", QUIET, 100, false, None),
             ("nothing at the end", QUIET, 100, true, None),
             (
@@ -182,16 +271,16 @@ mod tests {
                 Step { new: 10, errors: 2, ..QUIET },
                 100,
                 false,
-                Some("error rate"),
+                Some(Gate::ErrorRate),
             ),
             ("1% at the end is at the limit", Step { new: 200, errors: 2, ..QUIET }, 100, true, None),
-            ("1.5% at the end is over it", Step { new: 200, errors: 3, ..QUIET }, 100, true, Some("error rate")),
+            ("1.5% at the end is over it", Step { new: 200, errors: 3, ..QUIET }, 100, true, Some(Gate::ErrorRate)),
             (
                 "1 mismatch in 10 early, the gate's minimum: 10% is over 0.5%",
                 Step { matched: 9, mismatched: 1, ..QUIET },
                 100,
                 false,
-                Some("mismatch rate"),
+                Some(Gate::MismatchRate),
             ),
             ("2 of 2 comparisons differ: too few pairs to decide", Step { mismatched: 2, ..QUIET }, 100, false, None),
             ("2 of 2 at the step's end: still too few", Step { mismatched: 2, ..QUIET }, 100, true, None),
@@ -201,7 +290,7 @@ mod tests {
                 Step { new: 100, new_us: 30_000, legacy: 100, ..QUIET },
                 100,
                 true,
-                Some("p99"),
+                Some(Gate::Latency),
             ),
             (
                 "3x slower but by under a millisecond",
@@ -230,7 +319,9 @@ mod tests {
             let verdict = judge(&cfg(*min), &window(step), *last);
             match (trips, &verdict) {
                 (None, Ok(())) => {}
-                (Some(gate), Err(why)) => assert!(why.contains(gate), "{what}: tripped for another reason: {why}"),
+                (Some(gate), Err(failure)) => {
+                    assert_eq!(Gate::of(failure), *gate, "{what}: tripped for another reason: {failure}")
+                }
                 _ => panic!("{what}: expected {trips:?}, got {verdict:?}"),
             }
         }
@@ -266,7 +357,9 @@ mod tests {
             let c = ms.map_or_else(|| cfg(100), allowed);
             let verdict = judge(&c, &step(*legacy, *new), true);
             assert_eq!(verdict.is_ok(), *passes, "{what}: {verdict:?}");
-            if let Err(why) = verdict {
+            if let Err(failure) = verdict {
+                assert_eq!(Gate::of(&failure), Gate::Latency, "{what}: {failure}");
+                let why = failure.to_string();
                 assert!(why.contains("p99") && why.contains("ms more"), "{what}: {why}");
             }
         }

@@ -4,6 +4,8 @@
 
 pub mod gates;
 pub mod health;
+pub mod machine;
+pub mod progress;
 pub mod reload;
 pub mod rollout;
 pub mod sampler;

@@ -91,13 +91,23 @@ pub struct Reloader {
     fleet: Option<Arc<Fleet>>,
     /// The last reload refused, until a config is applied from the file again.
     refused: Mutex<Option<crate::api::RefusedReload>>,
+    /// Changes to the fleet's document, one at a time.
+    fleet_serial: tokio::sync::Mutex<()>,
 }
 
 impl Reloader {
     pub fn new(path: PathBuf, shared: Arc<Shared>) -> Self {
         let last_seen = std::fs::read(&path).ok();
         let admin_bound = shared.load().config.admin.listen;
-        Reloader { path, shared, last_seen: Mutex::new(last_seen), admin_bound, fleet: None, refused: Mutex::new(None) }
+        Reloader {
+            path,
+            shared,
+            last_seen: Mutex::new(last_seen),
+            admin_bound,
+            fleet: None,
+            refused: Mutex::new(None),
+            fleet_serial: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// A reloader of an instance in a fleet: the file holds its process settings, etcd the rest.
@@ -253,10 +263,23 @@ impl Reloader {
     /// A file edited on disk since it was loaded is taken as it is (the change is applied on
     /// top of the operator's edit) only once it reads the same twice [`STABLE_GAP`] apart: an
     /// editor still writing it gets `ChangedOnDisk`, never a half-written file saved for good.
-    pub fn change(&self, edit: impl Fn(&str) -> Result<String, PersistError>) -> Result<(), ChangeError> {
+    pub async fn change(
+        self: &Arc<Self>,
+        edit: impl Fn(&str) -> Result<String, PersistError> + Send + Sync + 'static,
+    ) -> Result<(), ChangeError> {
         if let Some(fleet) = &self.fleet {
-            return self.change_fleet(fleet, edit);
+            return self.change_fleet(fleet, &edit).await;
         }
+        // File reads, validation (with its DNS look-ups and certificate files) and the fsync:
+        // on the blocking pool, never on a runtime's thread.
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.change_file(edit))
+            .await
+            .map_err(|e| ChangeError::Conflict(format!("the change did not complete: {e}")))?
+    }
+
+    /// [`Reloader::change`] of the config file, from a blocking thread.
+    fn change_file(&self, edit: impl Fn(&str) -> Result<String, PersistError>) -> Result<(), ChangeError> {
         let mut last = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
         let read = || {
             std::fs::read_to_string(&self.path)
@@ -291,16 +314,16 @@ impl Reloader {
     /// as this instance would run it, and write it back only if nobody wrote in between (a
     /// compare-and-swap on its revision); a lost race starts again from the newer document.
     /// Applied here at once; the other instances apply it from their watch.
-    fn change_fleet(
-        &self,
+    async fn change_fleet(
+        self: &Arc<Self>,
         fleet: &Arc<Fleet>,
-        edit: impl Fn(&str) -> Result<String, PersistError>,
+        edit: &(impl Fn(&str) -> Result<String, PersistError> + Sync),
     ) -> Result<(), ChangeError> {
-        let _serial = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let _serial = self.fleet_serial.lock().await;
         for _ in 0..SWAP_TRIES {
-            let (from, edited, cfg) = self.edit_doc(fleet, &edit)?;
+            let (from, edited, cfg) = self.edit_doc(fleet, edit).await?;
             let commit = Commit { doc: Some((from, edited.clone())), ..Commit::default() };
-            match self.commit_with(fleet, commit)? {
+            match Self::commit_with(fleet, commit).await? {
                 Some(revision) => {
                     self.shared.replace(cfg);
                     fleet.set_applied(Doc { text: edited, revision }, false);
@@ -318,14 +341,14 @@ impl Reloader {
     }
 
     /// The routing document as etcd has it now, edited: its revision, the new text, and the
-    /// config this instance would run with it (validated).
-    fn edit_doc(
-        &self,
+    /// config this instance would run with it (validated, on the blocking pool).
+    async fn edit_doc(
+        self: &Arc<Self>,
         fleet: &Arc<Fleet>,
-        edit: impl Fn(&str) -> Result<String, PersistError>,
+        edit: &(impl Fn(&str) -> Result<String, PersistError> + Sync),
     ) -> Result<(i64, String, config::Config), ChangeError> {
         let unavailable = |e: StoreError| ChangeError::Unavailable(e.to_string());
-        let (doc, _) = fleet.call(|s| Box::pin(async move { s.doc().await })).map_err(unavailable)?;
+        let (doc, _) = fleet.call(|s| Box::pin(async move { s.doc().await })).await.map_err(unavailable)?;
         let Some(doc) = doc else {
             return Err(ChangeError::Conflict(format!(
                 "{} holds no routing document: upload one with `strangler cluster push`",
@@ -333,20 +356,24 @@ impl Reloader {
             )));
         };
         let edited = edit(&doc.text)?;
-        let cfg = fleet
-            .validate(&edited, doc.revision)
-            .and_then(|cfg| self.fits_running(cfg))
-            .map_err(ChangeError::Invalid)?;
+        let (this, fleet, text) = (self.clone(), fleet.clone(), edited.clone());
+        let cfg = tokio::task::spawn_blocking(move || {
+            fleet.validate(&text, doc.revision).and_then(|cfg| this.fits_running(cfg))
+        })
+        .await
+        .map_err(|e| ChangeError::Conflict(format!("the change did not complete: {e}")))?
+        .map_err(ChangeError::Invalid)?;
         Ok((doc.revision, edited, cfg))
     }
 
-    fn commit_with(&self, fleet: &Arc<Fleet>, commit: Commit) -> Result<Option<i64>, ChangeError> {
+    async fn commit_with(fleet: &Arc<Fleet>, commit: Commit) -> Result<Option<i64>, ChangeError> {
         let commit = Arc::new(commit);
         fleet
             .call(move |s| {
                 let c = commit.clone();
                 Box::pin(async move { s.commit(&c).await })
             })
+            .await
             .map_err(|e| ChangeError::Unavailable(e.to_string()))
     }
 
@@ -355,24 +382,25 @@ impl Reloader {
     /// one transaction, and only while `term` (the leader's, when the leader moves) holds. The
     /// store's new revision; a conflict when anything changed meanwhile: nothing is written, the
     /// caller reads again.
-    pub fn commit_rollout(
-        &self,
+    pub async fn commit_rollout(
+        self: &Arc<Self>,
         fleet: &Arc<Fleet>,
-        weight: Option<(&str, f64)>,
+        weight: Option<(String, f64)>,
         term: Option<i64>,
         rollout: (String, i64, String),
     ) -> Result<i64, ChangeError> {
-        let _serial = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let _serial = self.fleet_serial.lock().await;
         let route = rollout.0.clone();
-        let edited = match weight {
+        let edited = match &weight {
             Some((name, percent)) => {
-                Some(self.edit_doc(fleet, |text| persist::set_weight(text, &self.path, name, percent))?)
+                let (path, name, percent) = (self.path.clone(), name.clone(), *percent);
+                Some(self.edit_doc(fleet, &move |text: &str| persist::set_weight(text, &path, &name, percent)).await?)
             }
             None => None,
         };
         let commit =
             Commit { term, doc: edited.as_ref().map(|(from, text, _)| (*from, text.clone())), rollout: Some(rollout) };
-        match self.commit_with(fleet, commit)? {
+        match Self::commit_with(fleet, commit).await? {
             Some(revision) => {
                 if let Some((_, text, cfg)) = edited {
                     self.shared.replace(cfg);
@@ -415,6 +443,15 @@ impl ReloadService {
     pub fn new(reloader: Arc<Reloader>) -> Self {
         ReloadService { reloader }
     }
+
+    /// A reload (file reads, validation, DNS look-ups) on the blocking pool; its result is
+    /// logged and counted by the reloader.
+    async fn reload(&self, trigger: Trigger) {
+        let reloader = self.reloader.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || reloader.reload(trigger)).await {
+            tracing::error!("a reload did not complete: {e}");
+        }
+    }
 }
 
 #[async_trait]
@@ -433,23 +470,23 @@ impl BackgroundService for ReloadService {
             tokio::select! {
                 _ = shutdown.changed() => break,
                 Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                    let _ = self.reloader.reload(Trigger::Signal);
+                    self.reload(Trigger::Signal).await;
                 }
                 Some(()) = rx.recv() => {
                     // Debounce: wait until events stop for a moment, then reload once the file
                     // reads the same twice in a row (an editor writing in place and pausing
                     // must not get a half-written file applied).
                     while tokio::time::timeout(DEBOUNCE, rx.recv()).await.is_ok_and(|e| e.is_some()) {}
-                    let mut before = std::fs::read(self.reloader.path()).ok();
+                    let mut before = tokio::fs::read(self.reloader.path()).await.ok();
                     for _ in 0..STABLE_TRIES {
                         tokio::time::sleep(STABLE_GAP).await;
-                        let now = std::fs::read(self.reloader.path()).ok();
+                        let now = tokio::fs::read(self.reloader.path()).await.ok();
                         if now == before {
                             break;
                         }
                         before = now;
                     }
-                    let _ = self.reloader.reload(Trigger::FileChange);
+                    self.reload(Trigger::FileChange).await;
                 }
             }
         }
