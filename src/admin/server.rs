@@ -657,7 +657,7 @@ impl AdminApp {
                 fleet: fleet.is_some(),
                 fleet_totals,
                 instances,
-                refused_reload: self.control.reloader().refused(),
+                refused_reload: self.control.reloader().refused().as_ref().map(views::refused_view),
             },
         )
     }

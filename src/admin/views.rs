@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::api::{self, Side};
 use crate::config::shadow::Shadow;
+use crate::control::reload::Refused;
 use crate::control::rollout::Control;
 use crate::live::Window;
 use crate::route::Matched;
@@ -135,5 +136,25 @@ fn gate_window(w: &Window) -> api::GateWindow {
         mismatch_rate: w.mismatch_rate(),
         latency_ratio: latency_ratio(w),
         latency_added_ms: latency_added_ms(w),
+    }
+}
+
+/// A refused reload, as `GET /api/v1/routes` shows it until a good one lands.
+pub fn refused_view(r: &Refused) -> api::RefusedReload {
+    api::RefusedReload {
+        at: humantime::format_rfc3339_seconds(r.at).to_string(),
+        trigger: r.trigger.as_str().to_string(),
+        file: r.error.file.display().to_string(),
+        problems: r
+            .error
+            .problems
+            .iter()
+            .map(|p| api::ConfigProblem {
+                key: p.key.clone(),
+                value: p.value.clone(),
+                message: p.message.clone(),
+                line: p.location.map(|(line, _)| line),
+            })
+            .collect(),
     }
 }

@@ -29,7 +29,7 @@ impl Problem {
 }
 
 /// Every problem found in one config file. Displayed one per line, each naming the file.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub struct ConfigError {
     pub file: PathBuf,
     pub problems: Vec<Problem>,

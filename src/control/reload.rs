@@ -41,13 +41,21 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Trigger::FileChange => "file change",
             Trigger::Signal => "SIGHUP",
             Trigger::Api => "admin API",
         }
     }
+}
+
+/// A reload of the config file that was refused: nothing of it applied.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub at: std::time::SystemTime,
+    pub trigger: Trigger,
+    pub error: ConfigError,
 }
 
 /// Why a runtime change was refused. Nothing was written and nothing applied.
@@ -90,7 +98,7 @@ pub struct Reloader {
     /// In a fleet, the routing document comes from etcd and changes go there.
     fleet: Option<Arc<Fleet>>,
     /// The last reload refused, until a config is applied from the file again.
-    refused: Mutex<Option<crate::api::RefusedReload>>,
+    refused: Mutex<Option<Refused>>,
     /// Changes to the fleet's document, one at a time.
     fleet_serial: tokio::sync::Mutex<()>,
 }
@@ -191,11 +199,11 @@ impl Reloader {
     }
 
     /// The last reload refused, if no config has been applied from the file since.
-    pub fn refused(&self) -> Option<crate::api::RefusedReload> {
+    pub fn refused(&self) -> Option<Refused> {
         self.refused.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn set_refused(&self, refused: Option<crate::api::RefusedReload>) {
+    fn set_refused(&self, refused: Option<Refused>) {
         *self.refused.lock().unwrap_or_else(|p| p.into_inner()) = refused;
     }
 
@@ -234,21 +242,7 @@ impl Reloader {
                     trigger = trigger.as_str(),
                     "config reload rejected, the running config keeps serving:\n{e}"
                 );
-                self.set_refused(Some(crate::api::RefusedReload {
-                    at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-                    trigger: trigger.as_str().to_string(),
-                    file: e.file.display().to_string(),
-                    problems: e
-                        .problems
-                        .iter()
-                        .map(|p| crate::api::ConfigProblem {
-                            key: p.key.clone(),
-                            value: p.value.clone(),
-                            message: p.message.clone(),
-                            line: p.location.map(|(line, _)| line),
-                        })
-                        .collect(),
-                }));
+                self.set_refused(Some(Refused { at: std::time::SystemTime::now(), trigger, error: e.clone() }));
                 Err(e)
             }
         }
