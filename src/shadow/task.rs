@@ -67,45 +67,16 @@ fn not_comparable(e: &DecodeError) -> Verdict {
     Verdict::Skipped
 }
 
+/// One shadowed request, step by step: where it counts, both answers, noise, the comparison,
+/// and what is kept of it.
 async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> Verdict {
-    let c = &cfg.compare;
-    let method = &job.request.method;
-    let (endpoint, repeat, bootstrapping) = {
-        let now = SystemTime::now();
-        let mut f = job.state.findings();
-        let e = f.endpoint(method.as_str(), job.request.uri.path(), &c.endpoints, now);
-        let repeat = is_safe(method) && f.wants_noise_sample(&e, c.noise_sample, now);
-        let bootstrapping = f.bootstrapping(&e, now);
-        (e, repeat, bootstrapping)
+    let (endpoint, repeat, bootstrapping) = plan(job, cfg);
+    let Exchanged { primary, shadow, again } = match exchange(job, cfg, repeat, primary).await {
+        Ok(x) => x,
+        Err(verdict) => return verdict,
     };
-    // The noise repeat leaves now, beside the shadow and at the primary's own time, never after
-    // the primary's answer: no client can change state between two answers of one side.
-    let again = async {
-        match repeat {
-            true => Some(job.send(job.served, cfg).await),
-            false => None,
-        }
-    };
-    // Polled first: of the two, the repeat is the one whose timing matters.
-    let (again, shadow, primary) = tokio::join!(again, job.send(job.target, cfg), primary);
-    let primary = match primary {
-        Ok(p) if !p.failed => p,
-        _ => return Verdict::Skipped,
-    };
-    let shadow = match shadow {
-        Ok(raw) => raw,
-        Err(ExchangeError::TooLarge(_)) => return Verdict::Skipped,
-        Err(e) => {
-            tracing::debug!(route = %job.route.name, side = job.target.as_str(), "shadow request failed: {e}");
-            return Verdict::Error;
-        }
-    };
-    job.state.observe(job.served, primary.took);
-    job.state.observe(job.target, shadow.took);
-    if primary.over {
-        return Verdict::Skipped;
-    }
     let delivered = primary.delivered;
+    let took = BySide::from_fn(|side| if side == job.served { primary.took } else { shadow.took });
     let served = match answer(primary.status, primary.headers, primary.body, cfg.max_body) {
         Ok(a) => a,
         Err(e) => return not_comparable(&e),
@@ -120,18 +91,16 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
         let deadline = (!bootstrapping).then_some(delivered);
         learn_noise(job, cfg, &served, &endpoint, again, deadline);
     }
-
-    let took_ms = |side: Side| if side == job.served { primary.took } else { shadow.took }.as_secs_f64() * 1000.0;
     let (legacy, new) = match job.served {
         Side::Legacy => (served, other),
         Side::New => (other, served),
     };
-    let statuses = (legacy.status, new.status);
+    let statuses = BySide { legacy: legacy.status, new: new.status };
     let outcome = compare_off_path(job.route.clone(), endpoint.clone(), legacy, new).await;
     if outcome.differences.is_empty() {
         let bytes = {
             let mut f = job.state.findings();
-            f.record_pair(&endpoint, "", Vec::new(), &c.rules, SystemTime::now());
+            f.record_pair(&endpoint, "", Vec::new(), &cfg.compare.rules, SystemTime::now());
             f.bytes()
         };
         job.state.evidence_bytes(bytes);
@@ -140,28 +109,99 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
     // One instant for the diff record and the findings' examples, so a finding's example names
     // the pair it came from (the console shows the pair by it).
     let now = SystemTime::now();
-    let mut record = DiffRecord {
+    let answers =
+        statuses.map(|side, status| SideAnswer { status: *status, duration_ms: took[side].as_secs_f64() * 1000.0 });
+    keep_mismatch(job, cfg, &endpoint, diff_record(job, answers, outcome, now), now)
+}
+
+/// The endpoint the request counts under, whether the serving side is asked again for noise,
+/// and whether the endpoint is still learning its first samples.
+fn plan(job: &Job, cfg: &Shadow) -> (String, bool, bool) {
+    let c = &cfg.compare;
+    let method = &job.request.method;
+    let now = SystemTime::now();
+    let mut f = job.state.findings();
+    let e = f.endpoint(method.as_str(), job.request.uri.path(), &c.endpoints, now);
+    let repeat = is_safe(method) && f.wants_noise_sample(&e, c.noise_sample, now);
+    let bootstrapping = f.bootstrapping(&e, now);
+    (e, repeat, bootstrapping)
+}
+
+/// The primary's answer, the shadow's, and the serving side's second one when asked.
+struct Exchanged {
+    primary: Primary,
+    shadow: Raw,
+    again: Option<Result<Raw, ExchangeError>>,
+}
+
+/// Send the shadow (and the noise repeat), wait for the primary's answer; the verdict when
+/// there is nothing to compare.
+async fn exchange(
+    job: &Job,
+    cfg: &Shadow,
+    repeat: bool,
+    primary: oneshot::Receiver<Primary>,
+) -> Result<Exchanged, Verdict> {
+    // The noise repeat leaves now, beside the shadow and at the primary's own time, never after
+    // the primary's answer: no client can change state between two answers of one side.
+    let again = async {
+        match repeat {
+            true => Some(job.send(job.served, cfg).await),
+            false => None,
+        }
+    };
+    // Polled first: of the two, the repeat is the one whose timing matters.
+    let (again, shadow, primary) = tokio::join!(again, job.send(job.target, cfg), primary);
+    let primary = match primary {
+        Ok(p) if !p.failed => p,
+        _ => return Err(Verdict::Skipped),
+    };
+    let shadow = match shadow {
+        Ok(raw) => raw,
+        Err(ExchangeError::TooLarge(_)) => return Err(Verdict::Skipped),
+        Err(e) => {
+            tracing::debug!(route = %job.route.name, side = job.target.as_str(), "shadow request failed: {e}");
+            return Err(Verdict::Error);
+        }
+    };
+    job.state.observe(job.served, primary.took);
+    job.state.observe(job.target, shadow.took);
+    if primary.over {
+        return Err(Verdict::Skipped);
+    }
+    Ok(Exchanged { primary, shadow, again })
+}
+
+/// The record of a pair that differed, before redaction.
+fn diff_record(job: &Job, answers: BySide<SideAnswer>, outcome: Outcome, now: SystemTime) -> DiffRecord {
+    let BySide { legacy, new } = answers;
+    DiffRecord {
         at: humantime::format_rfc3339_millis(now).to_string(),
         route: job.route.name.clone(),
         method: job.request.method.to_string(),
         path: job.request.uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
         served_by: job.served,
-        legacy: SideAnswer { status: statuses.0, duration_ms: took_ms(Side::Legacy) },
-        new: SideAnswer { status: statuses.1, duration_ms: took_ms(Side::New) },
+        legacy,
+        new,
         differences: outcome.differences,
         truncated: outcome.truncated,
         request_headers: header_map(&job.request.headers),
-    };
-    // Every difference, noise included, counts in the findings (redacted, then cut: they keep
-    // examples); the pair is a mismatch only on a field noise does not explain.
+    }
+}
+
+/// A pair that differed: every difference, noise included, counts in the findings (redacted,
+/// then cut: they keep examples); the pair is a mismatch only on a field noise does not explain,
+/// and only a mismatch is counted, kept for replay, and stored with the recent diffs.
+fn keep_mismatch(job: &Job, cfg: &Shadow, endpoint: &str, mut record: DiffRecord, now: SystemTime) -> Verdict {
+    let c = &cfg.compare;
     c.redaction.apply(&mut record);
     bound(&mut record);
     let all = std::mem::take(&mut record.differences);
     let (real, significant, bytes) = {
         let mut f = job.state.findings();
-        let real = f.record_pair(&endpoint, &record.path, all, &c.rules, now);
+        let real = f.record_pair(endpoint, &record.path, all, &c.rules, now);
         let fields: Vec<_> = real.iter().map(|d| d.field.clone()).collect();
-        let significant = f.any_significant(&endpoint, &fields, &c.rules);
+        let significant = f.any_significant(endpoint, &fields, &c.rules);
         (real, significant, f.bytes())
     };
     job.state.evidence_bytes(bytes);
@@ -182,7 +222,7 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
     if c.keep_replays > 0 && (is_safe(&job.request.method) || c.replay_unsafe) {
         let kept = Kept {
             seen_at: record.at.clone(),
-            endpoint: endpoint.clone(),
+            endpoint: endpoint.to_string(),
             request: job.request.clone(),
             client_host: job.client_host.clone(),
             body: job.body.clone(),
