@@ -5,7 +5,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use strangler::admin::server::parse_weight_body;
-use strangler::config::{load_str, persist};
+use strangler::config::{load_str, persist, Percent};
 
 const BASE: &str = include_str!("../conf/strangler.toml");
 
@@ -77,12 +77,21 @@ proptest! {
         prop_assert_eq!(BASE.lines().count(), out.lines().count());
     }
 
-    /// The weight endpoint's body: any bytes give a weight in range or a reason.
+    /// The weight endpoint's body: a percent is taken exactly as `Percent::parse` takes it,
+    /// anything else is refused with a reason.
     #[test]
-    fn any_weight_body_gives_a_weight_or_a_reason(body in proptest::collection::vec(any::<u8>(), 0..64)) {
-        match parse_weight_body(&body) {
-            Ok(w) => prop_assert!(w.hundredths() <= 10_000),
-            Err(msg) => prop_assert!(!msg.is_empty()),
+    fn a_weight_body_is_taken_exactly_or_refused_with_a_reason(
+        percent in prop_oneof![-50.0f64..150.0, (0u32..=10_000).prop_map(|h| f64::from(h) / 100.0)],
+        junk in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let body = format!(r#"{{"percent": {percent}}}"#);
+        match (parse_weight_body(body.as_bytes()), Percent::parse(percent, "weights")) {
+            (Ok(got), Ok(want)) => prop_assert_eq!(got, want),
+            (Err(msg), Err(_)) => prop_assert!(!msg.is_empty()),
+            (got, want) => prop_assert!(false, "{} gave {:?}, Percent::parse {:?}", body, got, want),
+        }
+        if serde_json::from_slice::<serde_json::Value>(&junk).is_err() {
+            prop_assert!(parse_weight_body(&junk).is_err_and(|msg| !msg.is_empty()));
         }
     }
 

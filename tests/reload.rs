@@ -15,7 +15,6 @@ fn body(legacy: &MockUpstream, new: &MockUpstream, weight: f64) -> String {
     )
 }
 
-const RELOAD_OK: &str = "strangler_config_reloads_total{result=\"ok\"}";
 const RELOAD_ERR: &str = "strangler_config_reloads_total{result=\"error\"}";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

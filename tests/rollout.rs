@@ -336,8 +336,8 @@ async fn a_step_cannot_pass_without_comparisons() {
     })
     .await;
     assert!(r.window.as_ref().is_some_and(|w| w.new_requests >= 5), "{r:?}");
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let r = rollout(&s).await;
+    // Held six times its hold, with requests enough: it would have passed by now.
+    let r = wait_rollout(&s, "held past its hold", |r| r.held_ms.is_some_and(|h| h >= 600) || r.step != Some(1)).await;
     assert_eq!((r.status, r.step), (RolloutStatus::Running, Some(1)), "held well past its hold: {r:?}");
     assert_eq!(s.route("orders").await.weight, 10.0);
 }
@@ -368,8 +368,9 @@ async fn require_ready_holds_the_last_step_until_no_endpoint_differs() {
     })
     .await;
     assert_eq!((r.status, r.step), (RolloutStatus::Running, Some(1)));
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(rollout(&s).await.step, Some(1), "the last step was taken with an endpoint differing");
+    // Held three times its hold with every other gate passing: the report alone holds it.
+    let r = wait_rollout(&s, "held past its hold", |r| r.held_ms.is_some_and(|h| h >= 600) || r.step != Some(1)).await;
+    assert_eq!(r.step, Some(1), "the last step was taken with an endpoint differing");
     assert_eq!(s.route("orders").await.weight, 50.0);
 
     let (ok, out, err) = s.cli(&["report", "orders", "--reset"]);

@@ -16,7 +16,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
 use super::fleet::{Fleet, Published, PublishedFindings};
-use super::store::{Doc, Store, Stored};
+use super::store::{Doc, Store, StoreError, Stored};
 use crate::api::InstanceView;
 use crate::snapshot::Shared;
 
@@ -50,8 +50,8 @@ impl WatchService {
     }
 
     /// Stand for election: lead if nobody does.
-    async fn campaign(&self, store: &Store, lease: i64) -> Result<(), String> {
-        let (term, holder) = store.campaign(lease, &self.fleet.settings.instance).await.map_err(|e| e.to_string())?;
+    async fn campaign(&self, store: &Store, lease: i64) -> Result<(), Lost> {
+        let (term, holder) = store.campaign(lease, &self.fleet.settings.instance).await?;
         self.fleet.set_leader(term, holder);
         Ok(())
     }
@@ -64,7 +64,7 @@ impl WatchService {
         lease: i64,
         last: &mut std::collections::BTreeMap<String, String>,
         only: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Lost> {
         let snap = self.shared.load_full();
         for m in snap.table.iter().filter(|m| only.is_none_or(|r| r == m.route.name)) {
             let Some(state) = &m.shadow else { continue };
@@ -73,10 +73,10 @@ impl WatchService {
                 reset_revision: self.fleet.reset_applied(route),
                 findings: state.findings().clone(),
             };
-            let mut json = serde_json::to_string(&published).map_err(|e| e.to_string())?;
+            let mut json = serde_json::to_string(&published)?;
             if json.len() > FINDINGS_MAX_BYTES {
                 published.findings.strip_examples();
-                json = serde_json::to_string(&published).map_err(|e| e.to_string())?;
+                json = serde_json::to_string(&published)?;
             }
             if json.len() > FINDINGS_MAX_BYTES {
                 if last.get(route).is_none_or(|l| !l.is_empty()) {
@@ -90,10 +90,7 @@ impl WatchService {
                 continue;
             }
             if last.get(route) != Some(&json) {
-                store
-                    .put_findings(lease, route, &self.fleet.settings.instance, json.clone())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                store.put_findings(lease, route, &self.fleet.settings.instance, json.clone()).await?;
                 last.insert(route.to_string(), json);
             }
         }
@@ -109,7 +106,7 @@ impl WatchService {
         route: &str,
         revision: i64,
         last: &mut std::collections::BTreeMap<String, String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Lost> {
         if !self.fleet.note_reset(route, revision) {
             return Ok(());
         }
@@ -121,13 +118,12 @@ impl WatchService {
     }
 
     /// Publish every route's counters, unless they are what was published last.
-    async fn publish(&self, store: &Store, lease: i64, last: &mut String) -> Result<(), String> {
+    async fn publish(&self, store: &Store, lease: i64, last: &mut String) -> Result<(), Lost> {
         let snap = self.shared.load();
         let routes = snap.table.iter().map(|m| (m.route.name.clone(), m.reading())).collect();
-        let json =
-            serde_json::to_string(&Published { boot: crate::live::boot_id(), routes }).map_err(|e| e.to_string())?;
+        let json = serde_json::to_string(&Published { boot: crate::live::boot_id(), routes })?;
         if json != *last {
-            store.put_figures(lease, &self.fleet.settings.instance, json.clone()).await.map_err(|e| e.to_string())?;
+            store.put_figures(lease, &self.fleet.settings.instance, json.clone()).await?;
             *last = json;
         }
         Ok(())
@@ -148,26 +144,82 @@ impl WatchService {
     }
 
     /// Register again if what this instance serves changed since `announced`.
-    async fn reannounce(&self, store: &Store, lease: i64, announced: &mut InstanceView) -> Result<(), String> {
+    async fn reannounce(&self, store: &Store, lease: i64, announced: &mut InstanceView) -> Result<(), Lost> {
         let me = self.fleet.me();
         if me != *announced {
-            store.announce(lease, &me).await.map_err(|e| e.to_string())?;
+            store.announce(lease, &me).await?;
             *announced = me;
         }
         Ok(())
     }
 
+    /// Events under the leader key, the report resets and the rollouts' progress.
+    async fn on_control(
+        &self,
+        store: &Store,
+        lease: i64,
+        resp: &etcd_client::WatchResponse,
+        findings_published: &mut std::collections::BTreeMap<String, String>,
+    ) -> Result<(), Lost> {
+        let (leader_key, resets_prefix, rollouts) = (store.keys.leader(), store.keys.resets(), store.keys.rollouts());
+        for event in resp.events() {
+            let Some(kv) = event.kv() else { continue };
+            let Ok(key) = kv.key_str() else { continue };
+            if key == leader_key {
+                // The leader left (or its lease expired): stand at once.
+                if event.event_type() == EventType::Delete {
+                    self.campaign(store, lease).await?;
+                }
+                continue;
+            }
+            if let Some(route) = key.strip_prefix(&resets_prefix) {
+                if event.event_type() == EventType::Put {
+                    self.apply_reset(store, lease, route, kv.mod_revision(), findings_published).await?;
+                }
+                continue;
+            }
+            let Some(route) = key.strip_prefix(&rollouts) else { continue };
+            let stored = match event.event_type() {
+                EventType::Put => kv.value_str().ok().map(|json| Stored {
+                    route: route.to_string(),
+                    json: json.to_string(),
+                    revision: kv.mod_revision(),
+                }),
+                EventType::Delete => None,
+            };
+            self.fleet.rollout_changed(route, stored);
+        }
+        Ok(())
+    }
+
+    /// Revisions of the routing document.
+    async fn on_document(&self, resp: &etcd_client::WatchResponse, key: &str) {
+        for event in resp.events() {
+            let Some(kv) = event.kv() else { continue };
+            match event.event_type() {
+                EventType::Put => match kv.value_str() {
+                    Ok(text) => self.offer(Doc { text: text.to_string(), revision: kv.mod_revision() }).await,
+                    Err(_) => tracing::error!(
+                        key,
+                        revision = kv.mod_revision(),
+                        "the routing document is not UTF-8 text: refused, the last good one keeps serving"
+                    ),
+                },
+                EventType::Delete => {
+                    tracing::warn!(key, "the routing document was deleted from etcd: the last one keeps serving")
+                }
+            }
+        }
+    }
+
     /// One connection's life: the current document, then the watch, until etcd fails or the
     /// process stops. `Ok` on shutdown.
     /// `reached`: whether etcd was reached before, since the start.
-    async fn follow(&self, store: &Store, shutdown: &mut ShutdownWatch, reached: &mut bool) -> Result<(), String> {
-        let (doc, revision) = store.doc().await.map_err(|e| e.to_string())?;
+    async fn follow(&self, store: &Store, shutdown: &mut ShutdownWatch, reached: &mut bool) -> Result<(), Lost> {
+        let (doc, revision) = store.doc().await?;
         let key = store.keys.config();
         let mut client = store.client();
-        let mut stream = client
-            .watch(key.clone(), Some(WatchOptions::new().with_start_revision(revision + 1)))
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut stream = client.watch(key.clone(), Some(WatchOptions::new().with_start_revision(revision + 1))).await?;
         self.fleet.set_connected(Some(store.clone()), None);
         tracing::info!(key = %key, revision, "following the fleet's routing document in etcd");
         match doc {
@@ -178,10 +230,10 @@ impl WatchService {
         }
         // Registered on a lease: a crashed instance leaves the list within lease_ttl.
         let ttl = self.fleet.settings.lease_ttl;
-        let lease = store.lease(ttl).await.map_err(|e| e.to_string())?;
-        let (mut keeper, mut acks) = client.lease_keep_alive(lease).await.map_err(|e| e.to_string())?;
+        let lease = store.lease(ttl).await?;
+        let (mut keeper, mut acks) = client.lease_keep_alive(lease).await?;
         let mut announced = self.fleet.me();
-        store.announce(lease, &announced).await.map_err(|e| e.to_string())?;
+        store.announce(lease, &announced).await?;
         // The leader key, every route's report resets and its rollout progress: one range,
         // `PREFIX/leader` up to the end of `PREFIX/rollout/` (`PREFIX/reset/` sorts between
         // them, nothing else of the fleet's does).
@@ -192,9 +244,8 @@ impl WatchService {
                 leader_key.clone(),
                 Some(WatchOptions::new().with_range(range_end).with_start_revision(revision + 1)),
             )
-            .await
-            .map_err(|e| e.to_string())?;
-        self.fleet.set_rollouts(store.rollouts().await.map_err(|e| e.to_string())?);
+            .await?;
+        self.fleet.set_rollouts(store.rollouts().await?);
         self.campaign(store, lease).await?;
         let mut published = String::new();
         let mut publish = tokio::time::interval(PUBLISH_EVERY);
@@ -204,8 +255,7 @@ impl WatchService {
         publish_findings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Resets made while this instance was away apply now; on the first connection, the
         // ones before its start are only noted (its evidence is younger than them).
-        let resets_prefix = store.keys.resets();
-        for (route, revision) in store.resets().await.map_err(|e| e.to_string())? {
+        for (route, revision) in store.resets().await? {
             if self.fleet.reset_applied(&route) == 0 && !*reached {
                 self.fleet.note_reset(&route, revision);
             } else {
@@ -225,19 +275,19 @@ impl WatchService {
                     let _ = tokio::time::timeout(super::store::REQUEST_TIMEOUT, store.revoke(lease)).await;
                     return Ok(());
                 }
-                _ = renew.tick() => keeper.keep_alive().await.map_err(|e| e.to_string())?,
+                _ = renew.tick() => keeper.keep_alive().await?,
                 ack = acks.message() => match ack {
                     Ok(Some(a)) if a.ttl() > 0 => {}
-                    Ok(Some(_)) => return Err("this instance's lease expired".into()),
-                    Ok(None) => return Err("the lease keep-alive stream ended".into()),
-                    Err(e) => return Err(e.to_string()),
+                    Ok(Some(_)) => return Err(Lost::Ended("this instance's lease expired".into())),
+                    Ok(None) => return Err(Lost::Ended("the lease keep-alive stream ended".into())),
+                    Err(e) => return Err(e.into()),
                 },
                 _ = beat.tick() => {
                     let alive = tokio::time::timeout(super::store::REQUEST_TIMEOUT, client.status()).await;
                     match alive {
                         Ok(Ok(_)) => {}
-                        Ok(Err(e)) => return Err(e.to_string()),
-                        Err(_) => return Err("etcd did not answer a status request in time".into()),
+                        Ok(Err(e)) => return Err(e.into()),
+                        Err(_) => return Err(Lost::Ended("etcd did not answer a status request in time".into())),
                     }
                     self.reannounce(store, lease, &mut announced).await?;
                     // The watch says when the leader key goes; this is the safety net.
@@ -250,46 +300,10 @@ impl WatchService {
                 _ = publish_findings.tick() => self.publish_findings(store, lease, &mut findings_published, None).await?,
                 message = control.message() => {
                     let resp = watched(message, "rollout watch")?;
-                    for event in resp.events() {
-                        let Some(kv) = event.kv() else { continue };
-                        let Ok(key) = kv.key_str() else { continue };
-                        if key == leader_key {
-                            // The leader left (or its lease expired): stand at once.
-                            if event.event_type() == EventType::Delete {
-                                self.campaign(store, lease).await?;
-                            }
-                            continue;
-                        }
-                        if let Some(route) = key.strip_prefix(&resets_prefix) {
-                            if event.event_type() == EventType::Put {
-                                self.apply_reset(store, lease, route, kv.mod_revision(), &mut findings_published).await?;
-                            }
-                            continue;
-                        }
-                        let Some(route) = key.strip_prefix(&rollouts) else { continue };
-                        let stored = match event.event_type() {
-                            EventType::Put => kv.value_str().ok().map(|json| Stored {
-                                route: route.to_string(),
-                                json: json.to_string(),
-                                revision: kv.mod_revision(),
-                            }),
-                            EventType::Delete => None,
-                        };
-                        self.fleet.rollout_changed(route, stored);
-                    }
+                    self.on_control(store, lease, &resp, &mut findings_published).await?;
                 }
                 message = stream.message() => {
-                    let resp = watched(message, "watch")?;
-                    for event in resp.events() {
-                        let Some(kv) = event.kv() else { continue };
-                        match event.event_type() {
-                            EventType::Put => match kv.value_str() {
-                                Ok(text) => self.offer(Doc { text: text.to_string(), revision: kv.mod_revision() }).await,
-                                Err(_) => tracing::error!(key = %key, revision = kv.mod_revision(), "the routing document is not UTF-8 text: refused, the last good one keeps serving"),
-                            },
-                            EventType::Delete => tracing::warn!(key = %key, "the routing document was deleted from etcd: the last one keeps serving"),
-                        }
-                    }
+                    self.on_document(&watched(message, "watch")?, &key).await;
                     // The fleet sees the revision this instance serves as soon as it serves it.
                     self.reannounce(store, lease, &mut announced).await?;
                 }
@@ -298,19 +312,32 @@ impl WatchService {
     }
 }
 
+/// Why a connection to etcd ended: the task starts over on a new one.
+#[derive(Debug, thiserror::Error)]
+enum Lost {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Etcd(#[from] etcd_client::Error),
+    #[error("cannot encode what this instance publishes: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("{0}")]
+    Ended(String),
+}
+
 /// A watch's next answer; an error once the watch ended, failed or was cancelled (its start
 /// compacted away), which makes the connection start over.
 fn watched(
     message: Result<Option<etcd_client::WatchResponse>, etcd_client::Error>,
     what: &str,
-) -> Result<etcd_client::WatchResponse, String> {
+) -> Result<etcd_client::WatchResponse, Lost> {
     match message {
         Ok(Some(resp)) if resp.canceled() => {
-            Err(format!("the {what} was cancelled (compacted at {})", resp.compact_revision()))
+            Err(Lost::Ended(format!("the {what} was cancelled (compacted at {})", resp.compact_revision())))
         }
         Ok(Some(resp)) => Ok(resp),
-        Ok(None) => Err(format!("the {what} ended")),
-        Err(e) => Err(e.to_string()),
+        Ok(None) => Err(Lost::Ended(format!("the {what} ended"))),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -325,7 +352,7 @@ impl BackgroundService for WatchService {
                     pause = RETRY_MIN;
                     self.follow(&store, &mut shutdown, &mut reached).await
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.into()),
             };
             match outcome {
                 Ok(()) => return,
@@ -338,7 +365,7 @@ impl BackgroundService for WatchService {
                     } else {
                         tracing::debug!("etcd still unreachable: {why}");
                     }
-                    self.fleet.set_connected(None, Some(why));
+                    self.fleet.set_connected(None, Some(why.to_string()));
                 }
             }
             tokio::select! {

@@ -23,6 +23,9 @@ use tokio::net::TcpListener;
 /// proxy's ports are chosen here first: from a block of 200 per test process, below the kernel's
 /// ephemeral range, so neither a parallel test nor a mock upstream binding port 0 can take a port
 /// between its choice here and the proxy binding it.
+/// The metric sample of reloads that applied.
+pub const RELOAD_OK: &str = "strangler_config_reloads_total{result=\"ok\"}";
+
 pub fn free_port() -> u16 {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let base = 24_000 + (std::process::id() as usize % 40) * 200;
