@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo demo-fleet test lint check-configs check-alerts browser bench bench-shadow proofs soak verify-unit clean
+.PHONY: all deps build demo demo-fleet test lint check-configs check-alerts browser docs bench bench-shadow proofs soak verify-unit clean
 
 all: build
 
@@ -52,7 +52,16 @@ browser:
 		echo "installing chromium and chromium-driver (for the console's browser tests)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-test: lint check-configs check-alerts browser
+# The book in docs/ (mdBook, from crates.io, installed when missing), built into target/book.
+# Its links and config examples are checked by tests/docs.rs, in `cargo test`.
+MDBOOK := $(or $(shell command -v mdbook 2>/dev/null),$(or $(CARGO_HOME),$(HOME)/.cargo)/bin/mdbook)
+docs:
+	@[ -x "$(MDBOOK)" ] || { \
+		echo "installing mdbook (for the book in docs/)"; \
+		$(CARGO) install mdbook --locked --no-default-features --version 0.5.4; }
+	$(MDBOOK) build docs
+
+test: lint check-configs check-alerts browser docs
 	$(CARGO) test
 
 # Peer benchmarks (install nginx and wrk from Debian packages when missing): the proxy's own cost,

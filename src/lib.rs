@@ -12,11 +12,14 @@
 //! 6. [`compare`]: off the request path, diff the two answers, learn noise, keep the mismatches.
 //! 7. [`proxy::record`]: count it in [`metrics`] and write the access log line.
 //!
-//! Around it: [`api`] (every admin API shape, shared by server, CLI and tests), [`config`] (file -> validated model, written back by runtime changes), [`snapshot`]
-//! (the running config, swapped whole on reload), [`live`] (per-side figures over any window),
-//! [`control`] (reload on file change or SIGHUP, weights by hand and by the rollout controller,
-//! health checks, the admin listener), [`server`] (process assembly), [`lifecycle`] (systemd
-//! readiness, the SIGUSR2 upgrade) and [`logging`].
+//! Around it: [`core`] (what every module shares: `Side`, `BySide`, `Percent`), [`config`] (file ->
+//! validated model, written back by runtime changes), [`snapshot`] (the running config, swapped
+//! whole on reload), [`live`] (per-side figures over any window), [`control`] (reload on file
+//! change or SIGHUP, weights by hand and by the rollout controller and its pure machine, health
+//! checks), [`admin`] (the admin listener, the console, the CLI's client and renderings), [`api`]
+//! (the admin API's shapes, at the edge), [`cluster`] (a fleet on etcd), [`server`] (process
+//! assembly), [`lifecycle`] (systemd readiness, the SIGUSR2 upgrade) and [`logging`].
+//! `ARCHITECTURE.md` follows a request, a weight change and a rollout step through them.
 
 pub mod admin;
 pub mod api;

@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::*;
 use strangler::api::{ErrorBody, Routes, WeightChanged};
 

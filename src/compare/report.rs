@@ -140,7 +140,7 @@ pub struct NoiseRate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Example {
     /// When the pair was compared, RFC 3339 with milliseconds: the same instant as the pair's
-    /// [`DiffRecord::at`] when the pair is among the recent diffs.
+    /// [`DiffRecord::at`](super::difference::DiffRecord::at) when the pair is among the recent diffs.
     pub at: String,
     /// Path and query of the request.
     pub path: String,
