@@ -153,8 +153,12 @@ pub(super) fn build(
     let timeout = p.duration(&format!("{skey}.timeout"), &s.timeout);
 
     let default = CompareSection::default();
-    let c = compare.unwrap_or(&default);
-    let ckey = format!("{key}.compare");
+    let compare = build_compare(p, &format!("{key}.compare"), compare.unwrap_or(&default));
+    Some(Shadow { enabled: s.enabled, target, sample, methods, max_body, max_in_flight, timeout, compare })
+}
+
+/// `[routes.compare]`: what is compared and how, what is redacted, what the evidence may hold.
+fn build_compare(p: &mut Problems, ckey: &str, c: &CompareSection) -> Compare {
     let headers = |p: &mut Problems, field: &str, list: &[String]| -> Vec<HeaderName> {
         list.iter()
             .enumerate()
@@ -230,30 +234,21 @@ pub(super) fn build(
         finding_relative: rate("finding_relative", c.finding_relative, 10_000.0),
         ready_after: bounded(p, &format!("{ckey}.ready_after"), c.ready_after, 1, 1_000_000_000),
     };
-    Some(Shadow {
-        enabled: s.enabled,
-        target,
-        sample,
-        methods,
-        max_body,
-        max_in_flight,
-        timeout,
-        compare: Compare {
-            ignore_headers,
-            ignore_json_paths,
-            noise_sample,
-            keep_diffs: c.keep_diffs,
-            keep_diffs_bytes,
-            redaction,
-            endpoints,
-            max_endpoints,
-            bounds,
-            rules,
-            matchers,
-            keep_replays: bounded(p, &format!("{ckey}.keep_replays"), c.keep_replays, 0, 10_000),
-            replay_unsafe: c.replay_unsafe,
-        },
-    })
+    Compare {
+        ignore_headers,
+        ignore_json_paths,
+        noise_sample,
+        keep_diffs: c.keep_diffs,
+        keep_diffs_bytes,
+        redaction,
+        endpoints,
+        max_endpoints,
+        bounds,
+        rules,
+        matchers,
+        keep_replays: bounded(p, &format!("{ckey}.keep_replays"), c.keep_replays, 0, 10_000),
+        replay_unsafe: c.replay_unsafe,
+    }
 }
 
 /// One `[[routes.compare.matchers]]` entry; every problem is named by its key.
