@@ -186,3 +186,17 @@ async fn a_restart_resumes_the_step_and_its_hold_from_the_state_file() {
     assert_eq!((again.status(), again.weight()), (Some((RolloutStatus::Running, 2)), 50.0));
     assert_eq!(again.progress().step_started_ms, began, "the hold goes on");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rollout_paused_by_hand_stays_where_the_operator_left_it() {
+    let rig = Rig::start(CONFIG);
+    rig.until(Duration::from_secs(1), "taken up", |r| r.weight() == 10.0).await;
+    rig.control.set_weight("orders", strangler::core::Percent::from_hundredths(3000), "test").await.expect("set");
+    assert_eq!((rig.status(), rig.weight()), (Some((RolloutStatus::Paused, 1)), 30.0));
+    // Every gate would pass, for ten holds: nothing moves.
+    rig.traffic(500, 0);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!((rig.status(), rig.weight()), (Some((RolloutStatus::Paused, 1)), 30.0));
+    let reason = rig.progress().reason.unwrap_or_default();
+    assert_eq!(reason, "weight set to 30% by hand (from test); rollout paused");
+}

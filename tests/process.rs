@@ -41,7 +41,11 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_within_the_grace_peri
     let mut s = Strangler::start(&one_route(&slow)).await;
     let c = client();
     let in_flight = tokio::spawn(c.get(s.url("/")).send());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while slow.received().is_empty() {
+        assert!(Instant::now() < deadline, "the request never reached the upstream");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let t = Instant::now();
     s.signal("TERM");
     let resp = in_flight.await.expect("task").expect("the in-flight request must complete");
@@ -152,6 +156,15 @@ impl Load {
         self.ok.load(Ordering::Relaxed)
     }
 
+    /// Wait until more than `n` requests were served.
+    async fn served_over(&self, n: usize, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.served() <= n {
+            assert!(Instant::now() < deadline, "{what}: {} served, not over {n}", self.served());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Stop the clients: (served, failed).
     async fn finish(self) -> (usize, usize) {
         self.stop.store(true, Ordering::Relaxed);
@@ -169,7 +182,7 @@ async fn an_upgrade_under_load_hands_over_the_listeners_and_fails_no_request() {
     let up = MockUpstream::builder("up").no_record().start().await;
     let mut old = Strangler::start(&one_route(&up)).await;
     let load = Load::start(old.url("/u"));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    load.served_over(100, "load before the upgrade").await;
 
     let log = std::fs::OpenOptions::new().append(true).open(old.dir.path().join("strangler.log")).expect("log");
     let mut new = Command::new(bin())
@@ -180,12 +193,19 @@ async fn an_upgrade_under_load_hands_over_the_listeners_and_fails_no_request() {
         .stderr(log)
         .spawn()
         .expect("spawn the new binary");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The successor waits for the listeners on the upgrade socket: once it is there, the old
+    // process can hand them over.
+    let sock = old.dir.path().join("upgrade.sock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "the successor never opened {}", sock.display());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     old.signal("QUIT");
     let status = wait_exit(&mut old, Duration::from_secs(10)).expect("the old process never left");
     assert!(status.success(), "{status:?}");
     let served_before = load.served();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    load.served_over(served_before + 100, "the successor serves").await;
     let (ok, failed) = load.finish().await;
     assert!(matches!(new.try_wait(), Ok(None)), "the new process is running");
     assert!(ok > served_before, "the new process serves: {served_before} -> {ok}");
@@ -233,7 +253,7 @@ async fn sigusr2_starts_the_successor_which_tells_systemd_it_is_the_main_process
     let first = notify.next(Duration::from_secs(5)).expect("a readiness message");
     assert_eq!(first, format!("MAINPID={}\nREADY=1", old.child.id()));
     let load = Load::start(old.url("/u"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.served_over(100, "load before the upgrade").await;
 
     old.signal("USR2");
     let second = notify.next(Duration::from_secs(10)).expect("the successor's readiness");
@@ -247,7 +267,7 @@ async fn sigusr2_starts_the_successor_which_tells_systemd_it_is_the_main_process
     let status = wait_exit(&mut old, Duration::from_secs(15)).expect("the old process never left");
     assert!(status.success(), "{status:?}");
     let served_before = load.served();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    load.served_over(served_before + 100, "the successor serves").await;
     let (ok, failed) = load.finish().await;
     let successor_alive = alive(pid);
     let after = notify.next(Duration::from_millis(200));

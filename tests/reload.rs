@@ -148,7 +148,12 @@ async fn a_request_in_flight_finishes_on_the_config_it_started_with() {
     let s = Strangler::start(&body(&legacy, &slow_new, 100.0)).await;
     let c = client();
     let in_flight = tokio::spawn(c.get(s.url("/orders")).send());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // In flight once new has it (it answers 800 ms later).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while slow_new.received().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the request never reached new");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // The route now sends nothing to new, and the new pool is gone from the file.
     s.rewrite(&format!(
         "[upstreams.legacy]\naddresses = [\"{}\"]\n\n[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"legacy\"\nweight = 0\n",

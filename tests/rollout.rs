@@ -141,8 +141,7 @@ async fn a_new_service_failing_at_step_2_is_rolled_back_to_0_and_paused() {
     assert!(r.stopped_at.is_some(), "a stopped rollout says since when: {r:?}");
 
     // Paused: it stays at 0 however long the traffic goes on, and its clock stopped with it.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let later = rollout(&s).await;
+    let later = wait_rollout(&s, "stopped 1.5 s ago", |r| r.stopped_ms_ago.is_some_and(|ms| ms >= 1500)).await;
     assert_eq!(later.status, RolloutStatus::RolledBack);
     assert_eq!(later.held_ms, r.held_ms, "a stopped step holds no longer");
     assert_eq!(later.stopped_at, r.stopped_at);
@@ -213,7 +212,7 @@ async fn a_killed_binary_resumes_at_the_same_step() {
     }
     let before = rollout(&s).await;
     assert_eq!(before.status, RolloutStatus::Running);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    wait_rollout(&s, "held 400 ms", |r| r.held_ms.is_some_and(|h| h >= 400)).await;
 
     s.restart().await;
     let after = rollout(&s).await;
@@ -242,7 +241,7 @@ async fn the_operator_wins_pause_resume_abort() {
     let r = rollout(&s).await;
     assert_eq!(r.status, RolloutStatus::Paused);
     assert!(r.reason.clone().expect("a reason").contains("by hand"), "{r:?}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_rollout(&s, "paused 300 ms", |r| r.stopped_ms_ago.is_some_and(|ms| ms >= 300)).await;
     assert_eq!(s.route("orders").await.weight, 30.0, "the controller leaves it alone");
 
     // Resume continues from the step at or below the weight.
@@ -310,7 +309,8 @@ async fn forced_requests_do_not_move_the_gates() {
         let r = c.get(s.url("/orders/qa")).header("x-strangler-target", "new").send().await.expect("send");
         assert_eq!(r.status(), 500);
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Counted as forced (the answers are recorded), and not in the window the gates read.
+    s.wait_metric("strangler_override_requests_total{route=\"orders\",side=\"new\"}", 50.0).await;
     let r = rollout(&s).await;
     assert_eq!(r.status, RolloutStatus::Running, "{r:?}");
     assert_eq!(r.window.as_ref().map(|w| w.new_requests), Some(0), "{r:?}");
