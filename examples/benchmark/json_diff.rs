@@ -13,6 +13,10 @@ use serde_json::json;
 use strangler::api::ReportRules;
 use strangler::compare::{compare, Answer, Findings, JsonPath, Rules};
 
+/// The allocator the strangler binary runs the shadow task with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// An order list of `n` items (540 is about 100 KiB, 5 about 1 KiB), with two fields changed
 /// when `variant` is set.
 fn document(variant: bool, n: usize) -> Bytes {
