@@ -709,6 +709,7 @@ fn garbage() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
     ];
     prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..300),
+        Just(Vec::new()),
         Just(b"{\"step\": \"seven\", \"steps\": {}, \"status\": 3}".to_vec()),
         Just(b"[1, 2, 3]".to_vec()),
         Just(b"null".to_vec()),
@@ -759,6 +760,20 @@ fn garbage_in_every_etcd_key_is_refused_and_nothing_panics() {
         format!("{prefix}/leader"),
         format!("{prefix}/config"),
     ];
+    // A routing document that is valid TOML but routes nothing (an emptied key, a truncated
+    // write) is refused like any other garbage: the routes keep serving.
+    rt.block_on(async {
+        let mut store = store.clone();
+        for (i, empty) in ["", "# nothing here\n", "[upstreams]\n"].into_iter().enumerate() {
+            store.put(format!("{prefix}/config"), empty, None).await.expect("put");
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while s.log().matches("has no [[routes]]").count() <= i {
+                assert!(std::time::Instant::now() < deadline, "{empty:?} was not refused:\n{}", s.log());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(client().get(s.url("/orders/1")).send().await.expect("proxy").status(), 200, "{empty:?}");
+        }
+    });
     let mut runner = TestRunner::new(Config { cases: 24, failure_persistence: None, ..Config::default() });
     let docs = proptest::collection::vec(garbage(), keys.len());
     let result = runner.run(&docs, |docs| {
@@ -772,8 +787,9 @@ fn garbage_in_every_etcd_key_is_refused_and_nothing_panics() {
             tokio::time::sleep(Duration::from_millis(1200)).await;
             let c = client();
             let report = c.get(s.admin_url("/api/v1/routes/orders/report")).send().await.expect("report");
-            assert_eq!(report.status(), 200, "the report after garbage");
-            report.text().await.expect("the whole report");
+            let status = report.status();
+            let body = report.text().await.expect("the whole report");
+            assert_eq!(status, 200, "the report after garbage: {body}");
             assert_eq!(c.get(s.admin_url("/api/v1/cluster")).send().await.expect("cluster").status(), 200);
             // The fleet's totals read every instance's figures.
             assert_eq!(c.get(s.admin_url("/api/v1/routes")).send().await.expect("routes").status(), 200);
