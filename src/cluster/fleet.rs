@@ -438,8 +438,9 @@ impl Fleet {
         let process = process_settings(&self.local, local_text)?;
         let mut cfg = config::load_str(&doc::join(routing, &process), &label)?;
         // Valid TOML that routes nothing (an empty value, a truncated write) would take every
-        // route out of every instance at once: never what a fleet's document means.
-        if cfg.routes.is_empty() {
+        // route out of every instance at once: never what a fleet's document means. (Revision 0
+        // is no document yet: an instance starts on no routes until one is pushed.)
+        if revision > 0 && cfg.routes.is_empty() {
             return Err(err(
                 "routes",
                 "the routing document has no [[routes]]: applied, every instance would answer every request with 404; \
