@@ -79,13 +79,13 @@ impl Rig {
 
     fn progress(&self) -> Progress {
         let snap = self.shared.load();
-        let state = self.control.state(snap.table.get("orders").expect("the route")).expect("a rollout");
-        state.tracked.expect("taken up").progress
+        let state = self.control.state(snap.table.get("orders").expect("the route")).expect("a rollout taken up");
+        state.tracked.progress
     }
 
     fn status(&self) -> Option<(RolloutStatus, usize)> {
         let snap = self.shared.load();
-        let t = self.control.state(snap.table.get("orders")?)?.tracked?;
+        let t = self.control.state(snap.table.get("orders")?)?.tracked;
         Some((t.progress.status, t.progress.step + 1))
     }
 
@@ -161,7 +161,7 @@ async fn a_failing_gate_rolls_back_at_once_without_waiting_for_the_hold() {
     assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
     assert_eq!(rig.status(), Some((RolloutStatus::RolledBack, 1)));
     let snap = rig.shared.load();
-    let state = rig.control.state(snap.table.get("orders").expect("the route")).and_then(|s| s.tracked);
+    let state = rig.control.state(snap.table.get("orders").expect("the route")).map(|s| s.tracked);
     let failed = state.and_then(|t| t.progress.failed_gate);
     assert!(
         matches!(failed, Some(strangler::api::GateFailure::ErrorRate { errors: 5, requests: 20, .. })),

@@ -58,24 +58,22 @@ impl Endpoint {
     }
 
     pub fn allows(&self, method: &Method) -> bool {
-        match self.allowed() {
-            "GET" => *method == Method::GET || *method == Method::HEAD,
-            only => method.as_str() == only,
-        }
+        let takes = self.allowed();
+        *method == takes || (takes == Method::GET && *method == Method::HEAD)
     }
 
     /// The method it takes (GET also answers HEAD).
-    pub fn allowed(&self) -> &'static str {
+    pub fn allowed(&self) -> Method {
         match self {
-            Endpoint::Weight(_) => "PUT",
-            Endpoint::Reload | Endpoint::Rollout(..) | Endpoint::ReportReset(_) | Endpoint::Replay(_) => "POST",
-            _ => "GET",
+            Endpoint::Weight(_) => Method::PUT,
+            Endpoint::Reload | Endpoint::Rollout(..) | Endpoint::ReportReset(_) | Endpoint::Replay(_) => Method::POST,
+            _ => Method::GET,
         }
     }
 
     /// A replay sends requests to both upstreams: it acts, like a mutation.
     pub fn mutates(&self) -> bool {
-        self.allowed() != "GET"
+        self.allowed() != Method::GET
     }
 
     /// Health and metrics stay open for probes and scrapers; the API (whose diffs carry

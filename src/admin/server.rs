@@ -547,7 +547,7 @@ impl AdminApp {
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("{method} is not allowed on {path}; use {}", endpoint.allowed()),
             );
-            if let Ok(v) = endpoint.allowed().parse() {
+            if let Ok(v) = endpoint.allowed().as_str().parse() {
                 resp.headers_mut().insert(http::header::ALLOW, v);
             }
             return Some(resp);

@@ -79,7 +79,6 @@ fn pool_view(pool: &Pool) -> api::PoolView {
 /// A route's rollout: its limits, and where it stands; `None` when it has no rollout.
 pub fn rollout_view(m: &Matched, control: &Control) -> Option<api::RolloutView> {
     let cfg = m.route.rollout.as_ref()?;
-    let state = control.state(m)?;
     let limits = api::RolloutLimits {
         hold_ms: cfg.hold.as_millis() as u64,
         min_requests: cfg.min_requests,
@@ -105,7 +104,9 @@ pub fn rollout_view(m: &Matched, control: &Control) -> Option<api::RolloutView> 
         limits,
         window: None,
     };
-    let (Some(t), Some(w)) = (&state.tracked, &state.window) else { return Some(view) };
+    // Not taken up yet: `starting`, without step or window.
+    let Some(state) = control.state(m) else { return Some(view) };
+    let (t, w) = (&state.tracked, &state.window);
     let p = &t.progress;
     view.status = p.status;
     view.step = Some(p.step + 1);

@@ -177,8 +177,7 @@ impl ProgressStore for FileStore {
     ) -> Result<Revision, ChangeError> {
         // The progress goes to the state file with the next save.
         if let Some(w) = weight {
-            let (path, route) = (self.reloader.path().to_path_buf(), route.to_string());
-            self.reloader.change(move |text| persist::set_weight(text, &path, &route, w.as_f64())).await?;
+            self.reloader.set_weight(route, w).await?;
         }
         Ok(Revision::Unwritten)
     }
@@ -200,10 +199,8 @@ impl ProgressStore for FileStore {
         let file = self.state_file.clone();
         let written =
             tokio::task::spawn_blocking(move || persist::write_atomic(&file, &text, persist::Contents::Plain)).await;
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!("cannot keep rollout progress, a restart would start over: {e}"),
-            Err(e) => tracing::error!("cannot keep rollout progress, a restart would start over: {e}"),
+        if let Err(e) = written.map_err(|e| e.to_string()).and_then(|w| w.map_err(|e| e.to_string())) {
+            tracing::error!("cannot keep rollout progress, a restart would start over: {e}");
         }
     }
 }
@@ -283,7 +280,6 @@ impl ProgressStore for EtcdStore {
             .expected()
             .ok_or_else(|| ChangeError::Conflict(format!("the rollout of {route:?} is being read again from etcd")))?;
         let json = serde_json::to_string(next).map_err(|e| ChangeError::Conflict(e.to_string()))?;
-        let weight = weight.map(|w| (route.to_string(), w.as_f64()));
         let revision =
             self.reloader.commit_rollout(&self.fleet, weight, term, (route.to_string(), expected, json)).await?;
         Ok(Revision::At(revision))

@@ -21,6 +21,7 @@ use crate::cluster::store::{Commit, Doc, StoreError};
 use crate::config::model::TOKEN_ENV;
 use crate::config::persist::{self, PersistError};
 use crate::config::{self, ConfigError};
+use crate::core::Percent;
 use crate::metrics::METRICS;
 use crate::snapshot::Shared;
 
@@ -371,6 +372,21 @@ impl Reloader {
             .map_err(|e| ChangeError::Unavailable(e.to_string()))
     }
 
+    /// A runtime change of one route's weight (see [`Reloader::change`]).
+    pub async fn set_weight(self: &Arc<Self>, route: &str, weight: Percent) -> Result<(), ChangeError> {
+        self.change(self.weight_edit(route, weight)).await
+    }
+
+    /// The edit that sets `route`'s weight in a config's (or the fleet document's) text.
+    fn weight_edit(
+        &self,
+        route: &str,
+        weight: Percent,
+    ) -> impl Fn(&str) -> Result<String, PersistError> + Send + Sync + 'static {
+        let (path, route) = (self.path.clone(), route.to_string());
+        move |text| persist::set_weight(text, &path, &route, weight.as_f64())
+    }
+
     /// A rollout's move in a fleet: `rollout` (a route's new progress and the revision it was
     /// computed from) written together with `weight` (the route's new weight, if it changes), in
     /// one transaction, and only while `term` (the leader's, when the leader moves) holds. The
@@ -379,17 +395,14 @@ impl Reloader {
     pub async fn commit_rollout(
         self: &Arc<Self>,
         fleet: &Arc<Fleet>,
-        weight: Option<(String, f64)>,
+        weight: Option<Percent>,
         term: Option<i64>,
         rollout: (String, i64, String),
     ) -> Result<i64, ChangeError> {
         let _serial = self.fleet_serial.lock().await;
         let route = rollout.0.clone();
-        let edited = match &weight {
-            Some((name, percent)) => {
-                let (path, name, percent) = (self.path.clone(), name.clone(), *percent);
-                Some(self.edit_doc(fleet, &move |text: &str| persist::set_weight(text, &path, &name, percent)).await?)
-            }
+        let edited = match weight {
+            Some(w) => Some(self.edit_doc(fleet, &self.weight_edit(&route, w)).await?),
             None => None,
         };
         let commit =

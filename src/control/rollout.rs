@@ -30,7 +30,6 @@ use pingora::services::background::BackgroundService;
 use super::machine::{self, Decision, Event, Move, Now, Progress, RolloutAction, RolloutStatus};
 use super::progress::{EtcdStore, FileStore, ProgressStore, Revision, Tracked};
 use super::reload::{ChangeError, Reloader};
-use crate::config::persist;
 use crate::config::rollout::Rollout;
 use crate::core::Percent;
 use crate::live::{Tally, Window};
@@ -76,10 +75,10 @@ pub struct WeightChange {
     pub rollout_paused: bool,
 }
 
-/// A route's rollout as the API shows it: what is tracked, its window, and why it waits.
+/// A route's rollout as the API shows it: what is tracked, the step's window, and why it waits.
 pub struct RolloutState {
-    pub tracked: Option<Tracked>,
-    pub window: Option<Window>,
+    pub tracked: Tracked,
+    pub window: Window,
     pub waiting: Option<String>,
     pub now_ms: u64,
 }
@@ -177,8 +176,7 @@ impl Control {
         let mut rollouts = self.rollouts.lock().await;
         let old = self.current(route)?.route.weight;
         if old != weight {
-            let (path, name) = (self.reloader.path().to_path_buf(), route.to_string());
-            self.reloader.change(move |text| persist::set_weight(text, &path, &name, weight.as_f64())).await?;
+            self.reloader.set_weight(route, weight).await?;
         }
         tracing::info!(target: "strangler::admin", peer = who, route, old = old.as_f64(), new = weight.as_f64(), "weight set");
         self.store.sync(&mut rollouts);
@@ -245,12 +243,10 @@ impl Control {
     pub async fn tick(&self) {
         let mut rollouts = self.rollouts.lock().await;
         let changed = self.store.sync(&mut rollouts);
-        if changed {
-            rollouts.iter().for_each(|(route, t)| publish_step(route, &t.progress));
-        }
         if !self.store.leads() {
             // Not the leader: show what the leader writes, drive nothing.
             if changed {
+                rollouts.iter().for_each(|(route, t)| publish_step(route, &t.progress));
                 self.published.store(Arc::new(rollouts.clone()));
             }
             return;
@@ -335,13 +331,11 @@ impl Control {
 
     // === what the API shows ===
 
-    /// A route's rollout for the API; `None` when it has no rollout. Never waits on a tick.
+    /// Where a route's rollout stands, for the API; `None` when it has no rollout, or the
+    /// controller has not taken it up yet (after a start or a reload). Never waits on a tick.
     pub fn state(&self, m: &Matched) -> Option<RolloutState> {
         let cfg = m.route.rollout.as_ref()?;
-        let tracked = self.published.load().get(&m.route.name).cloned();
-        let Some(t) = tracked else {
-            return Some(RolloutState { tracked: None, window: None, waiting: None, now_ms: 0 });
-        };
+        let t = self.published.load().get(&m.route.name).cloned()?;
         let p = &t.progress;
         let window = p.window(&self.store.tally(m));
         let waiting = (p.status == RolloutStatus::Running)
@@ -356,7 +350,7 @@ impl Control {
                 })
             })
             .flatten();
-        Some(RolloutState { tracked: Some(t), window: Some(window), waiting, now_ms: self.clock.now_ms() })
+        Some(RolloutState { tracked: t, window, waiting, now_ms: self.clock.now_ms() })
     }
 }
 
