@@ -648,6 +648,9 @@
       }, percent(s)))),
       el('p', { id: 'rollout-hold' }, holdText(ro, lim, left)),
       ro.waiting ? el('p', { class: 'muted', id: 'rollout-waiting', text: 'Waiting: ' + ro.waiting }) : null,
+      ro.next_step_at ? el('p', { id: 'rollout-next', text: 'Next step not before ' + ro.next_step_at
+        + (ro.schedule ? ` (${ro.schedule})` : '') + '.' }) : null,
+      lim.windows || lim.freeze ? el('p', { class: 'muted small', id: 'rollout-schedule', text: scheduleText(lim) }) : null,
       ro.reason ? el('p', { id: 'rollout-reason' }, el('strong', {}, 'Reason: '), ro.reason) : null,
       ro.error ? el('p', { class: 'bad', text: 'Cannot write the weight: ' + ro.error }) : null,
       el('table', { id: 'gates' },
@@ -659,6 +662,14 @@
         el('button', { type: 'button', 'data-action': 'pause', disabled: ro.status !== 'running' && ro.status !== 'starting', onclick: () => rolloutAct(page, 'pause') }, 'Pause'),
         el('button', { type: 'button', 'data-action': 'resume', disabled: ro.status !== 'paused', onclick: () => rolloutAct(page, 'resume') }, 'Resume'),
         el('button', { type: 'button', class: 'danger', 'data-action': 'abort', disabled: !active, onclick: () => rolloutAct(page, 'abort') }, 'Abort')));
+  }
+
+  // When steps may pass, as configured.
+  function scheduleText(lim) {
+    const parts = [];
+    if (lim.windows) parts.push('Steps pass only ' + lim.windows.join('; '));
+    if (lim.freeze) parts.push('never during ' + lim.freeze.join('; '));
+    return parts.join(', ') + '. A rollback never waits.';
   }
 
   // Where the rollout stands. A stopped one says since when, never a clock still running.

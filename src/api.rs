@@ -227,6 +227,15 @@ pub struct RolloutView {
     /// too few shadow comparisons for the mismatch gate).
     #[serde(default)]
     pub waiting: Option<String>,
+    /// The earliest moment the running step may pass (RFC 3339, UTC): when its hold ends,
+    /// moved to the next opening of its windows and past its freezes. The gates may hold it
+    /// longer. Absent unless running with a step to go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_step_at: Option<String>,
+    /// Why the schedule holds a step now (`frozen (...)`, `outside the rollout windows (...)`);
+    /// absent when a step may pass now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     pub limits: RolloutLimits,
     /// The gates' figures since the step began; `None` while starting.
     pub window: Option<GateWindow>,
@@ -248,6 +257,12 @@ pub struct RolloutLimits {
     pub max_latency_added_ms: Option<u64>,
     /// `rollback` or `hold`.
     pub on_failure: String,
+    /// When steps may pass, as configured; empty: at any time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<String>,
+    /// Periods in which no step passes, as configured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub freeze: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

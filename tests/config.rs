@@ -427,3 +427,22 @@ fn matchers_are_validated_by_key() {
     rejects(&m("field = \"json:$.a\"\nkind = \"present\"\nendpoint = \"orders\""), "matchers[0].endpoint", &["'/'"]);
     rejects(&m("field = \"status\"\nkind = \"ignore\""), "matchers[0].field", &["header:NAME"]);
 }
+
+#[test]
+fn rollout_windows_and_freezes_are_checked_with_a_fix_for_each() {
+    let with = |lines: &str| route(&format!("[routes.rollout]\n{lines}"));
+    let ok = load_str(
+        &with("windows = [\"Mon-Fri 09:00-17:00 Europe/Berlin\", \"Sat 10:00-12:00\"]\nfreeze = [\"2026-12-20/2027-01-04\"]"),
+        Path::new("x.toml"),
+    )
+    .expect("valid");
+    let schedule = &ok.routes[0].rollout.as_ref().expect("rollout").schedule;
+    assert_eq!((schedule.windows.len(), schedule.freeze.len()), (2, 1));
+    rejects(
+        &with("windows = [\"Mon-Fri 09:00-17:00 Europe/Berlim\"]"),
+        "routes[0].rollout.windows[0]",
+        &["Europe/Berlin", "IANA"],
+    );
+    rejects(&with("windows = [\"weekdays 9-5\"]"), "routes[0].rollout.windows[0]", &["not a day"]);
+    rejects(&with("freeze = [\"2027-01-04/2026-12-20\"]"), "routes[0].rollout.freeze[0]", &["ends before it begins"]);
+}

@@ -203,7 +203,8 @@ async fn a_rollout_is_paused_and_resumed_from_the_page() {
     let new = MockUpstream::start("new").await;
     let body = format!(
         "{}[[routes]]\nname = \"orders\"\nlegacy = \"legacy\"\nnew = \"new\"\nweight = 0\n\
-         [routes.rollout]\nsteps = [10, 50, 100]\nhold = \"1h\"\n",
+         [routes.rollout]\nsteps = [10, 50, 100]\nhold = \"1h\"\nwindows = [\"daily 00:00-24:00 UTC\"]\n\
+         freeze = [\"2099-12-24/2099-12-26\"]\n",
         pools(&legacy, &new)
     );
     let s = Strangler::start(&body).await;
@@ -224,6 +225,14 @@ async fn a_rollout_is_paused_and_resumed_from_the_page() {
     assert_eq!(b.text("#rollout-steps li.current").await, "10%");
     assert!(b.text("#rollout-hold").await.contains("Step 1 of 3"), "{}", b.text("#rollout-hold").await);
     assert!(b.text("#gates").await.contains("Requests on new"));
+    // When the step may pass: after its hour's hold, inside the configured schedule.
+    let next_at = s.rollout("orders").await.next_step_at.expect("a running rollout's next step");
+    assert_eq!(b.text("#rollout-next").await, format!("Next step not before {next_at}."));
+    let schedule = b.text("#rollout-schedule").await;
+    assert!(
+        schedule.contains("daily 00:00-24:00 UTC") && schedule.contains("never during 2099-12-24/2099-12-26"),
+        "{schedule}"
+    );
     b.screenshot("rollout").await;
 
     b.click("button[data-action=pause]").await;

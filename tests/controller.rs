@@ -3,6 +3,7 @@
 //! minute's hold takes no wall-clock time, and every wait is for a condition.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,13 +15,34 @@ use strangler::core::Side;
 use strangler::snapshot::Shared;
 use tokio::time::Instant;
 
-/// Unix milliseconds that advance with tokio's (paused) clock.
-struct PausedClock(Instant);
+/// Unix milliseconds that advance with tokio's (paused) clock from `base`, which a test may
+/// move (over a weekend, say).
+struct PausedClock {
+    start: Instant,
+    base: AtomicU64,
+}
+
+impl PausedClock {
+    fn at(base_ms: u64) -> Arc<PausedClock> {
+        Arc::new(PausedClock { start: Instant::now(), base: AtomicU64::new(base_ms) })
+    }
+
+    /// Jump to `ms` (Unix milliseconds) now.
+    fn set(&self, ms: u64) {
+        self.base.store(ms - self.start.elapsed().as_millis() as u64, Ordering::SeqCst);
+    }
+}
 
 impl Clock for PausedClock {
     fn now_ms(&self) -> u64 {
-        1_800_000_000_000 + self.0.elapsed().as_millis() as u64
+        self.base.load(Ordering::SeqCst) + self.start.elapsed().as_millis() as u64
     }
+}
+
+/// Unix milliseconds of an RFC 3339 time.
+fn unix_ms(rfc3339: &str) -> u64 {
+    let t: std::time::SystemTime = humantime::parse_rfc3339(rfc3339).expect("a time");
+    t.duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_millis() as u64
 }
 
 const CONFIG: &str = r#"
@@ -51,6 +73,7 @@ struct Rig {
     shared: Arc<Shared>,
     control: Arc<Control>,
     stop: tokio::sync::watch::Sender<bool>,
+    clock: Arc<PausedClock>,
 }
 
 impl Rig {
@@ -60,17 +83,25 @@ impl Rig {
         Rig::open(dir)
     }
 
+    /// As [`Rig::start`], with the clock at `ms` (Unix milliseconds).
+    fn start_at(config: &str, ms: u64) -> Rig {
+        let rig = Rig::start(config);
+        rig.clock.set(ms);
+        rig
+    }
+
     /// A controller, as a process starting on the files in `dir` would have.
     fn open(dir: tempfile::TempDir) -> Rig {
         let file = dir.path().join("strangler.toml");
         let shared = Shared::new(strangler::config::load(&file).expect("a valid config"));
         let reloader = Arc::new(Reloader::new(file.clone(), shared.clone()));
         let store = Box::new(FileStore::new(reloader.clone()));
-        let control = Control::with(reloader, shared.clone(), store, Arc::new(PausedClock(Instant::now())));
+        let clock = PausedClock::at(1_800_000_000_000);
+        let control = Control::with(reloader, shared.clone(), store, clock.clone());
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let service = RolloutService::new(control.clone());
         tokio::spawn(async move { service.run(shutdown).await });
-        Rig { dir: Some(dir), file, shared, control, stop }
+        Rig { dir: Some(dir), file, shared, control, stop, clock }
     }
 
     fn weight(&self) -> f64 {
@@ -199,4 +230,36 @@ async fn a_rollout_paused_by_hand_stays_where_the_operator_left_it() {
     assert_eq!((rig.status(), rig.weight()), (Some((RolloutStatus::Paused, 1)), 30.0));
     let reason = rig.progress().reason.unwrap_or_default();
     assert_eq!(reason, "weight set to 30% by hand (from test); rollout paused");
+}
+
+/// Office hours in Berlin across the change to summer time: a step whose hold ends after 17:00
+/// on Friday waits over the weekend and passes at 09:00 on Monday, which is 07:00 UTC after the
+/// change (08:00 the week before). The clock jumps over the weekend; the controller is the one
+/// the binary runs.
+#[tokio::test(start_paused = true)]
+async fn a_step_held_outside_office_hours_passes_when_the_window_opens_after_a_dst_change() {
+    let config = CONFIG.replace(
+        "max_latency_ratio = 100",
+        "max_latency_ratio = 100\nwindows = [\"Mon-Fri 09:00-17:00 Europe/Berlin\"]",
+    );
+    // Friday 16:59:30 in Berlin (CET).
+    let rig = Rig::start_at(&config, unix_ms("2026-03-27T15:59:30Z"));
+    rig.until(Duration::from_secs(1), "taken up at step 1", |r| r.weight() == 10.0).await;
+    rig.traffic(50, 0);
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    assert_eq!((rig.status(), rig.weight()), (Some((RolloutStatus::Running, 1)), 10.0), "held after 17:00");
+    let reason = rig.progress().reason.unwrap_or_default();
+    assert!(
+        reason.contains("outside the rollout windows") && reason.contains("next opening 2026-03-30T07:00:00Z"),
+        "{reason}"
+    );
+
+    // Monday 08:59 in Berlin, summer time (CEST): a minute early.
+    rig.clock.set(unix_ms("2026-03-30T06:59:00Z"));
+    tokio::time::sleep(Duration::from_secs(55)).await;
+    assert_eq!(rig.weight(), 10.0, "not before 09:00");
+    rig.until(Duration::from_secs(10), "step 2 at 09:00", |r| r.weight() == 50.0).await;
+    let passed = rig.progress().step_started_ms;
+    let opening = unix_ms("2026-03-30T07:00:00Z");
+    assert!((opening..opening + 2_000).contains(&passed), "passed at {passed}, the window opens at {opening}");
 }

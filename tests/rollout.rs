@@ -432,3 +432,56 @@ async fn an_absolute_latency_allowance_lets_a_slightly_slower_rewrite_through() 
     assert!(reason.contains("limit 1.5x or 40 ms more"), "{reason}");
     assert_eq!(s.route("orders").await.weight, 0.0);
 }
+
+/// Office hours: a freeze holds a healthy step past its hold, says until when (API and `status`),
+/// and a failing new side is still rolled back inside it. A window that is open now lets the
+/// step pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_freeze_holds_every_step_but_never_a_rollback() {
+    let legacy = MockUpstream::builder("legacy").no_record().start().await;
+    let failing = Arc::new(AtomicBool::new(false));
+    let f = failing.clone();
+    let new = MockUpstream::builder("new")
+        .no_record()
+        .reply(move |_| {
+            let code = if f.load(Ordering::Relaxed) { 500 } else { 200 };
+            (code, vec![], Bytes::from_static(b"new"))
+        })
+        .start()
+        .await;
+    let frozen = "steps = [10, 50, 100]\nhold = \"300ms\"\nmin_requests = 20\nmax_latency_ratio = 1000\n\
+                  freeze = [\"2026-01-01/2099-12-31 Europe/Berlin\"]";
+    let s = Strangler::start(&route(&legacy, &new, "", frozen)).await;
+    let _traffic = Traffic::start(&s);
+
+    let r = wait_rollout(&s, "held by the freeze", |r| {
+        r.reason.as_deref().is_some_and(|why| why.contains("frozen"))
+            && r.window.as_ref().is_some_and(|w| w.new_requests >= 20)
+    })
+    .await;
+    assert_eq!((r.status, r.step), (RolloutStatus::Running, Some(1)), "{r:?}");
+    assert_eq!(r.next_step_at.as_deref(), Some("2099-12-31T23:00:00Z"), "midnight in Berlin: {r:?}");
+    assert!(r.schedule.as_deref().is_some_and(|s| s.starts_with("frozen (2026-01-01/2099-12-31")), "{r:?}");
+    assert_eq!(r.limits.freeze, ["2026-01-01/2099-12-31 Europe/Berlin"]);
+    assert!(r.held_ms.expect("held") >= 300);
+    assert_eq!(s.route("orders").await.weight, 10.0);
+    let (ok, out, _) = s.cli(&["status"]);
+    assert!(ok);
+    assert!(out.contains("orders: next step not before 2099-12-31T23:00:00Z (frozen"), "{out}");
+    assert!(s.log().contains("rollout step 1 may pass but is frozen"), "{}", s.log());
+
+    failing.store(true, Ordering::Relaxed);
+    let r = wait_rollout(&s, "rolled back", |r| r.status == RolloutStatus::RolledBack).await;
+    assert!(matches!(r.failed_gate, Some(GateFailure::ErrorRate { .. })), "{r:?}");
+    assert_eq!(s.route("orders").await.weight, 0.0);
+    assert_eq!(r.next_step_at, None, "a stopped rollout has no next step");
+
+    // Every day, all day: open now, so the steps pass.
+    failing.store(false, Ordering::Relaxed);
+    let open = "steps = [10, 100]\nhold = \"300ms\"\nmin_requests = 20\nmax_latency_ratio = 1000\n\
+                windows = [\"daily 00:00-24:00 Pacific/Auckland\"]";
+    let s = Strangler::start(&route(&legacy, &new, "", open)).await;
+    let _traffic = Traffic::start(&s);
+    let r = wait_rollout(&s, "complete", |r| r.status == RolloutStatus::Complete).await;
+    assert_eq!(r.limits.windows, ["daily 00:00-24:00 Pacific/Auckland"]);
+}

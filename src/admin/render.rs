@@ -133,6 +133,10 @@ pub fn status(answer: &api::Routes) -> String {
             if let Some(err) = &ro.error {
                 notes.push(format!("{}: rollout cannot change the weight: {err}", r.name));
             }
+            if let Some(at) = &ro.next_step_at {
+                let held = ro.schedule.as_ref().map_or(String::new(), |why| format!(" ({why})"));
+                notes.push(format!("{}: next step not before {at}{held}", r.name));
+            }
         }
         if r.new_pool_down {
             notes.push(format!("{}: every address of the new pool is down; all traffic goes to legacy", r.name));

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::api::{self, Side};
+use crate::config::schedule::rfc3339;
 use crate::config::shadow::Shadow;
 use crate::control::reload::Refused;
 use crate::control::rollout::Control;
@@ -88,6 +89,8 @@ pub fn rollout_view(m: &Matched, control: &Control) -> Option<api::RolloutView> 
         max_latency_ratio: cfg.max_latency_ratio,
         max_latency_added_ms: cfg.max_latency_added.map(|d| d.as_millis() as u64),
         on_failure: cfg.on_failure.as_str().to_string(),
+        windows: cfg.schedule.windows.iter().map(|w| w.text().to_string()).collect(),
+        freeze: cfg.schedule.freeze.iter().map(|f| f.text().to_string()).collect(),
     };
     let mut view = api::RolloutView {
         status: api::RolloutStatus::Starting,
@@ -101,6 +104,8 @@ pub fn rollout_view(m: &Matched, control: &Control) -> Option<api::RolloutView> 
         failed_gate: None,
         error: None,
         waiting: None,
+        next_step_at: None,
+        schedule: None,
         limits,
         window: None,
     };
@@ -124,6 +129,11 @@ pub fn rollout_view(m: &Matched, control: &Control) -> Option<api::RolloutView> 
     view.failed_gate = p.failed_gate.clone();
     view.error = t.last_error.clone();
     view.waiting = state.waiting;
+    if p.status == api::RolloutStatus::Running && p.step + 1 < cfg.steps.len() {
+        let held = p.step_started_ms.saturating_add(cfg.hold.as_millis() as u64).max(now);
+        view.next_step_at = cfg.schedule.next_open(held).map(rfc3339);
+        view.schedule = cfg.schedule.closed(now).map(|c| c.to_string());
+    }
     view.window = Some(gate_window(w));
     Some(view)
 }

@@ -457,6 +457,12 @@ pub struct RolloutSection {
     /// Hold before the last step while an endpoint's cutover verdict is `differs`.
     #[serde(default)]
     pub require_ready: bool,
+    /// When steps may pass, e.g. `"Mon-Fri 09:00-17:00 Europe/Berlin"`; none: at any time.
+    #[serde(default)]
+    pub windows: Vec<String>,
+    /// Periods in which no step passes, e.g. `"2026-12-20/2027-01-04"`.
+    #[serde(default)]
+    pub freeze: Vec<String>,
 }
 
 /// A gate's limit, or the word `"off"`.

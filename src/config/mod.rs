@@ -11,6 +11,7 @@ mod problems;
 mod process;
 pub mod rollout;
 mod route;
+pub mod schedule;
 pub mod shadow;
 pub mod tls;
 mod units;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::file::{RateOrOff, RolloutSection};
 use super::problems::{quote, Problems};
+use super::schedule::{Freeze, Schedule, Window};
 use crate::core::Percent;
 
 /// The mismatch gate of a shadowed route's rollout when the file sets none: percent of
@@ -47,6 +48,8 @@ pub struct Rollout {
     pub on_failure: OnFailure,
     /// The last step waits until no endpoint of the route `differs`.
     pub require_ready: bool,
+    /// When a step may pass (a rollback never waits).
+    pub schedule: Schedule,
 }
 
 pub(super) fn build_rollout(p: &mut Problems, key: &str, r: &RolloutSection, shadows: bool) -> Rollout {
@@ -120,6 +123,19 @@ pub(super) fn build_rollout(p: &mut Problems, key: &str, r: &RolloutSection, sha
             OnFailure::Rollback
         }
     };
+    let mut schedule = Schedule::default();
+    for (i, text) in r.windows.iter().enumerate() {
+        match Window::parse(text) {
+            Ok(w) => schedule.windows.push(w),
+            Err(msg) => p.add(format!("{key}.windows[{i}]"), quote(text), msg),
+        }
+    }
+    for (i, text) in r.freeze.iter().enumerate() {
+        match Freeze::parse(text) {
+            Ok(f) => schedule.freeze.push(f),
+            Err(msg) => p.add(format!("{key}.freeze[{i}]"), quote(text), msg),
+        }
+    }
     Rollout {
         steps,
         hold,
@@ -131,5 +147,6 @@ pub(super) fn build_rollout(p: &mut Problems, key: &str, r: &RolloutSection, sha
         max_latency_added,
         on_failure,
         require_ready: r.require_ready,
+        schedule,
     }
 }

@@ -184,6 +184,7 @@ mod tests {
             max_latency_added: None,
             on_failure: OnFailure::Rollback,
             require_ready: false,
+            schedule: Default::default(),
         }
     }
 

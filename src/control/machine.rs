@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::gates::{figures, judge, waiting, GateFailure};
 use crate::config::rollout::{OnFailure, Rollout};
+use crate::config::schedule::{rfc3339, Closed};
 use crate::core::Percent;
 use crate::live::{tally_window, Tally, Window};
 
@@ -199,6 +200,13 @@ pub enum Event {
         step: usize,
         reason: String,
     },
+    /// The step held and passed its gates, but the schedule holds it until `until` (Unix ms;
+    /// `None`: no opening in sight).
+    Scheduled {
+        step: usize,
+        closed: Closed,
+        until: Option<u64>,
+    },
     /// The weight is not the step's: someone changed it outside the rollout.
     WeightChangedOutside {
         step: usize,
@@ -237,6 +245,13 @@ impl fmt::Display for Event {
                 write!(f, "rollout held at step {step} ({}%): {failure}; paused", weight.as_f64())
             }
             Event::Waiting { reason, .. } => write!(f, "rollout holds before the last step: {reason}"),
+            Event::Scheduled { step, closed, until } => {
+                write!(f, "rollout step {step} may pass but is {closed}")?;
+                match until {
+                    Some(ms) => write!(f, "; next opening {}", rfc3339(*ms)),
+                    None => write!(f, "; no opening in sight"),
+                }
+            }
             Event::WeightChangedOutside { step, weight, expected } => write!(
                 f,
                 "weight changed to {}% outside the rollout (step {step} is {}%); paused, resume to continue",
@@ -349,6 +364,19 @@ pub fn next(p: &Progress, cfg: &Rollout, now: &Now, differing: Option<&[String]>
                 event,
             }));
         }
+    }
+    // Office hours and freezes hold an advance, never a rollback (judged above) or completion.
+    if let Some(closed) = cfg.schedule.closed(now.ms) {
+        let event = Event::Scheduled { step: step + 1, closed, until: cfg.schedule.next_open(now.ms) };
+        let why = event.to_string();
+        if p.reason.as_deref() == Some(why.as_str()) {
+            return Decision::Stay;
+        }
+        return Decision::Move(Box::new(Move {
+            progress: Progress { reason: Some(why), ..p.clone() },
+            weight: None,
+            event,
+        }));
     }
     let to = cfg.steps[step + 1];
     let progress =
@@ -483,6 +511,7 @@ mod tests {
             max_latency_added: None,
             on_failure: OnFailure::Rollback,
             require_ready: false,
+            schedule: Default::default(),
         }
     }
 
@@ -617,6 +646,58 @@ mod tests {
         let unshadowed = Now { shadowed: false, ..at(5000, &now, MIN) };
         assert_eq!(moved(next(&running(1), &ready, &unshadowed, None)).weight, Some(Percent::FULL));
         assert!(matches!(next(&running(0), &ready, &at(1000, &now, MIN), None), Decision::Move(_)), "not the last");
+    }
+
+    #[test]
+    fn a_schedule_holds_advances_and_never_a_rollback() {
+        use crate::config::schedule::{Freeze, Schedule, Window};
+        // 2026-03-27 is a Friday; Berlin changes to summer time on the Sunday after.
+        let friday_evening = 1_774_629_000_000; // 2026-03-27T16:30:00Z, 17:30 in Berlin
+        let monday_nine = 1_774_854_000_000; // 2026-03-30T07:00:00Z, 09:00 CEST
+        let office = Rollout {
+            schedule: Schedule {
+                windows: vec![Window::parse("Mon-Fri 09:00-17:00 Europe/Berlin").expect("window")],
+                freeze: vec![],
+            },
+            ..cfg()
+        };
+        let started = Progress { step_started_ms: friday_evening - MIN, ..running(0) };
+        let (healthy, failing) = (tally(200, 0), tally(200, 20));
+        let m = moved(next(&started, &office, &at(1000, &healthy, friday_evening), None));
+        assert_eq!((m.progress.step, m.weight, m.progress.status), (0, None, RolloutStatus::Running));
+        assert!(
+            matches!(&m.event, Event::Scheduled { until: Some(t), .. } if *t == monday_nine),
+            "the next opening is Monday 09:00 in Berlin, after the change to summer time: {}",
+            m.event
+        );
+        assert!(m.event.to_string().contains("next opening 2026-03-30T07:00:00Z"), "{}", m.event);
+        // Said once; evaluated again on Sunday, it stays.
+        assert!(matches!(
+            next(&m.progress, &office, &at(1000, &healthy, monday_nine - 3_600_000), None),
+            Decision::Stay
+        ));
+        // A failing gate rolls back outside the window all the same.
+        let back = moved(next(&m.progress, &office, &at(1000, &failing, friday_evening + 1), None));
+        assert_eq!((back.progress.status, back.weight), (RolloutStatus::RolledBack, Some(Percent::ZERO)));
+        // At the opening the step passes.
+        let passed = moved(next(&m.progress, &office, &at(1000, &healthy, monday_nine), None));
+        assert_eq!(
+            (passed.progress.step, passed.weight, passed.progress.reason),
+            (1, Some(Percent::from_hundredths(5000)), None)
+        );
+        // A freeze holds inside the window too, and the last step still completes (no weight moves).
+        let frozen = Rollout {
+            schedule: Schedule {
+                windows: vec![],
+                freeze: vec![Freeze::parse("2026-03-30/2026-04-05").expect("freeze")],
+            },
+            ..cfg()
+        };
+        let m = moved(next(&started, &frozen, &at(1000, &healthy, monday_nine), None));
+        assert!(matches!(&m.event, Event::Scheduled { until: Some(1_775_433_600_000), .. }), "{}", m.event);
+        let last = Progress { step: 2, ..started };
+        let done = moved(next(&last, &frozen, &at(10_000, &healthy, monday_nine), None));
+        assert_eq!(done.progress.status, RolloutStatus::Complete);
     }
 
     #[test]

@@ -287,10 +287,10 @@ impl Control {
                     self.adopt(m, cfg, old.as_ref(), by_leader).await
                 }
             };
-            let before = (t.progress.step, t.progress.status);
+            let before = (t.progress.step, t.progress.status, t.progress.reason.clone());
             let error_before = t.last_error.clone();
             self.drive(m, cfg, &mut t, by_leader).await;
-            dirty |= before != (t.progress.step, t.progress.status);
+            dirty |= before != (t.progress.step, t.progress.status, t.progress.reason.clone());
             shown |= error_before != t.last_error;
             publish_step(&route.name, &t.progress);
             rollouts.insert(route.name.clone(), t);
