@@ -28,7 +28,8 @@
   async function api(path, options) {
     const opts = options || {};
     const method = opts.method || 'GET';
-    const headers = {};
+    // Says a change came from the console, in the log and the notifications.
+    const headers = { 'X-Strangler-Client': 'console' };
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (token) headers.Authorization = 'Bearer ' + token;
     let body;

@@ -34,6 +34,7 @@ pub mod limits;
 pub mod live;
 pub mod logging;
 pub mod metrics;
+pub mod notifications;
 pub mod probe;
 pub mod proxy;
 pub mod route;

@@ -118,6 +118,21 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// The webhooks of [[notify]] in the config.
+    Notify {
+        #[command(subcommand)]
+        action: NotifyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum NotifyCommand {
+    /// POST a sample notification to every [[notify]] target (whatever events it takes), once
+    /// each; exit 1 when any did not take it.
+    Test {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -272,6 +287,7 @@ fn main() -> ExitCode {
             admin.show(answer, render::replayed)
         }
         Command::Cluster { action } => cluster(action),
+        Command::Notify { action: NotifyCommand::Test { config } } => notify_test(&config.path),
         Command::Report { route, markdown, reset, admin } => {
             let answer = admin.client().and_then(|c| {
                 if reset {
@@ -404,4 +420,38 @@ fn check(path: &std::path::Path, probe: bool) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `strangler notify test`.
+fn notify_test(path: &std::path::Path) -> ExitCode {
+    let cfg = match config::load(path) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if cfg.notify.is_empty() {
+        eprintln!("error: {} has no [[notify]] target to test", path.display());
+        return ExitCode::FAILURE;
+    }
+    let instance = cfg.cluster.as_ref().map_or_else(config::host_name, |c| c.instance.clone());
+    let mut failed = 0;
+    for (name, outcome, took) in strangler::notifications::test_all(&cfg.notify, &instance) {
+        let ms = took.as_millis();
+        match outcome {
+            strangler::notifications::Attempt::Delivered(code) => {
+                println!("ok      {name}: answered {code} in {ms} ms")
+            }
+            strangler::notifications::Attempt::Retry(why) | strangler::notifications::Attempt::Refused(why) => {
+                failed += 1;
+                println!("FAILED  {name}: {why} ({ms} ms)");
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} target(s) did not take the notification", cfg.notify.len());
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }

@@ -62,6 +62,9 @@ pub struct Metrics {
     pub diffs_file_dropped: IntCounter,
     /// `background_restarts_total{task}`: background tasks started again after a panic.
     pub background_restarts: IntCounterVec,
+    /// `notifications_total{target,result}`: webhook notifications `sent`, `failed` (after
+    /// every retry), `dropped` (the target's queue was full), and `retried` attempts.
+    pub notifications: IntCounterVec,
     /// `cluster_connected`: 1 while etcd answers (exported with `[cluster]` only).
     pub cluster_connected: IntGauge,
     /// `cluster_revision`: the etcd revision of the routing document being served.
@@ -129,6 +132,14 @@ impl Metrics {
         registry.register(Box::new(override_requests.clone()))?;
         let config_reloads =
             IntCounterVec::new(opts("config_reloads_total", "Config reloads, by result (ok, error)."), &["result"])?;
+        let notifications = IntCounterVec::new(
+            opts(
+                "notifications_total",
+                "Webhook notifications by target and result: sent, failed (after every retry), dropped (queue full), retried (attempts after the first).",
+            ),
+            &["target", "result"],
+        )?;
+        registry.register(Box::new(notifications.clone()))?;
         let shadow = IntCounterVec::new(
             opts("shadow_total", "Shadowed requests by result: match, mismatch, error, dropped, skipped."),
             &["route", "result"],
@@ -260,6 +271,7 @@ impl Metrics {
             limits,
             diffs_file_dropped,
             background_restarts,
+            notifications,
         })
     }
 

@@ -22,6 +22,7 @@ use crate::admin::server::AdminApp;
 use crate::config::model::TlsListen;
 use crate::config::{self, Config};
 use crate::control::health::HealthService;
+use crate::control::notices::NoticeService;
 use crate::control::reload::{guard_sighup, ReloadService, Reloader};
 use crate::control::rollout::{Control, RolloutService};
 use crate::control::sampler::SamplerService;
@@ -137,6 +138,7 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
         ..cfg.limits.clone()
     };
     let admin_addr = cfg.admin.listen;
+    let instance = cfg.cluster.as_ref().map_or_else(crate::config::host_name, |c| c.instance.clone());
     let signals = Signals { config: path.to_path_buf(), upgrade_sock: cfg.server.upgrade_sock.clone().into() };
     let shared = Shared::new(cfg);
 
@@ -203,6 +205,8 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     ready.add_dependency(&proxy);
     ready.add_dependency(&admin);
     server.add_service(reload);
+    let notices = NoticeService::new(shared.clone(), control.clone(), fleet.clone(), instance);
+    server.add_service(background_service("notices", Supervised::new("notices", notices)));
     server.add_service(background_service("rollout", Supervised::new("rollout", RolloutService::new(control))));
     server.add_service(background_service("live", Supervised::new("live", SamplerService::new(shared.clone()))));
     let health = HealthService::new(shared.clone(), Some(connector_options));

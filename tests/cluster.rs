@@ -547,7 +547,10 @@ async fn one_leader_drives_a_rollout_on_the_fleets_figures_and_another_resumes_i
     let rollout =
         "[routes.rollout]\nsteps = [10, 50, 100]\nhold = \"6s\"\nmin_requests = 20\nmax_latency_ratio = 1000\n";
     push(&etcd, &(routes(&legacy, &new, 10.0, 0.0) + rollout));
-    let section = |name: &str| etcd.section(name) + "lease_ttl = \"2s\"\n";
+    // Every instance notifies the same receiver; only the leader has anything to tell.
+    let hooks = MockUpstream::start("hooks").await;
+    let notify = format!("[[notify]]\nurl = \"http://{}/\"\nevents = [\"fleet\", \"rollout\"]\n", hooks.address());
+    let section = |name: &str| etcd.section(name) + "lease_ttl = \"2s\"\n" + &notify;
     let mut all = Vec::new();
     for name in ["a", "b", "c"] {
         all.push(Strangler::start(&section(name)).await);
@@ -622,6 +625,21 @@ async fn one_leader_drives_a_rollout_on_the_fleets_figures_and_another_resumes_i
     for step in ["rollout step 1 passed", "rollout step 2 passed", "rollout complete"] {
         assert_eq!(logs.matches(step).count(), 1, "{step:?} logged once in the fleet");
     }
+
+    // The receiver heard each leader take over, and each step once.
+    let told: Vec<serde_json::Value> =
+        hooks.received().iter().map(|r| serde_json::from_slice(&r.body).expect("JSON")).collect();
+    let events = |name: &str| told.iter().filter(|d| d["event"] == name).cloned().collect::<Vec<_>>();
+    let leaders: Vec<String> = events("leader_changed")
+        .iter()
+        .map(|d| d["details"]["leader"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let names = ["a", "b", "c"];
+    let (first_name, next_name) = (names[first], all[next].api::<ClusterView>("/cluster").await.instance);
+    assert_eq!(leaders, vec![format!("{first_name}"), next_name.clone()], "{told:#?}");
+    assert_eq!(events("leader_changed")[1]["details"]["previous"], first_name, "{told:#?}");
+    assert_eq!(events("step_passed").len(), 2, "each step told once in the fleet: {told:#?}");
+    assert_eq!(events("completed").len(), 1, "{told:#?}");
 
     // The rollout taken out of the document: its progress leaves etcd too.
     let (ok, text) = etcd.ctl(&["get", "/strangler/rollout/users", "--print-value-only"]);

@@ -222,14 +222,14 @@ async fn a_restart_resumes_the_step_and_its_hold_from_the_state_file() {
 async fn a_rollout_paused_by_hand_stays_where_the_operator_left_it() {
     let rig = Rig::start(CONFIG);
     rig.until(Duration::from_secs(1), "taken up", |r| r.weight() == 10.0).await;
-    rig.control.set_weight("orders", strangler::core::Percent::from_hundredths(3000), "test").await.expect("set");
+    rig.control.set_weight("orders", strangler::core::Percent::from_hundredths(3000), &by_test()).await.expect("set");
     assert_eq!((rig.status(), rig.weight()), (Some((RolloutStatus::Paused, 1)), 30.0));
     // Every gate would pass, for ten holds: nothing moves.
     rig.traffic(500, 0);
     tokio::time::sleep(Duration::from_secs(600)).await;
     assert_eq!((rig.status(), rig.weight()), (Some((RolloutStatus::Paused, 1)), 30.0));
     let reason = rig.progress().reason.unwrap_or_default();
-    assert_eq!(reason, "weight set to 30% by hand (from test); rollout paused");
+    assert_eq!(reason, "weight set to 30% by hand (from test via api); rollout paused");
 }
 
 /// Office hours in Berlin across the change to summer time: a step whose hold ends after 17:00
@@ -262,4 +262,8 @@ async fn a_step_held_outside_office_hours_passes_when_the_window_opens_after_a_d
     let passed = rig.progress().step_started_ms;
     let opening = unix_ms("2026-03-30T07:00:00Z");
     assert!((opening..opening + 2_000).contains(&passed), "passed at {passed}, the window opens at {opening}");
+}
+
+fn by_test() -> strangler::control::rollout::By {
+    strangler::control::rollout::By { peer: "test".into(), via: strangler::control::rollout::Via::Api }
 }

@@ -115,12 +115,17 @@ impl AdminClient {
     }
 
     fn auth<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        // Says which tool made a change, for the log and the notifications.
+        let req = req.header(CLIENT_HEADER, "cli");
         match &self.token {
             Some(t) => req.header("authorization", &format!("Bearer {t}")),
             None => req,
         }
     }
 }
+
+/// Names the tool behind an admin API request: `cli` or `console`; absent, `api`.
+pub const CLIENT_HEADER: &str = "x-strangler-client";
 
 fn read<T: DeserializeOwned>(url: String, mut resp: http::Response<ureq::Body>) -> Result<T, ClientError> {
     let status = resp.status().as_u16();

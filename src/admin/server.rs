@@ -11,6 +11,7 @@ use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
+use super::client::CLIENT_HEADER;
 use super::endpoint::Endpoint;
 use super::views;
 use crate::api::{self, RolloutAction, Side};
@@ -19,7 +20,7 @@ use crate::config::persist::PersistError;
 use crate::config::shadow::Shadow;
 use crate::config::Percent;
 use crate::control::reload::{ChangeError, Trigger};
-use crate::control::rollout::{Control, ControlError};
+use crate::control::rollout::{By, Control, ControlError, Via};
 use crate::control::supervise;
 use crate::metrics::METRICS;
 use crate::route::split::constant_time_eq;
@@ -439,7 +440,7 @@ fn control_error(e: ControlError) -> Response<Vec<u8>> {
 
 impl AdminApp {
     /// `PUT /api/routes/{name}/weight` with `{"percent": N}`.
-    async fn put_weight(&self, session: &mut ServerSession, name: &str, who: &str) -> Response<Vec<u8>> {
+    async fn put_weight(&self, session: &mut ServerSession, name: &str, who: &By) -> Response<Vec<u8>> {
         if self.shared.load().table.get(name).is_none() {
             return error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}"));
         }
@@ -488,7 +489,7 @@ impl AdminApp {
     }
 
     /// `POST /api/v1/routes/{name}/rollout/{action}`.
-    async fn rollout(&self, name: &str, action: &str, who: &str) -> Response<Vec<u8>> {
+    async fn rollout(&self, name: &str, action: &str, who: &By) -> Response<Vec<u8>> {
         let Some(action) = RolloutAction::parse(action) else {
             return error_response(
                 StatusCode::NOT_FOUND,
@@ -535,6 +536,12 @@ impl AdminApp {
             return refused;
         }
         let who = session.client_addr().map_or("-".to_string(), |a| a.to_string());
+        let via = match session.req_header().headers.get(CLIENT_HEADER).map(|v| v.as_bytes()) {
+            Some(b"cli") => Via::Cli,
+            Some(b"console") => Via::Console,
+            _ => Via::Api,
+        };
+        let who = By { peer: who, via };
         self.dispatch(session, endpoint, &path, &who).await
     }
 
@@ -580,7 +587,7 @@ impl AdminApp {
         session: &mut ServerSession,
         endpoint: Endpoint,
         path: &str,
-        who: &str,
+        who: &By,
     ) -> Response<Vec<u8>> {
         let query = session.req_header().uri.query().unwrap_or("").to_string();
         match endpoint {
@@ -611,7 +618,7 @@ impl AdminApp {
             },
             Endpoint::Diffs(name) => self.diffs(&name, &query),
             Endpoint::Report(name) => self.report(&name, &query).await,
-            Endpoint::ReportReset(name) => self.reset_report(&name, who).await,
+            Endpoint::ReportReset(name) => self.reset_report(&name, &who.peer).await,
             Endpoint::History(name) => match self.shared.load().table.get(&name) {
                 Some(m) => json_response(
                     StatusCode::OK,
@@ -624,9 +631,9 @@ impl AdminApp {
                 None => error_response(StatusCode::NOT_FOUND, format!("no route named {name:?}")),
             },
             Endpoint::Replays(name) => self.replays(&name, &query),
-            Endpoint::Replay(name) => self.replay(session, &name, who).await,
+            Endpoint::Replay(name) => self.replay(session, &name, &who.peer).await,
             Endpoint::Weight(name) => self.put_weight(session, &name, who).await,
-            Endpoint::Reload => self.reload(who).await,
+            Endpoint::Reload => self.reload(&who.peer).await,
             Endpoint::Rollout(name, action) => self.rollout(&name, &action, who).await,
         }
     }

@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 use super::doc;
 use super::store::{Doc, Keys, Store, StoreError, Stored};
 use crate::api;
+use crate::config::operations::NoticeKind;
 use crate::config::{self, ClusterSettings, Config, ConfigError, Problem};
 use crate::live::{Counted, Reading, Tally};
 use crate::metrics::METRICS;
+use crate::notifications::{self, Notice};
 
 /// What an instance publishes under `PREFIX/figures/NAME`: every route's cumulative counters
 /// since the process started (`boot`).
@@ -165,10 +167,32 @@ impl Fleet {
     pub fn set_leader(&self, term: Option<i64>, holder: Option<String>) {
         let mut s = self.state();
         if s.term != term {
+            let me = self.settings.instance.as_str();
             match term {
-                Some(t) => tracing::info!(term = t, "this instance now leads the fleet's rollouts"),
+                Some(t) => {
+                    tracing::info!(term = t, "this instance now leads the fleet's rollouts");
+                    let was = s.leader.clone().filter(|l| l != me);
+                    let text = format!(
+                        "{me} now leads the fleet's rollouts{}",
+                        was.as_ref().map_or(String::new(), |w| format!(" (was {w})"))
+                    );
+                    notifications::send(Notice::new(
+                        NoticeKind::Fleet,
+                        "leader_changed",
+                        None,
+                        text,
+                        serde_json::json!({ "leader": me, "previous": was, "term": t }),
+                    ));
+                }
                 None if s.term.is_some() => {
-                    tracing::warn!("this instance no longer leads the fleet's rollouts")
+                    tracing::warn!("this instance no longer leads the fleet's rollouts");
+                    notifications::send(Notice::new(
+                        NoticeKind::Fleet,
+                        "leadership_lost",
+                        None,
+                        format!("{me} no longer leads the fleet's rollouts"),
+                        serde_json::json!({ "instance": me }),
+                    ));
                 }
                 None => {}
             }

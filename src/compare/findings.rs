@@ -302,6 +302,15 @@ fn example_bytes(e: &Example) -> usize {
 /// A field as it is counted: array indices generalised (`json:$.items[3].price` is
 /// `json:$.items[*].price`), and a name over [`FIELD_NAME`] bytes cut, with a hash of the whole
 /// so two long names stay apart.
+/// A finding that counts: an endpoint's field differing beyond its noise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Significant {
+    pub endpoint: String,
+    pub field: Field,
+    /// Percent of the endpoint's comparisons it differed in.
+    pub rate: f64,
+}
+
 pub fn general(field: &Field) -> Field {
     let f = match field {
         Field::Json(path) => match JsonPath::parse(path) {
@@ -777,6 +786,20 @@ impl Findings {
             .filter(|(_, e)| e.fields.values().any(|f| e.significant(f, rules, now, age)))
             .map(|(name, _)| name.clone())
             .collect()
+    }
+
+    /// Every finding that counts now: a field differing beyond its noise, per endpoint, in
+    /// endpoint order.
+    pub fn significant(&self, rules: &ReportRules) -> Vec<Significant> {
+        let (now, age) = (secs(SystemTime::now()), self.bounds.noise_max_age);
+        let mut out = Vec::new();
+        for (name, e) in &self.endpoints {
+            for (field, f) in e.fields.iter().filter(|(_, f)| e.significant(f, rules, now, age)) {
+                let rate = 100.0 * f.differ as f64 / e.comparisons as f64;
+                out.push(Significant { endpoint: name.clone(), field: field.clone(), rate });
+            }
+        }
+        out
     }
 
     /// Fields seen varying on one side, summed over endpoints: what the API lists as noise.

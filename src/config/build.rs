@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::file::FileConfig;
 use super::model::{Config, Upstream};
 use super::problems::{Problem, Problems};
-use super::{process, route, tls, upstream};
+use super::{operations, process, route, tls, upstream};
 
 impl Config {
     /// Validate a parsed file into a model, or return every problem found. Each section has its
@@ -28,6 +28,7 @@ impl Config {
         let routes = route::build_all(&mut p, &file.routes, &file.upstreams, &upstreams);
         let trusted_proxies = process::build_trusted(&mut p, &file);
         let cluster = file.cluster.as_ref().map(|c| process::build_cluster(&mut p, c, path));
+        let notify = operations::build_notify(&mut p, &file.notify);
         p.into_result(Config {
             path: path.to_path_buf(),
             server,
@@ -39,6 +40,7 @@ impl Config {
             limits,
             trusted_proxies,
             cluster,
+            notify,
         })
     }
 }

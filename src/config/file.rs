@@ -29,6 +29,40 @@ pub struct FileConfig {
     /// instance; absent, this file is the whole config.
     #[serde(default)]
     pub cluster: Option<ClusterSection>,
+    /// Webhooks told about weight changes, rollouts, findings and the fleet.
+    #[serde(default)]
+    pub notify: Vec<NotifySection>,
+}
+
+/// `[[notify]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySection {
+    /// Where to POST, `http://` or `https://`.
+    pub url: String,
+    /// Shown in logs and metrics instead of the URL (which may hold a secret, as Slack's do);
+    /// default: the URL's host.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Which events: "weight", "rollout", "finding", "fleet"; default: every one.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+    /// "json" (strangler's own document) or "slack" (an incoming-webhook message).
+    #[serde(default = "default_notify_format")]
+    pub format: String,
+    /// When set, each POST carries `X-Strangler-Signature: sha256=<HMAC-SHA256 of the body>`.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Time for one attempt.
+    #[serde(default = "default_notify_timeout")]
+    pub timeout: String,
+}
+
+fn default_notify_format() -> String {
+    "json".into()
+}
+fn default_notify_timeout() -> String {
+    "5s".into()
 }
 
 /// `[cluster]`

@@ -6,6 +6,7 @@
 mod build;
 pub mod file;
 pub mod model;
+pub mod operations;
 pub mod persist;
 mod problems;
 mod process;
@@ -22,7 +23,7 @@ use std::path::Path;
 pub use crate::core::{Percent, Side, WEIGHT_SCALE};
 pub use model::{ClusterSettings, Config, Health, Route, Sticky, Upstream};
 pub use problems::{ConfigError, Problem};
-pub use process::{ETCD_PASSWORD_ENV, ETCD_USER_ENV};
+pub use process::{host_name, ETCD_PASSWORD_ENV, ETCD_USER_ENV};
 pub use units::{parse_duration, parse_size};
 
 /// Read, parse and validate the config file at `path`.

@@ -1,6 +1,7 @@
 //! The validated configuration the proxy runs on. Built only through [`Config::from_file`], which
 //! checks everything and collects every problem, so a `Config` value is always usable as a whole.
 
+use super::operations::NotifyTarget;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -36,6 +37,8 @@ pub struct Config {
     pub trusted_proxies: Vec<Cidr>,
     /// `[cluster]`: the routing config comes from etcd.
     pub cluster: Option<ClusterSettings>,
+    /// `[[notify]]`: webhooks, in file order.
+    pub notify: Vec<NotifyTarget>,
 }
 
 /// `[cluster]`, validated. The credentials come from the environment only

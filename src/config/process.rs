@@ -328,6 +328,6 @@ fn build_cluster_tls(p: &mut Problems, c: &super::file::ClusterSection) -> Optio
 }
 
 /// The host name, as `uname -n` gives it.
-fn host_name() -> String {
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
 }

@@ -5,6 +5,7 @@
 pub mod gates;
 pub mod health;
 pub mod machine;
+pub mod notices;
 pub mod progress;
 pub mod reload;
 pub mod rollout;

@@ -14,6 +14,7 @@ use super::machine::Progress;
 use super::reload::{ChangeError, Reloader};
 use crate::cluster::fleet::Fleet;
 use crate::cluster::store::Stored;
+use crate::compare::findings::Significant;
 use crate::compare::report::ReportRules;
 use crate::config::persist;
 use crate::core::Percent;
@@ -81,8 +82,9 @@ pub trait ProgressStore: Send + Sync {
     fn tally(&self, m: &Matched) -> Tally;
     /// Before a tick that judges: the other instances' figures, fresh enough.
     async fn refresh_figures(&self);
-    /// The route's endpoints whose cutover verdict is `differs` (pooled from every instance).
-    async fn differing(&self, route: &str, state: &ShadowState, rules: &ReportRules) -> Vec<String>;
+    /// The route's findings that count now, which make their endpoints' verdict `differs`
+    /// (pooled from every instance).
+    async fn significant(&self, route: &str, state: &ShadowState, rules: &ReportRules) -> Vec<Significant>;
     /// Write `next` as the route's progress, moving its weight to `weight` first if given; the
     /// new revision. `by_leader`: fenced on the leader's term.
     async fn commit(
@@ -163,8 +165,8 @@ impl ProgressStore for FileStore {
 
     async fn refresh_figures(&self) {}
 
-    async fn differing(&self, _route: &str, state: &ShadowState, rules: &ReportRules) -> Vec<String> {
-        state.findings().differing(rules)
+    async fn significant(&self, _route: &str, state: &ShadowState, rules: &ReportRules) -> Vec<Significant> {
+        state.findings().significant(rules)
     }
 
     async fn commit(
@@ -257,9 +259,9 @@ impl ProgressStore for EtcdStore {
         self.fleet.refresh_figures(FIGURES_MAX_AGE).await;
     }
 
-    async fn differing(&self, route: &str, state: &ShadowState, rules: &ReportRules) -> Vec<String> {
+    async fn significant(&self, route: &str, state: &ShadowState, rules: &ReportRules) -> Vec<Significant> {
         let own = state.findings().clone();
-        self.fleet.pooled_findings(route, own).await.0.differing(rules)
+        self.fleet.pooled_findings(route, own).await.0.significant(rules)
     }
 
     async fn commit(

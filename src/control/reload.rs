@@ -23,6 +23,7 @@ use crate::config::persist::{self, PersistError};
 use crate::config::{self, ConfigError};
 use crate::core::Percent;
 use crate::metrics::METRICS;
+use crate::notifications::{self, Notice};
 use crate::snapshot::Shared;
 
 /// Quiet time after the last file event before reloading.
@@ -230,6 +231,7 @@ impl Reloader {
                 let old = self.shared.replace(new);
                 let cur = self.shared.load();
                 warn_restart_needed(&old.config, &cur.config);
+                notify_weights(&old.config, &cur.config, trigger);
                 METRICS.config_reloads.with_label_values(&["ok"]).inc();
                 let weights: Vec<String> =
                     cur.config.routes.iter().map(|r| format!("{}={}%", r.name, r.weight_percent())).collect();
@@ -298,6 +300,21 @@ impl Reloader {
         // The file on disk is valid again and what serves.
         self.set_refused(None);
         Ok(())
+    }
+}
+
+/// Tell the notification targets of every weight a reload changed (a route taken out or added
+/// is a change of the file, not of a weight).
+fn notify_weights(old: &config::Config, new: &config::Config, trigger: Trigger) {
+    let source = match trigger {
+        Trigger::FileChange => "file",
+        Trigger::Signal => "file (SIGHUP)",
+        Trigger::Api => "file (reload API)",
+    };
+    for r in &new.routes {
+        if let Some(before) = old.route(&r.name).filter(|before| before.weight != r.weight) {
+            notifications::send(Notice::weight(&r.name, before.weight, r.weight, source, None));
+        }
     }
 }
 

@@ -26,14 +26,19 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
+use serde_json::json;
 
 use super::machine::{self, Decision, Event, Move, Now, Progress, RolloutAction, RolloutStatus};
 use super::progress::{EtcdStore, FileStore, ProgressStore, Revision, Tracked};
 use super::reload::{ChangeError, Reloader};
+use crate::compare::findings::Significant;
+use crate::config::operations::NoticeKind;
 use crate::config::rollout::Rollout;
+use crate::config::schedule::rfc3339;
 use crate::core::Percent;
 use crate::live::{Tally, Window};
 use crate::metrics::METRICS;
+use crate::notifications::{self, Notice};
 use crate::route::Matched;
 use crate::snapshot::Shared;
 
@@ -146,6 +151,7 @@ impl Control {
                 t.revision = revision;
                 t.last_error = None;
                 log(route, &mv.event);
+                notifications::send(rollout_notice(route, &mv.event));
                 Ok(())
             }
             Err(e) => {
@@ -172,17 +178,26 @@ impl Control {
 
     /// Set a route's weight from the admin API. A running rollout on the route is paused: the
     /// operator wins.
-    pub async fn set_weight(&self, route: &str, weight: Percent, who: &str) -> Result<WeightChange, ControlError> {
+    pub async fn set_weight(&self, route: &str, weight: Percent, who: &By) -> Result<WeightChange, ControlError> {
         let mut rollouts = self.rollouts.lock().await;
         let old = self.current(route)?.route.weight;
         if old != weight {
             self.reloader.set_weight(route, weight).await?;
+            notifications::send(Notice::weight(route, old, weight, who.via.as_str(), Some(&who.peer)));
         }
-        tracing::info!(target: "strangler::admin", peer = who, route, old = old.as_f64(), new = weight.as_f64(), "weight set");
+        tracing::info!(
+            target: "strangler::admin",
+            peer = who.peer.as_str(),
+            via = who.via.as_str(),
+            route,
+            old = old.as_f64(),
+            new = weight.as_f64(),
+            "weight set"
+        );
         self.store.sync(&mut rollouts);
         let mut rollout_paused = false;
         if let Some(t) = rollouts.get_mut(route) {
-            if let Some(mv) = machine::weight_set_by_hand(&t.progress, weight, who, self.clock.now_ms()) {
+            if let Some(mv) = machine::weight_set_by_hand(&t.progress, weight, &who.to_string(), self.clock.now_ms()) {
                 if let Err(e) = self.commit(route, t, mv, false).await {
                     // The leader pauses it anyway when it sees a weight that is not the step's.
                     tracing::warn!(route, "the pause is left to the leader: {e}");
@@ -195,7 +210,8 @@ impl Control {
     }
 
     /// Pause, resume or abort a route's rollout.
-    pub async fn act(&self, route: &str, action: RolloutAction, who: &str) -> Result<(), ControlError> {
+    pub async fn act(&self, route: &str, action: RolloutAction, who: &By) -> Result<(), ControlError> {
+        let who = &who.to_string();
         let mut rollouts = self.rollouts.lock().await;
         let m = self.current(route)?;
         let cfg = m.route.rollout.clone().ok_or_else(|| ControlError::NoRollout(route.to_string()))?;
@@ -311,10 +327,8 @@ impl Control {
         let now = self.now(m, &tally);
         let mut decision = machine::next(&t.progress, cfg, &now, None);
         if let Decision::AskReadiness = decision {
-            let differing = match (&m.shadow, &m.route.shadow) {
-                (Some(state), Some(shadow)) => self.store.differing(route, state, &shadow.compare.rules).await,
-                _ => Vec::new(),
-            };
+            let mut differing: Vec<String> = self.significant(m).await.into_iter().map(|s| s.endpoint).collect();
+            differing.dedup();
             decision = machine::next(&t.progress, cfg, &now, Some(&differing));
         }
         let Decision::Move(mv) = decision else { return };
@@ -327,6 +341,20 @@ impl Control {
             }
             t.last_error = Some(msg);
         }
+    }
+
+    /// A shadowed route's findings that count now (every instance's, in a fleet); none for a
+    /// route that does not compare.
+    pub async fn significant(&self, m: &Matched) -> Vec<Significant> {
+        match (&m.shadow, &m.route.shadow) {
+            (Some(state), Some(shadow)) => self.store.significant(&m.route.name, state, &shadow.compare.rules).await,
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether this instance drives the rollouts (always, alone; the elected one, in a fleet).
+    pub fn leads(&self) -> bool {
+        self.store.leads()
     }
 
     // === what the API shows ===
@@ -352,6 +380,77 @@ impl Control {
             .flatten();
         Some(RolloutState { tracked: t, window, waiting, now_ms: self.clock.now_ms() })
     }
+}
+
+/// Who changed something by hand: the peer's address and the tool it used.
+#[derive(Debug, Clone)]
+pub struct By {
+    pub peer: String,
+    pub via: Via,
+}
+
+/// The tool behind an admin API request, from its `X-Strangler-Client` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Api,
+    Cli,
+    Console,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Api => "api",
+            Via::Cli => "cli",
+            Via::Console => "console",
+        }
+    }
+}
+
+/// `127.0.0.1:50312 via cli`.
+impl std::fmt::Display for By {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} via {}", self.peer, self.via.as_str())
+    }
+}
+
+/// A rollout's event, for the notifications: its words as the log has them, and its figures.
+fn rollout_notice(route: &str, event: &Event) -> Notice {
+    let pct = |p: &Percent| p.as_f64();
+    let (name, details) = match event {
+        Event::TakenUp { step, weight } => ("started", json!({ "step": step, "weight": pct(weight) })),
+        Event::StepPassed { step, from, to, figures } => {
+            ("step_passed", json!({ "step": step, "from": pct(from), "to": pct(to), "figures": figures }))
+        }
+        Event::Completed { step, figures } => ("completed", json!({ "step": step, "figures": figures })),
+        Event::RolledBack { step, weight, failure } => {
+            ("rolled_back", json!({ "step": step, "weight": pct(weight), "gate": failure }))
+        }
+        Event::Held { step, weight, failure } => {
+            ("held", json!({ "step": step, "weight": pct(weight), "gate": failure }))
+        }
+        Event::Waiting { step, reason } => ("waiting", json!({ "step": step, "reason": reason })),
+        Event::Scheduled { step, closed, until } => (
+            "outside_schedule",
+            json!({ "step": step, "closed": closed.to_string(), "next_opening": until.map(rfc3339) }),
+        ),
+        Event::WeightChangedOutside { step, weight, expected } => (
+            "paused",
+            json!({ "step": step, "weight": pct(weight), "expected": pct(expected), "why": "weight changed outside the rollout" }),
+        ),
+        Event::WeightSetByHand { weight, who } => {
+            ("paused", json!({ "weight": pct(weight), "by": who, "why": "weight set by hand" }))
+        }
+        Event::ByHand { action, who } => {
+            let name = match action {
+                RolloutAction::Pause => "paused",
+                RolloutAction::Resume => "resumed",
+                RolloutAction::Abort => "aborted",
+            };
+            (name, json!({ "by": who }))
+        }
+    };
+    Notice::new(NoticeKind::Rollout, name, Some(route), event.to_string(), details)
 }
 
 /// The log line of a rollout's event, at the level it deserves.
