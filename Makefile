@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo demo-fleet test lint check-configs check-alerts browser docs bench bench-shadow proofs soak verify-unit clean
+.PHONY: all deps build demo demo-fleet test lint check-configs check-alerts browser docs deb check-deb bench bench-shadow proofs soak verify-unit clean
 
 all: build
 
@@ -61,7 +61,32 @@ docs:
 		$(CARGO) install mdbook --locked --no-default-features --version 0.5.4; }
 	$(MDBOOK) build docs
 
-test: lint check-configs check-alerts browser docs
+# The Debian package (cargo-deb, from crates.io, installed when missing): the release binary,
+# the hardened unit (systemd/strangler.service with the package's paths), the commented
+# default config as the conffile /etc/strangler/strangler.toml, the system user made by
+# packaging/debian/postinst, and the man pages generated from the command line's definitions.
+CARGO_DEB := $(or $(shell command -v cargo-deb 2>/dev/null),$(or $(CARGO_HOME),$(HOME)/.cargo)/bin/cargo-deb)
+deb: deps
+	@[ -x "$(CARGO_DEB)" ] || { \
+		echo "installing cargo-deb (for the Debian package)"; \
+		$(CARGO) install cargo-deb --locked --version 3.8.0; }
+	$(CARGO) build --release --bin strangler
+	rm -rf target/deb && mkdir -p target/deb/units target/deb/man
+	sed 's|/usr/local/bin/strangler|/usr/bin/strangler|g' systemd/strangler.service > target/deb/units/strangler.service
+	./target/release/strangler man target/deb/man
+	gzip -9n target/deb/man/*.1
+	$(CARGO_DEB) --no-build --strip --output target/debian/strangler.deb
+
+# The package, unpacked into a throwaway root: its files, modes and conffile, `strangler check`
+# on the shipped config, the unit verified, the maintainer scripts parsed, and lintian (Debian's
+# package checker, installed when missing) with no error.
+check-deb: deb
+	@command -v lintian >/dev/null 2>&1 || { \
+		echo "installing lintian (for the Debian package)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lintian >/dev/null; }
+	./packaging/check-deb.sh target/debian/strangler.deb
+
+test: lint check-configs check-alerts browser docs check-deb
 	$(CARGO) test
 
 # Peer benchmarks (install nginx and wrk from Debian packages when missing): the proxy's own cost,

@@ -20,9 +20,27 @@ struct Cli {
 
 #[derive(clap::Args)]
 struct ConfigArg {
-    /// Config file.
-    #[arg(short = 'c', long = "config", env = "STRANGLER_CONFIG", default_value = "conf/strangler.toml")]
+    /// Config file [default: conf/strangler.toml in the working directory when it is there,
+    /// else /etc/strangler/strangler.toml, where the Debian package puts it].
+    #[arg(
+        short = 'c',
+        long = "config",
+        env = "STRANGLER_CONFIG",
+        default_value_os_t = default_config(),
+        hide_default_value = true
+    )]
     path: PathBuf,
+}
+
+/// `conf/strangler.toml` (a checkout, a demo) when it is there, else the installed one.
+fn default_config() -> PathBuf {
+    let local = PathBuf::from("conf/strangler.toml");
+    let installed = PathBuf::from("/etc/strangler/strangler.toml");
+    if local.exists() || !installed.exists() {
+        local
+    } else {
+        installed
+    }
 }
 
 #[derive(Subcommand)]
@@ -118,6 +136,10 @@ enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Write the man pages (strangler(1) and one per command, strangler-weight(1), ...) into
+    /// DIR; the Debian package ships them.
+    #[command(hide = true)]
+    Man { dir: PathBuf },
     /// The webhooks of [[notify]] in the config.
     Notify {
         #[command(subcommand)]
@@ -288,6 +310,7 @@ fn main() -> ExitCode {
         }
         Command::Cluster { action } => cluster(action),
         Command::Notify { action: NotifyCommand::Test { config } } => notify_test(&config.path),
+        Command::Man { dir } => man(&dir),
         Command::Report { route, markdown, reset, admin } => {
             let answer = admin.client().and_then(|c| {
                 if reset {
@@ -454,4 +477,16 @@ fn notify_test(path: &std::path::Path) -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// `strangler man DIR`: the man pages, from the same definitions `--help` prints.
+fn man(dir: &std::path::Path) -> ExitCode {
+    use clap::CommandFactory;
+    match std::fs::create_dir_all(dir).and_then(|()| clap_mangen::generate_to(Cli::command(), dir)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write the man pages into {}: {e}", dir.display());
+            ExitCode::FAILURE
+        }
+    }
 }
