@@ -41,4 +41,5 @@ pub mod route;
 pub mod server;
 pub mod shadow;
 pub mod snapshot;
+pub mod telemetry;
 pub mod upstream;

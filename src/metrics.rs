@@ -65,6 +65,9 @@ pub struct Metrics {
     /// `notifications_total{target,result}`: webhook notifications `sent`, `failed` (after
     /// every retry), `dropped` (the target's queue was full), and `retried` attempts.
     pub notifications: IntCounterVec,
+    /// `telemetry_spans_total{result}`: spans `exported`, `dropped` (the export queue was full)
+    /// or `failed` (the collector did not take them).
+    pub telemetry_spans: IntCounterVec,
     /// `cluster_connected`: 1 while etcd answers (exported with `[cluster]` only).
     pub cluster_connected: IntGauge,
     /// `cluster_revision`: the etcd revision of the routing document being served.
@@ -140,6 +143,17 @@ impl Metrics {
             &["target", "result"],
         )?;
         registry.register(Box::new(notifications.clone()))?;
+        let telemetry_spans = IntCounterVec::new(
+            opts(
+                "telemetry_spans_total",
+                "Trace spans by result: exported, dropped (the export queue was full), failed (the collector did not take them).",
+            ),
+            &["result"],
+        )?;
+        for result in ["exported", "dropped", "failed"] {
+            telemetry_spans.with_label_values(&[result]);
+        }
+        registry.register(Box::new(telemetry_spans.clone()))?;
         let shadow = IntCounterVec::new(
             opts("shadow_total", "Shadowed requests by result: match, mismatch, error, dropped, skipped."),
             &["route", "result"],
@@ -272,6 +286,7 @@ impl Metrics {
             diffs_file_dropped,
             background_restarts,
             notifications,
+            telemetry_spans,
         })
     }
 

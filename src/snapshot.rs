@@ -12,6 +12,7 @@ use crate::core::BySide;
 use crate::metrics::{RouteStats, METRICS};
 use crate::route::{Matched, RouteTable};
 use crate::shadow::state::ShadowState;
+use crate::telemetry::Tracing;
 use crate::upstream::Pools;
 
 pub struct Snapshot {
@@ -19,6 +20,8 @@ pub struct Snapshot {
     /// The upstream pools with their run-time state, by upstream name.
     pub pools: Pools,
     pub table: RouteTable,
+    /// `[telemetry]`'s traces: kept across reloads that leave the section as it is.
+    pub tracing: Option<Arc<Tracing>>,
 }
 
 impl Snapshot {
@@ -42,7 +45,13 @@ impl Snapshot {
                 Matched { route: route.clone(), stats, shadow, pools }
             })
             .collect();
-        Snapshot { table: RouteTable::new(entries), pools, config: Arc::new(config) }
+        let tracing = config.telemetry.as_ref().map(|t| {
+            match previous.and_then(|p| p.tracing.as_ref()).filter(|kept| kept.settings() == t) {
+                Some(kept) => kept.clone(),
+                None => Tracing::start(t),
+            }
+        });
+        Snapshot { table: RouteTable::new(entries), pools, config: Arc::new(config), tracing }
     }
 }
 

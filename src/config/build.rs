@@ -29,6 +29,7 @@ impl Config {
         let trusted_proxies = process::build_trusted(&mut p, &file);
         let cluster = file.cluster.as_ref().map(|c| process::build_cluster(&mut p, c, path));
         let notify = operations::build_notify(&mut p, &file.notify);
+        let telemetry = file.telemetry.as_ref().map(|t| operations::build_telemetry(&mut p, t));
         p.into_result(Config {
             path: path.to_path_buf(),
             server,
@@ -41,6 +42,7 @@ impl Config {
             trusted_proxies,
             cluster,
             notify,
+            telemetry,
         })
     }
 }

@@ -32,6 +32,30 @@ pub struct FileConfig {
     /// Webhooks told about weight changes, rollouts, findings and the fleet.
     #[serde(default)]
     pub notify: Vec<NotifySection>,
+    /// OpenTelemetry traces, exported over OTLP/HTTP.
+    #[serde(default)]
+    pub telemetry: Option<TelemetrySection>,
+}
+
+/// `[telemetry]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySection {
+    /// The collector's OTLP/HTTP base URL; spans go to `<it>/v1/traces`.
+    pub otlp_endpoint: String,
+    /// Percent of requests that start a trace; a sampled `traceparent` is always followed.
+    #[serde(default = "default_trace_sample")]
+    pub sample: f64,
+    /// `service.name` of the exported spans.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+}
+
+fn default_trace_sample() -> f64 {
+    1.0
+}
+fn default_service_name() -> String {
+    "strangler".into()
 }
 
 /// `[[notify]]`

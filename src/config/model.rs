@@ -1,7 +1,7 @@
 //! The validated configuration the proxy runs on. Built only through [`Config::from_file`], which
 //! checks everything and collects every problem, so a `Config` value is always usable as a whole.
 
-use super::operations::NotifyTarget;
+use super::operations::{NotifyTarget, Telemetry};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -39,6 +39,8 @@ pub struct Config {
     pub cluster: Option<ClusterSettings>,
     /// `[[notify]]`: webhooks, in file order.
     pub notify: Vec<NotifyTarget>,
+    /// `[telemetry]`: OpenTelemetry traces; `None`, none.
+    pub telemetry: Option<Telemetry>,
 }
 
 /// `[cluster]`, validated. The credentials come from the environment only

@@ -1,10 +1,12 @@
-//! The sections that connect strangler to the tools a team already runs: `[[notify]]` webhooks.
+//! The sections that connect strangler to the tools a team already runs: `[[notify]]` webhooks
+//! and `[telemetry]` traces.
 
 use std::fmt;
 use std::time::Duration;
 
-use super::file::NotifySection;
+use super::file::{NotifySection, TelemetrySection};
 use super::problems::{quote, Problems};
+use crate::core::Percent;
 
 /// What a notification is about; `[[notify]] events` chooses among them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -140,4 +142,36 @@ pub(super) fn build_notify(p: &mut Problems, list: &[NotifySection]) -> Vec<Noti
         });
     }
     out
+}
+
+/// `[telemetry]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Telemetry {
+    /// Where spans are POSTed: the endpoint with `/v1/traces`.
+    pub traces_url: String,
+    /// Requests that start a trace, when their client sent no sampled `traceparent`.
+    pub sample: Percent,
+    pub service_name: String,
+}
+
+pub(super) fn build_telemetry(p: &mut Problems, t: &TelemetrySection) -> Telemetry {
+    let endpoint = t.otlp_endpoint.trim_end_matches('/');
+    match http::Uri::try_from(endpoint) {
+        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {}
+        _ => p.add(
+            "telemetry.otlp_endpoint",
+            quote(&t.otlp_endpoint),
+            "must be the collector's OTLP/HTTP URL, e.g. \"http://127.0.0.1:4318\" (spans go to /v1/traces under it)",
+        ),
+    }
+    let sample = Percent::parse(t.sample, "telemetry.sample").unwrap_or_else(|msg| {
+        p.add("telemetry.sample", t.sample, msg);
+        Percent::ZERO
+    });
+    if t.service_name.trim().is_empty() {
+        p.add("telemetry.service_name", "\"\"", "must name the service in traces, e.g. \"strangler\"");
+    }
+    let traces_url =
+        if endpoint.ends_with("/v1/traces") { endpoint.to_string() } else { format!("{endpoint}/v1/traces") };
+    Telemetry { traces_url, sample, service_name: t.service_name.clone() }
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 pub use super::admit::Routed;
 use crate::config::Side;
 use crate::shadow::Capture;
+use crate::telemetry::Hop;
 use crate::upstream::Failure;
 
 /// Everything strangler knows about one request.
@@ -28,6 +29,8 @@ pub struct Ctx {
     pub body_left: usize,
     /// Some of the request body has been read.
     pub body_seen: bool,
+    /// The request's place in a trace, with `[telemetry]`; `None` when it has none.
+    pub trace: Option<Hop>,
 }
 
 /// Where the request was forwarded, and how many times `upstream_peer` was asked.
@@ -60,6 +63,7 @@ impl Ctx {
             shadow: None,
             body_left: usize::MAX,
             body_seen: false,
+            trace: None,
         }
     }
 

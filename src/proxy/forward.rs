@@ -19,6 +19,7 @@ use crate::route::path::{self, Ambiguous};
 use crate::route::split;
 use crate::shadow;
 use crate::snapshot::Shared;
+use crate::telemetry::{self, TRACEPARENT};
 use crate::upstream::Failure;
 
 pub const SIDE_HEADER: HeaderName = HeaderName::from_static("x-strangler-side");
@@ -55,10 +56,14 @@ pub async fn route_request(shared: &Shared, session: &mut Session, ctx: &mut Ctx
         if let Admission::Routed(r) = &admission {
             let trusted = ctx.trusted_peer;
             let m = &r.matched;
+            ctx.trace = telemetry::begin(snap.tracing.as_ref(), &req.headers);
             ctx.shadow =
                 shadow::begin(&m.route, m.shadow.as_ref(), &m.pools, r.choice.side, req, &snap.config.log, || {
                     split::client_key(&m.route, &req.headers, client_ip, trusted)
                 });
+            if let (Some(capture), Some(hop)) = (ctx.shadow.as_mut(), ctx.trace.as_ref()) {
+                capture.trace(hop.shadow());
+            }
         }
         (admission, limits.idle_timeout, limits.body_timeout)
     };
@@ -270,6 +275,10 @@ pub fn upstream_request(session: &Session, req: &mut RequestHeader, ctx: &mut Ct
     req.insert_header(X_FORWARDED_PROTO, proto)?;
     for h in &route.strip_headers {
         req.remove_header(h);
+    }
+    // This hop's span is the upstream's parent (the client's `tracestate` goes on as it came).
+    if let Some(hop) = &ctx.trace {
+        req.insert_header(TRACEPARENT, hop.traceparent())?;
     }
     if let Some(capture) = ctx.shadow.as_mut() {
         capture.on_upstream_request(req);

@@ -7,8 +7,11 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, Session};
 
 use super::ctx::Ctx;
+use opentelemetry::KeyValue;
+
 use crate::metrics::METRICS;
 use crate::route::Decision;
+use crate::telemetry::Hop;
 use crate::upstream::Failure;
 
 /// Answer the client when proxying failed: 504 for an upstream that was too slow (Pingora would
@@ -81,7 +84,10 @@ fn cause(e: &Error) -> String {
 
 /// Count the request and write its access log line.
 /// `now`: when the request ended.
-pub fn request_done(session: &Session, e: Option<&Error>, ctx: &Ctx, now: Instant) {
+pub fn request_done(session: &Session, e: Option<&Error>, ctx: &mut Ctx, now: Instant) {
+    if let Some(hop) = ctx.trace.take() {
+        end_span(hop, session, ctx, session.response_written().map(|r| r.status.as_u16()), e.is_some());
+    }
     let status = session.response_written().map(|r| r.status);
     let code = status.as_ref().map_or("0", |s| s.as_str());
     let (route, side) = (ctx.route_name(), ctx.side_name());
@@ -112,4 +118,37 @@ pub fn request_done(session: &Session, e: Option<&Error>, ctx: &Ctx, now: Instan
             error = ctx.upstream.error.map(Failure::as_str).or(e.map(|_| "proxy")).unwrap_or("-"),
         );
     }
+}
+
+/// The request's span: what was asked, where it went, how it was answered.
+fn end_span(hop: Hop, session: &Session, ctx: &Ctx, status: Option<u16>, failed: bool) {
+    if !hop.sampled {
+        return;
+    }
+    let req = session.req_header();
+    let mut attributes = vec![
+        KeyValue::new("http.request.method", req.method.as_str().to_string()),
+        KeyValue::new("url.path", req.uri.path().to_string()),
+        KeyValue::new("strangler.route", ctx.route_name().to_string()),
+        KeyValue::new("strangler.side", ctx.side_name()),
+    ];
+    if let Some(r) = &ctx.routed {
+        attributes.push(KeyValue::new("strangler.weight", r.matched.route.weight_percent()));
+        attributes.push(KeyValue::new("strangler.override", r.choice.decision == Decision::Override));
+    }
+    if let Some(code) = status {
+        attributes.push(KeyValue::new("http.response.status_code", i64::from(code)));
+    }
+    if let Some(addr) = ctx.upstream.addr {
+        attributes.push(KeyValue::new("server.address", addr.ip().to_string()));
+        attributes.push(KeyValue::new("server.port", i64::from(addr.port())));
+    }
+    if ctx.upstream.failed_over {
+        attributes.push(KeyValue::new("strangler.failed_over", true));
+    }
+    if let Some(kind) = ctx.upstream.error {
+        attributes.push(KeyValue::new("error.type", kind.as_str()));
+    }
+    let name = format!("{} {}", req.method.as_str(), ctx.route_name());
+    hop.end(name.into(), attributes, failed || status.is_some_and(|c| c >= 500))
 }

@@ -31,6 +31,7 @@ pub use state::{ShadowState, Verdict};
 use crate::config::model::LogSettings;
 use crate::config::Route;
 use crate::core::{BySide, Side};
+use crate::telemetry::ShadowTrace;
 use crate::upstream::Pool;
 
 /// Decide whether this request is shadowed. `None` for requests that are not eligible, sampled
@@ -91,6 +92,7 @@ pub fn begin(
         response: None,
         response_body: BytesMut::new(),
         response_over: false,
+        trace: None,
     }))
 }
 
@@ -121,9 +123,16 @@ pub struct Capture {
     response: Option<(u16, http::HeaderMap)>,
     response_body: BytesMut,
     response_over: bool,
+    /// The shadow's own trace, linked to the primary's span, when that is recorded.
+    trace: Option<ShadowTrace>,
 }
 
 impl Capture {
+    /// Trace the shadow (and its comparison) in a trace of its own, linked to the primary.
+    pub fn trace(&mut self, trace: Option<ShadowTrace>) {
+        self.trace = trace;
+    }
+
     /// The request as sent to the primary (headers rewritten). Called again on a retry, whose
     /// body Pingora replays from the start.
     pub fn on_upstream_request(&mut self, req: &RequestHeader) {
@@ -176,6 +185,7 @@ impl Capture {
             client_host: self.client_host.clone(),
             body: std::mem::take(&mut self.body).freeze(),
             diffs_file: self.diffs_file.take(),
+            trace: self.trace.take(),
         };
         tokio::spawn(task::run(job, rx));
     }

@@ -8,6 +8,7 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::HeaderValue;
+use opentelemetry::KeyValue;
 use pingora::http::RequestHeader;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
@@ -22,6 +23,7 @@ use crate::compare::{compare, noise_between, Answer, Outcome};
 use crate::config::shadow::{is_safe, Shadow};
 use crate::config::Route;
 use crate::core::{BySide, Side};
+use crate::telemetry::{ShadowTrace, TRACEPARENT};
 use crate::upstream::Pool;
 
 /// Bodies above this size are compared on the blocking pool, off the proxy's worker threads.
@@ -44,21 +46,69 @@ pub struct Job {
     pub body: Bytes,
     /// `log.diffs_file` and its size cap.
     pub diffs_file: Option<(PathBuf, usize)>,
+    /// The shadow's trace, when the primary's span is recorded.
+    pub trace: Option<ShadowTrace>,
 }
 
 impl Job {
     /// Send the captured request to `side`'s pool, as a shadow.
     async fn send(&self, side: Side, cfg: &Shadow) -> Result<Raw, ExchangeError> {
         let pool = &self.pools[side];
-        let req = client::prepare(&self.request, self.client_host.as_ref(), &pool.config, self.body.len());
+        let mut req = client::prepare(&self.request, self.client_host.as_ref(), &pool.config, self.body.len());
+        if let Some(t) = &self.trace {
+            // The shadow's span is its parent, not the primary's hop: the client's trace stays
+            // as long as the primary made it.
+            let _ = req.insert_header(TRACEPARENT, t.traceparent());
+        }
         client::exchange(&self.shadower.connector, pool, req, self.body.clone(), cfg.max_body, cfg.timeout).await
     }
 }
 
-pub async fn run(job: Job, primary: oneshot::Receiver<Primary>) {
+pub async fn run(mut job: Job, primary: oneshot::Receiver<Primary>) {
     let Some(cfg) = job.route.shadow.as_ref() else { return };
-    let verdict = pair(&job, cfg, primary).await;
+    let mut seen = Seen::default();
+    let verdict = pair(&job, cfg, primary, &mut seen).await;
     job.state.count(verdict);
+    if let Some(trace) = job.trace.take() {
+        end_spans(&job, trace, verdict, seen);
+    }
+}
+
+/// What the shadow's spans say beyond the verdict.
+#[derive(Default)]
+struct Seen {
+    /// The shadow's answer status.
+    status: Option<u16>,
+    /// When the comparison began, and the fields that differed (noise included).
+    compared: Option<(SystemTime, Vec<String>)>,
+}
+
+/// Most differing fields named on a comparison's span.
+const SPAN_FIELDS: usize = 32;
+
+fn end_spans(job: &Job, trace: ShadowTrace, verdict: Verdict, seen: Seen) {
+    let base = || {
+        vec![
+            KeyValue::new("strangler.route", job.route.name.clone()),
+            KeyValue::new("strangler.side", job.target.as_str()),
+            KeyValue::new("strangler.served_by", job.served.as_str()),
+            KeyValue::new("strangler.verdict", verdict.as_str()),
+        ]
+    };
+    if let Some((start, fields)) = seen.compared {
+        let mut attributes = base();
+        attributes.push(KeyValue::new("strangler.differences", fields.len() as i64));
+        let named: Vec<opentelemetry::StringValue> = fields.into_iter().take(SPAN_FIELDS).map(Into::into).collect();
+        attributes.push(KeyValue::new("strangler.differing_fields", opentelemetry::Value::Array(named.into())));
+        trace.compared(start, attributes);
+    }
+    let mut attributes = base();
+    attributes.push(KeyValue::new("http.request.method", job.request.method.as_str().to_string()));
+    attributes.push(KeyValue::new("url.path", job.request.uri.path().to_string()));
+    if let Some(code) = seen.status {
+        attributes.push(KeyValue::new("http.response.status_code", i64::from(code)));
+    }
+    trace.end(attributes, verdict == Verdict::Error);
 }
 
 /// Why a pair cannot be compared.
@@ -69,12 +119,13 @@ fn not_comparable(e: &DecodeError) -> Verdict {
 
 /// One shadowed request, step by step: where it counts, both answers, noise, the comparison,
 /// and what is kept of it.
-async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> Verdict {
+async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>, seen: &mut Seen) -> Verdict {
     let (endpoint, repeat, bootstrapping) = plan(job, cfg);
     let Exchanged { primary, shadow, again } = match exchange(job, cfg, repeat, primary).await {
         Ok(x) => x,
         Err(verdict) => return verdict,
     };
+    seen.status = Some(shadow.status);
     let delivered = primary.delivered;
     let took = BySide::from_fn(|side| if side == job.served { primary.took } else { shadow.took });
     let served = match answer(primary.status, primary.headers, primary.body, cfg.max_body) {
@@ -96,7 +147,11 @@ async fn pair(job: &Job, cfg: &Shadow, primary: oneshot::Receiver<Primary>) -> V
         Side::New => (other, served),
     };
     let statuses = BySide { legacy: legacy.status, new: new.status };
+    let compare_start = SystemTime::now();
     let outcome = compare_off_path(job.route.clone(), endpoint.clone(), legacy, new).await;
+    if job.trace.is_some() {
+        seen.compared = Some((compare_start, outcome.differences.iter().map(|d| d.field.to_string()).collect()));
+    }
     if outcome.differences.is_empty() {
         let bytes = {
             let mut f = job.state.findings();
