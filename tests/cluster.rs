@@ -876,3 +876,43 @@ async fn files_holding_secrets_are_0600_and_others_follow_the_umask() {
         assert_eq!(mode(&state), Some(want), "a new rollout state file under umask {umask:03o}");
     }
 }
+
+/// An instance that stops applying documents (here: stopped with SIGSTOP, its registration kept
+/// by a long lease) is told to the team once it has served an older revision for 30 s, and
+/// again when it serves the latest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leader_tells_of_an_instance_falling_behind_and_catching_up() {
+    let etcd = Etcd::start();
+    let (legacy, new) = (MockUpstream::start("legacy").await, MockUpstream::start("new").await);
+    push(&etcd, &routes(&legacy, &new, 10.0, 0.0));
+    let hooks = MockUpstream::start("hooks").await;
+    let section = |name: &str| {
+        etcd.section(name)
+            + "lease_ttl = \"5m\"\n"
+            + &format!("[[notify]]\nurl = \"http://{}/\"\nevents = [\"fleet\"]\n", hooks.address())
+    };
+    let (a, b) = (Strangler::start(&section("a")).await, Strangler::start(&section("b")).await);
+    let (leading, other) = if the_leader(&[&a, &b]).await == 0 { (&a, &b) } else { (&b, &a) };
+    let stopped = cluster(other).await.instance;
+    other.signal("STOP");
+    push(&etcd, &routes(&legacy, &new, 20.0, 0.0));
+    eventually("the leader serves the new revision", || weight_is(leading, "orders", 20.0)).await;
+    let pushed = Instant::now();
+    let told = |event: &str| {
+        hooks.received().iter().any(|r| {
+            let d: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON");
+            d["event"] == event && d["details"]["instance"] == stopped.as_str()
+        })
+    };
+    while !told("instance_behind") {
+        assert!(pushed.elapsed() < Duration::from_secs(60), "never told behind: {:?}", hooks.received().len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(pushed.elapsed() >= Duration::from_secs(25), "told after {:?}, before 30 s behind", pushed.elapsed());
+    other.signal("CONT");
+    let resumed = Instant::now();
+    while !told("instance_caught_up") {
+        assert!(resumed.elapsed() < Duration::from_secs(30), "never told caught up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -78,3 +78,27 @@ if [ -n "${BREAKDOWN:-}" ]; then
     printf "  %-34s %12d\n" "${duty#*:}" $((duties - without))
   done
 fi
+
+# What tracing costs: the same strangler with [telemetry] at 1% and 100% of requests sampled,
+# its spans exported to a collector that takes them (nginx answering 200 to the OTLP POSTs), the
+# export thread included. Without [telemetry] it is the strangler line above. TELEMETRY=0 skips.
+if [ "${TELEMETRY:-1}" != 0 ]; then
+  P_COLLECTOR=23100 P_TRACED=23084 P_TRACED_ADMIN=23091
+  cat > "$work/collector.conf" <<CONF
+worker_processes 1; pid $work/collector.pid; daemon on; error_log $work/collector.log warn; events { worker_connections 1024; }
+http { access_log off; $(NGINX_TEMP_PATHS "$work") client_max_body_size 64m;
+  server { listen 127.0.0.1:$P_COLLECTOR; location / { return 200; } } }
+CONF
+  "$NGINX" -c "$work/collector.conf" -p "$work"
+  trap '[ -f "$work/up.pid" ] && kill "$(cat "$work/up.pid")" 2>/dev/null; [ -f "$work/collector.pid" ] && kill "$(cat "$work/collector.pid")" 2>/dev/null; rm -rf "$work"' EXIT
+  echo "with [telemetry] (spans exported over OTLP/HTTP to a collector that takes them):"
+  for sample in 1 100; do
+    strangler_conf "$work" "$P_TRACED" "$P_TRACED_ADMIN" "$UP_LEGACY" "$UP_NEW" 1 "traced-$sample" 10.0 \
+      "[telemetry]
+otlp_endpoint = \"http://127.0.0.1:$P_COLLECTOR\"
+sample = $sample"
+    read -r traced traced_i1 < <(per_request "$P_TRACED" target/release/strangler run -c "$work/traced-$sample.toml")
+    awk -v t="$traced" -v ti="$traced_i1" -v s="$strangler" -v d="$duties" -v label="strangler, $sample% sampled" 'BEGIN {
+      printf "  %-34s %12d %10d   %.3f of strangler without, %.3f of Pingora with its duties\n", label, t, ti, t / s, t / d }'
+  done
+fi
