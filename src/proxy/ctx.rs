@@ -30,7 +30,7 @@ pub struct Ctx {
     /// Some of the request body has been read.
     pub body_seen: bool,
     /// The request's place in a trace, with `[telemetry]`; `None` when it has none.
-    pub trace: Option<Hop>,
+    pub trace: Option<Box<Hop>>,
 }
 
 /// Where the request was forwarded, and how many times `upstream_peer` was asked.

@@ -121,7 +121,7 @@ pub fn request_done(session: &Session, e: Option<&Error>, ctx: &mut Ctx, now: In
 }
 
 /// The request's span: what was asked, where it went, how it was answered.
-fn end_span(hop: Hop, session: &Session, ctx: &Ctx, status: Option<u16>, failed: bool) {
+fn end_span(hop: Box<Hop>, session: &Session, ctx: &Ctx, status: Option<u16>, failed: bool) {
     if !hop.sampled {
         return;
     }

@@ -91,7 +91,9 @@ pub struct Hop {
 /// The trace context of a routed request, or `None`: telemetry is off, or the request is not
 /// sampled and has no context to carry on. Parent-based: a sampled parent is always followed,
 /// an unsampled one never; without one, `tracing.sample` percent of requests start a trace.
-pub fn begin(tracing: Option<&Arc<Tracing>>, headers: &HeaderMap) -> Option<Hop> {
+/// Boxed: the request's state is moved with every future Pingora builds around it, and a
+/// request without a trace should pay for one pointer, not for the whole context.
+pub fn begin(tracing: Option<&Arc<Tracing>>, headers: &HeaderMap) -> Option<Box<Hop>> {
     let tracing = tracing?;
     let parent = headers.get(TRACEPARENT).and_then(|v| parse_traceparent(v.as_bytes()));
     let sampled = match parent {
@@ -101,14 +103,14 @@ pub fn begin(tracing: Option<&Arc<Tracing>>, headers: &HeaderMap) -> Option<Hop>
     if parent.is_none() && !sampled {
         return None;
     }
-    Some(Hop {
+    Some(Box::new(Hop {
         trace: parent.map_or_else(new_trace_id, |p| p.trace),
         span: new_span_id(),
         parent: parent.map(|p| p.span),
         sampled,
         start: SystemTime::now(),
         sink: sampled.then(|| tracing.clone()),
-    })
+    }))
 }
 
 impl Hop {
