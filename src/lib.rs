@@ -17,8 +17,9 @@
 //! whole on reload), [`live`] (per-side figures over any window), [`control`] (reload on file
 //! change or SIGHUP, weights by hand and by the rollout controller and its pure machine, health
 //! checks), [`admin`] (the admin listener, the console, the CLI's client and renderings), [`api`]
-//! (the admin API's shapes, at the edge), [`cluster`] (a fleet on etcd), [`server`] (process
-//! assembly), [`lifecycle`] (systemd readiness, the SIGUSR2 upgrade) and [`logging`].
+//! (the admin API's shapes, at the edge), [`cluster`] (a fleet on etcd), [`telemetry`]
+//! (OpenTelemetry traces), [`notifications`] (webhooks), [`server`] (process assembly),
+//! [`lifecycle`] (systemd readiness, the SIGUSR2 upgrade) and [`logging`].
 //! `ARCHITECTURE.md` follows a request, a weight change and a rollout step through them.
 
 pub mod admin;
