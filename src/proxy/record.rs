@@ -86,7 +86,7 @@ fn cause(e: &Error) -> String {
 /// `now`: when the request ended.
 pub fn request_done(session: &Session, e: Option<&Error>, ctx: &mut Ctx, now: Instant) {
     if let Some(hop) = ctx.trace.take() {
-        end_span(hop, session, ctx, session.response_written().map(|r| r.status.as_u16()), e.is_some());
+        end_span(*hop, session, ctx, session.response_written().map(|r| r.status.as_u16()), e.is_some());
     }
     let status = session.response_written().map(|r| r.status);
     let code = status.as_ref().map_or("0", |s| s.as_str());
@@ -121,7 +121,7 @@ pub fn request_done(session: &Session, e: Option<&Error>, ctx: &mut Ctx, now: In
 }
 
 /// The request's span: what was asked, where it went, how it was answered.
-fn end_span(hop: Box<Hop>, session: &Session, ctx: &Ctx, status: Option<u16>, failed: bool) {
+fn end_span(hop: Hop, session: &Session, ctx: &Ctx, status: Option<u16>, failed: bool) {
     if !hop.sampled {
         return;
     }
