@@ -73,6 +73,21 @@ async fn wait_rollout(s: &Strangler, what: &str, done: impl Fn(&RolloutView) -> 
     }
 }
 
+/// A new side that answers 200 until the flag is set, then 500.
+async fn failable_new() -> (MockUpstream, Arc<AtomicBool>) {
+    let failing = Arc::new(AtomicBool::new(false));
+    let f = failing.clone();
+    let new = MockUpstream::builder("new")
+        .no_record()
+        .reply(move |_| {
+            let code = if f.load(Ordering::Relaxed) { 500 } else { 200 };
+            (code, vec![], Bytes::from_static(b"new"))
+        })
+        .start()
+        .await;
+    (new, failing)
+}
+
 fn file_weight(s: &Strangler) -> f64 {
     let text = std::fs::read_to_string(&s.config).expect("read");
     let parsed: toml::Table = text.parse().expect("TOML");
@@ -112,16 +127,7 @@ async fn a_healthy_new_service_walks_every_step_to_100() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_new_service_failing_at_step_2_is_rolled_back_to_0_and_paused() {
     let legacy = MockUpstream::builder("legacy").no_record().start().await;
-    let failing = Arc::new(AtomicBool::new(false));
-    let f = failing.clone();
-    let new = MockUpstream::builder("new")
-        .no_record()
-        .reply(move |_| {
-            let code = if f.load(Ordering::Relaxed) { 500 } else { 200 };
-            (code, vec![], Bytes::from_static(b"new"))
-        })
-        .start()
-        .await;
+    let (new, failing) = failable_new().await;
     let body =
         route(&legacy, &new, "", "steps = [10, 50, 100]\nhold = \"1s\"\nmin_requests = 20\nmax_latency_ratio = 1000");
     let s = Strangler::start(&body).await;
@@ -439,16 +445,7 @@ async fn an_absolute_latency_allowance_lets_a_slightly_slower_rewrite_through() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_freeze_holds_every_step_but_never_a_rollback() {
     let legacy = MockUpstream::builder("legacy").no_record().start().await;
-    let failing = Arc::new(AtomicBool::new(false));
-    let f = failing.clone();
-    let new = MockUpstream::builder("new")
-        .no_record()
-        .reply(move |_| {
-            let code = if f.load(Ordering::Relaxed) { 500 } else { 200 };
-            (code, vec![], Bytes::from_static(b"new"))
-        })
-        .start()
-        .await;
+    let (new, failing) = failable_new().await;
     let frozen = "steps = [10, 50, 100]\nhold = \"300ms\"\nmin_requests = 20\nmax_latency_ratio = 1000\n\
                   freeze = [\"2026-01-01/2099-12-31 Europe/Berlin\"]";
     let s = Strangler::start(&route(&legacy, &new, "", frozen)).await;
