@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use opentelemetry::InstrumentationScope;
+use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_http::{HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 use opentelemetry_sdk::Resource;
 
+use super::Finished;
 use crate::config::operations::Telemetry;
 use crate::config::WEIGHT_SCALE;
 use crate::metrics::METRICS;
@@ -62,13 +63,10 @@ impl Tracing {
         }
     }
 
-    pub(super) fn scope(&self) -> InstrumentationScope {
-        self.scope.clone()
-    }
-
     /// Queue a finished span; a full queue drops it.
-    pub(super) fn record(&self, span: SpanData) {
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.queue.try_send(span) {
+    pub(super) fn record(&self, span: Finished, attributes: Vec<KeyValue>) {
+        let data = span.into_data(attributes, self.scope.clone());
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.queue.try_send(data) {
             METRICS.telemetry_spans.with_label_values(&["dropped"]).inc();
         }
     }

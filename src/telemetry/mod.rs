@@ -138,21 +138,54 @@ impl Hop {
     /// The request is over: its span, exported when sampled.
     pub fn end(self, name: Cow<'static, str>, attributes: Vec<KeyValue>, error: bool) {
         let Some(sink) = &self.sink else { return };
-        sink.record(SpanData {
-            span_context: self.context(),
-            parent_span_id: self.parent.unwrap_or(SpanId::INVALID),
-            parent_span_is_remote: self.parent.is_some(),
-            span_kind: SpanKind::Server,
+        let span = Finished {
+            trace: self.trace,
+            span: self.span,
+            parent: self.parent.map(|p| (p, true)),
+            kind: SpanKind::Server,
             name,
+            start: self.start,
+            link: None,
+            error,
+        };
+        sink.record(span, attributes);
+    }
+}
+
+/// A span as it ends, before it is [`Tracing::record`]ed: its ids, its parent (and whether that
+/// is another process's), what kind it is, and the span it links to.
+pub(crate) struct Finished {
+    pub trace: TraceId,
+    pub span: SpanId,
+    pub parent: Option<(SpanId, bool)>,
+    pub kind: SpanKind,
+    pub name: Cow<'static, str>,
+    pub start: SystemTime,
+    pub link: Option<SpanContext>,
+    pub error: bool,
+}
+
+impl Finished {
+    /// The exporter's span, ending now.
+    fn into_data(self, attributes: Vec<KeyValue>, scope: opentelemetry::InstrumentationScope) -> SpanData {
+        let mut links = SpanLinks::default();
+        links.links.extend(self.link.map(Link::with_context));
+        let (parent, remote) = self.parent.unwrap_or((SpanId::INVALID, false));
+        SpanData {
+            span_context: SpanContext::new(self.trace, self.span, TraceFlags::SAMPLED, false, TraceState::NONE),
+            parent_span_id: parent,
+            parent_span_is_remote: remote,
+            span_kind: self.kind,
+            name: self.name,
             start_time: self.start,
             end_time: SystemTime::now(),
             attributes,
             dropped_attributes_count: 0,
             events: SpanEvents::default(),
-            links: SpanLinks::default(),
-            status: if error { Status::error("") } else { Status::Unset },
-            instrumentation_scope: sink.scope(),
-        });
+            links,
+            status: if self.error { Status::error("") } else { Status::Unset },
+            instrumentation_scope: scope,
+        }
     }
 }
 
@@ -172,52 +205,37 @@ impl ShadowTrace {
         traceparent(self.trace, self.span, true)
     }
 
-    fn link(&self) -> SpanLinks {
-        let mut links = SpanLinks::default();
-        links.links.push(Link::with_context(self.primary.clone()));
-        links
-    }
-
     /// The comparison: a child of the shadow's span, linked to the primary's, from `start` to
     /// now.
     pub fn compared(&self, start: SystemTime, attributes: Vec<KeyValue>) {
-        self.sink.record(SpanData {
-            span_context: SpanContext::new(self.trace, new_span_id(), TraceFlags::SAMPLED, false, TraceState::NONE),
-            parent_span_id: self.span,
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Internal,
+        let span = Finished {
+            trace: self.trace,
+            span: new_span_id(),
+            parent: Some((self.span, false)),
+            kind: SpanKind::Internal,
             name: Cow::Borrowed("compare"),
-            start_time: start,
-            end_time: SystemTime::now(),
-            attributes,
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: self.link(),
-            status: Status::Unset,
-            instrumentation_scope: self.sink.scope(),
-        });
+            start,
+            link: Some(self.primary.clone()),
+            error: false,
+        };
+        self.sink.record(span, attributes);
     }
 
     /// The shadow is over (sent, answered, compared or not).
     pub fn end(self, attributes: Vec<KeyValue>, error: bool) {
-        self.sink.record(SpanData {
-            span_context: SpanContext::new(self.trace, self.span, TraceFlags::SAMPLED, false, TraceState::NONE),
-            parent_span_id: SpanId::INVALID,
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Client,
+        let span = Finished {
+            trace: self.trace,
+            span: self.span,
+            parent: None,
+            kind: SpanKind::Client,
             name: Cow::Borrowed("shadow"),
-            start_time: self.start,
-            end_time: SystemTime::now(),
-            attributes,
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: self.link(),
-            status: if error { Status::error("") } else { Status::Unset },
-            instrumentation_scope: self.sink.scope(),
-        });
+            start: self.start,
+            link: Some(self.primary),
+            error,
+        };
+        self.sink.record(span, attributes);
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
