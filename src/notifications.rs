@@ -107,17 +107,23 @@ pub enum Attempt {
     Refused(String),
 }
 
-/// One POST of `body` to `target`. Errors never show the URL: a webhook's URL is a credential.
-pub fn attempt(target: &NotifyTarget, body: &[u8]) -> Attempt {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+/// The HTTP agent for one target, made once: its retries and its next notices reuse the
+/// connection.
+pub fn agent(target: &NotifyTarget) -> ureq::Agent {
+    ureq::Agent::config_builder()
         .timeout_global(Some(target.timeout))
         .http_status_as_error(false)
         .user_agent(concat!("strangler/", env!("CARGO_PKG_VERSION")))
         .build()
-        .into();
+        .into()
+}
+
+/// One POST of `body` to `target`, `signed` when the target has a secret. Errors never show
+/// the URL: a webhook's URL is a credential.
+pub fn attempt(agent: &ureq::Agent, target: &NotifyTarget, body: &[u8], signed: Option<&str>) -> Attempt {
     let mut req = agent.post(&target.url).header("content-type", "application/json");
-    if let Some(secret) = &target.secret {
-        req = req.header(SIGNATURE_HEADER, signature(secret, body));
+    if let Some(sig) = signed {
+        req = req.header(SIGNATURE_HEADER, sig);
     }
     match req.send(body) {
         Ok(resp) => {
@@ -146,11 +152,12 @@ fn describe(e: &ureq::Error) -> String {
 
 /// Deliver with retries (`retries` after the first attempt, backoff doubling from
 /// [`FIRST_BACKOFF`]); the last attempt's outcome.
-pub fn deliver(target: &NotifyTarget, body: &[u8], retries: u32) -> Attempt {
+pub fn deliver(agent: &ureq::Agent, target: &NotifyTarget, body: &[u8], retries: u32) -> Attempt {
+    let signed = target.secret.as_ref().map(|secret| signature(secret, body));
     let mut wait = FIRST_BACKOFF;
     let mut tries = 0;
     loop {
-        match attempt(target, body) {
+        match attempt(agent, target, body, signed.as_deref()) {
             Attempt::Retry(why) if tries < retries => {
                 tries += 1;
                 METRICS.notifications.with_label_values(&[&target.name, "retried"]).inc();
@@ -187,11 +194,12 @@ impl Worker {
 }
 
 fn run_worker(target: &NotifyTarget, instance: &str, notices: Receiver<Arc<Notice>>) {
+    let agent = agent(target);
     // Ends when the dispatcher drops the queue (the target left the config) and it is drained.
     for notice in notices {
         let started = Instant::now();
         let body = body(target, &notice, instance, SystemTime::now());
-        match deliver(target, &body, RETRIES) {
+        match deliver(&agent, target, &body, RETRIES) {
             Attempt::Delivered(code) => {
                 METRICS.notifications.with_label_values(&[&target.name, "sent"]).inc();
                 tracing::debug!(target_name = target.name.as_str(), code, elapsed = ?started.elapsed(), "notification sent");
@@ -273,7 +281,9 @@ pub fn test_all(targets: &[NotifyTarget], instance: &str) -> Vec<(String, Attemp
         .iter()
         .map(|t| {
             let started = Instant::now();
-            let outcome = attempt(t, &body(t, &notice, instance, SystemTime::now()));
+            let body = body(t, &notice, instance, SystemTime::now());
+            let signed = t.secret.as_ref().map(|secret| signature(secret, &body));
+            let outcome = attempt(&agent(t), t, &body, signed.as_deref());
             (t.name.clone(), outcome, started.elapsed())
         })
         .collect()
@@ -326,7 +336,8 @@ mod tests {
 
     #[test]
     fn a_closed_port_is_worth_a_retry_and_says_so_without_the_url() {
-        match attempt(&target(NotifyFormat::Json), b"{}") {
+        let t = target(NotifyFormat::Json);
+        match attempt(&agent(&t), &t, b"{}", None) {
             Attempt::Retry(why) => assert!(!why.contains("127.0.0.1"), "{why}"),
             other => panic!("{other:?}"),
         }
