@@ -653,7 +653,9 @@ impl Findings {
         let mut budget = self.bounds.max_bytes.saturating_sub(self.bytes);
         let mut dropped = 0;
         let e = self.endpoints.entry(endpoint.to_string()).or_insert_with(|| EndpointStats::new(now));
-        let explained: Vec<bool> = differences.iter().map(|d| e.explains(&general(&d.field), rules, at, age)).collect();
+        // Each difference's field as the findings count it, made once.
+        let keys: Vec<Field> = differences.iter().map(|d| general(&d.field)).collect();
+        let explained: Vec<bool> = keys.iter().map(|k| e.explains(k, rules, at, age)).collect();
         e.comparisons += 1;
         e.last_seen = now;
         let any_real = explained.iter().any(|x| !x);
@@ -665,8 +667,7 @@ impl Findings {
         e.explaining = explained.iter().any(|x| *x);
         let example_path = cut_text(path, EXAMPLE_PATH);
         let mut counted: Vec<Field> = Vec::new();
-        for (d, &by_noise) in differences.iter().zip(&explained) {
-            let key = general(&d.field);
+        for ((d, key), &by_noise) in differences.iter().zip(keys).zip(&explained) {
             let cost = field_bytes(&key);
             let new = !e.fields.contains_key(&key);
             let Some(s) = e.field(key.clone(), cost <= budget) else {

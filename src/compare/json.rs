@@ -30,16 +30,16 @@ pub fn diff(legacy: &Value, new: &Value, rule: RuleFor, limit: usize) -> (Vec<Fo
     (w.out, w.truncated)
 }
 
-struct Walk<'a, 'f> {
-    path: Vec<Step<'a>>,
-    rule: RuleFor<'f>,
-    out: Vec<Found>,
-    limit: usize,
-    truncated: bool,
+pub(super) struct Walk<'a, 'f> {
+    pub(super) path: Vec<Step<'a>>,
+    pub(super) rule: RuleFor<'f>,
+    pub(super) out: Vec<Found>,
+    pub(super) limit: usize,
+    pub(super) truncated: bool,
 }
 
 impl<'a> Walk<'a, '_> {
-    fn walk(&mut self, a: Option<&'a Value>, b: Option<&'a Value>) {
+    pub(super) fn walk(&mut self, a: Option<&'a Value>, b: Option<&'a Value>) {
         if let Some(kind) = (self.rule)(&self.path) {
             match judge(kind, a, b) {
                 Some(true) => return,
@@ -91,7 +91,7 @@ impl<'a> Walk<'a, '_> {
     }
 }
 
-fn numbers_equal(x: &Number, y: &Number) -> bool {
+pub(super) fn numbers_equal(x: &Number, y: &Number) -> bool {
     match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
         (Some(a), Some(b), _, _) => a == b,
         (_, _, Some(a), Some(b)) => a == b,

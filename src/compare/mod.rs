@@ -13,6 +13,7 @@ pub mod findings;
 pub mod json;
 pub mod matchers;
 pub mod path;
+pub mod raw;
 pub mod redact;
 pub mod report;
 pub mod store;
@@ -251,11 +252,19 @@ fn line_diff(a: &[u8], b: &[u8]) -> Option<(LineDiff, String, String)> {
 const SNIPPET: usize = 48;
 
 /// `equal_is_same`: byte-equal bodies compare equal without a parse or a walk (most pairs of a
-/// service close to cutover are these). True unless a `same_shape` matcher applies: it checks
-/// each side's shape, so two equal values of the wrong shape are still reported.
+/// service close to cutover are these), and two JSON bodies are compared without being parsed,
+/// value by value where their bytes differ ([`raw`]). True unless a `same_shape` matcher applies:
+/// it checks each side's shape, so two equal values of the wrong shape are still reported.
 fn body_difference(a: &[u8], b: &[u8], rule: json::RuleFor, equal_is_same: bool) -> BodyDiff {
-    if equal_is_same && a == b {
-        return BodyDiff::Same;
+    if equal_is_same {
+        if a == b {
+            return BodyDiff::Same;
+        }
+        if let (Some(x), Some(y)) = (raw::Doc::scan(a), raw::Doc::scan(b)) {
+            if let Some((found, truncated)) = raw::diff(&x, &y, rule, MAX_DIFFERENCES) {
+                return if found.is_empty() { BodyDiff::Same } else { BodyDiff::Json(found, truncated) };
+            }
+        }
     }
     parsed_body_difference(a, b, rule)
 }
@@ -414,8 +423,68 @@ mod tests {
             ]
         }
 
+        /// A JSON text as services write it: any key order, repeated keys, escapes, numbers
+        /// written several ways, whitespace; some are not JSON at all (`1e400`), some are JSON the
+        /// scan leaves to the parser (an escaped key, a surrogate pair).
+        #[derive(Debug, Clone)]
+        enum Text {
+            Leaf(&'static str),
+            Array(Vec<Text>),
+            Object(Vec<(&'static str, Text)>),
+        }
+
+        const LEAVES: [&str; 20] = [
+            "null", "true", "false", "0", "-0", "1", "1.0", "1e0", "10", "2.5", "-3", "123456789012345678901",
+            "1e400", r#""a""#, r#""b""#, r#""\u0061""#, r#""\n""#, r#""é""#, r#""\ud83d\ude00""#, r#""a\/b""#,
+        ];
+        const KEYS: [&str; 6] =
+            [r#""a""#, r#""b""#, r#""c""#, r#""a\u0062""#, r#""longer-than-eight""#, r#""longer-than-eightX""#];
+
+        fn text() -> impl Strategy<Value = Text> {
+            let leaf = proptest::sample::select(&LEAVES[..]).prop_map(Text::Leaf);
+            leaf.prop_recursive(4, 40, 5, |inner| {
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..5).prop_map(Text::Array),
+                    proptest::collection::vec((proptest::sample::select(&KEYS[..]), inner), 0..5)
+                        .prop_map(Text::Object),
+                ]
+            })
+        }
+
+        /// `t` written out; `spaced` puts whitespace around everything, `reversed` writes every
+        /// object's members the other way round, `respelled` writes some values another way
+        /// that means the same (or, for `1e0`, nearly).
+        fn write(t: &Text, spaced: bool, reversed: bool, respelled: bool) -> String {
+            let gap = if spaced { " \n\t" } else { "" };
+            match t {
+                Text::Leaf(s) if respelled => match *s {
+                    "1" => "1.0",
+                    "1.0" => "1e0",
+                    "0" => "-0",
+                    "2.5" => "2.50",
+                    r#""a""# => r#""\u0061""#,
+                    r#""a\/b""# => r#""a/b""#,
+                    other => other,
+                }
+                .to_string(),
+                Text::Leaf(s) => s.to_string(),
+                Text::Array(items) => {
+                    let all: Vec<String> = items.iter().map(|i| write(i, spaced, reversed, respelled)).collect();
+                    format!("[{gap}{}{gap}]", all.join(&format!("{gap},{gap}")))
+                }
+                Text::Object(members) => {
+                    let mut all: Vec<String> =
+                        members.iter().map(|(k, v)| format!("{k}{gap}:{gap}{}", write(v, spaced, reversed, respelled))).collect();
+                    if reversed {
+                        all.reverse();
+                    }
+                    format!("{{{gap}{}{gap}}}", all.join(&format!("{gap},{gap}")))
+                }
+            }
+        }
+
         proptest! {
-            #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+            #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
             /// The byte-equality shortcut and the full parse-and-walk agree on every pair: equal
             /// documents, documents that differ, one side not JSON, under every kind of matcher
@@ -432,6 +501,29 @@ mod tests {
                 let right = if same { left.clone() } else { b.to_string() };
                 for kind in kinds() {
                     // The matcher applies from depth `deep` down, as a route's would on a subtree.
+                    let rule = |p: &[Step]| if p.len() >= deep { kind.as_ref() } else { None };
+                    let shortcut = !matches!(kind, Some(MatchKind::SameShape(_)));
+                    let fast = body_difference(left.as_bytes(), right.as_bytes(), &rule, shortcut);
+                    let full = parsed_body_difference(left.as_bytes(), right.as_bytes(), &rule);
+                    prop_assert_eq!(fast, full, "{} vs {} under {:?}", left, right, kind);
+                }
+            }
+
+            /// The same on texts as services write them: the walk of the two bodies' bytes (and,
+            /// where it gives up, the parse) reports what the walk of the parsed documents does.
+            #[test]
+            fn written_texts_compare_as_their_parsed_documents(
+                a in text(),
+                b in text(),
+                same in any::<bool>(),
+                spaced in any::<bool>(),
+                reversed in any::<bool>(),
+                respelled in any::<bool>(),
+                deep in 0usize..6,
+            ) {
+                let left = write(&a, false, false, false);
+                let right = write(if same { &a } else { &b }, spaced, reversed, respelled);
+                for kind in kinds() {
                     let rule = |p: &[Step]| if p.len() >= deep { kind.as_ref() } else { None };
                     let shortcut = !matches!(kind, Some(MatchKind::SameShape(_)));
                     let fast = body_difference(left.as_bytes(), right.as_bytes(), &rule, shortcut);
