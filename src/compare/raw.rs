@@ -57,7 +57,7 @@ impl<'a> Doc<'a> {
         }
         let mut tape = TAPES.with_borrow_mut(Vec::pop).unwrap_or_default();
         tape.clear();
-        let mut s = Scanner { b: body, i: 0, tape, open: Vec::new() };
+        let mut s = Scanner { b: body, i: 0, tape, open: [0; DEPTH], depth: 0 };
         let scanned = s.value().is_some() && {
             s.ws();
             s.i == body.len()
@@ -132,10 +132,8 @@ struct Member<'a> {
 
 impl<'a> Member<'a> {
     fn new(key: &'a str, value: usize) -> Member<'a> {
-        let mut head = [0u8; 8];
-        let n = key.len().min(8);
-        head[..n].copy_from_slice(&key.as_bytes()[..n]);
-        Member { head: u64::from_be_bytes(head), key, value }
+        let head = key.bytes().take(8).enumerate().fold(0u64, |h, (i, c)| h | u64::from(c) << (56 - 8 * i));
+        Member { head, key, value }
     }
 
     /// The order of the keys' bytes: a key has no NUL byte (the scan refuses control
@@ -168,6 +166,7 @@ impl Drop for Doc<'_> {
 
 /// The end of the run of string bytes from `i` that need no attention: up to the first quote,
 /// backslash or control character, eight bytes at a time.
+#[inline(always)]
 fn plain_run(b: &[u8], mut i: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -195,22 +194,26 @@ struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
     tape: Vec<Node>,
-    /// The containers open around the scan: their nodes.
-    open: Vec<usize>,
+    /// The containers open around the scan: their nodes, `depth` of them.
+    open: [u32; DEPTH],
+    depth: usize,
 }
 
 impl Scanner<'_> {
+    #[inline(always)]
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
             self.i += 1;
         }
     }
 
+    #[inline(always)]
     fn push(&mut self, start: usize, kind: Kind) -> usize {
         self.tape.push(Node { start: start as u32, end: 0, next: 0, kind });
         self.tape.len() - 1
     }
 
+    #[inline(always)]
     fn close(&mut self, n: usize) {
         let next = self.tape.len() as u32;
         let node = &mut self.tape[n];
@@ -227,15 +230,16 @@ impl Scanner<'_> {
                 c @ (b'{' | b'[') => {
                     let n = self.push(start, if c == b'{' { Kind::Object } else { Kind::Array });
                     self.i += 1;
-                    if self.open.len() == DEPTH {
+                    if self.depth == DEPTH {
                         return None;
                     }
-                    self.open.push(n);
+                    self.open[self.depth] = n as u32;
+                    self.depth += 1;
                     self.ws();
                     if self.b.get(self.i) == Some(&(c + 2)) {
                         // `{}` or `[]`: `}` and `]` are two after `{` and `[`.
                         self.i += 1;
-                        self.open.pop();
+                        self.depth -= 1;
                         self.close(n);
                     } else {
                         if c == b'{' {
@@ -264,7 +268,7 @@ impl Scanner<'_> {
             }
             // After a value: the next member or element, or the end of containers.
             loop {
-                let Some(&n) = self.open.last() else { return Some(()) };
+                let Some(n) = self.depth.checked_sub(1).map(|top| self.open[top] as usize) else { return Some(()) };
                 self.ws();
                 let object = self.tape[n].kind == Kind::Object;
                 match *self.b.get(self.i)? {
@@ -281,13 +285,14 @@ impl Scanner<'_> {
                     _ => return None,
                 }
                 self.i += 1;
-                self.open.pop();
+                self.depth -= 1;
                 self.close(n);
             }
         }
     }
 
     /// A member's key and its colon.
+    #[inline(always)]
     fn key(&mut self) -> Option<()> {
         let start = self.i;
         if self.b.get(self.i) != Some(&b'"') || self.string()? {
@@ -301,6 +306,7 @@ impl Scanner<'_> {
 
     /// A string from its opening quote; whether it has escapes. Gives up on control characters
     /// (invalid) and escaped surrogates (left to the parser).
+    #[inline(always)]
     fn string(&mut self) -> Option<bool> {
         let mut escaped = false;
         self.i += 1;
@@ -378,6 +384,18 @@ impl Scanner<'_> {
     }
 }
 
+/// Byte equality, without a call to `memcmp` for the short values most members hold.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() > 16 {
+        return a == b;
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// Something the walk cannot decide without the parser (it never happens on a scanned body:
 /// every value on the tape parses).
 struct GiveUp;
@@ -416,7 +434,7 @@ struct RawWalk<'d, 'a, 'f> {
 impl<'a> RawWalk<'_, 'a, '_> {
     fn walk(&mut self, x: Option<usize>, y: Option<usize>) -> Result<(), GiveUp> {
         if let (Some(x), Some(y)) = (x, y) {
-            if self.a.bytes(x) == self.b.bytes(y) {
+            if same(self.a.bytes(x), self.b.bytes(y)) {
                 return Ok(());
             }
         }
@@ -526,5 +544,64 @@ impl<'a> RawWalk<'_, 'a, '_> {
             new: self.parsed(self.b, y)?,
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scan accepts only what the parser accepts, and the plain JSON services send.
+    #[test]
+    fn the_scan_accepts_a_subset_of_what_the_parser_accepts() {
+        let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let mut texts: Vec<String> = [
+            r#"{"a": [1, 2.5, -0, 1e3, "x\n\u00e9", true, null], "b": {}}"#,
+            " [ ] ",
+            "0",
+            r#""plain""#,
+            "{\"a\":1,}",
+            "[1,]",
+            "01",
+            "1.",
+            ".5",
+            "+1",
+            "1e400",
+            "123456789012345678901234567890",
+            "\"tab\there\"",
+            r#""\x""#,
+            r#""\ud800""#,
+            r#"{"k\u0061": 1}"#,
+            "[1] x",
+            "[1",
+            "{\"a\" 1}",
+            "tru",
+            "nulls",
+            "",
+        ]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+        texts.extend([deep(100), deep(101), deep(129)]);
+        for t in &texts {
+            let parsed = serde_json::from_str::<Value>(t).is_ok();
+            let scanned = Doc::scan(t.as_bytes()).is_some();
+            assert!(!scanned || parsed, "{t:?} scans but does not parse");
+        }
+        for plain in [&texts[0], &texts[1], &texts[2], &texts[3], &deep(100), &texts[11]] {
+            assert!(Doc::scan(plain.as_bytes()).is_some(), "{plain:?} should scan");
+        }
+        assert!(Doc::scan(deep(101).as_bytes()).is_none(), "deeper than 100 is left to the parser");
+        assert!(Doc::scan(br#"{"k\u0061": 1}"#).is_none(), "an escaped key is left to the parser");
+    }
+
+    #[test]
+    fn plain_runs_stop_at_quotes_backslashes_and_control_characters() {
+        let text = b"abcdefghijklmnop\"";
+        assert_eq!(plain_run(text, 0), 16);
+        assert_eq!(plain_run(b"abcdefghij\\x", 0), 10);
+        assert_eq!(plain_run(b"abcdefg\x01hij", 0), 7);
+        assert_eq!(plain_run("h\u{e9}llo w\u{f6}rld!\"".as_bytes(), 0), 14);
+        assert_eq!(plain_run(b"ab", 0), 2);
     }
 }
