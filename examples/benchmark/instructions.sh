@@ -102,3 +102,21 @@ sample = $sample"
       printf "  %-34s %12d %10d   %.3f of strangler without, %.3f of Pingora with its duties\n", label, t, ti, t / s, t / d }'
   done
 fi
+
+# What shadowing costs per request: the same strangler with every request (served by legacy)
+# shadowed to new, whose answer differs from legacy's, so each pair is compared, counted in the
+# findings and kept as a mismatch. The shadow task's thread is counted with the rest. SHADOW=0
+# skips.
+if [ "${SHADOW:-1}" != 0 ]; then
+  P_SHADOWED=23085 P_SHADOWED_ADMIN=23092
+  strangler_conf "$work" "$P_SHADOWED" "$P_SHADOWED_ADMIN" "$UP_LEGACY" "$UP_NEW" 1 shadowed 0.0 \
+    '[routes.shadow]
+sample = 100.0
+max_in_flight = 256
+[routes.compare]
+noise_sample = 0.0'
+  read -r shadowed shadowed_i1 < <(per_request "$P_SHADOWED" target/release/strangler run -c "$work/shadowed.toml")
+  echo "with every request shadowed (to a fast upstream that answers differently):"
+  awk -v t="$shadowed" -v ti="$shadowed_i1" -v s="$strangler" -v d="$duties" -v label="strangler, 100% shadowed" 'BEGIN {
+    printf "  %-34s %12d %10d   %.3f of strangler without (target <= 1.6)\n", label, t, ti, t / s }'
+fi

@@ -15,14 +15,15 @@
 # between runs. Then the comparison's own throughput (1 KiB and 100 KiB JSON pairs), and the
 # cutover evidence figures (examples/benchmark/cutover.rs).
 #
-# Knobs: DURATION (8s), CONNS (32), THREADS (proxy worker threads, 1), ROUNDS (3), DELAY (200ms).
+# Knobs: DURATION (8s), CONNS (32), THREADS (proxy worker threads, 1), ROUNDS (5), DELAY (200ms),
+# RATE (2000), OPEN_SECONDS (10), OPEN_ROUNDS (ROUNDS + 2).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 DURATION=${DURATION:-8s}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-1}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 DELAY=${DELAY:-200ms}
 . "$(dirname "$0")/lib.sh"
 install_tools nginx:nginx-light wrk:wrk taskset:util-linux
@@ -120,13 +121,26 @@ for name in "${CASES[@]}"; do
   printf "%-34s %12.0f %10s %10s %12s\n" "$(label "$name")" "$(col "$name" 1)" "$(col "$name" 4)" "$(col "$name" 2)" "$(col "$name" 3)"
 done
 
-# Per-round p99 ratios against the same proxy's shadow-off p99, then medians.
-paste "$work/s-off" "$work/s-slow" "$work/s-fast" | awk '{ print $6 / $2, $10 / $2 }' > "$work/s-ratios"
+# spread FILE [COLUMN]: "median (min-max over n rounds)" of a column of per-round figures.
+spread() {
+  awk -v c="${2:-1}" '{ print $c }' "$1" | sort -n |
+    awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+      printf "%.2fx (%.2f-%.2f over %d rounds)", m, v[1], v[NR], NR }'
+}
+
+# Per-round ratios against the same proxy with shadowing off (each round measures both), then
+# the median and the spread of the rounds.
+paste "$work/s-off" "$work/s-slow" "$work/s-fast" |
+  awk '{ print $6 / $2, $10 / $2, $7 / $3, $11 / $3 }' > "$work/s-ratios"
 paste "$work/n-off" "$work/n-slow" | awk '{ print $6 / $2 }' > "$work/n-ratios"
 echo
-echo "primary p99 against the same proxy with shadowing off (median of per-round ratios):"
-echo "  strangler, shadow -> $DELAY: $(col s-ratios 1)x  (target <= 1.2)    shadow -> fast: $(col s-ratios 2)x"
-echo "  nginx, mirror -> $DELAY:     $(col n-ratios 1)x"
+echo "primary p99 against the same proxy with shadowing off, closed loop (per-round ratios):"
+echo "  strangler, shadow -> $DELAY: $(spread "$work/s-ratios" 1)  (target <= 1.2)"
+echo "  strangler, shadow -> fast:  $(spread "$work/s-ratios" 2)"
+echo "  nginx, mirror -> $DELAY:     $(spread "$work/n-ratios" 1)"
+echo "CPU per request against shadowing off (per-round ratios):"
+echo "  strangler, shadow -> fast:  $(spread "$work/s-ratios" 4)  (target <= 1.6)"
+echo "  strangler, shadow -> $DELAY: $(spread "$work/s-ratios" 3)"
 echo
 echo "what strangler's shadows did (all rounds):"
 for name in s-fast s-slow; do
@@ -134,20 +148,25 @@ for name in s-fast s-slow; do
   echo "  $(label "$name"): $counts"
 done
 
-# Open loop: the same requests at a fixed rate, ROUNDS times in turn, median of per-round ratios.
+# Open loop: the same requests at a fixed rate, OPEN_SECONDS per run (at 2,000/s, 10 s puts 200
+# requests beyond each p99), off and slow alternating in pairs whose order swaps every round, so
+# a drifting machine favours neither. The median of the per-pair ratios, with their spread.
 RATE=${RATE:-2000}
+OPEN_SECONDS=${OPEN_SECONDS:-10}
+OPEN_ROUNDS=${OPEN_ROUNDS:-$((ROUNDS + 2))}
 echo
-echo "open loop: $RATE requests/s for 5 s, $ROUNDS rounds"
-for r in $(seq "$ROUNDS"); do
-  for name in s-off s-slow; do
-    taskset -c "$LOAD_CPU" target/release/examples/steady_load "http://127.0.0.1:${PORT[$name]}/" "$RATE" 5 > "$work/open.out"
+echo "open loop: $RATE requests/s for $OPEN_SECONDS s, $OPEN_ROUNDS alternating pairs"
+for r in $(seq "$OPEN_ROUNDS"); do
+  if ((r % 2)); then order=(s-off s-slow); else order=(s-slow s-off); fi
+  for name in "${order[@]}"; do
+    taskset -c "$LOAD_CPU" target/release/examples/steady_load "http://127.0.0.1:${PORT[$name]}/" "$RATE" "$OPEN_SECONDS" > "$work/open.out"
     awk '{ for (i = 1; i < NF; i++) if ($i == "p99") print $(i + 1) }' "$work/open.out" >> "$work/open-$name"
     grep -q " failed 0 " "$work/open.out" || echo "  $name round $r: $(cat "$work/open.out")" >&2
   done
 done
 paste "$work/open-s-off" "$work/open-s-slow" | awk '{ print $2 / $1 }' > "$work/open-ratios"
-printf "  p99 shadow off %s ms, shadow 100%% -> %s %s ms: %sx  (target <= 1.2)\n" \
-  "$(med < "$work/open-s-off")" "$DELAY" "$(med < "$work/open-s-slow")" "$(med < "$work/open-ratios")"
+printf "  p99 shadow off %s ms, shadow 100%% -> %s %s ms: %s  (target <= 1.2)\n" \
+  "$(med < "$work/open-s-off")" "$DELAY" "$(med < "$work/open-s-slow")" "$(spread "$work/open-ratios")"
 
 echo
 target/release/examples/json_diff

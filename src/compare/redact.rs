@@ -34,6 +34,10 @@ pub const DEFAULT_WORDS: [&str; 7] = ["token", "password", "secret", "api_key", 
 #[derive(Debug, Clone, Default)]
 pub struct Redaction {
     pub headers: Vec<HeaderName>,
+    /// `headers` as patterns ready to match (every mismatch kept is checked against them).
+    globs: Vec<Glob>,
+    /// `words`, each with its searcher made once.
+    finders: Vec<memchr::memmem::Finder<'static>>,
     /// Lowercase.
     pub words: Vec<String>,
     pub json_paths: Vec<JsonPath>,
@@ -55,17 +59,19 @@ impl Redaction {
                 w.push(word);
             }
         }
-        Redaction { headers: all, words: w, json_paths }
+        let globs = all.iter().map(|h| Glob::new(h.as_str())).collect();
+        let finders = w.iter().map(|w| memchr::memmem::Finder::new(w.as_bytes()).into_owned()).collect();
+        Redaction { headers: all, globs, finders, words: w, json_paths }
     }
 
     fn secret_header(&self, name: &str) -> bool {
-        let name = name.to_ascii_lowercase();
-        self.headers.iter().any(|h| glob(h.as_str(), &name))
+        let name = lowercase(name);
+        self.globs.iter().any(|g| g.matches(&name))
     }
 
     fn secret_name(&self, name: &str) -> bool {
-        let name = name.to_ascii_lowercase();
-        self.words.iter().any(|w| name.contains(w.as_str()))
+        let name = lowercase(name);
+        self.finders.iter().any(|f| f.find(name.as_bytes()).is_some())
     }
 
     /// Scrub a record before it is stored anywhere.
@@ -272,19 +278,50 @@ pub(crate) fn splice(text: &str, ranges: &[(usize, usize)]) -> String {
 }
 
 /// Whether `name` (lowercase) matches `pattern`, where `*` is any run of characters.
-pub(crate) fn glob(pattern: &str, name: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or("");
-    let Some(mut rest) = name.strip_prefix(first) else { return false };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else { return rest.is_empty() };
-    for p in middle {
-        match rest.find(p) {
-            Some(i) => rest = &rest[i + p.len()..],
-            None => return false,
-        }
+/// `name` in ASCII lowercase, copied only when it has an uppercase letter.
+fn lowercase(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(name)
     }
-    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+pub(crate) fn glob(pattern: &str, name: &str) -> bool {
+    Glob::new(pattern).matches(name)
+}
+
+/// A name pattern where `*` is any run of characters, with a searcher made once for each part
+/// between two stars.
+#[derive(Debug, Clone)]
+struct Glob {
+    first: String,
+    middle: Vec<memchr::memmem::Finder<'static>>,
+    /// `None` when the pattern has no star: the name is `first`.
+    last: Option<String>,
+}
+
+impl Glob {
+    fn new(pattern: &str) -> Glob {
+        let mut parts = pattern.split('*');
+        let first = parts.next().unwrap_or("").to_string();
+        let rest: Vec<&str> = parts.collect();
+        let Some((last, middle)) = rest.split_last() else { return Glob { first, middle: Vec::new(), last: None } };
+        let middle = middle.iter().map(|p| memchr::memmem::Finder::new(p.as_bytes()).into_owned()).collect();
+        Glob { first, middle, last: Some(last.to_string()) }
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        let Some(mut rest) = name.as_bytes().strip_prefix(self.first.as_bytes()) else { return false };
+        let Some(last) = &self.last else { return rest.is_empty() };
+        for p in &self.middle {
+            match p.find(rest) {
+                Some(i) => rest = &rest[i + p.needle().len()..],
+                None => return false,
+            }
+        }
+        rest.len() >= last.len() && rest.ends_with(last.as_bytes())
+    }
 }
 
 /// The value of a `name=value` / `"name": "value"` pair whose name's secret word ends at `at`.

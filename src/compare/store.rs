@@ -64,11 +64,27 @@ struct Kept {
     bytes: usize,
 }
 
+/// The size of `value` as JSON, counted as it is written, without keeping the text.
+fn json_size(value: &impl serde::Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).map_or(usize::MAX, |()| count.0)
+}
+
 impl Recent {
     /// Keep `record` as the newest, then drop the oldest until at most `keep` records of at most
     /// `max_bytes` in all remain. A record larger than `max_bytes` alone is not kept.
     pub fn push(&self, record: Arc<DiffRecord>, keep: usize, max_bytes: usize) {
-        let size = serde_json::to_vec(record.as_ref()).map_or(usize::MAX, |v| v.len());
+        let size = json_size(record.as_ref());
         if size > max_bytes {
             tracing::debug!(route = %record.route, size, max_bytes, "a mismatch too large to keep");
             return;

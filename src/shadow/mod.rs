@@ -169,7 +169,9 @@ impl Capture {
     }
 
     fn dispatch(&mut self, shadower: &Arc<Shadower>) {
-        let Some(forwarded) = self.forwarded.as_ref() else { return };
+        // Taken, not copied: once the shadow is sent, a retry of the primary does not send it
+        // again.
+        let Some(forwarded) = self.forwarded.take() else { return };
         let (tx, rx) = oneshot::channel();
         self.primary = Some(tx);
         let job = task::Job {
@@ -181,7 +183,7 @@ impl Capture {
             target: self.target,
             permit: self.permit.take(),
             client: self.client,
-            request: forwarded.clone(),
+            request: forwarded,
             client_host: self.client_host.clone(),
             body: std::mem::take(&mut self.body).freeze(),
             diffs_file: self.diffs_file.take(),
