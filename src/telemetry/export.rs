@@ -15,7 +15,7 @@ use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 use opentelemetry_sdk::Resource;
 
-use super::Finished;
+use super::span::Finished;
 use crate::config::operations::Telemetry;
 use crate::config::WEIGHT_SCALE;
 use crate::metrics::METRICS;
