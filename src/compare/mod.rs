@@ -434,8 +434,26 @@ mod tests {
         }
 
         const LEAVES: [&str; 20] = [
-            "null", "true", "false", "0", "-0", "1", "1.0", "1e0", "10", "2.5", "-3", "123456789012345678901",
-            "1e400", r#""a""#, r#""b""#, r#""\u0061""#, r#""\n""#, r#""é""#, r#""\ud83d\ude00""#, r#""a\/b""#,
+            "null",
+            "true",
+            "false",
+            "0",
+            "-0",
+            "1",
+            "1.0",
+            "1e0",
+            "10",
+            "2.5",
+            "-3",
+            "123456789012345678901",
+            "1e400",
+            r#""a""#,
+            r#""b""#,
+            r#""\u0061""#,
+            r#""\n""#,
+            r#""é""#,
+            r#""\ud83d\ude00""#,
+            r#""a\/b""#,
         ];
         const KEYS: [&str; 6] =
             [r#""a""#, r#""b""#, r#""c""#, r#""a\u0062""#, r#""longer-than-eight""#, r#""longer-than-eightX""#];
@@ -473,8 +491,10 @@ mod tests {
                     format!("[{gap}{}{gap}]", all.join(&format!("{gap},{gap}")))
                 }
                 Text::Object(members) => {
-                    let mut all: Vec<String> =
-                        members.iter().map(|(k, v)| format!("{k}{gap}:{gap}{}", write(v, spaced, reversed, respelled))).collect();
+                    let mut all: Vec<String> = members
+                        .iter()
+                        .map(|(k, v)| format!("{k}{gap}:{gap}{}", write(v, spaced, reversed, respelled)))
+                        .collect();
                     if reversed {
                         all.reverse();
                     }

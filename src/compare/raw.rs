@@ -159,7 +159,11 @@ impl Drop for Doc<'_> {
     fn drop(&mut self) {
         if self.tape.capacity() <= KEPT {
             let tape = std::mem::take(&mut self.tape);
-            TAPES.with_borrow_mut(|kept| if kept.len() < 2 { kept.push(tape) });
+            TAPES.with_borrow_mut(|kept| {
+                if kept.len() < 2 {
+                    kept.push(tape)
+                }
+            });
         }
     }
 }
