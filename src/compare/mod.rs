@@ -18,8 +18,6 @@ pub mod redact;
 pub mod report;
 pub mod store;
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName};
 use serde_json::Value;
@@ -163,32 +161,35 @@ pub fn noise_between(first: &Answer, second: &Answer, rules: &Rules) -> Vec<Fiel
 
 type HeaderDiff = (String, Option<Value>, Option<Value>);
 
-/// Headers whose sets of values differ, by lowercase name, in name order.
+/// Headers whose sets of values differ, by lowercase name, in name order. A header with the same
+/// values in the same order on both sides (most of them) is passed over without a copy.
 fn header_differences(a: &HeaderMap, b: &HeaderMap, ignored: &dyn Fn(&str) -> bool) -> Vec<HeaderDiff> {
-    fn values(m: &HeaderMap, ignored: &dyn Fn(&str) -> bool) -> BTreeMap<String, Vec<String>> {
-        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (name, v) in m {
-            if !ignored(name.as_str()) {
-                out.entry(name.as_str().to_string()).or_default().push(String::from_utf8_lossy(v.as_bytes()).into());
-            }
-        }
-        for v in out.values_mut() {
-            v.sort();
-        }
-        out
+    fn values(m: &HeaderMap, name: &str) -> Vec<String> {
+        let mut v: Vec<String> = m.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into()).collect();
+        v.sort();
+        v
     }
-    fn shown(v: Option<&Vec<String>>) -> Option<Value> {
-        v.map(|v| if v.len() == 1 { Value::String(v[0].clone()) } else { v.clone().into() })
+    fn shown(v: Vec<String>) -> Option<Value> {
+        match v.len() {
+            0 => None,
+            1 => v.into_iter().next().map(Value::String),
+            _ => Some(v.into()),
+        }
     }
-    let (a, b) = (values(a, ignored), values(b, ignored));
-    let mut names: Vec<&String> = a.keys().chain(b.keys()).collect();
-    names.sort();
+    let mut names: Vec<&str> = a.keys().chain(b.keys()).map(HeaderName::as_str).filter(|n| !ignored(n)).collect();
+    names.sort_unstable();
     names.dedup();
-    names
-        .into_iter()
-        .filter(|n| a.get(*n) != b.get(*n))
-        .map(|n| (n.clone(), shown(a.get(n)), shown(b.get(n))))
-        .collect()
+    let mut out = Vec::new();
+    for name in names {
+        if a.get_all(name).iter().eq(b.get_all(name).iter()) {
+            continue;
+        }
+        let (x, y) = (values(a, name), values(b, name));
+        if x != y {
+            out.push((name.to_string(), shown(x), shown(y)));
+        }
+    }
+    out
 }
 
 #[derive(Debug, PartialEq)]
@@ -385,6 +386,44 @@ mod tests {
         let ignored =
             Rules { ignore_headers: &[HeaderName::from_static("x-request-id")], ignore_paths: &[at], matchers: &[] };
         assert_eq!(fields(&ignored), ["json:$.items[*].id"]);
+    }
+
+    proptest::proptest! {
+        /// Header sets compare as the maps of sorted values they are: any names, repeats and
+        /// orders, against that definition written out.
+        #[test]
+        fn header_sets_compare_as_sorted_value_maps(
+            a in proptest::collection::vec(("x-[ab]|date|vary", "[12]"), 0..6),
+            b in proptest::collection::vec(("x-[ab]|date|vary", "[12]"), 0..6),
+        ) {
+            let map = |pairs: &[(String, String)]| {
+                let mut m = HeaderMap::new();
+                for (k, v) in pairs {
+                    m.append(HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
+                }
+                m
+            };
+            let sets = |pairs: &[(String, String)]| {
+                let mut m: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+                for (k, v) in pairs.iter().filter(|(k, _)| k != "date") {
+                    m.entry(k.clone()).or_default().push(v.clone());
+                }
+                m.values_mut().for_each(|v| v.sort());
+                m
+            };
+            let (sa, sb) = (sets(&a), sets(&b));
+            let mut expected: Vec<&String> = sa.keys().chain(sb.keys()).filter(|k| sa.get(*k) != sb.get(*k)).collect();
+            expected.sort();
+            expected.dedup();
+            let got = header_differences(&map(&a), &map(&b), &|h| h == "date");
+            let names: Vec<&String> = got.iter().map(|d| &d.0).collect();
+            proptest::prop_assert_eq!(names, expected);
+            for (name, l, n) in &got {
+                let shown = |s: Option<&Vec<String>>| s.map(|v| if v.len() == 1 { Value::from(v[0].clone()) } else { Value::from(v.clone()) });
+                proptest::prop_assert_eq!(l, &shown(sa.get(name)));
+                proptest::prop_assert_eq!(n, &shown(sb.get(name)));
+            }
+        }
     }
 
     mod fast_path {
