@@ -542,6 +542,20 @@ mod tests {
             }
         }
 
+        /// The shortcuts and the full parse-and-walk give the same result on `left` and `right`,
+        /// under every kind of matcher applying from depth `deep` down, as a route's would on a
+        /// subtree (`same_shape`, which judges each side's shape, turns the shortcuts off).
+        fn agree(left: &str, right: &str, deep: usize) -> Result<(), TestCaseError> {
+            for kind in kinds() {
+                let rule = |p: &[Step]| if p.len() >= deep { kind.as_ref() } else { None };
+                let shortcut = !matches!(kind, Some(MatchKind::SameShape(_)));
+                let fast = body_difference(left.as_bytes(), right.as_bytes(), &rule, shortcut);
+                let full = parsed_body_difference(left.as_bytes(), right.as_bytes(), &rule);
+                prop_assert_eq!(fast, full, "{} vs {} under {:?}", left, right, kind);
+            }
+            Ok(())
+        }
+
         proptest! {
             #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
@@ -558,14 +572,7 @@ mod tests {
             ) {
                 let left = if text { format!("not json {a}") } else { a.to_string() };
                 let right = if same { left.clone() } else { b.to_string() };
-                for kind in kinds() {
-                    // The matcher applies from depth `deep` down, as a route's would on a subtree.
-                    let rule = |p: &[Step]| if p.len() >= deep { kind.as_ref() } else { None };
-                    let shortcut = !matches!(kind, Some(MatchKind::SameShape(_)));
-                    let fast = body_difference(left.as_bytes(), right.as_bytes(), &rule, shortcut);
-                    let full = parsed_body_difference(left.as_bytes(), right.as_bytes(), &rule);
-                    prop_assert_eq!(fast, full, "{} vs {} under {:?}", left, right, kind);
-                }
+                agree(&left, &right, deep)?;
             }
 
             /// The same on texts as services write them: the walk of the two bodies' bytes (and,
@@ -582,13 +589,7 @@ mod tests {
             ) {
                 let left = write(&a, false, false, false);
                 let right = write(if same { &a } else { &b }, spaced, reversed, respelled);
-                for kind in kinds() {
-                    let rule = |p: &[Step]| if p.len() >= deep { kind.as_ref() } else { None };
-                    let shortcut = !matches!(kind, Some(MatchKind::SameShape(_)));
-                    let fast = body_difference(left.as_bytes(), right.as_bytes(), &rule, shortcut);
-                    let full = parsed_body_difference(left.as_bytes(), right.as_bytes(), &rule);
-                    prop_assert_eq!(fast, full, "{} vs {} under {:?}", left, right, kind);
-                }
+                agree(&left, &right, deep)?;
             }
         }
     }
