@@ -106,17 +106,11 @@ impl<'a> Doc<'a> {
             at = self.tape[value].next as usize;
         }
         if !out.windows(2).all(|w| w[0].cmp(&w[1]).is_lt()) {
+            // Reversed, then sorted stably: a repeated key's last member comes first, and is the
+            // one `dedup_by` keeps.
+            out.reverse();
             out.sort_by(Member::cmp);
-            // A stable sort keeps repeated keys in document order: keep the last of each.
-            let mut kept = 0;
-            for i in 0..out.len() {
-                if i + 1 < out.len() && out[i + 1].cmp(&out[i]).is_eq() {
-                    continue;
-                }
-                out[kept] = out[i];
-                kept += 1;
-            }
-            out.truncate(kept);
+            out.dedup_by(|later, kept| later.cmp(kept).is_eq());
         }
     }
 }
