@@ -34,6 +34,10 @@ pub const DEFAULT_WORDS: [&str; 7] = ["token", "password", "secret", "api_key", 
 #[derive(Debug, Clone, Default)]
 pub struct Redaction {
     pub headers: Vec<HeaderName>,
+    /// `headers` as patterns ready to match (every mismatch kept is checked against them).
+    globs: Vec<Glob>,
+    /// `words`, each with its searcher made once.
+    finders: Vec<memchr::memmem::Finder<'static>>,
     /// Lowercase.
     pub words: Vec<String>,
     pub json_paths: Vec<JsonPath>,
@@ -55,17 +59,19 @@ impl Redaction {
                 w.push(word);
             }
         }
-        Redaction { headers: all, words: w, json_paths }
+        let globs = all.iter().map(|h| Glob::new(h.as_str())).collect();
+        let finders = w.iter().map(|w| memchr::memmem::Finder::new(w.as_bytes()).into_owned()).collect();
+        Redaction { headers: all, globs, finders, words: w, json_paths }
     }
 
     fn secret_header(&self, name: &str) -> bool {
         let name = lowercase(name);
-        self.headers.iter().any(|h| glob(h.as_str(), &name))
+        self.globs.iter().any(|g| g.matches(&name))
     }
 
     fn secret_name(&self, name: &str) -> bool {
         let name = lowercase(name);
-        self.words.iter().any(|w| find(name.as_bytes(), w.as_bytes()).is_some())
+        self.finders.iter().any(|f| find(f, name.as_bytes()).is_some())
     }
 
     /// Scrub a record before it is stored anywhere.
@@ -271,11 +277,15 @@ pub(crate) fn splice(text: &str, ranges: &[(usize, usize)]) -> String {
     out
 }
 
-/// Where `needle` is in `hay`. Names and words are short: a plain scan costs less than setting
-/// up a searcher (`str::find`'s) on every call, and allocates nothing.
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let Some(&first) = needle.first() else { return Some(0) };
-    hay.windows(needle.len()).position(|w| w[0] == first && w == needle)
+/// Whether `name` (lowercase) matches `pattern`, where `*` is any run of characters.
+/// Where `f`'s needle is in `hay`. Names are short: below 64 bytes a plain scan is cheaper than
+/// the searcher's set-up for each call.
+fn find(f: &memchr::memmem::Finder, hay: &[u8]) -> Option<usize> {
+    let needle = f.needle();
+    match needle.first() {
+        Some(&first) if hay.len() < 64 => hay.windows(needle.len()).position(|w| w[0] == first && w == needle),
+        _ => f.find(hay),
+    }
 }
 
 /// `name` in ASCII lowercase, copied only when it has an uppercase letter.
@@ -287,26 +297,41 @@ fn lowercase(name: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Whether `name` (lowercase) matches `pattern`, where `*` is any run of characters.
 pub(crate) fn glob(pattern: &str, name: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or("");
-    let Some(mut rest) = name.as_bytes().strip_prefix(first.as_bytes()) else { return false };
-    let mut parts = parts.peekable();
-    if parts.peek().is_none() {
-        return rest.is_empty();
+    Glob::new(pattern).matches(name)
+}
+
+/// A name pattern where `*` is any run of characters, with a searcher made once for each part
+/// between two stars.
+#[derive(Debug, Clone)]
+struct Glob {
+    first: String,
+    middle: Vec<memchr::memmem::Finder<'static>>,
+    /// `None` when the pattern has no star: the name is `first`.
+    last: Option<String>,
+}
+
+impl Glob {
+    fn new(pattern: &str) -> Glob {
+        let mut parts = pattern.split('*');
+        let first = parts.next().unwrap_or("").to_string();
+        let rest: Vec<&str> = parts.collect();
+        let Some((last, middle)) = rest.split_last() else { return Glob { first, middle: Vec::new(), last: None } };
+        let middle = middle.iter().map(|p| memchr::memmem::Finder::new(p.as_bytes()).into_owned()).collect();
+        Glob { first, middle, last: Some(last.to_string()) }
     }
-    while let Some(part) = parts.next() {
-        if parts.peek().is_none() {
-            // The last part ends the name.
-            return rest.ends_with(part.as_bytes());
+
+    fn matches(&self, name: &str) -> bool {
+        let Some(mut rest) = name.as_bytes().strip_prefix(self.first.as_bytes()) else { return false };
+        let Some(last) = &self.last else { return rest.is_empty() };
+        for p in &self.middle {
+            match find(p, rest) {
+                Some(i) => rest = &rest[i + p.needle().len()..],
+                None => return false,
+            }
         }
-        match find(rest, part.as_bytes()) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
+        rest.len() >= last.len() && rest.ends_with(last.as_bytes())
     }
-    true
 }
 
 /// The value of a `name=value` / `"name": "value"` pair whose name's secret word ends at `at`.
