@@ -277,7 +277,6 @@ pub(crate) fn splice(text: &str, ranges: &[(usize, usize)]) -> String {
     out
 }
 
-/// Whether `name` (lowercase) matches `pattern`, where `*` is any run of characters.
 /// Where `f`'s needle is in `hay`. Names are short: below 64 bytes a plain scan is cheaper than
 /// the searcher's set-up for each call.
 fn find(f: &memchr::memmem::Finder, hay: &[u8]) -> Option<usize> {
@@ -297,6 +296,7 @@ fn lowercase(name: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Whether `name` (lowercase) matches `pattern`, where `*` is any run of characters.
 pub(crate) fn glob(pattern: &str, name: &str) -> bool {
     Glob::new(pattern).matches(name)
 }
