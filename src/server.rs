@@ -140,10 +140,14 @@ pub fn run(path: &Path, upgrade: bool) -> anyhow::Result<()> {
     let admin_addr = cfg.admin.listen;
     let instance = cfg.cluster.as_ref().map_or_else(crate::config::host_name, |c| c.instance.clone());
     let signals = Signals { config: path.to_path_buf(), upgrade_sock: cfg.server.upgrade_sock.clone().into() };
+    let shadow_threads = cfg.server.shadow_threads;
     let shared = Shared::new(cfg);
 
     let connector_options = ConnectorOptions::from_server_conf(&server.configuration);
-    let shadower = Arc::new(Shadower::new(Connector::new(Some(connector_options.clone()))));
+    let shadower = Arc::new(
+        Shadower::new(Connector::new(Some(connector_options.clone())), shadow_threads)
+            .context("starting the shadow threads (server.shadow_threads)")?,
+    );
     let mut app = pingora::proxy::http_proxy(&server.configuration, Strangler::new(shared.clone(), shadower.clone()));
     let mut options = HttpServerOptions::default();
     options.h2c = h2c;

@@ -117,6 +117,15 @@ fn bad_durations() {
 }
 
 #[test]
+fn shadow_threads_are_bounded_and_default_to_the_workers() {
+    rejects("[server]\nshadow_threads = 257\n", "server.shadow_threads", &["257", "from 0 to 256"]);
+    let shared = load_str(&route(""), Path::new("x.toml")).expect("valid");
+    assert_eq!(shared.server.shadow_threads, 0);
+    let own = load_str(&format!("[server]\nshadow_threads = 2\n{}", route("")), Path::new("x.toml")).expect("valid");
+    assert_eq!(own.server.shadow_threads, 2);
+}
+
+#[test]
 fn shadow_and_compare_settings() {
     let cfg = load_str(
         &route(

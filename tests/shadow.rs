@@ -64,6 +64,46 @@ async fn a_slow_shadow_side_never_delays_the_client() {
     assert!(!metrics(&s).await.contains("strangler_shadow_total{result=\"match\",route=\"off\"}"));
 }
 
+/// The scheduling policy of each of the process's threads named `name` (`/proc/PID/task/*/stat`,
+/// field 41).
+fn thread_policies(pid: u32, name: &str) -> Vec<u32> {
+    let mut policies = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks") {
+        let dir = task.expect("task").path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).expect("stat");
+        // After the parenthesised name, fields start at the third.
+        let (_, rest) = stat.rsplit_once(')').expect("stat has a name");
+        let field = rest.split_whitespace().nth(41 - 3).expect("field 41");
+        policies.push(field.parse().expect("a policy number"));
+    }
+    policies
+}
+
+#[tokio::test]
+async fn shadow_threads_shadow_and_compare_at_idle_priority() {
+    let legacy = MockUpstream::start("legacy").await;
+    let new = MockUpstream::builder("new").delay(Duration::from_millis(300)).start().await;
+    let opts = common::Options { server: "shadow_threads = 1".into(), ..common::Options::default() };
+    let s = Strangler::start_with(opts, &on_and_off(&legacy, &new.address(), "")).await;
+    assert_isolated(&s).await;
+    s.wait_metric("strangler_shadow_total{result=\"mismatch\",route=\"on\"}", 30.0).await;
+    assert_eq!(new.hits(), 30);
+    let api: Diffs = s.api("/routes/on/diffs").await;
+    assert!(!api.diffs.is_empty(), "the mismatches are recorded");
+    // The shadow runtime's thread exists and runs SCHED_IDLE (5): the kernel gives it a core
+    // only when no worker wants one.
+    let policies = thread_policies(s.child.id(), "shadow");
+    assert!(!policies.is_empty(), "no thread named shadow");
+    assert!(policies.iter().all(|&p| p == libc::SCHED_IDLE as u32), "{policies:?}");
+    // Without the setting there is no such thread: shadows run on the workers.
+    let shared = Strangler::start(&on_and_off(&legacy, &new.address(), "")).await;
+    assert_eq!(thread_policies(shared.child.id(), "shadow"), Vec::<u32>::new());
+}
+
 #[tokio::test]
 async fn a_shadow_side_that_is_down_never_fails_the_client() {
     let legacy = MockUpstream::start("legacy").await;

@@ -3,6 +3,8 @@
 #   off   no shadow
 #   fast  every request also shadowed to a fast upstream (nginx)
 #   slow  every request also shadowed to an upstream that answers after 200 ms
+#   idle  as slow, with the shadow work on a thread of its own (server.shadow_threads = 1), which
+#         the kernel runs only when the proxy's workers leave the core idle (SCHED_IDLE)
 # Each is driven by wrk with the same connections and duration, ROUNDS times in turn; the median
 # round is printed: requests/s, p50, p99 and the proxy's CPU per request. strangler shadows with
 # max_in_flight = 256: beyond that, copies are dropped (and counted) instead of making clients wait.
@@ -32,8 +34,9 @@ cargo build --release --bin strangler --example slow_upstream --example json_dif
   --example cutover 2>&1 | tail -1
 
 UP_LEGACY=22000 UP_NEW=22001 UP_SLOW=22002
-declare -A PORT=([s-off]=22080 [s-fast]=22081 [s-slow]=22082 [n-off]=22083 [n-fast]=22084 [n-slow]=22085)
-declare -A ADMIN=([s-off]=22090 [s-fast]=22091 [s-slow]=22092)
+declare -A PORT=([s-off]=22080 [s-fast]=22081 [s-slow]=22082 [n-off]=22083 [n-fast]=22084 [n-slow]=22085
+  [s-idle]=22086)
+declare -A ADMIN=([s-off]=22090 [s-fast]=22091 [s-slow]=22092 [s-idle]=22093)
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -81,13 +84,15 @@ noise_sample = 0.0'
 strangler_conf "$work" "${PORT[s-off]}" "${ADMIN[s-off]}" "$UP_LEGACY" "$UP_NEW" "$THREADS" s-off 0.0
 strangler_conf "$work" "${PORT[s-fast]}" "${ADMIN[s-fast]}" "$UP_LEGACY" "$UP_NEW" "$THREADS" s-fast 0.0 "$SHADOW"
 strangler_conf "$work" "${PORT[s-slow]}" "${ADMIN[s-slow]}" "$UP_LEGACY" "$UP_SLOW" "$THREADS" s-slow 0.0 "$SHADOW"
+strangler_conf "$work" "${PORT[s-idle]}" "${ADMIN[s-idle]}" "$UP_LEGACY" "$UP_SLOW" "$THREADS" s-idle 0.0 "$SHADOW"
+sed -i "s/^threads = .*/&\nshadow_threads = 1/" "$work/s-idle.toml"
 
 PROXY_CPU=0 LOAD_CPU=$(( $(nproc) > 1 ? 1 : 0 ))
 taskset -c "$LOAD_CPU" "$NGINX" -c "$work/upstream.conf" -p "$work"
 taskset -c "$LOAD_CPU" target/release/examples/slow_upstream "127.0.0.1:$UP_SLOW" "$DELAY" & pids+=($!)
 taskset -c "$PROXY_CPU" "$NGINX" -c "$work/proxy.conf" -p "$work"
 declare -A PID
-for name in s-off s-fast s-slow; do
+for name in s-off s-fast s-slow s-idle; do
   taskset -c "$PROXY_CPU" target/release/strangler run -c "$work/$name.toml" 2>"$work/$name.log" & pids+=($!)
   PID[$name]=$!
 done
@@ -95,12 +100,12 @@ for name in "${!PORT[@]}"; do wait_port "${PORT[$name]}"; done
 wait_port "$UP_SLOW"
 nginx_pids() { echo "$(cat "$work/px.pid") $(pgrep -P "$(cat "$work/px.pid")" | tr '\n' ' ')"; }
 
-CASES=(s-off s-fast s-slow n-off n-fast n-slow)
+CASES=(s-off s-fast s-slow s-idle n-off n-fast n-slow)
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 echo "load: wrk -t1 -c$CONNS -d$DURATION on CPU $LOAD_CPU, proxies on CPU $PROXY_CPU with $THREADS worker(s), slow shadow $DELAY, $ROUNDS rounds"
 for r in $(seq "$ROUNDS"); do
   # Rotate the order every round so a drifting machine does not favour one case.
-  order=("${CASES[@]:$(( (r - 1) % 6 ))}" "${CASES[@]:0:$(( (r - 1) % 6 ))}")
+  order=("${CASES[@]:$(( (r - 1) % ${#CASES[@]} ))}" "${CASES[@]:0:$(( (r - 1) % ${#CASES[@]} ))}")
   for name in "${order[@]}"; do
     # shellcheck disable=SC2046
     if [[ $name == n-* ]]; then measure "$name" "${PORT[$name]}" $(nginx_pids); else measure "$name" "${PORT[$name]}" "${PID[$name]}"; fi
@@ -112,6 +117,7 @@ label() {
   case $1 in
     s-off) echo "strangler, shadow off" ;; s-fast) echo "strangler, shadow 100% -> fast" ;;
     s-slow) echo "strangler, shadow 100% -> $DELAY" ;; n-off) echo "nginx, no mirror" ;;
+    s-idle) echo "strangler, idle thread -> $DELAY" ;;
     n-fast) echo "nginx mirror -> fast" ;; n-slow) echo "nginx mirror -> $DELAY" ;;
   esac
 }
@@ -130,43 +136,59 @@ spread() {
 
 # Per-round ratios against the same proxy with shadowing off (each round measures both), then
 # the median and the spread of the rounds.
-paste "$work/s-off" "$work/s-slow" "$work/s-fast" |
-  awk '{ print $6 / $2, $10 / $2, $7 / $3, $11 / $3 }' > "$work/s-ratios"
+paste "$work/s-off" "$work/s-slow" "$work/s-fast" "$work/s-idle" |
+  awk '{ print $6 / $2, $10 / $2, $7 / $3, $11 / $3, $14 / $2, $15 / $3 }' > "$work/s-ratios"
 paste "$work/n-off" "$work/n-slow" | awk '{ print $6 / $2 }' > "$work/n-ratios"
 echo
 echo "primary p99 against the same proxy with shadowing off, closed loop (per-round ratios):"
 echo "  strangler, shadow -> $DELAY: $(spread "$work/s-ratios" 1)  (target <= 1.2)"
 echo "  strangler, shadow -> fast:  $(spread "$work/s-ratios" 2)"
+echo "  strangler, idle thread -> $DELAY: $(spread "$work/s-ratios" 5)"
 echo "  nginx, mirror -> $DELAY:     $(spread "$work/n-ratios" 1)"
 echo "CPU per request against shadowing off (per-round ratios):"
 echo "  strangler, shadow -> fast:  $(spread "$work/s-ratios" 4)  (target <= 1.6)"
 echo "  strangler, shadow -> $DELAY: $(spread "$work/s-ratios" 3)"
+echo "  strangler, idle thread -> $DELAY: $(spread "$work/s-ratios" 6)"
 echo
 echo "what strangler's shadows did (all rounds):"
-for name in s-fast s-slow; do
+for name in s-fast s-slow s-idle; do
   counts=$(metrics "${ADMIN[$name]}" '^strangler_shadow_total' | sed -E 's/.*result="([a-z]+)".* ([0-9]+)$/\1=\2/' | tr '\n' ' ')
   echo "  $(label "$name"): $counts"
 done
 
 # Open loop: the same requests at a fixed rate, OPEN_SECONDS per run (at 2,000/s, 10 s puts 200
-# requests beyond each p99), off and slow alternating in pairs whose order swaps every round, so
-# a drifting machine favours neither. The median of the per-pair ratios, with their spread.
+# requests beyond each p99), off, slow and idle in turn, the order rotating every round, so a
+# drifting machine favours none. The median of the per-round ratios, with their spread.
 RATE=${RATE:-2000}
 OPEN_SECONDS=${OPEN_SECONDS:-10}
 OPEN_ROUNDS=${OPEN_ROUNDS:-$((ROUNDS + 2))}
 echo
-echo "open loop: $RATE requests/s for $OPEN_SECONDS s, $OPEN_ROUNDS alternating pairs"
+echo "open loop: $RATE requests/s for $OPEN_SECONDS s, $OPEN_ROUNDS rounds of off, slow and idle"
+OPEN=(s-off s-slow s-idle)
+# sent NAME: "SENT DROPPED", shadows sent and shadows dropped so far.
+sent() {
+  metrics "${ADMIN[$1]}" '^strangler_shadow_total' |
+    awk '/result="dropped"/ { d += $NF; next } { s += $NF } END { printf "%d %d", s, d }'
+}
+declare -A BEFORE
+for name in s-slow s-idle; do BEFORE[$name]=$(sent "$name"); done
 for r in $(seq "$OPEN_ROUNDS"); do
-  if ((r % 2)); then order=(s-off s-slow); else order=(s-slow s-off); fi
+  order=("${OPEN[@]:$(( (r - 1) % 3 ))}" "${OPEN[@]:0:$(( (r - 1) % 3 ))}")
   for name in "${order[@]}"; do
     taskset -c "$LOAD_CPU" target/release/examples/steady_load "http://127.0.0.1:${PORT[$name]}/" "$RATE" "$OPEN_SECONDS" > "$work/open.out"
     awk '{ for (i = 1; i < NF; i++) if ($i == "p99") print $(i + 1) }' "$work/open.out" >> "$work/open-$name"
     grep -q " failed 0 " "$work/open.out" || echo "  $name round $r: $(cat "$work/open.out")" >&2
   done
 done
-paste "$work/open-s-off" "$work/open-s-slow" | awk '{ print $2 / $1 }' > "$work/open-ratios"
+paste "$work/open-s-off" "$work/open-s-slow" "$work/open-s-idle" | awk '{ print $2 / $1, $3 / $1 }' > "$work/open-ratios"
 printf "  p99 shadow off %s ms, shadow 100%% -> %s %s ms: %s  (target <= 1.2)\n" \
-  "$(med < "$work/open-s-off")" "$DELAY" "$(med < "$work/open-s-slow")" "$(spread "$work/open-ratios")"
+  "$(med < "$work/open-s-off")" "$DELAY" "$(med < "$work/open-s-slow")" "$(spread "$work/open-ratios" 1)"
+printf "  p99 shadow off %s ms, idle thread -> %s %s ms: %s  (target <= 1.2)\n" \
+  "$(med < "$work/open-s-off")" "$DELAY" "$(med < "$work/open-s-idle")" "$(spread "$work/open-ratios" 2)"
+for name in s-slow s-idle; do
+  echo "${BEFORE[$name]} $(sent "$name")" | awk -v l="$(label "$name")" '{ s = $3 - $1; d = $4 - $2
+    printf "  %s: %d shadows sent, %d dropped (%.0f%% of requests shadowed)\n", l, s, d, 100 * s / (s + d) }'
+done
 
 echo
 target/release/examples/json_diff

@@ -137,6 +137,11 @@ pub struct ServerSection {
     /// Worker threads for the proxy; default: the number of cores.
     #[serde(default)]
     pub threads: Option<usize>,
+    /// Threads of their own for shadow work (sending the copies, comparing, recording), run
+    /// at the lowest CPU priority so a primary request never waits behind a shadow; 0 shares
+    /// the proxy's workers. Needs a restart to change.
+    #[serde(default)]
+    pub shadow_threads: usize,
     /// How long SIGTERM waits for in-flight requests before exiting.
     #[serde(default = "default_grace_period")]
     pub grace_period: String,
@@ -259,6 +264,7 @@ impl Default for ServerSection {
         ServerSection {
             listen: default_listen(),
             threads: None,
+            shadow_threads: 0,
             grace_period: default_grace_period(),
             upgrade_sock: default_upgrade_sock(),
             ca_file: None,

@@ -145,6 +145,8 @@ pub struct ServerSettings {
     /// Plain HTTP listeners (TLS ones when `[server.tls]` has no `listen` of its own).
     pub listen: Vec<SocketAddr>,
     pub threads: usize,
+    /// Threads of the shadow runtime; 0: shadows run on the proxy's workers.
+    pub shadow_threads: usize,
     pub grace_period: Duration,
     pub upgrade_sock: String,
     pub ca_file: Option<PathBuf>,

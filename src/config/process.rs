@@ -55,6 +55,7 @@ pub(super) fn build_server(p: &mut Problems, file: &FileConfig) -> ServerSetting
         ca_file,
         listen,
         threads,
+        shadow_threads: bounded(p, "server.shadow_threads", s.shadow_threads, 0, 256),
         grace_period: p.duration("server.grace_period", &s.grace_period),
         upgrade_sock: s.upgrade_sock.clone(),
         tls_listen,

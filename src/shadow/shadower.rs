@@ -1,23 +1,84 @@
-//! What every shadow task shares: the connector to the upstreams and the diffs file's writer;
-//! and what the primary exchange hands to the task when the request ends.
+//! What every shadow task shares: the connector to the upstreams, the diffs file's writer and
+//! where the tasks run; and what the primary exchange hands to the task when the request ends.
 
+use std::future::Future;
 use std::time::Instant;
 
 use bytes::Bytes;
 use pingora::connectors::http::Connector;
+use tokio::runtime::{Handle, Runtime};
 
 use super::diffs_file::DiffsFile;
 
-/// Process-wide shadow machinery: the upstream connector (with its own connection pool) and the
-/// diffs file's writer.
+/// Process-wide shadow machinery: the upstream connector (with its own connection pool), the
+/// diffs file's writer and, with `server.shadow_threads`, a runtime of its own.
 pub struct Shadower {
     pub(super) connector: Connector,
     pub(super) diffs_file: DiffsFile,
+    runtime: Option<ShadowRuntime>,
 }
 
 impl Shadower {
-    pub fn new(connector: Connector) -> Self {
-        Shadower { connector, diffs_file: DiffsFile::start() }
+    /// `threads` above 0 gives shadow work threads of its own, at the lowest CPU priority.
+    pub fn new(connector: Connector, threads: usize) -> std::io::Result<Self> {
+        let runtime = if threads == 0 { None } else { Some(ShadowRuntime::start(threads)?) };
+        Ok(Shadower { connector, diffs_file: DiffsFile::start(), runtime })
+    }
+
+    /// Run a shadow task: on the shadow runtime when there is one, else on the calling worker's.
+    pub(super) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        match &self.runtime {
+            Some(r) => drop(r.handle.spawn(task)),
+            None => drop(tokio::spawn(task)),
+        }
+    }
+}
+
+/// Threads that only run shadow tasks. They are scheduled `SCHED_IDLE`: the kernel gives them a
+/// core only when no proxy worker wants it, and takes it back the moment one wakes, so a shadow
+/// never delays a primary request; on a saturated machine shadows wait, reach the route's
+/// `max_in_flight` and are dropped (counted), as they would be on the workers.
+struct ShadowRuntime {
+    runtime: Option<Runtime>,
+    handle: Handle,
+}
+
+impl ShadowRuntime {
+    fn start(threads: usize) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("shadow")
+            .on_thread_start(lowest_priority)
+            .enable_all()
+            .build()?;
+        Ok(ShadowRuntime { handle: runtime.handle().clone(), runtime: Some(runtime) })
+    }
+}
+
+impl Drop for ShadowRuntime {
+    /// Shadows still in flight are abandoned, as a worker's are at shutdown; waiting for them
+    /// (the default) would block, and panics inside a runtime.
+    fn drop(&mut self) {
+        if let Some(r) = self.runtime.take() {
+            r.shutdown_background();
+        }
+    }
+}
+
+/// The calling thread runs only when its core would otherwise be idle.
+fn lowest_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: sched_setscheduler with pid 0 changes the calling thread's policy only; the
+        // pointer is to a live, initialised sched_param.
+        let set = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+        if set != 0 {
+            tracing::warn!(
+                "shadow thread keeps its normal priority (SCHED_IDLE refused: {})",
+                std::io::Error::last_os_error()
+            );
+        }
     }
 }
 
