@@ -84,6 +84,29 @@ measure() {
 med() { sort -n | awk '{ v[NR] = $1 } END { printf "%.3f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 col() { awk -v c="$2" '{ print $c }' "$work/$1" | med; }
 
+# spread FILE [COLUMN]: "median (min-max over n rounds)" of a column of per-round figures.
+spread() {
+  awk -v c="${2:-1}" '{ print $c }' "$1" | sort -n |
+    awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+      printf "%.2fx (%.2f-%.2f over %d rounds)", m, v[1], v[NR], NR }'
+}
+
+# rotated ROUND NAME...: the names, starting at the ROUND-th (1-based, wrapping), so a drifting
+# machine favours none of them.
+rotated() {
+  local r=$1; shift
+  local names=("$@") k=$(( ($r - 1) % $# ))
+  echo "${names[@]:$k}" "${names[@]:0:$k}"
+}
+
+# open_p99 NAME PORT RATE SECONDS: one open-loop run (steady_load on $LOAD_CPU) against
+# 127.0.0.1:PORT; its p99 (ms) is appended to $work/open-NAME, a failed request is reported.
+open_p99() {
+  taskset -c "$LOAD_CPU" target/release/examples/steady_load "http://127.0.0.1:$2/" "$3" "$4" > "$work/open.out"
+  awk '{ for (i = 1; i < NF; i++) if ($i == "p99") print $(i + 1) }' "$work/open.out" >> "$work/open-$1"
+  grep -q " failed 0 " "$work/open.out" || echo "  $1: $(cat "$work/open.out")" >&2
+}
+
 # wait_port PORT: until something listens there (10 s at most).
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 

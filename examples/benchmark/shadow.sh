@@ -105,8 +105,7 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}
 echo "load: wrk -t1 -c$CONNS -d$DURATION on CPU $LOAD_CPU, proxies on CPU $PROXY_CPU with $THREADS worker(s), slow shadow $DELAY, $ROUNDS rounds"
 for r in $(seq "$ROUNDS"); do
   # Rotate the order every round so a drifting machine does not favour one case.
-  order=("${CASES[@]:$(( (r - 1) % ${#CASES[@]} ))}" "${CASES[@]:0:$(( (r - 1) % ${#CASES[@]} ))}")
-  for name in "${order[@]}"; do
+  for name in $(rotated "$r" "${CASES[@]}"); do
     # shellcheck disable=SC2046
     if [[ $name == n-* ]]; then measure "$name" "${PORT[$name]}" $(nginx_pids); else measure "$name" "${PORT[$name]}" "${PID[$name]}"; fi
   done
@@ -126,13 +125,6 @@ printf "%-34s %12s %10s %10s %12s\n" "median" "requests/s" "p50 ms" "p99 ms" "CP
 for name in "${CASES[@]}"; do
   printf "%-34s %12.0f %10s %10s %12s\n" "$(label "$name")" "$(col "$name" 1)" "$(col "$name" 4)" "$(col "$name" 2)" "$(col "$name" 3)"
 done
-
-# spread FILE [COLUMN]: "median (min-max over n rounds)" of a column of per-round figures.
-spread() {
-  awk -v c="${2:-1}" '{ print $c }' "$1" | sort -n |
-    awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-      printf "%.2fx (%.2f-%.2f over %d rounds)", m, v[1], v[NR], NR }'
-}
 
 # Per-round ratios against the same proxy with shadowing off (each round measures both), then
 # the median and the spread of the rounds.
@@ -173,12 +165,7 @@ sent() {
 declare -A BEFORE
 for name in s-slow s-idle; do BEFORE[$name]=$(sent "$name"); done
 for r in $(seq "$OPEN_ROUNDS"); do
-  order=("${OPEN[@]:$(( (r - 1) % 3 ))}" "${OPEN[@]:0:$(( (r - 1) % 3 ))}")
-  for name in "${order[@]}"; do
-    taskset -c "$LOAD_CPU" target/release/examples/steady_load "http://127.0.0.1:${PORT[$name]}/" "$RATE" "$OPEN_SECONDS" > "$work/open.out"
-    awk '{ for (i = 1; i < NF; i++) if ($i == "p99") print $(i + 1) }' "$work/open.out" >> "$work/open-$name"
-    grep -q " failed 0 " "$work/open.out" || echo "  $name round $r: $(cat "$work/open.out")" >&2
-  done
+  for name in $(rotated "$r" "${OPEN[@]}"); do open_p99 "$name" "${PORT[$name]}" "$RATE" "$OPEN_SECONDS"; done
 done
 paste "$work/open-s-off" "$work/open-s-slow" "$work/open-s-idle" | awk '{ print $2 / $1, $3 / $1 }' > "$work/open-ratios"
 printf "  p99 shadow off %s ms, shadow 100%% -> %s %s ms: %s  (target <= 1.2)\n" \

@@ -24,16 +24,16 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-UP_LEGACY=23000 UP_SLOW=23002 UP_QUIET=23003
-upstream_conf "$work" "$UP_LEGACY" 23001
+UP_LEGACY=24000 UP_SLOW=24002 UP_QUIET=24003
+upstream_conf "$work" "$UP_LEGACY" 24001
 shadow() { printf '[routes.shadow]\nsample = 100.0\nmax_in_flight = %s\ntimeout = "5s"\n[routes.compare]\nnoise_sample = 0.0\n' "$1"; }
 CASES=(off workers quiet-up idle dropped)
-declare -A PORT=([off]=23080 [workers]=23081 [quiet-up]=23082 [idle]=23083 [dropped]=23084)
-strangler_conf "$work" 23080 23090 "$UP_LEGACY" "$UP_SLOW" 1 off 0.0
-strangler_conf "$work" 23081 23091 "$UP_LEGACY" "$UP_SLOW" 1 workers 0.0 "$(shadow 256)"
-strangler_conf "$work" 23082 23092 "$UP_LEGACY" "$UP_QUIET" 1 quiet-up 0.0 "$(shadow 256)"
-strangler_conf "$work" 23083 23093 "$UP_LEGACY" "$UP_SLOW" 1 idle 0.0 "$(shadow 256)"
-strangler_conf "$work" 23084 23094 "$UP_LEGACY" "$UP_SLOW" 1 dropped 0.0 "$(shadow 1)"
+declare -A PORT=([off]=24080 [workers]=24081 [quiet-up]=24082 [idle]=24083 [dropped]=24084)
+strangler_conf "$work" 24080 24090 "$UP_LEGACY" "$UP_SLOW" 1 off 0.0
+strangler_conf "$work" 24081 24091 "$UP_LEGACY" "$UP_SLOW" 1 workers 0.0 "$(shadow 256)"
+strangler_conf "$work" 24082 24092 "$UP_LEGACY" "$UP_QUIET" 1 quiet-up 0.0 "$(shadow 256)"
+strangler_conf "$work" 24083 24093 "$UP_LEGACY" "$UP_SLOW" 1 idle 0.0 "$(shadow 256)"
+strangler_conf "$work" 24084 24094 "$UP_LEGACY" "$UP_SLOW" 1 dropped 0.0 "$(shadow 1)"
 sed -i "s/^threads = .*/&\nshadow_threads = 1/" "$work/idle.toml"
 PROXY_CPU=0 LOAD_CPU=$(( $(nproc) > 1 ? 1 : 0 ))
 taskset -c "$LOAD_CPU" "$NGINX" -c "$work/upstream.conf" -p "$work"
@@ -46,17 +46,11 @@ for name in "${CASES[@]}"; do wait_port "${PORT[$name]}"; done
 wait_port "$UP_SLOW" && wait_port "$UP_QUIET"
 echo "open loop: $RATE requests/s for $SECS s per case, $ROUNDS rounds, proxies on CPU $PROXY_CPU, shadow side $DELAY"
 for r in $(seq "$ROUNDS"); do
-  order=("${CASES[@]:$(( (r - 1) % ${#CASES[@]} ))}" "${CASES[@]:0:$(( (r - 1) % ${#CASES[@]} ))}")
-  for name in "${order[@]}"; do
-    taskset -c "$LOAD_CPU" target/release/examples/steady_load "http://127.0.0.1:${PORT[$name]}/" "$RATE" "$SECS" > "$work/open.out"
-    awk '{ for (i = 1; i < NF; i++) if ($i == "p99") print $(i + 1) }' "$work/open.out" >> "$work/p99-$name"
-    grep -q " failed 0 " "$work/open.out" || echo "  $name round $r: $(cat "$work/open.out")" >&2
-  done
+  for name in $(rotated "$r" "${CASES[@]}"); do open_p99 "$name" "${PORT[$name]}" "$RATE" "$SECS"; done
 done
 echo "primary p99 against shadow off (median of per-round ratios, lowest-highest):"
 for name in "${CASES[@]:1}"; do
-  paste "$work/p99-off" "$work/p99-$name" | awk '{ print $2 / $1 }' | sort -n |
-    awk -v n="$name" '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-      printf "  %-9s %.2fx (%.2f-%.2f over %d rounds)\n", n, m, v[1], v[NR], NR }'
+  paste "$work/open-off" "$work/open-$name" | awk '{ print $2 / $1 }' > "$work/ratios"
+  printf "  %-9s %s\n" "$name" "$(spread "$work/ratios")"
 done
-echo "  shadow off p99: $(med < "$work/p99-off") ms"
+echo "  shadow off p99: $(med < "$work/open-off") ms"
