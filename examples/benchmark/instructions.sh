@@ -39,6 +39,21 @@ count() {
   sleep 0.5
   ab -q -k -n "$n" -c 8 "http://127.0.0.1:$port/" > "$work/ab.out" 2>&1
   grep -q "Non-2xx" "$work/ab.out" && { echo "non-2xx answers from port $port" >&2; exit 1; }
+  # SHADOW_ADMIN=PORT: a shadowing strangler is stopped only once every request's shadow has a
+  # result (stopped earlier, the shadows still in flight would go uncounted); each must have
+  # been compared, not dropped.
+  if [ -n "${SHADOW_ADMIN:-}" ]; then
+    local done=0 results
+    for _ in $(seq 600); do
+      results=$(metrics "$SHADOW_ADMIN" '^strangler_shadow_total')
+      done=$(echo "$results" | awk '{ s += $NF } END { print s + 0 }')
+      [ "$done" -ge "$n" ] && break
+      sleep 0.1
+    done
+    echo "$results" | awk -v n="$n" '/result="(dropped|skipped|error)"/ && $NF > 0 {
+      print "  warning: " $NF " of " n " shadows not compared (" $1 ")" > "/dev/stderr" }'
+    [ "$done" -ge "$n" ] || echo "  warning: $done of $n shadows had a result when the count stopped" >&2
+  fi
   kill -INT "$pid"
   wait "$pid" 2>/dev/null || true
   # The events are Ir Dr Dw I1mr ...: instructions and I1 misses.
@@ -115,7 +130,7 @@ sample = 100.0
 max_in_flight = 256
 [routes.compare]
 noise_sample = 0.0'
-  read -r shadowed shadowed_i1 < <(per_request "$P_SHADOWED" target/release/strangler run -c "$work/shadowed.toml")
+  read -r shadowed shadowed_i1 < <(SHADOW_ADMIN=$P_SHADOWED_ADMIN per_request "$P_SHADOWED" target/release/strangler run -c "$work/shadowed.toml")
   echo "with every request shadowed (to a fast upstream that answers differently):"
   awk -v t="$shadowed" -v ti="$shadowed_i1" -v s="$strangler" -v d="$duties" -v label="strangler, 100% shadowed" 'BEGIN {
     printf "  %-34s %12d %10d   %.3f of strangler without (target <= 1.6)\n", label, t, ti, t / s }'
