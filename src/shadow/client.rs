@@ -85,7 +85,9 @@ async fn send(
 ) -> Result<(u16, http::HeaderMap, Bytes, Instant), ExchangeError> {
     let err = |e: Box<pingora::Error>| ExchangeError::Upstream(e.to_string());
     let peer = pool.next_peer();
-    let (mut session, _reused) = connector.get_http_session(&peer).await.map_err(err)?;
+    // Boxed when reached: Pingora's connect future is kilobytes, and held inline it would make
+    // every shadow task that large, copied whole when it is spawned.
+    let (mut session, _reused) = Box::pin(connector.get_http_session(&peer)).await.map_err(err)?;
     session.write_request_header(Box::new(req)).await.map_err(err)?;
     if !body.is_empty() {
         session.write_request_body(body, true).await.map_err(err)?;

@@ -27,6 +27,10 @@ impl Shadower {
 
     /// Run a shadow task: on the shadow runtime when there is one, else on the calling worker's.
     pub(super) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        // Boxed once here: the task's future holds two upstream exchanges and is tens of
+        // kilobytes; the runtime moves what it is given (into its task cell, into the finished
+        // stage), and a box moves as a pointer.
+        let task = Box::pin(task);
         match &self.runtime {
             Some(r) => drop(r.handle.spawn(task)),
             None => drop(tokio::spawn(task)),
