@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use pingora::connectors::http::Connector;
-use tokio::runtime::{Handle, Runtime};
+use tokio::runtime::Runtime;
 
 use super::diffs_file::DiffsFile;
 
@@ -15,13 +15,27 @@ use super::diffs_file::DiffsFile;
 pub struct Shadower {
     pub(super) connector: Connector,
     pub(super) diffs_file: DiffsFile,
-    runtime: Option<ShadowRuntime>,
+    /// Threads that only run shadow tasks, scheduled `SCHED_IDLE`: the kernel gives them a core
+    /// only when no proxy worker wants it, and takes it back the moment one wakes, so a shadow
+    /// never delays a primary request; on a saturated machine shadows wait, reach the route's
+    /// `max_in_flight` and are dropped (counted), as they would be on the workers.
+    runtime: Option<Runtime>,
 }
 
 impl Shadower {
     /// `threads` above 0 gives shadow work threads of its own, at the lowest CPU priority.
     pub fn new(connector: Connector, threads: usize) -> std::io::Result<Self> {
-        let runtime = if threads == 0 { None } else { Some(ShadowRuntime::start(threads)?) };
+        let runtime = match threads {
+            0 => None,
+            n => Some(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(n)
+                    .thread_name("shadow")
+                    .on_thread_start(lowest_priority)
+                    .enable_all()
+                    .build()?,
+            ),
+        };
         Ok(Shadower { connector, diffs_file: DiffsFile::start(), runtime })
     }
 
@@ -32,34 +46,13 @@ impl Shadower {
         // stage), and a box moves as a pointer.
         let task = Box::pin(task);
         match &self.runtime {
-            Some(r) => drop(r.handle.spawn(task)),
+            Some(r) => drop(r.spawn(task)),
             None => drop(tokio::spawn(task)),
         }
     }
 }
 
-/// Threads that only run shadow tasks. They are scheduled `SCHED_IDLE`: the kernel gives them a
-/// core only when no proxy worker wants it, and takes it back the moment one wakes, so a shadow
-/// never delays a primary request; on a saturated machine shadows wait, reach the route's
-/// `max_in_flight` and are dropped (counted), as they would be on the workers.
-struct ShadowRuntime {
-    runtime: Option<Runtime>,
-    handle: Handle,
-}
-
-impl ShadowRuntime {
-    fn start(threads: usize) -> std::io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("shadow")
-            .on_thread_start(lowest_priority)
-            .enable_all()
-            .build()?;
-        Ok(ShadowRuntime { handle: runtime.handle().clone(), runtime: Some(runtime) })
-    }
-}
-
-impl Drop for ShadowRuntime {
+impl Drop for Shadower {
     /// Shadows still in flight are abandoned, as a worker's are at shutdown; waiting for them
     /// (the default) would block, and panics inside a runtime.
     fn drop(&mut self) {
