@@ -84,6 +84,11 @@ measure() {
 med() { sort -n | awk '{ v[NR] = $1 } END { printf "%.3f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 col() { awk -v c="$2" '{ print $c }' "$work/$1" | med; }
 
+# shadow_all MAX_IN_FLIGHT: route sections shadowing every request (noise repeats off), for
+# strangler_conf's EXTRA. own_shadow_threads FILE: that config's shadow work on a thread of its own.
+shadow_all() { printf '[routes.shadow]\nsample = 100.0\nmax_in_flight = %s\ntimeout = "5s"\n[routes.compare]\nnoise_sample = 0.0\n' "$1"; }
+own_shadow_threads() { sed -i "s/^threads = .*/&\nshadow_threads = 1/" "$1"; }
+
 # spread FILE [COLUMN]: "median (min-max over n rounds)" of a column of per-round figures.
 spread() {
   awk -v c="${2:-1}" '{ print $c }' "$1" | sort -n |

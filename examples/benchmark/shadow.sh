@@ -75,17 +75,12 @@ http {
 CONF
 
 # strangler: one route, all requests served by legacy, shadowed to `new` (= the target's port).
-SHADOW='[routes.shadow]
-sample = 100.0
-max_in_flight = 256
-timeout = "5s"
-[routes.compare]
-noise_sample = 0.0'
+SHADOW=$(shadow_all 256)
 strangler_conf "$work" "${PORT[s-off]}" "${ADMIN[s-off]}" "$UP_LEGACY" "$UP_NEW" "$THREADS" s-off 0.0
 strangler_conf "$work" "${PORT[s-fast]}" "${ADMIN[s-fast]}" "$UP_LEGACY" "$UP_NEW" "$THREADS" s-fast 0.0 "$SHADOW"
 strangler_conf "$work" "${PORT[s-slow]}" "${ADMIN[s-slow]}" "$UP_LEGACY" "$UP_SLOW" "$THREADS" s-slow 0.0 "$SHADOW"
 strangler_conf "$work" "${PORT[s-idle]}" "${ADMIN[s-idle]}" "$UP_LEGACY" "$UP_SLOW" "$THREADS" s-idle 0.0 "$SHADOW"
-sed -i "s/^threads = .*/&\nshadow_threads = 1/" "$work/s-idle.toml"
+own_shadow_threads "$work/s-idle.toml"
 
 PROXY_CPU=0 LOAD_CPU=$(( $(nproc) > 1 ? 1 : 0 ))
 taskset -c "$LOAD_CPU" "$NGINX" -c "$work/upstream.conf" -p "$work"

@@ -26,15 +26,14 @@ cleanup() {
 trap cleanup EXIT
 UP_LEGACY=24000 UP_SLOW=24002 UP_QUIET=24003
 upstream_conf "$work" "$UP_LEGACY" 24001
-shadow() { printf '[routes.shadow]\nsample = 100.0\nmax_in_flight = %s\ntimeout = "5s"\n[routes.compare]\nnoise_sample = 0.0\n' "$1"; }
 CASES=(off workers quiet-up idle dropped)
 declare -A PORT=([off]=24080 [workers]=24081 [quiet-up]=24082 [idle]=24083 [dropped]=24084)
 strangler_conf "$work" 24080 24090 "$UP_LEGACY" "$UP_SLOW" 1 off 0.0
-strangler_conf "$work" 24081 24091 "$UP_LEGACY" "$UP_SLOW" 1 workers 0.0 "$(shadow 256)"
-strangler_conf "$work" 24082 24092 "$UP_LEGACY" "$UP_QUIET" 1 quiet-up 0.0 "$(shadow 256)"
-strangler_conf "$work" 24083 24093 "$UP_LEGACY" "$UP_SLOW" 1 idle 0.0 "$(shadow 256)"
-strangler_conf "$work" 24084 24094 "$UP_LEGACY" "$UP_SLOW" 1 dropped 0.0 "$(shadow 1)"
-sed -i "s/^threads = .*/&\nshadow_threads = 1/" "$work/idle.toml"
+strangler_conf "$work" 24081 24091 "$UP_LEGACY" "$UP_SLOW" 1 workers 0.0 "$(shadow_all 256)"
+strangler_conf "$work" 24082 24092 "$UP_LEGACY" "$UP_QUIET" 1 quiet-up 0.0 "$(shadow_all 256)"
+strangler_conf "$work" 24083 24093 "$UP_LEGACY" "$UP_SLOW" 1 idle 0.0 "$(shadow_all 256)"
+strangler_conf "$work" 24084 24094 "$UP_LEGACY" "$UP_SLOW" 1 dropped 0.0 "$(shadow_all 1)"
+own_shadow_threads "$work/idle.toml"
 PROXY_CPU=0 LOAD_CPU=$(( $(nproc) > 1 ? 1 : 0 ))
 taskset -c "$LOAD_CPU" "$NGINX" -c "$work/upstream.conf" -p "$work"
 taskset -c "$LOAD_CPU" target/release/examples/slow_upstream "127.0.0.1:$UP_SLOW" "$DELAY" & pids+=($!)
