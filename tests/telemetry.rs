@@ -79,6 +79,11 @@ fn traceparent(r: &Received) -> Option<(String, String, String)> {
     Some((parts[1].to_string(), parts[2].to_string(), parts[3].to_string()))
 }
 
+/// What `upstream` received for `path` in trace `trace`, if anything.
+fn in_trace(upstream: &MockUpstream, path: &str, trace: &str) -> Option<Received> {
+    upstream.received().into_iter().find(|r| r.path == path && traceparent(r).is_some_and(|(t, _, _)| t == trace))
+}
+
 fn telemetry(collector: &MockUpstream, sample: &str, service: &str) -> String {
     format!(
         "[telemetry]\notlp_endpoint = \"http://{}\"\nsample = {sample}\nservice_name = \"{service}\"\n",
@@ -111,10 +116,12 @@ async fn the_clients_trace_reaches_the_upstream_and_the_shadow_is_a_linked_trace
         .expect("GET");
     assert_eq!(resp.status(), 200);
 
-    // Legacy served: it got the client's trace, with strangler's hop as its parent.
-    let served = &legacy.received()[0];
-    let (trace, hop, flags) = traceparent(served).expect("a traceparent");
-    assert_eq!((trace.as_str(), flags.as_str()), (TRACE, "01"));
+    // Legacy served: it got the client's trace, with strangler's hop as its parent. The first
+    // request of an endpoint is also sent to legacy again for noise, at the same time and in the
+    // shadow's trace (checked below): which of the two arrives first is a race.
+    let served = in_trace(&legacy, "/orders/7", TRACE).expect("the client's request, in the client's trace");
+    let (_, hop, flags) = traceparent(&served).expect("a traceparent");
+    assert_eq!(flags, "01");
     assert_ne!(hop, CLIENT_SPAN, "a new span id for the hop");
     assert_eq!(served.headers.get("tracestate").map(|v| v.as_bytes()), Some(&b"vendor=abc"[..]));
 
@@ -142,6 +149,11 @@ async fn the_clients_trace_reaches_the_upstream_and_the_shadow_is_a_linked_trace
     let to_new = &new.received()[0];
     let (shadow_trace, shadow_parent, _) = traceparent(to_new).expect("the shadow carries its own context");
     assert_eq!((shadow_trace, shadow_parent), (hex(&shadow.trace_id), hex(&shadow.span_id)));
+    // The noise repeat to legacy is part of the shadow's trace, never the client's.
+    let repeats: Vec<_> = legacy.received().into_iter().filter(|r| r.path == "/orders/7").collect();
+    assert_eq!(repeats.len(), 2, "the request and its noise repeat");
+    let repeat = in_trace(&legacy, "/orders/7", &hex(&shadow.trace_id)).expect("the repeat, in the shadow's trace");
+    assert_eq!(traceparent(&repeat).map(|(_, parent, _)| parent), Some(hex(&shadow.span_id)));
 
     // Its comparison: a child of the shadow's span, linked to the hop, naming what differed
     // (the mocks answer with their names).
@@ -165,13 +177,16 @@ async fn the_clients_trace_reaches_the_upstream_and_the_shadow_is_a_linked_trace
     };
     assert!(fields.iter().any(|f| f == "body"), "{fields:?}");
 
-    // Without a traceparent, sampled at 100%: a new trace, the hop its root.
+    // Without a traceparent, sampled at 100%: a new trace, the hop its root, carried to legacy.
     client().get(s.url("/orders/8")).send().await.expect("GET");
-    let (trace, hop, flags) = traceparent(&legacy.received()[1]).expect("a traceparent");
-    assert_eq!(flags, "01");
-    let (_, root) = wait_span(&collector, "the new trace's span", |s| hex(&s.span_id) == hop).await;
-    assert_eq!(hex(&root.trace_id), trace);
+    let (_, root) = wait_span(&collector, "the new trace's span", |s| {
+        s.name == "GET orders" && attr(s, "url.path") == Some(Value::StringValue("/orders/8".into()))
+    })
+    .await;
+    assert_ne!(hex(&root.trace_id), TRACE);
     assert!(root.parent_span_id.is_empty());
+    let served = in_trace(&legacy, "/orders/8", &hex(&root.trace_id)).expect("the request, in its new trace");
+    assert_eq!(traceparent(&served), Some((hex(&root.trace_id), hex(&root.span_id), "01".to_string())));
     assert_eq!(s.metric_value("strangler_telemetry_spans_total{result=\"dropped\"}").await, 0.0);
 }
 
