@@ -14,16 +14,32 @@ use bytes::Bytes;
 use common::*;
 use strangler::api::{Diffs, Report, RolloutView, Verdict};
 
+/// Every shadow result of route `route` so far, by result. Each is registered at zero with the
+/// route, so a missing one is a wrong name, not a zero.
+async fn shadow_results(s: &Strangler, route: &str) -> Vec<(&'static str, f64)> {
+    let mut out = Vec::new();
+    for r in ["match", "mismatch", "error", "dropped", "skipped"] {
+        let name = format!("strangler_shadow_total{{result=\"{r}\",route=\"{route}\"}}");
+        out.push((r, s.metric(&name).await.unwrap_or_else(|| panic!("no {name}"))));
+    }
+    out
+}
+
 /// Compared pairs (match + mismatch) of route `route` so far.
 async fn compared(s: &Strangler, route: &str) -> f64 {
-    let of = |r: &str| format!("strangler_shadow_total{{result=\"{r}\",route=\"{route}\"}}");
-    s.metric(&of("match")).await.unwrap_or(0.0) + s.metric(&of("mismatch")).await.unwrap_or(0.0)
+    shadow_results(s, route).await.iter().filter(|(r, _)| matches!(*r, "match" | "mismatch")).map(|(_, n)| n).sum()
 }
 
 async fn wait_compared(s: &Strangler, route: &str, n: f64) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while compared(s, route).await < n {
-        assert!(Instant::now() < deadline, "only {} of {n} pairs compared\n{}", compared(s, route).await, s.log());
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} pairs compared: {:?}\n{}",
+            compared(s, route).await,
+            shadow_results(s, route).await,
+            s.log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -240,6 +256,9 @@ async fn the_evidence_stays_within_its_byte_budget_under_attack() {
                 let url = format!("{base}/c{client_no}/r{i}/s{client_no}x{i}?{query}");
                 let r = c.get(url).send().await.expect("request");
                 assert_eq!(r.status(), 200);
+                // Read whole, as a client does: one that hangs up mid-body fails its request,
+                // and a failed primary is not compared.
+                assert!(r.bytes().await.expect("the body").len() > 100_000);
             }
         }));
     }
