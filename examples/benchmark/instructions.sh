@@ -23,10 +23,10 @@ install_tools nginx:nginx-light valgrind:valgrind ab:apache2-utils
 [ -x target/release/strangler ] && [ -x target/release/examples/bare_pingora ] ||
   cargo build --release --bin strangler --example bare_pingora
 
-UP_LEGACY=23000 UP_NEW=23001 P_BARE=23081 P_STRANGLER=23082 P_DUTIES=23083 P_ADMIN=23090
+UP_LEGACY=23000 UP_NEW=23001 UP_SAME=23002 P_BARE=23081 P_STRANGLER=23082 P_DUTIES=23083 P_ADMIN=23090
 work=$(mktemp -d)
 trap '[ -f "$work/up.pid" ] && kill "$(cat "$work/up.pid")" 2>/dev/null; rm -rf "$work"' EXIT
-upstream_conf "$work" "$UP_LEGACY" "$UP_NEW"
+upstream_conf "$work" "$UP_LEGACY" "$UP_NEW" "$UP_SAME"
 strangler_conf "$work" "$P_STRANGLER" "$P_ADMIN" "$UP_LEGACY" "$UP_NEW" 1
 "$NGINX" -c "$work/upstream.conf" -p "$work"
 
@@ -119,19 +119,24 @@ sample = $sample"
 fi
 
 # What shadowing costs per request: the same strangler with every request (served by legacy)
-# shadowed to new, whose answer differs from legacy's, so each pair is compared, counted in the
-# findings and kept as a mismatch. The shadow task's thread is counted with the rest. SHADOW=0
-# skips.
+# shadowed to new. Twice: to a new whose answer differs from legacy's, so each pair is compared,
+# counted in the findings and kept as a mismatch; and to a new that answers as legacy does, the
+# state a migration works towards, where each pair is byte-equal and nothing is kept. The shadow
+# task's thread is counted with the rest. SHADOW=0 skips.
 if [ "${SHADOW:-1}" != 0 ]; then
   P_SHADOWED=23085 P_SHADOWED_ADMIN=23092
-  strangler_conf "$work" "$P_SHADOWED" "$P_SHADOWED_ADMIN" "$UP_LEGACY" "$UP_NEW" 1 shadowed 0.0 \
-    '[routes.shadow]
+  echo "with every request shadowed (to a fast upstream):"
+  for case in "differs:$UP_NEW:answering differently" "same:$UP_SAME:answering as legacy"; do
+    IFS=: read -r name port label <<< "$case"
+    strangler_conf "$work" "$P_SHADOWED" "$P_SHADOWED_ADMIN" "$UP_LEGACY" "$port" 1 "shadowed-$name" 0.0 \
+      '[routes.shadow]
 sample = 100.0
 max_in_flight = 256
 [routes.compare]
 noise_sample = 0.0'
-  read -r shadowed shadowed_i1 < <(SHADOW_ADMIN=$P_SHADOWED_ADMIN per_request "$P_SHADOWED" target/release/strangler run -c "$work/shadowed.toml")
-  echo "with every request shadowed (to a fast upstream that answers differently):"
-  awk -v t="$shadowed" -v ti="$shadowed_i1" -v s="$strangler" -v d="$duties" -v label="strangler, 100% shadowed" 'BEGIN {
-    printf "  %-34s %12d %10d   %.3f of strangler without (target <= 1.6)\n", label, t, ti, t / s }'
+    read -r shadowed shadowed_i1 < <(SHADOW_ADMIN=$P_SHADOWED_ADMIN per_request "$P_SHADOWED" \
+      target/release/strangler run -c "$work/shadowed-$name.toml")
+    awk -v t="$shadowed" -v ti="$shadowed_i1" -v s="$strangler" -v label="$label" 'BEGIN {
+      printf "  %-34s %12d %10d   %.3f of strangler without (target <= 1.6)\n", label, t, ti, t / s }'
+  done
 fi

@@ -16,14 +16,18 @@ install_tools() {
 
 NGINX_TEMP_PATHS() { echo "client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;"; }
 
-# upstream_conf DIR LEGACY_PORT NEW_PORT: nginx answering a small fixed body on two ports.
+# upstream_conf DIR LEGACY_PORT NEW_PORT [SAME_PORT]: nginx answering a small fixed body on two
+# ports, legacy's and new's, which differ; on SAME_PORT, a new that answers exactly as legacy.
 upstream_conf() {
+  local same=""
+  [ -z "${4:-}" ] || same="server { listen 127.0.0.1:$4; location / { return 200 \"legacy says hello\\n\"; } }"
   cat > "$1/upstream.conf" <<CONF
 worker_processes 1; pid $1/up.pid; daemon on; error_log $1/error.log warn; events { worker_connections 4096; }
 http {
   access_log off; keepalive_requests 1000000; $(NGINX_TEMP_PATHS "$1")
   server { listen 127.0.0.1:$2; location / { return 200 "legacy says hello\n"; } }
   server { listen 127.0.0.1:$3; location / { return 200 "new says hello\n"; } }
+  $same
 }
 CONF
 }
