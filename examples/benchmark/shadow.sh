@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Shadow benchmark: what shadowing costs the client, strangler next to NGINX's `mirror`, in one run.
 #   off   no shadow
-#   fast  every request also shadowed to a fast upstream (nginx)
+#   fast  every request also shadowed to a fast upstream (nginx) whose answer differs from legacy's:
+#         every pair is a mismatch, counted in the findings and kept (the worst case)
+#   same  as fast, to an upstream that answers as legacy does: every pair is byte-equal (the state a
+#         migration works towards)
 #   slow  every request also shadowed to an upstream that answers after 200 ms
 #   idle  as slow, with the shadow work on a thread of its own (server.shadow_threads = 1), which
 #         the kernel runs only when the proxy's workers leave the core idle (SCHED_IDLE)
@@ -33,10 +36,10 @@ install_tools nginx:nginx-light wrk:wrk taskset:util-linux
 cargo build --release --bin strangler --example slow_upstream --example json_diff --example steady_load \
   --example cutover 2>&1 | tail -1
 
-UP_LEGACY=22000 UP_NEW=22001 UP_SLOW=22002
+UP_LEGACY=22000 UP_NEW=22001 UP_SLOW=22002 UP_SAME=22003
 declare -A PORT=([s-off]=22080 [s-fast]=22081 [s-slow]=22082 [n-off]=22083 [n-fast]=22084 [n-slow]=22085
-  [s-idle]=22086)
-declare -A ADMIN=([s-off]=22090 [s-fast]=22091 [s-slow]=22092 [s-idle]=22093)
+  [s-idle]=22086 [s-same]=22087)
+declare -A ADMIN=([s-off]=22090 [s-fast]=22091 [s-slow]=22092 [s-idle]=22093 [s-same]=22094)
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -47,7 +50,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-upstream_conf "$work" "$UP_LEGACY" "$UP_NEW"
+upstream_conf "$work" "$UP_LEGACY" "$UP_NEW" "$UP_SAME"
 
 # nginx: the same three cases with `mirror` (the mirror subrequest must finish before nginx moves
 # on to the connection's next request).
@@ -78,6 +81,7 @@ CONF
 SHADOW=$(shadow_all 256)
 strangler_conf "$work" "${PORT[s-off]}" "${ADMIN[s-off]}" "$UP_LEGACY" "$UP_NEW" "$THREADS" s-off 0.0
 strangler_conf "$work" "${PORT[s-fast]}" "${ADMIN[s-fast]}" "$UP_LEGACY" "$UP_NEW" "$THREADS" s-fast 0.0 "$SHADOW"
+strangler_conf "$work" "${PORT[s-same]}" "${ADMIN[s-same]}" "$UP_LEGACY" "$UP_SAME" "$THREADS" s-same 0.0 "$SHADOW"
 strangler_conf "$work" "${PORT[s-slow]}" "${ADMIN[s-slow]}" "$UP_LEGACY" "$UP_SLOW" "$THREADS" s-slow 0.0 "$SHADOW"
 strangler_conf "$work" "${PORT[s-idle]}" "${ADMIN[s-idle]}" "$UP_LEGACY" "$UP_SLOW" "$THREADS" s-idle 0.0 "$SHADOW"
 own_shadow_threads "$work/s-idle.toml"
@@ -87,7 +91,7 @@ taskset -c "$LOAD_CPU" "$NGINX" -c "$work/upstream.conf" -p "$work"
 taskset -c "$LOAD_CPU" target/release/examples/slow_upstream "127.0.0.1:$UP_SLOW" "$DELAY" & pids+=($!)
 taskset -c "$PROXY_CPU" "$NGINX" -c "$work/proxy.conf" -p "$work"
 declare -A PID
-for name in s-off s-fast s-slow s-idle; do
+for name in s-off s-fast s-same s-slow s-idle; do
   taskset -c "$PROXY_CPU" target/release/strangler run -c "$work/$name.toml" 2>"$work/$name.log" & pids+=($!)
   PID[$name]=$!
 done
@@ -95,7 +99,7 @@ for name in "${!PORT[@]}"; do wait_port "${PORT[$name]}"; done
 wait_port "$UP_SLOW"
 nginx_pids() { echo "$(cat "$work/px.pid") $(pgrep -P "$(cat "$work/px.pid")" | tr '\n' ' ')"; }
 
-CASES=(s-off s-fast s-slow s-idle n-off n-fast n-slow)
+CASES=(s-off s-fast s-same s-slow s-idle n-off n-fast n-slow)
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 echo "load: wrk -t1 -c$CONNS -d$DURATION on CPU $LOAD_CPU, proxies on CPU $PROXY_CPU with $THREADS worker(s), slow shadow $DELAY, $ROUNDS rounds"
 for r in $(seq "$ROUNDS"); do
@@ -110,6 +114,7 @@ done
 label() {
   case $1 in
     s-off) echo "strangler, shadow off" ;; s-fast) echo "strangler, shadow 100% -> fast" ;;
+    s-same) echo "strangler, shadow 100% -> fast, equal" ;;
     s-slow) echo "strangler, shadow 100% -> $DELAY" ;; n-off) echo "nginx, no mirror" ;;
     s-idle) echo "strangler, idle thread -> $DELAY" ;;
     n-fast) echo "nginx mirror -> fast" ;; n-slow) echo "nginx mirror -> $DELAY" ;;
@@ -123,22 +128,24 @@ done
 
 # Per-round ratios against the same proxy with shadowing off (each round measures both), then
 # the median and the spread of the rounds.
-paste "$work/s-off" "$work/s-slow" "$work/s-fast" "$work/s-idle" |
-  awk '{ print $6 / $2, $10 / $2, $7 / $3, $11 / $3, $14 / $2, $15 / $3 }' > "$work/s-ratios"
+paste "$work/s-off" "$work/s-slow" "$work/s-fast" "$work/s-idle" "$work/s-same" |
+  awk '{ print $6 / $2, $10 / $2, $7 / $3, $11 / $3, $14 / $2, $15 / $3, $18 / $2, $19 / $3 }' > "$work/s-ratios"
 paste "$work/n-off" "$work/n-slow" | awk '{ print $6 / $2 }' > "$work/n-ratios"
 echo
 echo "primary p99 against the same proxy with shadowing off, closed loop (per-round ratios):"
 echo "  strangler, shadow -> $DELAY: $(spread "$work/s-ratios" 1)  (target <= 1.2)"
 echo "  strangler, shadow -> fast:  $(spread "$work/s-ratios" 2)"
+echo "  strangler, shadow -> fast, equal answers: $(spread "$work/s-ratios" 7)"
 echo "  strangler, idle thread -> $DELAY: $(spread "$work/s-ratios" 5)"
 echo "  nginx, mirror -> $DELAY:     $(spread "$work/n-ratios" 1)"
 echo "CPU per request against shadowing off (per-round ratios):"
-echo "  strangler, shadow -> fast:  $(spread "$work/s-ratios" 4)  (target <= 1.6)"
+echo "  strangler, shadow -> fast:  $(spread "$work/s-ratios" 4)  (target <= 1.6; every pair a kept mismatch)"
+echo "  strangler, shadow -> fast, equal answers: $(spread "$work/s-ratios" 8)  (target <= 1.6)"
 echo "  strangler, shadow -> $DELAY: $(spread "$work/s-ratios" 3)"
 echo "  strangler, idle thread -> $DELAY: $(spread "$work/s-ratios" 6)"
 echo
 echo "what strangler's shadows did (all rounds):"
-for name in s-fast s-slow s-idle; do
+for name in s-fast s-same s-slow s-idle; do
   counts=$(metrics "${ADMIN[$name]}" '^strangler_shadow_total' | sed -E 's/.*result="([a-z]+)".* ([0-9]+)$/\1=\2/' | tr '\n' ' ')
   echo "  $(label "$name"): $counts"
 done
