@@ -69,7 +69,10 @@ pub async fn exchange(
     timeout: Duration,
 ) -> Result<Raw, ExchangeError> {
     let started = Instant::now();
-    match tokio::time::timeout(timeout, send(connector, pool, req, body, max_body)).await {
+    // Pinned where it is made: the timeout holds a pointer to it, not a copy of the session's
+    // futures.
+    let send = std::pin::pin!(send(connector, pool, req, body, max_body));
+    match tokio::time::timeout(timeout, send).await {
         Ok(Ok((status, headers, body, sent))) => Ok(Raw { status, headers, body, took: started.elapsed(), sent }),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(ExchangeError::Timeout(timeout)),
@@ -87,7 +90,7 @@ async fn send(
     let peer = pool.next_peer();
     // Boxed when reached: Pingora's connect future is kilobytes, and held inline it would make
     // every shadow task that large, copied whole when it is spawned.
-    let (mut session, _reused) = Box::pin(connector.get_http_session(&peer)).await.map_err(err)?;
+    let (mut session, _reused) = in_box(|| connector.get_http_session(&peer)).await.map_err(err)?;
     session.write_request_header(Box::new(req)).await.map_err(err)?;
     if !body.is_empty() {
         session.write_request_body(body, true).await.map_err(err)?;
@@ -109,4 +112,16 @@ async fn send(
     }
     connector.release_http_session(session, &peer, Some(IDLE)).await;
     Ok((status, headers, buf.freeze(), sent))
+}
+
+/// `Box::pin(make())`, with the box allocated first so that the call writes the future straight
+/// into it. `Box::pin` of a future already made copies it, and a future is as large as every
+/// state it can be in: Pingora's connect future is kilobytes, and an exchange holds one.
+#[inline(always)]
+pub(super) fn in_box<F>(make: impl FnOnce() -> F) -> std::pin::Pin<Box<F>> {
+    let mut slot = Box::<F>::new_uninit();
+    slot.write(make());
+    // SAFETY: the line above initialised the box's value. (`Box::write`, which says this
+    // without `unsafe`, is newer than the supported Rust.)
+    Box::into_pin(unsafe { slot.assume_init() })
 }

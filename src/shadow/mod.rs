@@ -189,7 +189,7 @@ impl Capture {
             diffs_file: self.diffs_file.take(),
             trace: self.trace.take(),
         };
-        shadower.spawn(task::run(job, rx));
+        shadower.spawn(|| task::run(job, rx));
     }
 
     /// The primary's response header, as the upstream sent it.

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use pingora::connectors::http::Connector;
 use tokio::runtime::Runtime;
 
+use super::client::in_box;
 use super::diffs_file::DiffsFile;
 
 /// Process-wide shadow machinery: the upstream connector (with its own connection pool), the
@@ -39,12 +40,12 @@ impl Shadower {
         Ok(Shadower { connector, diffs_file: DiffsFile::start(), runtime })
     }
 
-    /// Run a shadow task: on the shadow runtime when there is one, else on the calling worker's.
-    pub(super) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
-        // Boxed once here: the task's future holds two upstream exchanges and is tens of
-        // kilobytes; the runtime moves what it is given (into its task cell, into the finished
-        // stage), and a box moves as a pointer.
-        let task = Box::pin(task);
+    /// Run the shadow task `make` makes: on the shadow runtime when there is one, else on the
+    /// calling worker's.
+    pub(super) fn spawn<F: Future<Output = ()> + Send + 'static>(&self, make: impl FnOnce() -> F) {
+        // Made in its box: the runtime moves what it is given (into its task cell, into the
+        // finished stage), and a box moves as a pointer.
+        let task = in_box(make);
         match &self.runtime {
             Some(r) => drop(r.spawn(task)),
             None => drop(tokio::spawn(task)),

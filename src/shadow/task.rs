@@ -60,7 +60,10 @@ impl Job {
             // as long as the primary made it.
             let _ = req.insert_header(TRACEPARENT, t.traceparent());
         }
-        client::exchange(&self.shadower.connector, pool, req, self.body.clone(), cfg.max_body, cfg.timeout).await
+        // Boxed when it leaves: held inline, an exchange (Pingora's session and its futures) would
+        // make the whole shadow task that large, and every move of the task a copy of it.
+        let body = self.body.clone();
+        client::in_box(|| client::exchange(&self.shadower.connector, pool, req, body, cfg.max_body, cfg.timeout)).await
     }
 }
 
